@@ -1,0 +1,5 @@
+//! `osctl`: the operator CLI (placeholder until the API issue lands).
+fn main() {
+    eprintln!("osctl: not implemented yet");
+    std::process::exit(1);
+}

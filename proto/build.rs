@@ -1,0 +1,14 @@
+//! Compiles `proto/` with protox (a pure-Rust protobuf compiler), so building
+//! needs no system `protoc`.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let file = "proto/matic/machine/v1/machine.proto";
+    println!("cargo:rerun-if-changed={file}");
+    let fds = protox::compile([file], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // The agent and osctl bring their own TLS transport.
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages MaticOS's scripts need, only when missing.
+# Usage: scripts/lib/deps.sh   (sourced or run; needs root or sudo)
+set -euo pipefail
+
+MATIC_APT_PACKAGES=(
+  qemu-system-x86 qemu-utils squashfs-tools e2fsprogs gdisk cpio zstd kmod
+  tini catatonit dumb-init busybox-static runit s6 util-linux procps
+)
+
+missing=()
+for p in "${MATIC_APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi

@@ -1,0 +1,1 @@
+//! `matic-tests`: helpers shared by the integration and end-to-end tests.
