@@ -34,7 +34,7 @@ matic_apt_fetch() {
   deb=$(compgen -G "$debdir/${pkg}_*.deb" | head -n1 || true)
   if [ -z "$deb" ]; then
     matic_log "downloading Debian package $pkg"
-    (cd "$debdir" && apt-get download -q "$pkg" >&2) || matic_die "apt-get download $pkg failed"
+    (cd "$debdir" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) || matic_die "apt-get download $pkg failed"
     deb=$(compgen -G "$debdir/${pkg}_*.deb" | head -n1 || true)
     [ -n "$deb" ] || matic_die "apt-get download $pkg produced no .deb in $debdir"
   fi
