@@ -1,0 +1,158 @@
+//! The `/run/matic/control` FIFO protocol: line framing with a fixed buffer
+//! and command parsing. Unknown and over-long lines are reported, never fatal.
+
+/// Longest accepted line, newline excluded (docs/interfaces.md).
+pub const MAX_LINE: usize = 64;
+
+/// A parsed command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    Reboot,
+    Poweroff,
+    /// `restart NAME`.
+    Restart(&'a [u8]),
+    /// The agent marked the running slot successful: drop the boot deadline.
+    BootOk,
+}
+
+/// Why a line was dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineError<'a> {
+    /// Longer than [`MAX_LINE`]; carries its first bytes.
+    TooLong(&'a [u8]),
+    /// Not a known command; carries the line.
+    Unknown(&'a [u8]),
+}
+
+/// Parses one line (without its newline). Surrounding blanks and a trailing
+/// `\r` are ignored; words are separated by blanks.
+pub fn parse(line: &[u8]) -> Result<Command<'_>, LineError<'_>> {
+    let mut words = line
+        .split(|b| *b == b' ' || *b == b'\t' || *b == b'\r')
+        .filter(|w| !w.is_empty());
+    let cmd = match (words.next(), words.next(), words.next()) {
+        (Some(b"reboot"), None, None) => Command::Reboot,
+        (Some(b"poweroff"), None, None) => Command::Poweroff,
+        (Some(b"boot-ok"), None, None) => Command::BootOk,
+        (Some(b"restart"), Some(name), None) => Command::Restart(name),
+        _ => return Err(LineError::Unknown(line)),
+    };
+    Ok(cmd)
+}
+
+/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes, with a
+/// fixed buffer. A line that overflows is reported once and the rest of it,
+/// up to the next newline, is discarded.
+pub struct LineReader {
+    buf: [u8; MAX_LINE],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for LineReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LineReader {
+    pub const fn new() -> Self {
+        LineReader {
+            buf: [0; MAX_LINE],
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Feeds bytes; calls `on_line` for every complete line (empty lines are
+    /// skipped) and for every over-long line.
+    pub fn push(&mut self, data: &[u8], mut on_line: impl FnMut(Result<Command<'_>, LineError<'_>>)) {
+        for &b in data {
+            if b == b'\n' {
+                if self.overflowed {
+                    self.overflowed = false;
+                } else if self.buf[..self.len].iter().any(|c| !c.is_ascii_whitespace()) {
+                    on_line(parse(&self.buf[..self.len]));
+                }
+                self.len = 0;
+            } else if self.overflowed {
+                // Discarding the tail of an over-long line.
+            } else if self.len == MAX_LINE {
+                self.overflowed = true;
+                on_line(Err(LineError::TooLong(&self.buf[..])));
+                self.len = 0;
+            } else {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// A writer closed the FIFO: an unterminated line is dropped, so a
+    /// command is only ever acted on when it arrived whole.
+    pub fn reset(&mut self) {
+        self.len = 0;
+        self.overflowed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(r: &mut LineReader, data: &[u8]) -> Vec<String> {
+        let mut v = vec![];
+        r.push(data, |res| {
+            v.push(match res {
+                Ok(Command::Reboot) => "reboot".to_string(),
+                Ok(Command::Poweroff) => "poweroff".to_string(),
+                Ok(Command::BootOk) => "boot-ok".to_string(),
+                Ok(Command::Restart(n)) => format!("restart:{}", String::from_utf8_lossy(n)),
+                Err(LineError::TooLong(b)) => format!("toolong:{}", b.len()),
+                Err(LineError::Unknown(b)) => format!("unknown:{}", String::from_utf8_lossy(b)),
+            })
+        });
+        v
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse(b"reboot"), Ok(Command::Reboot));
+        assert_eq!(parse(b"  poweroff\r"), Ok(Command::Poweroff));
+        assert_eq!(parse(b"boot-ok"), Ok(Command::BootOk));
+        assert_eq!(parse(b"restart  kubelet "), Ok(Command::Restart(b"kubelet")));
+        assert_eq!(parse(b"restart"), Err(LineError::Unknown(b"restart")));
+        assert_eq!(parse(b"restart a b"), Err(LineError::Unknown(b"restart a b")));
+        assert_eq!(parse(b"reboot now"), Err(LineError::Unknown(b"reboot now")));
+        assert_eq!(parse(b"REBOOT"), Err(LineError::Unknown(b"REBOOT")));
+        assert_eq!(parse(b"\xffreboot"), Err(LineError::Unknown(b"\xffreboot")));
+    }
+
+    #[test]
+    fn framing_across_chunks() {
+        let mut r = LineReader::new();
+        assert!(collect(&mut r, b"rest").is_empty());
+        assert_eq!(collect(&mut r, b"art containerd\n\nboot-ok\nx"), ["restart:containerd", "boot-ok"]);
+        assert_eq!(collect(&mut r, b"yz\n"), ["unknown:xyz"]);
+    }
+
+    #[test]
+    fn over_long_line_dropped_once_then_recovers() {
+        let mut r = LineReader::new();
+        let mut long = vec![b'r'; 200];
+        long.extend_from_slice(b"\nreboot\n");
+        assert_eq!(collect(&mut r, &long), ["toolong:64", "reboot"]);
+        // Exactly MAX_LINE bytes is accepted (and here unknown).
+        let mut exact = vec![b'a'; MAX_LINE];
+        exact.push(b'\n');
+        assert_eq!(collect(&mut r, &exact), [format!("unknown:{}", "a".repeat(64))]);
+    }
+
+    #[test]
+    fn reset_drops_partial_line() {
+        let mut r = LineReader::new();
+        assert!(collect(&mut r, b"rebo").is_empty());
+        r.reset();
+        assert_eq!(collect(&mut r, b"ot\n"), ["unknown:ot"]);
+    }
+}

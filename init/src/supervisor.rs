@@ -1,0 +1,503 @@
+//! The supervisor state machine: which service to start, restart, stop or
+//! kill, and when. Pure logic over a service table; the runtime feeds it
+//! events (spawned, reaped, commands, time) and performs the actions it
+//! returns.
+
+use crate::backoff::Backoff;
+use crate::table::ServiceSpec;
+
+/// A service's state, as written to `/run/matic/services`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not yet started: waiting for its dependencies, or about to be spawned.
+    Starting,
+    /// Spawned and not yet reaped.
+    Running,
+    /// Exited; waiting for its backoff delay before the next start.
+    Backoff,
+    /// Sent SIGTERM (restart request or shutdown); waiting for it to exit.
+    Stopping,
+    /// Stopped for good (shutdown).
+    Stopped,
+    /// Optional service whose binary is absent.
+    Skipped,
+}
+
+impl State {
+    /// The word used in the status file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Backoff => "backoff",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Skipped => "skipped",
+        }
+    }
+}
+
+/// How a service's last run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It has not exited yet.
+    None,
+    /// `exit(N)`.
+    Code(i32),
+    /// Killed by signal N.
+    Signal(i32),
+    /// `fork` failed, so it never ran.
+    SpawnFailed,
+}
+
+/// Runtime state of one service.
+#[derive(Clone, Copy, Debug)]
+pub struct Svc {
+    pub state: State,
+    /// 0 when not running.
+    pub pid: i32,
+    /// Number of times it was started again after exiting.
+    pub restarts: u32,
+    pub last_exit: Exit,
+    /// When it entered `state` (ms since boot).
+    pub since_ms: u64,
+    crashes: u32,
+    started_ms: u64,
+    next_start_ms: u64,
+    restart_requested: bool,
+    term_sent_ms: Option<u64>,
+    killed: bool,
+}
+
+impl Svc {
+    const fn new(state: State, now: u64) -> Self {
+        Svc {
+            state,
+            pid: 0,
+            restarts: 0,
+            last_exit: Exit::None,
+            since_ms: now,
+            crashes: 0,
+            started_ms: 0,
+            next_start_ms: now,
+            restart_requested: false,
+            term_sent_ms: None,
+            killed: false,
+        }
+    }
+
+    fn set(&mut self, state: State, now: u64) {
+        self.state = state;
+        self.since_ms = now;
+    }
+}
+
+/// What `restart NAME` led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartOutcome {
+    /// No such service.
+    Unknown,
+    /// The service is skipped, or init is shutting down.
+    Refused,
+    /// Send SIGTERM to this pid; it is started again as soon as it exits.
+    Terminate(i32),
+    /// It was not running; it is due for an immediate start.
+    StartNow,
+    /// A stop is already under way; it restarts when that ends.
+    AlreadyStopping,
+}
+
+/// What the shutdown sequence needs next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownStep {
+    /// Send SIGTERM to this service (index, pid).
+    Terminate(usize, i32),
+    /// Wait for the service being stopped to exit.
+    Wait,
+    /// Every service has exited.
+    Done,
+}
+
+/// The supervisor over a table of `N` services.
+pub struct Supervisor<'t, const N: usize> {
+    table: &'t [ServiceSpec; N],
+    svcs: [Svc; N],
+    policy: Backoff,
+    shutting_down: bool,
+}
+
+impl<'t, const N: usize> Supervisor<'t, N> {
+    /// A supervisor where optional services for which `present` is false
+    /// are skipped for the whole boot.
+    pub fn new(
+        table: &'t [ServiceSpec; N],
+        present: impl Fn(&ServiceSpec) -> bool,
+        policy: Backoff,
+        now: u64,
+    ) -> Self {
+        let svcs = core::array::from_fn(|i| {
+            let s = &table[i];
+            let state = if s.optional && !present(s) {
+                State::Skipped
+            } else {
+                State::Starting
+            };
+            Svc::new(state, now)
+        });
+        Supervisor {
+            table,
+            svcs,
+            policy,
+            shutting_down: false,
+        }
+    }
+
+    pub fn table(&self) -> &'t [ServiceSpec; N] {
+        self.table
+    }
+
+    pub fn svc(&self, i: usize) -> &Svc {
+        &self.svcs[i]
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    fn deps_running(&self, i: usize) -> bool {
+        self.table[i].after.iter().all(|dep| {
+            self.table
+                .iter()
+                .position(|s| s.name == *dep)
+                .is_some_and(|d| self.svcs[d].state == State::Running)
+        })
+    }
+
+    /// The first service (in table order) that should be spawned now.
+    pub fn due(&self, now: u64) -> Option<usize> {
+        if self.shutting_down {
+            return None;
+        }
+        (0..N).find(|&i| {
+            let s = &self.svcs[i];
+            matches!(s.state, State::Starting | State::Backoff)
+                && s.next_start_ms <= now
+                && self.deps_running(i)
+        })
+    }
+
+    /// Service `i` was spawned as `pid`.
+    pub fn spawned(&mut self, i: usize, pid: i32, now: u64) {
+        let s = &mut self.svcs[i];
+        s.pid = pid;
+        s.started_ms = now;
+        s.term_sent_ms = None;
+        s.killed = false;
+        s.set(State::Running, now);
+    }
+
+    /// Spawning service `i` failed (fork error): back off as after a crash.
+    pub fn spawn_failed(&mut self, i: usize, now: u64) {
+        let s = &mut self.svcs[i];
+        s.started_ms = now;
+        self.ended(i, Exit::SpawnFailed, now);
+    }
+
+    /// A child was reaped. Returns the index of the service it was, if any
+    /// (orphans and grandchildren return `None`).
+    pub fn reaped(&mut self, pid: i32, exit: Exit, now: u64) -> Option<usize> {
+        if pid <= 0 {
+            return None;
+        }
+        let i = self.svcs.iter().position(|s| s.pid == pid)?;
+        self.svcs[i].pid = 0;
+        self.ended(i, exit, now);
+        Some(i)
+    }
+
+    fn ended(&mut self, i: usize, exit: Exit, now: u64) {
+        let policy = self.policy;
+        let shutting_down = self.shutting_down;
+        let s = &mut self.svcs[i];
+        s.last_exit = exit;
+        s.term_sent_ms = None;
+        if shutting_down {
+            s.set(State::Stopped, now);
+            return;
+        }
+        s.restarts = s.restarts.saturating_add(1);
+        if s.restart_requested {
+            // An operator restart is not a crash: start again at once.
+            s.restart_requested = false;
+            s.crashes = 0;
+            s.next_start_ms = now;
+        } else {
+            let ran = now.saturating_sub(s.started_ms);
+            s.crashes = policy.next_crash_count(s.crashes, ran);
+            s.next_start_ms = now.saturating_add(policy.delay_ms(s.crashes));
+        }
+        s.set(State::Backoff, now);
+    }
+
+    /// Handles `restart NAME`.
+    pub fn request_restart(&mut self, name: &[u8], now: u64) -> RestartOutcome {
+        let Some(i) = crate::table::find(self.table, name) else {
+            return RestartOutcome::Unknown;
+        };
+        if self.shutting_down {
+            return RestartOutcome::Refused;
+        }
+        let s = &mut self.svcs[i];
+        match s.state {
+            State::Skipped | State::Stopped => RestartOutcome::Refused,
+            State::Running => {
+                s.restart_requested = true;
+                s.term_sent_ms = Some(now);
+                s.set(State::Stopping, now);
+                RestartOutcome::Terminate(s.pid)
+            }
+            State::Starting | State::Backoff => {
+                s.crashes = 0;
+                s.next_start_ms = now;
+                RestartOutcome::StartNow
+            }
+            State::Stopping => RestartOutcome::AlreadyStopping,
+        }
+    }
+
+    /// A service that was sent SIGTERM `timeout_ms` ago and is still alive:
+    /// returns its pid (once) so the runtime sends SIGKILL.
+    pub fn overdue_kill(&mut self, now: u64, timeout_ms: u64) -> Option<i32> {
+        self.svcs.iter_mut().find_map(|s| {
+            let t = s.term_sent_ms?;
+            if s.pid > 0 && !s.killed && now >= t.saturating_add(timeout_ms) {
+                s.killed = true;
+                Some(s.pid)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The next time at which [`Self::due`] or [`Self::overdue_kill`] may
+    /// have something to do, if any.
+    pub fn next_deadline(&self, timeout_ms: u64) -> Option<u64> {
+        let mut best: Option<u64> = None;
+        for (i, s) in self.svcs.iter().enumerate() {
+            let t = match s.state {
+                State::Backoff | State::Starting
+                    if !self.shutting_down && self.deps_running(i) =>
+                {
+                    Some(s.next_start_ms)
+                }
+                State::Stopping if !s.killed => {
+                    s.term_sent_ms.map(|t| t.saturating_add(timeout_ms))
+                }
+                _ => None,
+            };
+            if let Some(t) = t {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        }
+        best
+    }
+
+    /// Enters shutdown: nothing starts any more; services not running are
+    /// `stopped`.
+    pub fn begin_shutdown(&mut self, now: u64) {
+        self.shutting_down = true;
+        for s in &mut self.svcs {
+            s.restart_requested = false;
+            if matches!(s.state, State::Starting | State::Backoff) {
+                s.set(State::Stopped, now);
+            }
+        }
+    }
+
+    /// The next step of the ordered stop: services are stopped one at a
+    /// time in reverse table order, each once the one after it has exited.
+    pub fn shutdown_step(&mut self, now: u64) -> ShutdownStep {
+        for i in (0..N).rev() {
+            let s = &mut self.svcs[i];
+            if s.pid <= 0 {
+                continue;
+            }
+            if s.term_sent_ms.is_some() {
+                return ShutdownStep::Wait;
+            }
+            s.term_sent_ms = Some(now);
+            s.set(State::Stopping, now);
+            return ShutdownStep::Terminate(i, s.pid);
+        }
+        ShutdownStep::Done
+    }
+
+    /// Pids of services still alive.
+    pub fn live_pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.svcs.iter().map(|s| s.pid).filter(|&p| p > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::SERVICES;
+
+    const P: Backoff = Backoff { base_ms: 100, cap_ms: 400, stable_ms: 1_000 };
+
+    fn all_present() -> Supervisor<'static, 3> {
+        Supervisor::new(&SERVICES, |_| true, P, 0)
+    }
+
+    /// Starts everything due at `now`, handing out pids from `next_pid`.
+    fn start_due(s: &mut Supervisor<'_, 3>, now: u64, next_pid: &mut i32) -> Vec<usize> {
+        let mut started = vec![];
+        while let Some(i) = s.due(now) {
+            s.spawned(i, *next_pid, now);
+            *next_pid += 1;
+            started.push(i);
+        }
+        started
+    }
+
+    #[test]
+    fn kubelet_waits_for_containerd() {
+        let mut s = all_present();
+        assert_eq!(s.due(0), Some(0));
+        s.spawned(0, 10, 0);
+        assert_eq!(s.due(0), Some(1));
+        assert_eq!(s.svc(2).state, State::Starting);
+        s.spawned(1, 11, 0);
+        assert_eq!(s.due(0), Some(2));
+        s.spawned(2, 12, 0);
+        assert_eq!(s.due(0), None);
+    }
+
+    #[test]
+    fn absent_optional_service_is_skipped() {
+        let s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |x| x.name != "kubelet", P, 5);
+        assert_eq!(s.svc(2).state, State::Skipped);
+        // Absence of a mandatory binary is not a skip: it is retried.
+        let s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| false, P, 5);
+        assert_eq!(s.svc(0).state, State::Starting);
+        assert_eq!(s.svc(2).state, State::Skipped);
+    }
+
+    #[test]
+    fn crash_loop_follows_backoff_then_resets_after_stable_run() {
+        let mut s = all_present();
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        let agent = s.svc(0).pid;
+        // First crash: immediate.
+        assert_eq!(s.reaped(agent, Exit::Code(1), 10), Some(0));
+        assert_eq!(s.svc(0).state, State::Backoff);
+        assert_eq!(s.due(10), Some(0));
+        let mut now = 10;
+        let mut delays = vec![];
+        for _ in 0..5 {
+            s.spawned(0, pid, now);
+            pid += 1;
+            s.reaped(pid - 1, Exit::Signal(11), now + 1);
+            now += 1;
+            let at = s.next_deadline(10_000).unwrap();
+            assert_eq!(s.due(at - 1), None);
+            assert_eq!(s.due(at), Some(0));
+            delays.push(at - now);
+            now = at;
+        }
+        assert_eq!(delays, [100, 200, 400, 400, 400]);
+        assert_eq!(s.svc(0).restarts, 6);
+        assert_eq!(s.svc(0).last_exit, Exit::Signal(11));
+        // A stable run resets the count: the next crash restarts at once.
+        s.spawned(0, pid, now);
+        s.reaped(pid, Exit::Code(2), now + 1_000);
+        assert_eq!(s.due(now + 1_000), Some(0));
+    }
+
+    #[test]
+    fn orphans_are_not_services() {
+        let mut s = all_present();
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        assert_eq!(s.reaped(4242, Exit::Code(0), 1), None);
+        assert_eq!(s.reaped(0, Exit::Code(0), 1), None);
+        assert!((0..3).all(|i| s.svc(i).state == State::Running));
+    }
+
+    #[test]
+    fn restart_request_terminates_then_starts_at_once() {
+        let mut s = all_present();
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        assert_eq!(s.request_restart(b"containerd", 50), RestartOutcome::Terminate(101));
+        assert_eq!(s.svc(1).state, State::Stopping);
+        assert_eq!(s.request_restart(b"containerd", 51), RestartOutcome::AlreadyStopping);
+        assert_eq!(s.next_deadline(5_000), Some(5_050));
+        assert_eq!(s.overdue_kill(5_049, 5_000), None);
+        assert_eq!(s.overdue_kill(5_050, 5_000), Some(101));
+        assert_eq!(s.overdue_kill(5_060, 5_000), None, "SIGKILL is sent once");
+        s.reaped(101, Exit::Signal(9), 5_070);
+        assert_eq!(s.due(5_070), Some(1));
+        assert_eq!(s.svc(1).restarts, 1);
+        assert_eq!(s.request_restart(b"nope", 1), RestartOutcome::Unknown);
+    }
+
+    #[test]
+    fn restart_request_skips_backoff() {
+        let mut s = all_present();
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        for t in [1, 2, 3] {
+            let p = s.svc(0).pid;
+            s.reaped(p, Exit::Code(1), t);
+            if let Some(0) = s.due(t) {
+                s.spawned(0, pid, t);
+                pid += 1;
+            }
+        }
+        assert_eq!(s.svc(0).state, State::Backoff);
+        assert!(s.due(3).is_none());
+        assert_eq!(s.request_restart(b"matic-agent", 3), RestartOutcome::StartNow);
+        assert_eq!(s.due(3), Some(0));
+    }
+
+    #[test]
+    fn skipped_service_refuses_restart() {
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| false, P, 0);
+        assert_eq!(s.request_restart(b"kubelet", 0), RestartOutcome::Refused);
+    }
+
+    #[test]
+    fn shutdown_stops_in_reverse_order_one_at_a_time() {
+        let mut s = all_present();
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        // matic-agent is in backoff at shutdown time: it just becomes stopped.
+        s.reaped(100, Exit::Code(1), 1);
+        s.begin_shutdown(2);
+        assert_eq!(s.svc(0).state, State::Stopped);
+        assert_eq!(s.due(1_000_000), None);
+        assert_eq!(s.shutdown_step(3), ShutdownStep::Terminate(2, 102));
+        assert_eq!(s.shutdown_step(4), ShutdownStep::Wait);
+        s.reaped(102, Exit::Code(0), 5);
+        assert_eq!(s.svc(2).state, State::Stopped);
+        assert_eq!(s.svc(2).restarts, 0, "a shutdown stop is not a restart");
+        assert_eq!(s.shutdown_step(6), ShutdownStep::Terminate(1, 101));
+        s.reaped(101, Exit::Signal(15), 7);
+        assert_eq!(s.shutdown_step(8), ShutdownStep::Done);
+        assert_eq!(s.live_pids().count(), 0);
+        assert_eq!(s.request_restart(b"containerd", 9), RestartOutcome::Refused);
+    }
+
+    #[test]
+    fn spawn_failure_backs_off() {
+        let mut s = all_present();
+        s.spawn_failed(0, 0);
+        assert_eq!(s.svc(0).last_exit, Exit::SpawnFailed);
+        assert_eq!(s.due(0), Some(0), "first failure retries at once");
+        s.spawn_failed(0, 0);
+        assert_eq!(s.due(0), Some(1), "agent now waits; containerd is next");
+        assert_eq!(s.next_deadline(1), Some(0));
+    }
+}

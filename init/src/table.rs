@@ -1,0 +1,112 @@
+//! The compiled-in service table (DESIGN.md "Service table").
+
+use core::ffi::CStr;
+
+/// One supervised service.
+#[derive(Debug)]
+pub struct ServiceSpec {
+    /// Name used in `/run/matic/services`, `restart NAME` and the log file name.
+    pub name: &'static str,
+    /// Absolute path of the executable; it is also passed as `argv[0]`.
+    pub path: &'static CStr,
+    /// Services that must be running before this one is first started.
+    pub after: &'static [&'static str],
+    /// Skipped (state `skipped`) when the binary is absent, instead of being
+    /// retried with backoff forever.
+    pub optional: bool,
+}
+
+/// The services of a MaticOS node, in start order. Shutdown stops them in the
+/// reverse order.
+pub const SERVICES: [ServiceSpec; 3] = [
+    ServiceSpec {
+        name: "matic-agent",
+        path: c"/usr/bin/matic-agent",
+        after: &[],
+        optional: false,
+    },
+    ServiceSpec {
+        name: "containerd",
+        path: c"/usr/bin/containerd",
+        after: &[],
+        optional: false,
+    },
+    ServiceSpec {
+        name: "kubelet",
+        path: c"/usr/bin/kubelet",
+        after: &["containerd"],
+        optional: true,
+    },
+];
+
+/// The environment every service starts with: nothing of init's own.
+pub const SERVICE_ENV: &[&CStr] = &[c"PATH=/usr/bin:/usr/sbin"];
+
+/// Checks that a table is usable: unique, log-safe names, absolute paths, and
+/// dependencies that name an *earlier* entry (so table order is a valid start
+/// order and its reverse a valid stop order). Returns the offending name.
+pub fn validate(table: &[ServiceSpec]) -> Result<(), &'static str> {
+    for (i, s) in table.iter().enumerate() {
+        let name_ok = !s.name.is_empty()
+            && s.name.len() <= 32
+            && s.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok || !s.path.to_bytes().starts_with(b"/") {
+            return Err(s.name);
+        }
+        if table[..i].iter().any(|o| o.name == s.name) {
+            return Err(s.name);
+        }
+        for dep in s.after {
+            if !table[..i].iter().any(|o| o.name == *dep) {
+                return Err(s.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Index of the service called `name`.
+pub fn find(table: &[ServiceSpec], name: &[u8]) -> Option<usize> {
+    table.iter().position(|s| s.name.as_bytes() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_table_is_valid_and_ordered() {
+        assert_eq!(validate(&SERVICES), Ok(()));
+        let names: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["matic-agent", "containerd", "kubelet"]);
+        let kubelet = &SERVICES[find(&SERVICES, b"kubelet").unwrap()];
+        assert_eq!(kubelet.after, ["containerd"]);
+        assert!(kubelet.optional);
+        assert!(!SERVICES[0].optional && !SERVICES[1].optional);
+    }
+
+    #[test]
+    fn rejects_forward_dependency_and_duplicates() {
+        const FWD: [ServiceSpec; 2] = [
+            ServiceSpec { name: "a", path: c"/a", after: &["b"], optional: false },
+            ServiceSpec { name: "b", path: c"/b", after: &[], optional: false },
+        ];
+        assert_eq!(validate(&FWD), Err("a"));
+        const DUP: [ServiceSpec; 2] = [
+            ServiceSpec { name: "a", path: c"/a", after: &[], optional: false },
+            ServiceSpec { name: "a", path: c"/b", after: &[], optional: false },
+        ];
+        assert_eq!(validate(&DUP), Err("a"));
+        const BADNAME: [ServiceSpec; 1] =
+            [ServiceSpec { name: "../x", path: c"/a", after: &[], optional: false }];
+        assert_eq!(validate(&BADNAME), Err("../x"));
+    }
+
+    #[test]
+    fn env_is_minimal() {
+        assert_eq!(SERVICE_ENV.len(), 1);
+        assert_eq!(SERVICE_ENV[0].to_bytes(), b"PATH=/usr/bin:/usr/sbin");
+    }
+}
