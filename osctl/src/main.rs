@@ -1,5 +1,4 @@
-//! `osctl`: the operator CLI (placeholder until the API issue lands).
+//! `osctl`: the MaticOS operator CLI (thin wrapper over the `osctl` library).
 fn main() {
-    eprintln!("osctl: not implemented yet");
-    std::process::exit(1);
+    std::process::exit(osctl::cli::main());
 }
