@@ -100,7 +100,10 @@ impl<D: BlockDevice> Disk<D> {
             });
         }
         if layout.state_bytes.is_none() {
-            lens[3] = last_usable + 1 - starts[3];
+            // The rest, ending on a 1 MiB boundary too (partitioning tools
+            // warn about unaligned ends; the slack is under 1 MiB).
+            let end = (last_usable + 1) / ALIGN_SECTORS * ALIGN_SECTORS;
+            lens[3] = end - starts[3];
         }
 
         let mut entries = [0u8; MAX_ENTRIES_BYTES];
