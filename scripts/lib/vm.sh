@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Running MaticOS nodes in QEMU (sourced; needs common.sh). Shared by
+# scripts/run and the VM test suites so every boot uses the same machine.
+#
+# A VM lives in a directory VMDIR holding:
+#   qemu.pid     QEMU's pid (QEMU is daemonized)
+#   qmp.sock     the QMP socket (vm_qmp): tests reset or stop the machine
+#   console.log  the serial console, across reboots
+#   started_at   host clock (date +%s.%N) just before QEMU started
+#   port         the host port forwarded to the node's API (TCP 50051)
+#
+# Machine: software emulation (no KVM), virtio disk (raw, cache=writeback:
+# a guest write QEMU has performed is in the image file even if QEMU is
+# killed, so vm_kill is an honest power cut for what the guest had sent),
+# virtio NIC on QEMU's user network with the API forwarded to 127.0.0.1,
+# an i6300esb watchdog whose expiry resets the machine, and no -no-reboot:
+# reboots and panics (panic=5) restart the VM, as rollback needs.
+
+VM_MEMORY=${VM_MEMORY:-1024}
+VM_SMP=${VM_SMP:-2}
+# Kernel parameters (the matic.* ones are docs/interfaces.md's contract).
+VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity quiet loglevel=4 matic.ip=10.0.2.15/24,gw=10.0.2.2"
+
+# vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
+# the background. Kernel and initramfs: $VM_KERNEL / $VM_INITRD (default the
+# ones scripts/build-image wrote).
+vm_start() {
+  local dir=$1 disk=$2 port=$3 extra=${4:-}
+  shift 3; (($#)) && shift
+  [ "${1:-}" = -- ] && shift
+  local kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz} initrd=${VM_INITRD:-$MATIC_OUT/initramfs}
+  [ -f "$kernel" ] || matic_die "kernel $kernel missing: run scripts/build-image"
+  [ -f "$initrd" ] || matic_die "initramfs $initrd missing: run scripts/build-image"
+  [ -f "$disk" ] || matic_die "disk $disk missing: run scripts/build-image"
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd) # QEMU -daemonize changes to /: paths must be absolute
+  disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
+  vm_stop "$dir"
+  rm -f "$dir/qmp.sock" "$dir/qemu.pid"
+  : >"$dir/console.log"
+  echo "$port" >"$dir/port"
+  # -action is QEMU >= 6.0; older ones spell it -watchdog-action.
+  local wd=(-action watchdog=reset)
+  qemu-system-x86_64 -help | grep -q '^-action' || wd=(-watchdog-action reset)
+  date +%s.%N >"$dir/started_at"
+  qemu-system-x86_64 \
+    -name maticos -machine pc,accel=tcg -cpu max -smp "$VM_SMP" -m "$VM_MEMORY" \
+    -display none -monitor none -serial "file:$dir/console.log" \
+    -kernel "$kernel" -initrd "$initrd" -append "$VM_APPEND_BASE${extra:+ $extra}" \
+    -drive "file=$disk,if=virtio,format=raw,cache=writeback" \
+    -netdev "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:50051" \
+    -device virtio-net-pci,netdev=n0 \
+    -device i6300esb "${wd[@]}" \
+    -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
+    -pidfile "$dir/qemu.pid" -daemonize "$@" ||
+    matic_die "QEMU failed to start (port $port in use? see above)"
+}
+
+# vm_pid VMDIR: print QEMU's pid if it is running; fail otherwise.
+vm_pid() {
+  local pid
+  pid=$(cat "$1/qemu.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  # A reused pid must still be our QEMU.
+  grep -q qemu-system "/proc/$pid/cmdline" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# vm_qmp VMDIR COMMAND [ARGS_JSON]: run one QMP command, print the replies.
+vm_qmp() {
+  local dir=$1 cmd=$2 args=${3:-}
+  matic_need socat
+  {
+    echo '{"execute":"qmp_capabilities"}'
+    if [ -n "$args" ]; then
+      printf '{"execute":"%s","arguments":%s}\n' "$cmd" "$args"
+    else
+      printf '{"execute":"%s"}\n' "$cmd"
+    fi
+    sleep 0.5
+  } | socat - "UNIX-CONNECT:$dir/qmp.sock"
+}
+
+# vm_kill VMDIR: cut the power (SIGKILL); whatever QEMU already wrote to the
+# disk image stays, nothing else reaches it.
+vm_kill() {
+  local pid
+  pid=$(vm_pid "$1") || return 0
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+
+# vm_stop VMDIR: stop a VM if one runs there (QEMU's own quit, then SIGKILL).
+vm_stop() {
+  local dir=$1 pid i
+  pid=$(vm_pid "$dir") || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  vm_kill "$dir"
+}
+
+# vm_osctl VMDIR ARGS...: osctl against the node in VMDIR, with the PKI's
+# admin config and the VM's forwarded port.
+vm_osctl() {
+  local dir=$1
+  shift
+  OSCTL_CONFIG=$MATIC_PKI/osctlconfig "$MATIC_RELEASE/osctl" \
+    --endpoints "127.0.0.1:$(cat "$dir/port")" "$@"
+}
+
+# vm_wait_agent VMDIR TIMEOUT_SECONDS: poll `osctl version` until it answers;
+# fail if QEMU exits or the time runs out. Prints the host seconds it took
+# from QEMU's start.
+vm_wait_agent() {
+  local dir=$1 timeout=$2 start now
+  start=$(cat "$dir/started_at")
+  while :; do
+    if vm_osctl "$dir" version >/dev/null 2>&1; then
+      now=$(date +%s.%N)
+      awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f\n", b - a }'
+      return 0
+    fi
+    vm_pid "$dir" >/dev/null || { matic_log "QEMU exited before the agent answered (console: $dir/console.log)"; return 1; }
+    now=$(date +%s)
+    ((now - ${start%.*} < timeout)) || { matic_log "the agent did not answer within ${timeout}s (console: $dir/console.log)"; return 1; }
+    sleep 1
+  done
+}
