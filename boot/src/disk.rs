@@ -151,21 +151,18 @@ impl<D: BlockDevice> Disk<D> {
         let (shape, health, backup_lba, primary_entries_lba, backup_entries_lba) = match primary {
             Ok(p) => {
                 let backup = load(&mut dev, Which::Backup, p.alternate_lba, last_lba, None)?;
+                // The backup is always (re)written at the last LBA, where a
+                // reader looks when the primary is bad: on a grown image
+                // `write` moves it there from `alternate_lba`.
                 let backup_entries_lba = match backup {
-                    Ok(b) => b.entries_lba,
-                    Err(_) => p.alternate_lba - p.entries_sectors(),
+                    Ok(b) if p.alternate_lba == last_lba => b.entries_lba,
+                    _ => last_lba - p.entries_sectors(),
                 };
                 let health = Health {
                     primary: Ok(()),
                     backup: backup.map(|_| ()),
                 };
-                (
-                    p,
-                    health,
-                    p.alternate_lba,
-                    p.entries_lba,
-                    backup_entries_lba,
-                )
+                (p, health, last_lba, p.entries_lba, backup_entries_lba)
             }
             Err(pc) => {
                 // A 4096-byte-sector GPT has its header at byte 4096, not 512.
@@ -238,8 +235,9 @@ impl<D: BlockDevice> Disk<D> {
             backup_entries_lba: last_lba - sectors,
             entries,
             roots: [0, 0],
+            // Nothing valid is on the device yet; the order does not matter.
             health: Health {
-                primary: Err(Check::Signature),
+                primary: Ok(()),
                 backup: Err(Check::Signature),
             },
         };
@@ -466,10 +464,19 @@ impl<D: BlockDevice> Disk<D> {
     /// the primary entries and header, flush. A torn write leaves a primary
     /// that is intact (old table) or fails its CRC while the backup is
     /// complete (new table). Also repairs whichever copy `open` found bad.
+    ///
+    /// When `open` found the primary bad (the table came from the backup),
+    /// the order is reversed — primary first — so that the one good old copy
+    /// survives until a good new copy exists.
     pub fn write(&mut self) -> Res<(), D> {
         let n = self.shape.entries_bytes();
         let crc = crc32fast::hash(&self.entries[..n]);
-        for which in [Which::Backup, Which::Primary] {
+        let order = if self.health.primary.is_ok() {
+            [Which::Backup, Which::Primary]
+        } else {
+            [Which::Primary, Which::Backup]
+        };
+        for which in order {
             let h = self.header(which, crc);
             let off = h.entries_lba * SECTOR_SIZE;
             self.dev
