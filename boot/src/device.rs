@@ -12,7 +12,7 @@ pub const SECTOR_SIZE: u64 = 512;
 /// A disk addressed in bytes. Reads and writes are whole (no short transfers).
 pub trait BlockDevice {
     /// The device's own error.
-    type Error;
+    type Error: core::fmt::Debug;
 
     /// Fills `buf` from byte `offset`; fails rather than returning short.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error>;

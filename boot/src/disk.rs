@@ -160,7 +160,10 @@ impl<D: BlockDevice> Disk<D> {
                 };
                 let health = Health {
                     primary: Ok(()),
-                    backup: backup.map(|_| ()),
+                    backup: match backup {
+                        Ok(_) if p.alternate_lba != last_lba => Err(Check::BackupNotAtEnd),
+                        b => b.map(|_| ()),
+                    },
                 };
                 (p, health, last_lba, p.entries_lba, backup_entries_lba)
             }

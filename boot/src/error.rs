@@ -51,6 +51,10 @@ pub enum Check {
     UsableRange,
     /// The entry array's CRC32 does not match the header's.
     EntriesCrc,
+    /// Health only: the backup is valid but not at the device's last LBA
+    /// (the image grew), where a reader looks when the primary is bad.
+    /// The next `write` moves it there.
+    BackupNotAtEnd,
 }
 
 impl fmt::Display for Check {
@@ -67,6 +71,7 @@ impl fmt::Display for Check {
             Check::EntriesLocation => "partition entry array misplaced",
             Check::UsableRange => "bad usable LBA range",
             Check::EntriesCrc => "partition entry array CRC32 mismatch",
+            Check::BackupNotAtEnd => "backup header is not at the last LBA",
         })
     }
 }

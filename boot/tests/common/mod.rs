@@ -83,21 +83,30 @@ impl BlockDevice for Sparse {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), DevError> {
         self.check(offset, buf.len())?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            let o = offset + i as u64;
-            *b = self
-                .sectors
-                .get(&(o / SECTOR))
-                .map_or(0, |s| s[(o % SECTOR) as usize]);
+        let mut done = 0;
+        while done < buf.len() {
+            let o = offset + done as u64;
+            let within = (o % SECTOR) as usize;
+            let n = (512 - within).min(buf.len() - done);
+            match self.sectors.get(&(o / SECTOR)) {
+                Some(s) => buf[done..done + n].copy_from_slice(&s[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
         }
         Ok(())
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<(), DevError> {
         self.check(offset, buf.len())?;
-        for (i, &b) in buf.iter().enumerate() {
-            let o = offset + i as u64;
-            self.sectors.entry(o / SECTOR).or_insert([0; 512])[(o % SECTOR) as usize] = b;
+        let mut done = 0;
+        while done < buf.len() {
+            let o = offset + done as u64;
+            let within = (o % SECTOR) as usize;
+            let n = (512 - within).min(buf.len() - done);
+            self.sectors.entry(o / SECTOR).or_insert([0; 512])[within..within + n]
+                .copy_from_slice(&buf[done..done + n]);
+            done += n;
         }
         Ok(())
     }
@@ -118,6 +127,7 @@ pub struct Cutoff<'a> {
     pub inner: &'a mut Sparse,
     pub budget: u64,
     pub written: u64,
+    pub cut: bool,
 }
 
 impl<'a> Cutoff<'a> {
@@ -126,6 +136,7 @@ impl<'a> Cutoff<'a> {
             inner,
             budget,
             written: 0,
+            cut: false,
         }
     }
 }
@@ -143,14 +154,11 @@ impl BlockDevice for Cutoff<'_> {
         }
         self.inner.write_at(offset, &buf[..left as usize])?;
         self.written = self.budget;
+        self.cut = true;
         Err(DevError::Cut)
     }
     fn flush(&mut self) -> Result<(), DevError> {
-        if self.written >= self.budget {
-            Err(DevError::Cut)
-        } else {
-            Ok(())
-        }
+        if self.cut { Err(DevError::Cut) } else { Ok(()) }
     }
     fn size(&mut self) -> Result<u64, DevError> {
         self.inner.size()
