@@ -58,13 +58,19 @@ mod tests {
         let seq: Vec<u64> = (1..=10).map(|n| b.delay_ms(n)).collect();
         assert_eq!(
             seq,
-            [0, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+            [
+                0, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000
+            ]
         );
     }
 
     #[test]
     fn huge_counts_saturate_at_cap() {
-        let b = Backoff { base_ms: 3, cap_ms: 1_000, stable_ms: 10 };
+        let b = Backoff {
+            base_ms: 3,
+            cap_ms: 1_000,
+            stable_ms: 10,
+        };
         assert_eq!(b.delay_ms(0), 0);
         assert_eq!(b.delay_ms(64), 1_000);
         assert_eq!(b.delay_ms(u32::MAX), 1_000);

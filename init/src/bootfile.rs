@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn round_trip_matches_documented_form() {
-        let b = BootInfo { slot: b'A', disk: b"/dev/vda", successful: false };
+        let b = BootInfo {
+            slot: b'A',
+            disk: b"/dev/vda",
+            successful: false,
+        };
         let mut s = String::new();
         b.render(&mut s).unwrap();
         assert_eq!(s, "slot=A\ndisk=/dev/vda\nsuccessful=0\n");
@@ -85,12 +89,27 @@ mod tests {
 
     #[test]
     fn rejects_bad_files() {
-        assert_eq!(parse(b"slot=C\ndisk=/dev/vda\nsuccessful=0\n"), Err(BootFileError::BadValue));
-        assert_eq!(parse(b"slot=A\nsuccessful=1\n"), Err(BootFileError::MissingDisk));
-        assert_eq!(parse(b"slot=B\ndisk=/dev/vda\n"), Err(BootFileError::MissingSuccessful));
+        assert_eq!(
+            parse(b"slot=C\ndisk=/dev/vda\nsuccessful=0\n"),
+            Err(BootFileError::BadValue)
+        );
+        assert_eq!(
+            parse(b"slot=A\nsuccessful=1\n"),
+            Err(BootFileError::MissingDisk)
+        );
+        assert_eq!(
+            parse(b"slot=B\ndisk=/dev/vda\n"),
+            Err(BootFileError::MissingSuccessful)
+        );
         assert_eq!(parse(b""), Err(BootFileError::MissingSlot));
-        assert_eq!(parse(b"slot=A\ndisk=vda\nsuccessful=1\n"), Err(BootFileError::BadValue));
+        assert_eq!(
+            parse(b"slot=A\ndisk=vda\nsuccessful=1\n"),
+            Err(BootFileError::BadValue)
+        );
         let ok = parse(b"# x\nslot=B\nfuture=1\ndisk=/dev/nvme0n1\nsuccessful=1").unwrap();
-        assert_eq!((ok.slot, ok.disk, ok.successful), (b'B', &b"/dev/nvme0n1"[..], true));
+        assert_eq!(
+            (ok.slot, ok.disk, ok.successful),
+            (b'B', &b"/dev/nvme0n1"[..], true)
+        );
     }
 }

@@ -73,7 +73,10 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 /// The value of the last `key=value` for `key` (the kernel's rule: later
 /// parameters win).
 pub fn value<'a>(cmdline: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    params(cmdline).filter(|(k, _)| *k == key).filter_map(|(_, v)| v).last()
+    params(cmdline)
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, v)| v)
+        .last()
 }
 
 /// Splits a command line into `(key, value)` words like the kernel does:
@@ -81,7 +84,9 @@ pub fn value<'a>(cmdline: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 pub fn params(cmdline: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
     let mut rest = cmdline;
     core::iter::from_fn(move || {
-        let start = rest.iter().position(|b| !b.is_ascii_whitespace() && *b != 0)?;
+        let start = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace() && *b != 0)?;
         rest = &rest[start..];
         let mut quoted = false;
         let mut end = rest.len();
@@ -127,8 +132,17 @@ mod tests {
     fn defaults_and_garbage() {
         assert_eq!(Settings::load(b"", core::iter::empty()), Settings::RELEASE);
         assert_eq!(Settings::RELEASE.boot_timeout_ms, 120_000);
-        for bad in [&b"matic.boot_timeout=-1"[..], b"matic.boot_timeout=", b"matic.boot_timeout=9x", b"matic.boot_timeout=99999999999999999999"] {
-            assert_eq!(Settings::load(bad, core::iter::empty()), Settings::RELEASE, "{bad:?}");
+        for bad in [
+            &b"matic.boot_timeout=-1"[..],
+            b"matic.boot_timeout=",
+            b"matic.boot_timeout=9x",
+            b"matic.boot_timeout=99999999999999999999",
+        ] {
+            assert_eq!(
+                Settings::load(bad, core::iter::empty()),
+                Settings::RELEASE,
+                "{bad:?}"
+            );
         }
     }
 
@@ -153,7 +167,10 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(parse_u64(b"0"), Some(0));
-        assert_eq!(parse_u64(b"1234567890123456789"), Some(1_234_567_890_123_456_789));
+        assert_eq!(
+            parse_u64(b"1234567890123456789"),
+            Some(1_234_567_890_123_456_789)
+        );
         assert_eq!(parse_u64(b"+1"), None);
         assert_eq!(parse_u64(b""), None);
     }

@@ -66,12 +66,19 @@ impl LineReader {
 
     /// Feeds bytes; calls `on_line` for every complete line (empty lines are
     /// skipped) and for every over-long line.
-    pub fn push(&mut self, data: &[u8], mut on_line: impl FnMut(Result<Command<'_>, LineError<'_>>)) {
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        mut on_line: impl FnMut(Result<Command<'_>, LineError<'_>>),
+    ) {
         for &b in data {
             if b == b'\n' {
                 if self.overflowed {
                     self.overflowed = false;
-                } else if self.buf[..self.len].iter().any(|c| !c.is_ascii_whitespace()) {
+                } else if self.buf[..self.len]
+                    .iter()
+                    .any(|c| !c.is_ascii_whitespace())
+                {
                     on_line(parse(&self.buf[..self.len]));
                 }
                 self.len = 0;
@@ -120,9 +127,15 @@ mod tests {
         assert_eq!(parse(b"reboot"), Ok(Command::Reboot));
         assert_eq!(parse(b"  poweroff\r"), Ok(Command::Poweroff));
         assert_eq!(parse(b"boot-ok"), Ok(Command::BootOk));
-        assert_eq!(parse(b"restart  kubelet "), Ok(Command::Restart(b"kubelet")));
+        assert_eq!(
+            parse(b"restart  kubelet "),
+            Ok(Command::Restart(b"kubelet"))
+        );
         assert_eq!(parse(b"restart"), Err(LineError::Unknown(b"restart")));
-        assert_eq!(parse(b"restart a b"), Err(LineError::Unknown(b"restart a b")));
+        assert_eq!(
+            parse(b"restart a b"),
+            Err(LineError::Unknown(b"restart a b"))
+        );
         assert_eq!(parse(b"reboot now"), Err(LineError::Unknown(b"reboot now")));
         assert_eq!(parse(b"REBOOT"), Err(LineError::Unknown(b"REBOOT")));
         assert_eq!(parse(b"\xffreboot"), Err(LineError::Unknown(b"\xffreboot")));
@@ -132,7 +145,10 @@ mod tests {
     fn framing_across_chunks() {
         let mut r = LineReader::new();
         assert!(collect(&mut r, b"rest").is_empty());
-        assert_eq!(collect(&mut r, b"art containerd\n\nboot-ok\nx"), ["restart:containerd", "boot-ok"]);
+        assert_eq!(
+            collect(&mut r, b"art containerd\n\nboot-ok\nx"),
+            ["restart:containerd", "boot-ok"]
+        );
         assert_eq!(collect(&mut r, b"yz\n"), ["unknown:xyz"]);
     }
 
@@ -145,7 +161,10 @@ mod tests {
         // Exactly MAX_LINE bytes is accepted (and here unknown).
         let mut exact = vec![b'a'; MAX_LINE];
         exact.push(b'\n');
-        assert_eq!(collect(&mut r, &exact), [format!("unknown:{}", "a".repeat(64))]);
+        assert_eq!(
+            collect(&mut r, &exact),
+            [format!("unknown:{}", "a".repeat(64))]
+        );
     }
 
     #[test]

@@ -1,5 +1,51 @@
-//! `matic-init` binary entry point (placeholder until the init issue lands).
-fn main() {
-    eprintln!("matic-init: not implemented yet");
-    std::process::exit(1);
+//! `matic-init`, MaticOS's PID 1: no libc, no allocator, a static executable.
+//!
+//! One program, two stages. Run as `/init` from the initramfs (stage 1) it
+//! mounts the basics, loads modules, picks the A/B slot and switches root to
+//! the slot's image, where it runs again as `/sbin/init` (stage 2) and
+//! supervises the service table for the life of the machine. See
+//! docs/init.md.
+#![no_std]
+#![no_main]
+
+mod log;
+mod stage1;
+mod stage2;
+mod sys;
+mod util;
+
+use core::ffi::CStr;
+use core::fmt::Write;
+use matic_init::fmtbuf::Buf;
+
+/// Called from `_start` with the process arguments.
+fn main(args: &[&'static CStr]) -> ! {
+    log::init();
+    if rustix::process::getpid() != rustix::process::Pid::INIT {
+        // Not a PID 1 (a person ran it by hand): supervising from here would
+        // start a second copy of the services. The only exit of init.
+        error!("must run as PID 1 (of the machine or of a PID namespace)");
+        sys::exit_group(1);
+    }
+    if stage1::applies() {
+        stage1::run()
+    } else {
+        stage2::run(args)
+    }
+}
+
+/// PID 1 must never exit: log the panic, sync, reboot.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut b = Buf::<200>::new();
+    let _ = write!(b, "{info}");
+    error!(
+        "panic: {}, rebooting",
+        matic_init::fmtbuf::Printable(b.as_bytes())
+    );
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+    // Only reachable without CAP_SYS_BOOT; keep PID 1 alive (and, on real
+    // hardware, let the unpetted watchdog reset the machine).
+    util::sleep_forever()
 }

@@ -33,13 +33,22 @@ pub fn entries(text: &[u8]) -> impl Iterator<Item = Result<Module<'_>, ModListEr
         if !line.starts_with(b"/") || !(plain || compressed) || line.contains(&0) {
             return Some(Err(ModListError::BadLine(line)));
         }
-        Some(Ok(Module { path: line, compressed }))
+        Some(Ok(Module {
+            path: line,
+            compressed,
+        }))
     })
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -54,10 +63,25 @@ mod tests {
         assert_eq!(v.len(), 5);
         assert_eq!(
             v[0],
-            Ok(Module { path: b"/lib/modules/6.1.0-26-amd64/kernel/drivers/virtio/virtio_blk.ko.xz", compressed: true })
+            Ok(Module {
+                path: b"/lib/modules/6.1.0-26-amd64/kernel/drivers/virtio/virtio_blk.ko.xz",
+                compressed: true
+            })
         );
-        assert_eq!(v[1], Ok(Module { path: b"/lib/modules/x/squashfs.ko", compressed: false }));
-        assert_eq!(v[2], Ok(Module { path: b"/lib/modules/x/ext4.ko.zst", compressed: true }));
+        assert_eq!(
+            v[1],
+            Ok(Module {
+                path: b"/lib/modules/x/squashfs.ko",
+                compressed: false
+            })
+        );
+        assert_eq!(
+            v[2],
+            Ok(Module {
+                path: b"/lib/modules/x/ext4.ko.zst",
+                compressed: true
+            })
+        );
         assert_eq!(v[3], Err(ModListError::BadLine(b"squashfs.ko")));
         assert_eq!(v[4], Err(ModListError::BadLine(b"/x/readme.txt")));
     }

@@ -49,7 +49,11 @@ mod tests {
 
     #[test]
     fn matches_the_documented_example() {
-        let p = Backoff { base_ms: 1_000, cap_ms: 4_000, stable_ms: 60_000 };
+        let p = Backoff {
+            base_ms: 1_000,
+            cap_ms: 4_000,
+            stable_ms: 60_000,
+        };
         let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| false, p, 3_000);
         s.spawned(0, 123, 5_400);
         s.spawned(1, 200, 5_000);

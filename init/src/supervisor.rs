@@ -285,9 +285,7 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         let mut best: Option<u64> = None;
         for (i, s) in self.svcs.iter().enumerate() {
             let t = match s.state {
-                State::Backoff | State::Starting
-                    if !self.shutting_down && self.deps_running(i) =>
-                {
+                State::Backoff | State::Starting if !self.shutting_down && self.deps_running(i) => {
                     Some(s.next_start_ms)
                 }
                 State::Stopping if !s.killed => {
@@ -343,7 +341,11 @@ mod tests {
     use super::*;
     use crate::table::SERVICES;
 
-    const P: Backoff = Backoff { base_ms: 100, cap_ms: 400, stable_ms: 1_000 };
+    const P: Backoff = Backoff {
+        base_ms: 100,
+        cap_ms: 400,
+        stable_ms: 1_000,
+    };
 
     fn all_present() -> Supervisor<'static, 3> {
         Supervisor::new(&SERVICES, |_| true, P, 0)
@@ -430,9 +432,15 @@ mod tests {
         let mut s = all_present();
         let mut pid = 100;
         start_due(&mut s, 0, &mut pid);
-        assert_eq!(s.request_restart(b"containerd", 50), RestartOutcome::Terminate(101));
+        assert_eq!(
+            s.request_restart(b"containerd", 50),
+            RestartOutcome::Terminate(101)
+        );
         assert_eq!(s.svc(1).state, State::Stopping);
-        assert_eq!(s.request_restart(b"containerd", 51), RestartOutcome::AlreadyStopping);
+        assert_eq!(
+            s.request_restart(b"containerd", 51),
+            RestartOutcome::AlreadyStopping
+        );
         assert_eq!(s.next_deadline(5_000), Some(5_050));
         assert_eq!(s.overdue_kill(5_049, 5_000), None);
         assert_eq!(s.overdue_kill(5_050, 5_000), Some(101));
@@ -458,7 +466,10 @@ mod tests {
         }
         assert_eq!(s.svc(0).state, State::Backoff);
         assert!(s.due(3).is_none());
-        assert_eq!(s.request_restart(b"matic-agent", 3), RestartOutcome::StartNow);
+        assert_eq!(
+            s.request_restart(b"matic-agent", 3),
+            RestartOutcome::StartNow
+        );
         assert_eq!(s.due(3), Some(0));
     }
 

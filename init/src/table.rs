@@ -90,17 +90,41 @@ mod tests {
     #[test]
     fn rejects_forward_dependency_and_duplicates() {
         const FWD: [ServiceSpec; 2] = [
-            ServiceSpec { name: "a", path: c"/a", after: &["b"], optional: false },
-            ServiceSpec { name: "b", path: c"/b", after: &[], optional: false },
+            ServiceSpec {
+                name: "a",
+                path: c"/a",
+                after: &["b"],
+                optional: false,
+            },
+            ServiceSpec {
+                name: "b",
+                path: c"/b",
+                after: &[],
+                optional: false,
+            },
         ];
         assert_eq!(validate(&FWD), Err("a"));
         const DUP: [ServiceSpec; 2] = [
-            ServiceSpec { name: "a", path: c"/a", after: &[], optional: false },
-            ServiceSpec { name: "a", path: c"/b", after: &[], optional: false },
+            ServiceSpec {
+                name: "a",
+                path: c"/a",
+                after: &[],
+                optional: false,
+            },
+            ServiceSpec {
+                name: "a",
+                path: c"/b",
+                after: &[],
+                optional: false,
+            },
         ];
         assert_eq!(validate(&DUP), Err("a"));
-        const BADNAME: [ServiceSpec; 1] =
-            [ServiceSpec { name: "../x", path: c"/a", after: &[], optional: false }];
+        const BADNAME: [ServiceSpec; 1] = [ServiceSpec {
+            name: "../x",
+            path: c"/a",
+            after: &[],
+            optional: false,
+        }];
         assert_eq!(validate(&BADNAME), Err("../x"));
     }
 

@@ -1,0 +1,9 @@
+//! Link `matic-init` as a static, non-PIE executable with no C runtime: it
+//! brings its own `_start` and `mem*` (src/sys.rs). The flags go to that one
+//! binary only, so the std helper binary and build scripts are unaffected.
+fn main() {
+    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie"] {
+        println!("cargo:rustc-link-arg-bin=matic-init={arg}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}

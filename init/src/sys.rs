@@ -1,0 +1,322 @@
+//! The raw system interface of `matic-init`: the process entry point, the
+//! `mem*` functions a libc would provide, and the few syscalls rustix 1.x does
+//! not expose (fork, execve, the signal mask and dispositions, signalfd,
+//! exit_group, and a write to a raw fd for the logger). Every `unsafe` block
+//! of the binary that talks to the kernel directly lives here.
+
+use core::arch::{asm, naked_asm};
+use core::ffi::{CStr, c_char};
+use linux_raw_sys::general as g;
+use rustix::fd::{FromRawFd, OwnedFd};
+use rustix::io::Errno;
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("matic-init's raw syscall layer is written for x86_64 only");
+
+/// Most arguments init looks at (the rest are ignored).
+pub const MAX_ARGS: usize = 16;
+
+/// Process entry: hand the initial stack pointer (argc, argv, envp, auxv) to
+/// Rust with the stack aligned as the SysV ABI expects at a call.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _start() -> ! {
+    naked_asm!(
+        "xor ebp, ebp",
+        "mov rdi, rsp",
+        "and rsp, -16",
+        "call {entry}",
+        "ud2",
+        entry = sym start_rust,
+    )
+}
+
+unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
+    let mut args = heapless::Vec::<&'static CStr, MAX_ARGS>::new();
+    // SAFETY: the kernel starts a process with `argc` at the stack pointer,
+    // followed by `argc` pointers to NUL-terminated strings that live (on
+    // that same stack, never unwound) for the life of the process.
+    unsafe {
+        let argc = *sp;
+        let argv = sp.add(1) as *const *const c_char;
+        for i in 0..argc.min(MAX_ARGS) {
+            let p = *argv.add(i);
+            if !p.is_null() {
+                let _ = args.push(CStr::from_ptr(p));
+            }
+        }
+    }
+    crate::main(&args)
+}
+
+#[inline(always)]
+unsafe fn syscall6(nr: u32, a: [usize; 6]) -> isize {
+    let ret: isize;
+    // SAFETY: the caller guarantees the arguments are valid for syscall `nr`;
+    // the syscall instruction clobbers only rcx and r11 besides rax.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+fn check(ret: isize) -> Result<usize, Errno> {
+    if (-4095..0).contains(&ret) {
+        Err(Errno::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Bit for signal `sig` in a kernel `sigset_t` (64 signals on x86_64).
+pub const fn sigbit(sig: u32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// `fork()` as `clone(SIGCHLD)`: `Ok(0)` in the child, the child's pid in
+/// the parent.
+pub fn fork() -> Result<i32, Errno> {
+    // SAFETY: clone with only SIGCHLD and no new stack is fork(2): the child
+    // gets a copy of this single-threaded address space, so every Rust
+    // invariant holds in both processes; no pointers are passed.
+    let r = unsafe { syscall6(g::__NR_clone, [g::SIGCHLD as usize, 0, 0, 0, 0, 0]) };
+    check(r).map(|pid| pid as i32)
+}
+
+/// `execve(path, argv, envp)`; returns only on failure. `argv` and `envp`
+/// must end with a null pointer.
+pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    if argv.last().is_none_or(|p| !p.is_null()) || envp.last().is_none_or(|p| !p.is_null()) {
+        return Errno::INVAL;
+    }
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are null-terminated
+    // arrays (checked above) of pointers to NUL-terminated strings that the
+    // caller keeps alive; on success the address space is replaced anyway.
+    let r = unsafe {
+        syscall6(
+            g::__NR_execve,
+            [
+                path.as_ptr() as usize,
+                argv.as_ptr() as usize,
+                envp.as_ptr() as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    match check(r) {
+        Err(e) => e,
+        Ok(_) => Errno::INVAL,
+    }
+}
+
+/// Replaces the blocked-signal mask with `mask`.
+pub fn set_sigmask(mask: u64) -> Result<(), Errno> {
+    // SAFETY: rt_sigprocmask reads 8 bytes from a valid local and writes
+    // nothing (old set pointer is null).
+    let r = unsafe {
+        syscall6(
+            g::__NR_rt_sigprocmask,
+            [
+                g::SIG_SETMASK as usize,
+                &mask as *const u64 as usize,
+                0,
+                8,
+                0,
+                0,
+            ],
+        )
+    };
+    check(r).map(drop)
+}
+
+/// A non-blocking, close-on-exec signalfd for the signals in `mask` (which
+/// must also be blocked).
+pub fn signalfd(mask: u64) -> Result<OwnedFd, Errno> {
+    // SFD_CLOEXEC and SFD_NONBLOCK are defined as O_CLOEXEC and O_NONBLOCK.
+    let flags = (g::O_CLOEXEC | g::O_NONBLOCK) as usize;
+    // SAFETY: signalfd4(-1, …) reads an 8-byte set from a valid local and
+    // returns a new descriptor, which only we own from here on.
+    unsafe {
+        let r = syscall6(
+            g::__NR_signalfd4,
+            [
+                -1isize as usize,
+                &mask as *const u64 as usize,
+                8,
+                flags,
+                0,
+                0,
+            ],
+        );
+        check(r).map(|fd| OwnedFd::from_raw_fd(fd as i32))
+    }
+}
+
+/// Kernel `struct sigaction` layout on x86_64.
+#[repr(C)]
+struct KSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// For a freshly forked child, before `execve`: unblock every signal and put
+/// every catchable signal back to its default action, so no blocked mask or
+/// ignored signal of init leaks into a service.
+pub fn reset_signals() {
+    let _ = set_sigmask(0);
+    let dfl = KSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64u32 {
+        if sig == g::SIGKILL || sig == g::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a valid, fully initialised kernel
+        // sigaction from a local; SIG_DFL installs no handler code.
+        unsafe {
+            syscall6(
+                g::__NR_rt_sigaction,
+                [sig as usize, &dfl as *const KSigaction as usize, 0, 8, 0, 0],
+            );
+        }
+    }
+}
+
+/// Ends this process (used by a child whose `execve` failed).
+pub fn exit_group(code: i32) -> ! {
+    // SAFETY: exit_group takes an integer and does not return.
+    unsafe {
+        syscall6(g::__NR_exit_group, [code as usize, 0, 0, 0, 0, 0]);
+    }
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// `write(2)` to a raw descriptor number that may or may not be open (the
+/// logger's target). Errors are returned, never fatal.
+pub fn write_raw(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel reads `buf.len()` bytes from a valid slice; a
+    // closed or foreign fd number yields EBADF, not memory unsafety.
+    let r = unsafe {
+        syscall6(
+            g::__NR_write,
+            [fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    };
+    check(r)
+}
+
+// ---- The memory functions that compiler-generated code calls. ----------
+// Without libc nothing provides them; `rep movsb`/`rep stosb` are small and
+// fast on every x86_64 since Ivy Bridge (ERMSB), and asm cannot be turned
+// back into a call to itself by the optimiser.
+
+/// # Safety
+/// Standard `memcpy` contract: valid, non-overlapping regions of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller passes valid, non-overlapping regions of n bytes.
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memmove` contract: valid regions of `n` bytes, may overlap.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize).wrapping_sub(src as usize) >= n {
+        // Destination below the source or disjoint: copying forwards is safe.
+        // SAFETY: valid regions per the caller; forward copy never reads a
+        // byte after overwriting it in this case.
+        unsafe {
+            asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+                 options(nostack, preserves_flags));
+        }
+    } else {
+        // Destination overlaps above the source: copy backwards, then restore
+        // the direction flag the ABI requires to be clear.
+        // SAFETY: as above; n > 0 here since dst - src < n.
+        unsafe {
+            asm!("std", "rep movsb", "cld",
+                 inout("rcx") n => _,
+                 inout("rdi") dst.add(n - 1) => _,
+                 inout("rsi") src.add(n - 1) => _,
+                 options(nostack));
+        }
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memset` contract: a valid region of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller passes a valid region of n bytes.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memcmp` contract: two valid regions of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n and both regions are valid for n bytes. Volatile
+        // reads keep the optimiser from turning this loop into a memcmp call.
+        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+    }
+    0
+}
+
+/// # Safety
+/// Standard `bcmp` contract: two valid regions of `n` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// # Safety
+/// Standard `strlen` contract: `s` points to a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn strlen(s: *const c_char) -> usize {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated, so every byte up to and including
+    // the NUL is readable. Volatile keeps this from becoming a strlen call.
+    while unsafe { (s.add(n) as *const u8).read_volatile() } != 0 {
+        n += 1;
+    }
+    n
+}
+
+/// Referenced by the precompiled `core` (built for unwinding) in builds
+/// without LTO. With `panic = "abort"` no unwinding ever starts, so it is
+/// never called.
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_eh_personality() {}

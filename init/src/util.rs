@@ -1,0 +1,68 @@
+//! Small helpers shared by both stages: the clock, whole-file reads into
+//! fixed buffers, directory creation, sleeping.
+
+use rustix::fs::{Mode, OFlags, open};
+use rustix::io::{Errno, read};
+use rustix::time::{ClockId, Timespec, clock_gettime};
+
+/// Milliseconds since boot (CLOCK_BOOTTIME, as `/proc/uptime`).
+pub fn now_ms() -> u64 {
+    let t = clock_gettime(ClockId::Boottime);
+    (t.tv_sec as u64).saturating_mul(1000) + (t.tv_nsec as u64) / 1_000_000
+}
+
+/// A poll timeout for `ms` milliseconds.
+pub fn timespec_ms(ms: u64) -> Timespec {
+    Timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    }
+}
+
+/// Reads up to `buf.len()` bytes of a file; returns the filled prefix.
+pub fn read_file<'b>(path: &core::ffi::CStr, buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
+    let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut n = 0;
+    while n < buf.len() {
+        match read(&fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(&buf[..n])
+}
+
+/// `mkdir` that accepts an existing directory.
+pub fn mkdir(path: &core::ffi::CStr, mode: u32) -> Result<(), Errno> {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes all of `data`, retrying short writes.
+pub fn write_all(fd: impl rustix::fd::AsFd, mut data: &[u8]) -> Result<(), Errno> {
+    while !data.is_empty() {
+        match rustix::io::write(&fd, data) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let _ = rustix::thread::nanosleep(&timespec_ms(ms));
+}
+
+/// Parks PID 1 for good (after a failed reboot).
+pub fn sleep_forever() -> ! {
+    loop {
+        sleep_ms(3_600_000);
+    }
+}

@@ -1,0 +1,2 @@
+//! Benchmark driver (filled in below).
+pub fn main(_args: Vec<String>) {}

@@ -1,0 +1,278 @@
+//! `matic-init-testsvc`: the stand-in for the services in matic-init's
+//! namespace tests and benchmark (never shipped in an image).
+//!
+//! Installed as `/usr/bin/<service>` in a test root; its behaviour comes from
+//! `/etc/testsvc/<service>` (one line: a mode and its arguments). It reports
+//! on stdout, which init captures into `/var/log/matic/<service>.log`, as
+//! lines `<event> <CLOCK_MONOTONIC ns> [details]`.
+//!
+//! Run on the host as `matic-init-testsvc bench …` it is the benchmark driver
+//! of `scripts/bench-init` (see `bench.rs`).
+
+use std::ffi::c_int;
+use std::io::Write;
+
+#[path = "bench.rs"]
+mod bench;
+#[path = "harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+unsafe extern "C" {
+    fn fork() -> c_int;
+    fn pipe(fds: *mut c_int) -> c_int;
+    fn read(fd: c_int, buf: *mut u8, n: usize) -> isize;
+    fn write(fd: c_int, buf: *const u8, n: usize) -> isize;
+    fn close(fd: c_int) -> c_int;
+    fn _exit(code: c_int) -> !;
+    fn waitpid(pid: c_int, status: *mut c_int, opts: c_int) -> c_int;
+    fn pause() -> c_int;
+    fn signal(sig: c_int, handler: usize) -> usize;
+    fn sigprocmask(how: c_int, set: *const u64, old: *mut u64) -> c_int;
+    fn sigaction(sig: c_int, act: *const GlibcSigaction, old: *mut GlibcSigaction) -> c_int;
+    fn getsid(pid: c_int) -> c_int;
+    fn getpid() -> c_int;
+    fn clock_gettime(clock: c_int, ts: *mut [i64; 2]) -> c_int;
+}
+
+/// glibc's `struct sigaction` on x86_64 (only the handler is read).
+#[repr(C)]
+struct GlibcSigaction {
+    handler: usize,
+    mask: [u64; 16],
+    flags: c_int,
+    restorer: usize,
+}
+
+const SIGTERM: c_int = 15;
+
+/// CLOCK_MONOTONIC in ns; async-signal-safe.
+pub fn mono_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: clock_gettime writes one timespec into a valid local.
+    unsafe { clock_gettime(1, &mut ts) };
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
+/// Writes `<event> <ns>\n` to stdout with one write(2); async-signal-safe.
+fn event_raw(event: &[u8]) {
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    for &b in event.iter().take(40) {
+        buf[n] = b;
+        n += 1;
+    }
+    buf[n] = b' ';
+    n += 1;
+    let mut digits = [0u8; 20];
+    let mut v = mono_ns();
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        buf[n] = digits[d];
+        n += 1;
+    }
+    buf[n] = b'\n';
+    n += 1;
+    // SAFETY: writes n initialised bytes of a local buffer to fd 1.
+    unsafe { write(1, buf.as_ptr(), n) };
+}
+
+extern "C" fn on_term_exit(_: c_int) {
+    event_raw(b"term");
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(0) }
+}
+
+extern "C" fn on_term_ignore(_: c_int) {
+    event_raw(b"term-ignored");
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { pause() };
+    }
+}
+
+fn main() {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    if args.next().as_deref() == Some("bench") {
+        bench::main(args.collect());
+        return;
+    }
+    let name = argv0.rsplit('/').next().unwrap_or("").to_string();
+    let conf = std::fs::read_to_string(format!("/etc/testsvc/{name}")).unwrap_or_default();
+    let mut words = conf.split_whitespace();
+    let mode = words.next().unwrap_or("sleep");
+    let arg = |w: Option<&str>, d: u64| w.and_then(|s| s.parse().ok()).unwrap_or(d);
+    match mode {
+        "crash" => {
+            event_raw(b"start");
+            std::process::exit(1);
+        }
+        "sleep" => {
+            event_raw(b"start");
+            sleep_forever();
+        }
+        "term-exit" | "ignore-term" => {
+            let h = if mode == "term-exit" {
+                on_term_exit
+            } else {
+                on_term_ignore
+            };
+            // SAFETY: installs a handler that only calls async-signal-safe code.
+            unsafe { signal(SIGTERM, h as extern "C" fn(c_int) as usize) };
+            event_raw(b"start");
+            sleep_forever();
+        }
+        "orphans" => {
+            event_raw(b"start");
+            let n = arg(words.next(), 10_000);
+            orphans(n);
+            event_raw(b"orphans-released");
+            sleep_forever();
+        }
+        "sigcheck" => {
+            event_raw(b"start");
+            sigcheck();
+            sleep_forever();
+        }
+        "respawn" => respawn(arg(words.next(), 100), arg(words.next(), 20)),
+        other => {
+            println!("unknown-mode {other}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Forks an intermediate child that forks `n` grandchildren blocked on a
+/// pipe, then exits: the grandchildren are orphaned to init and all exit at
+/// once when the pipe's last writer (the intermediate) is gone.
+fn orphans(n: u64) {
+    // SAFETY: plain fork/pipe/read/close/_exit; the children run no Rust
+    // code that allocates or locks after fork.
+    unsafe {
+        let mid = fork();
+        if mid == 0 {
+            let mut fds = [0 as c_int; 2];
+            if pipe(fds.as_mut_ptr()) != 0 {
+                _exit(3);
+            }
+            for _ in 0..n {
+                let c = fork();
+                if c == 0 {
+                    close(fds[1]);
+                    let mut b = [0u8; 1];
+                    read(fds[0], b.as_mut_ptr(), 1);
+                    _exit(0);
+                }
+                if c < 0 {
+                    _exit(4);
+                }
+            }
+            _exit(0);
+        }
+        let mut st = 0;
+        waitpid(mid, &mut st, 0);
+        if st != 0 {
+            println!("orphans-failed {st}");
+        }
+    }
+}
+
+/// Blocked mask and non-default dispositions as inherited from init,
+/// captured before Rust's runtime installs its own SIGSEGV/SIGBUS handlers
+/// and ignores SIGPIPE (an `.init_array` constructor runs before `main`).
+static INHERITED_MASK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+static INHERITED_NONDEFAULT: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(u64::MAX);
+
+extern "C" fn capture_inherited() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut mask = 0u64;
+    // SAFETY: queries the mask into a valid local (set is null).
+    unsafe { sigprocmask(0, std::ptr::null(), &mut mask) };
+    let mut nondefault = 0u64;
+    for sig in 1..=64 {
+        if sig == 9 || sig == 19 || sig == 32 || sig == 33 {
+            continue;
+        }
+        let mut old = GlibcSigaction {
+            handler: 0,
+            mask: [0; 16],
+            flags: 0,
+            restorer: 0,
+        };
+        // SAFETY: queries a disposition into a valid local (act is null).
+        if unsafe { sigaction(sig, std::ptr::null(), &mut old) } == 0 && old.handler != 0 {
+            nondefault |= 1 << (sig - 1);
+        }
+    }
+    INHERITED_MASK.store(mask, Relaxed);
+    INHERITED_NONDEFAULT.store(nondefault, Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CAPTURE: extern "C" fn() = capture_inherited;
+
+/// Reports what a service inherits: blocked mask, non-default signal
+/// dispositions, session, cwd and environment.
+fn sigcheck() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mask = INHERITED_MASK.load(Relaxed);
+    let bits = INHERITED_NONDEFAULT.load(Relaxed);
+    let nondefault: Vec<String> = (1..=64)
+        .filter(|s| bits & (1u64 << (s - 1)) != 0)
+        .map(|s: u32| s.to_string())
+        .collect();
+    // SAFETY: getsid/getpid have no preconditions.
+    let leader = unsafe { getsid(0) == getpid() };
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "sigmask {mask:x}");
+    let _ = writeln!(out, "nondefault [{}]", nondefault.join(","));
+    let _ = writeln!(out, "session-leader {}", u8::from(leader));
+    let _ = writeln!(out, "cwd {cwd}");
+    let _ = writeln!(out, "env {}", env.join(" "));
+    let _ = writeln!(out, "sigcheck-done");
+}
+
+/// Respawn-latency probe: each run records (exit → this exec) latency,
+/// then runs `stable_ms` (so init's backoff treats every crash as a first
+/// crash: immediate restart) and crashes, until `samples` are collected.
+fn respawn(samples: u64, stable_ms: u64) -> ! {
+    let now = mono_ns();
+    if let Ok(last) = std::fs::read_to_string("/run/respawn.last") {
+        if let Ok(t) = last.trim().parse::<u64>() {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open("/run/respawn.samples")
+                .unwrap();
+            let _ = writeln!(f, "{}", now.saturating_sub(t));
+        }
+    }
+    let have = std::fs::read_to_string("/run/respawn.samples")
+        .map(|s| s.lines().count() as u64)
+        .unwrap_or(0);
+    if have >= samples {
+        sleep_forever();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(stable_ms));
+    let _ = std::fs::write("/run/respawn.last", mono_ns().to_string());
+    std::process::exit(1);
+}

@@ -1,0 +1,426 @@
+//! Runs the real `matic-init` binary as PID 1 of a PID + mount namespace,
+//! chrooted into a test root where `matic-init-testsvc` stands in for the
+//! services. Needs root (CI runs as root).
+
+#[path = "helpers/harness.rs"]
+mod harness;
+
+use harness::{TestRoot, events, require_root, wait_until};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const INIT: &str = env!("CARGO_BIN_EXE_matic-init");
+const HELPER: &str = env!("CARGO_BIN_EXE_matic-init-testsvc");
+const SIGHUP: i32 = 1; // what reboot(RESTART) kills a namespace's init with
+const SIGINT: i32 = 2; // … and reboot(POWER_OFF)
+const SIGTERM: i32 = 15;
+
+fn root(name: &str, services: &[(&str, &str)], boot: Option<&str>) -> TestRoot {
+    require_root();
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("matic-init-ns");
+    std::fs::create_dir_all(&base).unwrap();
+    TestRoot::new(
+        &base,
+        name,
+        Path::new(INIT),
+        Path::new(HELPER),
+        services,
+        boot,
+    )
+}
+
+fn starts(r: &TestRoot, svc: &str) -> Vec<u64> {
+    events(&r.log(svc))
+        .into_iter()
+        .filter(|(e, _)| e == "start")
+        .map(|(_, t)| t)
+        .collect()
+}
+
+fn all_running(r: &TestRoot, names: &[&str]) -> bool {
+    names
+        .iter()
+        .all(|n| r.status_of(n).get(1).map(String::as_str) == Some("running"))
+}
+
+/// Waits until the services are `running` in the status file *and* have
+/// logged their start (so their signal handlers are installed).
+fn wait_running(r: &TestRoot, names: &[&str]) {
+    let ok = wait_until(Duration::from_secs(10), || {
+        (all_running(r, names) && names.iter().all(|n| !starts(r, n).is_empty())).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "services not running; status:\n{}\ninit log:\n{}",
+        r.status(),
+        r.init_log()
+    );
+}
+
+#[test]
+fn crashing_service_restarts_immediately_then_with_doubling_backoff() {
+    let r = root(
+        "backoff",
+        &[("matic-agent", "crash"), ("containerd", "sleep")],
+        None,
+    );
+    let mut ns = r.start(&[
+        "matic.test.backoff_base_ms=200",
+        "matic.test.backoff_cap_ms=800",
+        "matic.test.stable_ms=60000",
+    ]);
+    let got = wait_until(Duration::from_secs(20), || {
+        let s = starts(&r, "matic-agent");
+        (s.len() >= 7).then_some(s)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "agent did not restart 6 times: {:?}\n{}",
+            starts(&r, "matic-agent"),
+            r.init_log()
+        )
+    });
+    let gaps_ms: Vec<f64> = got
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6)
+        .take(6)
+        .collect();
+    let want_ms = [0.0, 200.0, 400.0, 800.0, 800.0, 800.0];
+    for (i, (g, w)) in gaps_ms.iter().zip(want_ms).enumerate() {
+        // Lower bound: never early. Upper bound: scheduling plus the crashed
+        // helper's own start-up, generous for a loaded 2-core CI machine.
+        assert!(
+            *g >= w - 2.0 && *g <= w + 150.0,
+            "restart gap {i}: {g:.1} ms, want ≈{w} ms; all gaps {gaps_ms:?}"
+        );
+    }
+    // kubelet's binary is absent from this root: skipped, never started.
+    assert_eq!(
+        r.status_of("kubelet")[1..4],
+        ["skipped", "0", "0"],
+        "{}",
+        r.status()
+    );
+    let agent = r.status_of("matic-agent");
+    assert!(
+        agent[3].parse::<u32>().unwrap() >= 6 && agent[4] == "exit:1",
+        "{agent:?}"
+    );
+    ns.signal(SIGTERM);
+    let st = ns
+        .wait_exit(Duration::from_secs(15))
+        .expect("init did not shut down");
+    assert_eq!(
+        st.signal(),
+        Some(SIGHUP),
+        "SIGTERM must end in reboot(2): {st:?}"
+    );
+}
+
+#[test]
+fn reaps_ten_thousand_orphans_leaving_no_zombie() {
+    let r = root(
+        "orphans",
+        &[
+            ("matic-agent", "orphans 10000"),
+            ("containerd", "sleep"),
+            ("kubelet", "sleep"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&[]);
+    let released = wait_until(Duration::from_secs(120), || {
+        events(&r.log("matic-agent"))
+            .iter()
+            .any(|(e, _)| e == "orphans-released")
+            .then_some(())
+    });
+    assert!(
+        released.is_some(),
+        "helper never released its orphans: {}",
+        r.log("matic-agent")
+    );
+    assert!(
+        !r.log("matic-agent").contains("orphans-failed"),
+        "{}",
+        r.log("matic-agent")
+    );
+    // Only the three services may remain: every orphan exited and was reaped.
+    let settled = wait_until(Duration::from_secs(60), || {
+        let p = ns.ns_processes();
+        (p.len() == 3).then_some(p)
+    });
+    let left = ns.ns_processes();
+    let zombies = left.iter().filter(|p| p.1 == 'Z').count();
+    assert!(
+        settled.is_some(),
+        "{} processes left in the namespace ({zombies} zombies)",
+        left.len()
+    );
+    assert_eq!(zombies, 0, "{left:?}");
+    assert!(
+        all_running(&r, &["matic-agent", "containerd", "kubelet"]),
+        "{}",
+        r.status()
+    );
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn control_fifo_restart_and_garbage() {
+    let r = root(
+        "fifo",
+        &[
+            ("matic-agent", "sleep"),
+            ("containerd", "term-exit"),
+            ("kubelet", "sleep"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&[]);
+    let names = ["matic-agent", "containerd", "kubelet"];
+    wait_running(&r, &names);
+    // kubelet is started only once containerd runs.
+    let (k, c) = wait_until(Duration::from_secs(10), || {
+        Some((
+            *starts(&r, "kubelet").first()?,
+            *starts(&r, "containerd").first()?,
+        ))
+    })
+    .expect("kubelet and containerd logged their start");
+    assert!(k > c, "kubelet started before containerd");
+    let agent_pid = r.status_of("matic-agent")[2].clone();
+    let old_pid = r.status_of("containerd")[2].clone();
+
+    let mut garbage = b"frobnicate\n".to_vec();
+    garbage.extend(std::iter::repeat_n(b'x', 300));
+    garbage.extend_from_slice(b"\nrestart nosuch\nrestart\n\x1b[2J\n");
+    ns.control(&r, &garbage);
+    ns.control(&r, b"restart containerd\n");
+    let restarted = wait_until(Duration::from_secs(10), || {
+        let c = r.status_of("containerd");
+        (c.get(1).map(String::as_str) == Some("running") && c[2] != old_pid).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("containerd not restarted: {}\n{}", r.status(), r.init_log()));
+    assert_eq!(restarted[3], "1", "one restart: {restarted:?}");
+    let ev = || {
+        events(&r.log("containerd"))
+            .into_iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(10), || (ev().len() >= 3).then_some(()));
+    assert_eq!(
+        ev(),
+        ["start", "term", "start"],
+        "containerd got SIGTERM then ran again"
+    );
+    // Garbage changed nothing else, and every bad line was logged.
+    assert_eq!(r.status_of("matic-agent")[2], agent_pid);
+    assert_eq!(r.status_of("matic-agent")[3], "0");
+    let log = r.init_log();
+    for needle in [
+        "unknown command dropped: frobnicate",
+        "line over 64 bytes dropped",
+        "restart nosuch: no such service",
+        "unknown command dropped: restart",
+        "unknown command dropped: ?[2J",
+    ] {
+        assert!(log.contains(needle), "init log lacks {needle:?}:\n{log}");
+    }
+    // The FIFO still works after all that: poweroff.
+    ns.control(&r, b"poweroff\n");
+    let st = ns.wait_exit(Duration::from_secs(15)).expect("no poweroff");
+    assert_eq!(
+        st.signal(),
+        Some(SIGINT),
+        "poweroff must be reboot(POWER_OFF): {st:?}"
+    );
+}
+
+#[test]
+fn sigterm_stops_in_reverse_order_and_kills_what_ignores_it() {
+    let r = root(
+        "shutdown",
+        &[
+            ("matic-agent", "ignore-term"),
+            ("containerd", "term-exit"),
+            ("kubelet", "term-exit"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&["matic.test.stop_timeout_ms=1500"]);
+    wait_running(&r, &["matic-agent", "containerd", "kubelet"]);
+    let t0 = Instant::now();
+    ns.signal(SIGTERM);
+    let st = ns
+        .wait_exit(Duration::from_secs(20))
+        .expect("init did not finish shutdown");
+    let took = t0.elapsed();
+    assert_eq!(st.signal(), Some(SIGHUP), "{st:?}");
+    let term = |svc: &str, ev: &str| {
+        events(&r.log(svc))
+            .into_iter()
+            .find(|e| e.0 == ev)
+            .map(|e| e.1)
+            .unwrap_or_else(|| panic!("{svc}: no {ev}:\n{}", r.log(svc)))
+    };
+    let (k, c, a) = (
+        term("kubelet", "term"),
+        term("containerd", "term"),
+        term("matic-agent", "term-ignored"),
+    );
+    assert!(
+        k < c && c < a,
+        "SIGTERM order must be kubelet, containerd, matic-agent: {k} {c} {a}"
+    );
+    assert!(
+        took >= Duration::from_millis(1_400),
+        "SIGKILL came before the stop timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    let agent = r.status_of("matic-agent");
+    assert_eq!(
+        agent[1..],
+        ["stopped", "0", "0", "signal:9", agent[5].as_str()],
+        "{}",
+        r.status()
+    );
+    assert_eq!(
+        r.status_of("kubelet")[1..5],
+        ["stopped", "0", "0", "exit:0"]
+    );
+    assert!(
+        r.init_log().contains("SIGKILL to all remaining processes"),
+        "{}",
+        r.init_log()
+    );
+}
+
+#[test]
+fn child_gets_empty_mask_default_signals_own_session_clean_env() {
+    let r = root(
+        "sigcheck",
+        &[("matic-agent", "sigcheck"), ("containerd", "sleep")],
+        None,
+    );
+    let mut ns = r.start(&[]);
+    let log = wait_until(Duration::from_secs(10), || {
+        let l = r.log("matic-agent");
+        l.contains("sigcheck-done").then_some(l)
+    })
+    .expect("sigcheck helper did not report");
+    assert!(
+        log.contains("\nsigmask 0\n"),
+        "blocked mask leaked into the service:\n{log}"
+    );
+    assert!(
+        log.contains("\nnondefault []\n"),
+        "signal dispositions leaked:\n{log}"
+    );
+    assert!(log.contains("\nsession-leader 1\n"), "{log}");
+    assert!(log.contains("\ncwd /\n"), "{log}");
+    assert!(
+        log.contains("\nenv PATH=/usr/bin:/usr/sbin\n"),
+        "environment not clean:\n{log}"
+    );
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn boot_deadline_reboots_unless_boot_ok_arrives() {
+    let trial = "slot=B\ndisk=/dev/vda\nsuccessful=0\n";
+    // No boot-ok: reboot when the deadline passes.
+    let r = root(
+        "deadline",
+        &[("matic-agent", "sleep"), ("containerd", "sleep")],
+        Some(trial),
+    );
+    let mut ns = r.start(&["matic.test.boot_timeout_ms=700"]);
+    let t0 = Instant::now();
+    let st = ns
+        .wait_exit(Duration::from_secs(15))
+        .expect("deadline did not fire");
+    assert_eq!(st.signal(), Some(SIGHUP), "{st:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(r.init_log().contains("boot deadline"), "{}", r.init_log());
+
+    // boot-ok in time: the machine stays up past the deadline.
+    let r = root(
+        "deadline-ok",
+        &[("matic-agent", "sleep"), ("containerd", "sleep")],
+        Some(trial),
+    );
+    let mut ns = r.start(&["matic.test.boot_timeout_ms=700"]);
+    wait_running(&r, &["matic-agent", "containerd"]);
+    ns.control(&r, b"boot-ok\n");
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(
+        ns.wait_exit(Duration::ZERO).is_none(),
+        "rebooted despite boot-ok:\n{}",
+        r.init_log()
+    );
+    assert!(r.init_log().contains("boot-ok, boot deadline cleared"));
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+
+    // An already successful slot holds no deadline at all.
+    let r = root(
+        "deadline-none",
+        &[("matic-agent", "sleep")],
+        Some("slot=A\ndisk=/dev/vda\nsuccessful=1\n"),
+    );
+    let mut ns = r.start(&["matic.test.boot_timeout_ms=300"]);
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(ns.wait_exit(Duration::ZERO).is_none(), "{}", r.init_log());
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn service_log_is_rotated_at_the_size_limit() {
+    let r = root(
+        "logs",
+        &[("matic-agent", "crash"), ("containerd", "sleep")],
+        None,
+    );
+    let mut ns = r.start(&[
+        "matic.test.backoff_base_ms=1",
+        "matic.test.backoff_cap_ms=2",
+        "matic.test.log_limit_bytes=300",
+    ]);
+    // Each run writes one ~20-byte line; 40 runs overflow 300 bytes twice.
+    let ok = wait_until(Duration::from_secs(30), || {
+        let total = r.log("matic-agent").lines().count()
+            + std::fs::read_to_string(r.path("var/log/matic/matic-agent.log.1"))
+                .unwrap_or_default()
+                .lines()
+                .count();
+        (total >= 25 && r.path("var/log/matic/matic-agent.log.1").exists()).then_some(())
+    });
+    ns.signal(SIGTERM);
+    ns.wait_exit(Duration::from_secs(15));
+    assert!(ok.is_some(), "no rotation:\n{}", r.init_log());
+    let cur = std::fs::metadata(r.path("var/log/matic/matic-agent.log"))
+        .unwrap()
+        .len();
+    let old = std::fs::metadata(r.path("var/log/matic/matic-agent.log.1"))
+        .unwrap()
+        .len();
+    assert!(
+        cur <= 300 && old <= 300 && old >= 250,
+        "sizes {cur} and {old} vs limit 300"
+    );
+    // Rotation cuts at the byte limit, not at a line: the tail continues in
+    // the new file, so the two files joined are still whole lines.
+    assert!(r.log("matic-agent").lines().all(|l| l.is_empty()
+        || l.starts_with("start")
+        || l.chars().all(|c| c.is_ascii_digit() || c == ' ')));
+}
