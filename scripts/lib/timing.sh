@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Boot timing (sourced; needs common.sh and vm.sh). Figures are printed,
+# never asserted: QEMU under software emulation varies with the host.
+
+# timing_floor: boot the same kernel with a trivial initramfs whose /init
+# prints the uptime and powers off (scripts/lib/floor-init.c). Prints
+# "floor_init_uptime=S floor_wall=S" (guest seconds at /init; host seconds
+# from QEMU's start to its exit).
+timing_floor() {
+  local dir=$MATIC_OUT/floor kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz}
+  matic_need gcc cpio zstd
+  mkdir -p "$dir/root"
+  if [ ! -s "$dir/initramfs" ] || [ "$MATIC_ROOT/scripts/lib/floor-init.c" -nt "$dir/initramfs" ]; then
+    gcc -static -Os -s -o "$dir/root/init" "$MATIC_ROOT/scripts/lib/floor-init.c"
+    (cd "$dir/root" && echo init | cpio -o -H newc -R 0:0 --quiet) | zstd -q -19 >"$dir/initramfs"
+  fi
+  local t0 t1
+  t0=$(date +%s.%N)
+  # -no-reboot: the floor powers off; a failure must not loop.
+  timeout 120 qemu-system-x86_64 -machine pc,accel=tcg -cpu max -smp "$VM_SMP" -m "$VM_MEMORY" \
+    -display none -monitor none -serial "file:$dir/console.log" -no-reboot -nic none \
+    -kernel "$kernel" -initrd "$dir/initramfs" -append "$VM_APPEND_BASE" ||
+    matic_die "the floor boot failed (console: $dir/console.log)"
+  t1=$(date +%s.%N)
+  local up
+  up=$(sed -n 's/.*matic-floor: \/init running at uptime \([0-9.]*\) s.*/\1/p' "$dir/console.log" | head -n1)
+  [ -n "$up" ] || matic_die "the floor's /init did not report (console: $dir/console.log)"
+  awk -v u="$up" -v a="$t0" -v b="$t1" 'BEGIN { printf "floor_init_uptime=%s floor_wall=%.2f\n", u, b - a }'
+}
