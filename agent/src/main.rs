@@ -1,5 +1,156 @@
-//! `matic-agent`: the node's gRPC API (placeholder until the API issue lands).
+//! `matic-agent` entry point: parse flags, load the PKI, serve the API over
+//! mutual TLS, configure the network, and mark the boot successful once
+//! serving and healthy. Logs go to stderr, which init captures.
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use matic_agent::config::Config;
+use matic_agent::service::Agent;
+use matic_agent::{auth, health, init_link, net, slots, tls};
+use matic_boot::Slot;
+use matic_proto::v1::machine_service_server::MachineServiceServer;
+
+/// HTTP/2 windows: large, so an image stream is not throttled by round trips.
+const STREAM_WINDOW: u32 = 16 << 20;
+const CONNECTION_WINDOW: u32 = 32 << 20;
+/// Largest HTTP/2 frame we accept: fewer frames per image chunk.
+const MAX_FRAME: u32 = 1 << 20;
+
 fn main() {
-    eprintln!("matic-agent: not implemented yet");
-    std::process::exit(1);
+    let cfg = Config::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("matic-agent: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cfg)) {
+        eprintln!("matic-agent: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
+    tls::install_provider();
+    let cfg = Arc::new(cfg);
+    let boot = match init_link::read_boot(&cfg.boot_file()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("matic-agent: {e}; running slot unknown");
+            init_link::BootInfo::default()
+        }
+    };
+    let disk = cfg.disk.clone().or(boot.disk.clone());
+    let running = boot.slot.map(|c| if c == 'A' { Slot::A } else { Slot::B });
+    let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", cfg.listen))?;
+    eprintln!(
+        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?,
+        disk,
+        running
+    );
+
+    if !cfg.no_network {
+        let cmdline = cfg.cmdline.clone();
+        tokio::spawn(async move {
+            if let Err(e) = net::configure(&cmdline).await {
+                eprintln!("matic-agent: network: {e}");
+            }
+        });
+    }
+
+    let agent = Agent::new(cfg.clone(), disk.clone(), running);
+    let server = tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(auth::AuthLayer)
+        .add_service(MachineServiceServer::new(agent))
+        .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown_signal());
+    let server = tokio::spawn(server);
+
+    if !cfg.no_boot_ok {
+        tokio::spawn(mark_boot_successful(cfg.clone(), disk, running));
+    }
+    server.await??;
+    eprintln!("matic-agent: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => eprintln!("matic-agent: SIGTERM, stopping"),
+        _ = int.recv() => eprintln!("matic-agent: SIGINT, stopping"),
+    }
+}
+
+/// Once serving and healthy: set the running slot's successful bit, then
+/// tell init `boot-ok`. Retries until both are done.
+async fn mark_boot_successful(
+    cfg: Arc<Config>,
+    disk: Option<std::path::PathBuf>,
+    running: Option<Slot>,
+) {
+    let (Some(disk), Some(slot)) = (disk, running) else {
+        eprintln!("matic-agent: not marking the boot successful: disk or running slot unknown");
+        return;
+    };
+    let mut last_problem = String::new();
+    let mut report = |p: String| {
+        if p != last_problem {
+            eprintln!("matic-agent: boot not yet marked successful: {p}");
+            last_problem = p;
+        }
+    };
+    let mut gpt_done = false;
+    loop {
+        let h = health::run(&cfg, Some(&disk)).await;
+        if !h.healthy {
+            let failing: Vec<String> = h
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            report(format!("unhealthy ({})", failing.join("; ")));
+        } else if !gpt_done {
+            let d = disk.clone();
+            match tokio::task::spawn_blocking(move || slots::mark_successful(&d, slot)).await {
+                Ok(Ok(())) => {
+                    eprintln!("matic-agent: slot {slot} marked successful");
+                    gpt_done = true;
+                    continue;
+                }
+                Ok(Err(e)) => report(e.to_string()),
+                Err(e) => report(e.to_string()),
+            }
+        } else {
+            match init_link::send_command(&cfg.control_fifo(), "boot-ok") {
+                Ok(()) => {
+                    eprintln!("matic-agent: told init boot-ok");
+                    return;
+                }
+                Err(e) => report(e.to_string()),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

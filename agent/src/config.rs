@@ -1,0 +1,79 @@
+//! Command-line flags: every path the agent touches is configurable so the
+//! integration tests run the real agent as an ordinary process against a
+//! disk-image file and a fake `/run/matic`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `matic-agent` flags. Defaults are the paths on a running node.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "matic-agent",
+    version,
+    about = "MaticOS node agent: the gRPC API over mutual TLS"
+)]
+pub struct Config {
+    /// Address and port to serve the API on.
+    #[arg(long, default_value = "[::]:50051")]
+    pub listen: SocketAddr,
+    /// Directory holding `ca.crt`, `server.crt` and `server.key`.
+    #[arg(long, default_value = "/var/lib/matic/pki")]
+    pub pki_dir: PathBuf,
+    /// The disk holding the MaticOS GPT (device or image file); default: `disk=`
+    /// from `<run-dir>/boot`.
+    #[arg(long)]
+    pub disk: Option<PathBuf>,
+    /// Init's runtime directory (`boot`, `services`, `control`).
+    #[arg(long, default_value = "/run/matic")]
+    pub run_dir: PathBuf,
+    /// Directory of the services' logs (`<service>.log`).
+    #[arg(long, default_value = "/var/log/matic")]
+    pub log_dir: PathBuf,
+    /// The kernel log device (a regular file is read line by line and polled).
+    #[arg(long, default_value = "/dev/kmsg")]
+    pub kmsg: PathBuf,
+    /// Persistent agent state; slot versions live in `<state-dir>/slots/<SLOT>.version`.
+    #[arg(long, default_value = "/var/lib/matic")]
+    pub state_dir: PathBuf,
+    /// os-release file of the running image (for `VERSION_ID`).
+    #[arg(long, default_value = "/etc/os-release")]
+    pub os_release: PathBuf,
+    /// Tries a freshly installed slot gets to be marked successful (1..=15).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=15))]
+    pub tries: u8,
+    /// The kernel command line (for `matic.ip=`).
+    #[arg(long, default_value = "/proc/cmdline")]
+    pub cmdline: PathBuf,
+    /// The containerd socket the health check dials when containerd is supervised.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: PathBuf,
+    /// Do not configure network interfaces (tests).
+    #[arg(long)]
+    pub no_network: bool,
+    /// Never mark the boot successful (neither the GPT bit nor `boot-ok`).
+    #[arg(long)]
+    pub no_boot_ok: bool,
+    /// Delay between the reply to Reboot/Shutdown/Rollback and the FIFO command, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub power_delay_ms: u64,
+}
+
+impl Config {
+    /// `<run-dir>/boot`.
+    pub fn boot_file(&self) -> PathBuf {
+        self.run_dir.join("boot")
+    }
+    /// `<run-dir>/services`.
+    pub fn services_file(&self) -> PathBuf {
+        self.run_dir.join("services")
+    }
+    /// `<run-dir>/control`.
+    pub fn control_fifo(&self) -> PathBuf {
+        self.run_dir.join("control")
+    }
+    /// `<state-dir>/slots`.
+    pub fn slots_dir(&self) -> PathBuf {
+        self.state_dir.join("slots")
+    }
+}

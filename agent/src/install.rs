@@ -1,0 +1,279 @@
+//! `Install`: stream a root image into the inactive slot.
+//!
+//! Order of operations, so that no failure can leave a half-written slot
+//! bootable or touch the running one:
+//! 1. take the install lock (a second install gets FAILED_PRECONDITION);
+//! 2. the first message must be a header with a 32-byte sha256 and size > 0;
+//! 3. invalidate the target slot (P=0 T=0 S=0), write the GPT, forget its
+//!    recorded version — all before the first byte of the image is written;
+//! 4. refuse an image larger than the slot, or whose first bytes are not the
+//!    SquashFS magic `hsqs`;
+//! 5. stream every chunk to the slot's byte range with positioned writes on a
+//!    writer thread that hashes inline (no copy of the image is kept);
+//! 6. refuse a stream longer or shorter than the header said, or one that
+//!    breaks off (client gone);
+//! 7. fsync, compare the digest, record the version, `finish_update` with the
+//!    configured tries.
+//!
+//! Every refusal after step 3 leaves the target invalidated; the running slot
+//! is never opened for writing (the target is always the *other* slot and
+//! writes are bounds-checked against its partition).
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use matic_boot::Slot;
+use matic_proto::v1::{InstallHeader, InstallResponse, install_request::Msg};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, mpsc};
+use tonic::{Status, Streaming};
+
+use crate::slots;
+
+/// SquashFS superblock magic, little-endian `0x73717368`.
+pub const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
+/// Chunks buffered between the network and the writer thread.
+const QUEUE: usize = 16;
+
+/// What an install needs from the agent.
+#[derive(Debug, Clone)]
+pub struct InstallCtx {
+    pub disk: PathBuf,
+    pub running: Slot,
+    pub tries: u8,
+    pub state_dir: PathBuf,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs one install to completion. The caller holds nothing; the lock is
+/// taken here and held until the writer thread has stopped, so a client
+/// that disappears can never have its late writes overlap the next install.
+pub async fn run(
+    lock: Arc<Mutex<()>>,
+    ctx: InstallCtx,
+    mut stream: Streaming<matic_proto::v1::InstallRequest>,
+) -> Result<InstallResponse, Status> {
+    let guard = lock.try_lock_owned().map_err(|_| {
+        Status::failed_precondition(
+            "another install is in progress; try again when it has finished",
+        )
+    })?;
+    let header = match stream.message().await? {
+        None => {
+            return Err(Status::invalid_argument(
+                "empty install stream: the first message must be the header",
+            ));
+        }
+        Some(m) => match m.msg {
+            Some(Msg::Header(h)) => h,
+            Some(Msg::Chunk(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first install message must be the header, got a chunk",
+                ));
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "the first install message is empty; it must be the header",
+                ));
+            }
+        },
+    };
+    if header.sha256.len() != 32 {
+        return Err(Status::invalid_argument(format!(
+            "header sha256 must be 32 bytes, got {}",
+            header.sha256.len()
+        )));
+    }
+    if header.size == 0 {
+        return Err(Status::invalid_argument(
+            "header size is 0; an image cannot be empty",
+        ));
+    }
+    let target = ctx.running.other();
+    eprintln!(
+        "matic-agent: install: {} bytes, version {:?}, sha256 {} -> slot {target} on {}",
+        header.size,
+        header.version,
+        hex(&header.sha256),
+        ctx.disk.display()
+    );
+
+    // Step 3: invalidate the target before anything else touches it.
+    let (disk, range) = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            slots::remove_version(&ctx.state_dir, target)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            let range = slots::begin_update(&ctx.disk, target)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            let disk = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&ctx.disk)
+                .map_err(|e| {
+                    Status::internal(format!("opening {} for writing: {e}", ctx.disk.display()))
+                })?;
+            Ok((disk, range))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("install setup task: {e}")))??
+    };
+    if header.size > range.len {
+        return Err(Status::invalid_argument(format!(
+            "image of {} bytes does not fit slot {target} ({} bytes)",
+            header.size, range.len
+        )));
+    }
+
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let writer = {
+        let offset = range.offset;
+        let path = ctx.disk.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = write_loop(&disk, &path, offset, rx);
+            drop(guard);
+            r
+        })
+    };
+    let received = receive(&mut stream, &header, tx).await;
+    // Always wait for the writer: it owns the lock and the disk handle.
+    let written = writer
+        .await
+        .map_err(|e| Status::internal(format!("install writer task: {e}")))?;
+    let received = received.inspect_err(|e| {
+        eprintln!(
+            "matic-agent: install into slot {target} failed: {}",
+            e.message()
+        )
+    })?;
+    let digest = written
+        .inspect_err(|e| eprintln!("matic-agent: install into slot {target} failed: {e}"))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    // `received` is short only when the writer stopped early, and then `written` held its error.
+    debug_assert!(received == header.size);
+    if digest[..] != header.sha256[..] {
+        let msg = format!(
+            "sha256 mismatch: header says {}, received image hashes to {}; slot {target} left unbootable",
+            hex(&header.sha256),
+            hex(&digest)
+        );
+        eprintln!("matic-agent: install: {msg}");
+        return Err(Status::invalid_argument(msg));
+    }
+    let version = header.version.clone();
+    let tries = ctx.tries;
+    tokio::task::spawn_blocking(move || -> Result<(), Status> {
+        slots::write_version(&ctx.state_dir, target, &version)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        slots::finish_update(&ctx.disk, target, tries).map_err(|e| Status::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| Status::internal(format!("install finish task: {e}")))??;
+    eprintln!(
+        "matic-agent: install: slot {target} written ({} bytes), bootable with {tries} tries",
+        header.size
+    );
+    Ok(InstallResponse {
+        slot: target.to_string(),
+        version: header.version,
+        bytes_written: header.size,
+        tries: u32::from(tries),
+    })
+}
+
+/// Pulls chunks off the stream, checks the magic and the length, hands them
+/// to the writer. Returns the byte count, which equals the header's size.
+async fn receive(
+    stream: &mut Streaming<matic_proto::v1::InstallRequest>,
+    header: &InstallHeader,
+    tx: mpsc::Sender<Vec<u8>>,
+) -> Result<u64, Status> {
+    let mut total: u64 = 0;
+    // Bytes held back until the 4-byte magic has been seen.
+    let mut head: Vec<u8> = Vec::new();
+    let mut magic_checked = false;
+    loop {
+        let msg = match stream.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Status::aborted(format!(
+                    "install stream broke off after {total} of {} bytes ({}); target slot left unbootable",
+                    header.size,
+                    e.message()
+                )));
+            }
+        };
+        let chunk = match msg.msg {
+            Some(Msg::Chunk(c)) => c,
+            Some(Msg::Header(_)) => {
+                return Err(Status::invalid_argument(
+                    "a second header in the install stream",
+                ));
+            }
+            None => continue,
+        };
+        total += chunk.len() as u64;
+        if total > header.size {
+            return Err(Status::invalid_argument(format!(
+                "install stream is longer than the header's {} bytes; target slot left unbootable",
+                header.size
+            )));
+        }
+        let chunk = if magic_checked {
+            chunk
+        } else {
+            head.extend_from_slice(&chunk);
+            if head.len() < SQUASHFS_MAGIC.len() && total < header.size {
+                continue;
+            }
+            if !head.starts_with(SQUASHFS_MAGIC) {
+                return Err(Status::invalid_argument(format!(
+                    "not a SquashFS image: first bytes are {} (expected 68737173, \"hsqs\"); target slot left unbootable",
+                    hex(&head[..head.len().min(4)])
+                )));
+            }
+            magic_checked = true;
+            std::mem::take(&mut head)
+        };
+        if tx.send(chunk).await.is_err() {
+            // The writer stopped: its error is the one to report.
+            return Ok(total);
+        }
+    }
+    if total < header.size {
+        return Err(Status::invalid_argument(format!(
+            "install stream ended after {total} of {} bytes; target slot left unbootable",
+            header.size
+        )));
+    }
+    Ok(total)
+}
+
+/// Writes chunks at consecutive offsets from `offset`, hashing inline; on
+/// the end of the channel syncs and returns the digest.
+fn write_loop(
+    disk: &File,
+    path: &Path,
+    offset: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) -> Result<[u8; 32], slots::SlotError> {
+    let mut hasher = Sha256::new();
+    let mut pos = offset;
+    let io = |op: &'static str, source| slots::SlotError::Io {
+        path: path.to_owned(),
+        op,
+        source,
+    };
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        disk.write_all_at(&chunk, pos)
+            .map_err(|e| io("writing image", e))?;
+        pos += chunk.len() as u64;
+    }
+    disk.sync_all().map_err(|e| io("syncing image", e))?;
+    Ok(hasher.finalize().into())
+}

@@ -1,0 +1,19 @@
+//! `matic-agent`: the node's gRPC API over mutual TLS (TLS 1.3, ring).
+//!
+//! The binary (`main.rs`) wires these modules together: [`config`] (flags),
+//! [`tls`] (acceptor and client-certificate checks), [`auth`] (roles and the
+//! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
+//! an image into the inactive slot), [`slots`] (GPT slot state and versions),
+//! [`init_link`] (init's boot file, services file and control FIFO),
+//! [`logs`], [`kmsg`], [`health`] and [`net`].
+pub mod auth;
+pub mod config;
+pub mod health;
+pub mod init_link;
+pub mod install;
+pub mod kmsg;
+pub mod logs;
+pub mod net;
+pub mod service;
+pub mod slots;
+pub mod tls;

@@ -1,0 +1,322 @@
+//! The `MachineService` implementation: each RPC delegates to the module
+//! that owns the subject. Authorization already happened in
+//! [`crate::auth::AuthLayer`] before any of this runs.
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use matic_boot::Slot;
+use matic_proto::v1::machine_service_server::MachineService;
+use matic_proto::v1::*;
+use tokio::sync::{Mutex, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::Config;
+use crate::init_link::{self, ControlFifo};
+use crate::{health, install, kmsg, logs, slots};
+
+/// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
+pub const FAULT_ABORT: &str = "fault:abort-agent";
+
+/// Shared state of the running agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub cfg: Arc<Config>,
+    /// The disk holding the GPT, when known.
+    pub disk: Option<PathBuf>,
+    /// The slot this boot runs from, when known.
+    pub running: Option<Slot>,
+    install_lock: Arc<Mutex<()>>,
+}
+
+impl Agent {
+    pub fn new(cfg: Arc<Config>, disk: Option<PathBuf>, running: Option<Slot>) -> Agent {
+        Agent {
+            cfg,
+            disk,
+            running,
+            install_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn disk(&self) -> Result<PathBuf, Status> {
+        self.disk.clone().ok_or_else(|| {
+            Status::failed_precondition("no disk known: neither --disk nor disk= in the boot file")
+        })
+    }
+
+    fn running(&self) -> Result<Slot, Status> {
+        self.running.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "the running slot is unknown ({} has no slot=A|B)",
+                self.cfg.boot_file().display()
+            ))
+        })
+    }
+
+    /// Opens init's FIFO now (so a missing init is an error in the reply),
+    /// sends `command` shortly after the reply has gone out.
+    fn after_reply(&self, command: &'static str) -> Result<(), Status> {
+        let fifo = ControlFifo::open(&self.cfg.control_fifo())
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let delay = Duration::from_millis(self.cfg.power_delay_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            match fifo.send(command) {
+                Ok(()) => eprintln!("matic-agent: sent {command:?} to init"),
+                Err(e) => eprintln!("matic-agent: {e}"),
+            }
+        });
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker task: {e}")))?
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn os_version(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_ID="))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl MachineService for Agent {
+    async fn version(
+        &self,
+        _req: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        let uts = rustix::system::uname();
+        Ok(Response::new(VersionResponse {
+            os_version: os_version(&self.cfg.os_release),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            kernel: uts.release().to_string_lossy().into_owned(),
+            slot: self.running.map(|s| s.to_string()).unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_owned(),
+            hostname: uts.nodename().to_string_lossy().into_owned(),
+        }))
+    }
+
+    async fn install(
+        &self,
+        req: Request<Streaming<InstallRequest>>,
+    ) -> Result<Response<InstallResponse>, Status> {
+        let ctx = install::InstallCtx {
+            disk: self.disk()?,
+            running: self.running()?,
+            tries: self.cfg.tries,
+            state_dir: self.cfg.state_dir.clone(),
+        };
+        // Its own task: if the client vanishes, hyper drops this handler, but
+        // the install still sees the broken stream, cleans up and logs why.
+        let task = tokio::spawn(install::run(
+            self.install_lock.clone(),
+            ctx,
+            req.into_inner(),
+        ));
+        let resp = task
+            .await
+            .map_err(|e| Status::internal(format!("install task: {e}")))??;
+        Ok(Response::new(resp))
+    }
+
+    async fn reboot(
+        &self,
+        _req: Request<RebootRequest>,
+    ) -> Result<Response<RebootResponse>, Status> {
+        self.after_reply("reboot")?;
+        Ok(Response::new(RebootResponse {}))
+    }
+
+    async fn shutdown(
+        &self,
+        _req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        self.after_reply("poweroff")?;
+        Ok(Response::new(ShutdownResponse {}))
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<RollbackRequest>,
+    ) -> Result<Response<RollbackResponse>, Status> {
+        let no_reboot = req.into_inner().no_reboot;
+        let (disk, running) = (self.disk()?, self.running()?);
+        let target = running.other();
+        // Fail before touching the GPT when init is not there to reboot us.
+        let fifo = if no_reboot {
+            None
+        } else {
+            Some(
+                ControlFifo::open(&self.cfg.control_fifo())
+                    .map_err(|e| Status::unavailable(e.to_string()))?,
+            )
+        };
+        blocking(move || slots::make_next(&disk, target).map_err(slots::SlotError::into_status))
+            .await?;
+        eprintln!(
+            "matic-agent: rollback: slot {target} boots next{}",
+            if no_reboot { "" } else { "; rebooting" }
+        );
+        if let Some(fifo) = fifo {
+            let delay = Duration::from_millis(self.cfg.power_delay_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = fifo.send("reboot") {
+                    eprintln!("matic-agent: {e}");
+                }
+            });
+        }
+        Ok(Response::new(RollbackResponse {
+            slot: target.to_string(),
+            rebooting: !no_reboot,
+        }))
+    }
+
+    async fn boot_status(
+        &self,
+        _req: Request<BootStatusRequest>,
+    ) -> Result<Response<BootStatusResponse>, Status> {
+        let disk = self.disk()?;
+        let (running, state_dir) = (self.running, self.cfg.state_dir.clone());
+        let d = disk.clone();
+        let table =
+            blocking(move || slots::read_table(&d).map_err(slots::SlotError::into_status)).await?;
+        let slots = Slot::ALL
+            .iter()
+            .map(|&s| {
+                let a = table.get(s).attrs;
+                SlotStatus {
+                    name: s.to_string(),
+                    priority: u32::from(a.priority()),
+                    tries: u32::from(a.tries()),
+                    successful: a.successful(),
+                    bootable: a.will_boot(),
+                    version: slots::read_version(&state_dir, s),
+                    running: running == Some(s),
+                    next_boot: table.next == Some(s),
+                }
+            })
+            .collect();
+        Ok(Response::new(BootStatusResponse {
+            slots,
+            disk: disk.display().to_string(),
+        }))
+    }
+
+    async fn service_list(
+        &self,
+        _req: Request<ServiceListRequest>,
+    ) -> Result<Response<ServiceListResponse>, Status> {
+        let list = init_link::read_services(&self.cfg.services_file())
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let now = init_link::boottime_secs();
+        Ok(Response::new(ServiceListResponse {
+            services: list.iter().map(|s| s.to_proto(now)).collect(),
+        }))
+    }
+
+    async fn service_restart(
+        &self,
+        req: Request<ServiceRestartRequest>,
+    ) -> Result<Response<ServiceRestartResponse>, Status> {
+        let name = req.into_inner().name;
+        #[cfg(feature = "fault-injection")]
+        if name == FAULT_ABORT {
+            eprintln!("matic-agent: fault injection: aborting after the reply");
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                std::process::abort();
+            });
+            return Ok(Response::new(ServiceRestartResponse {}));
+        }
+        logs::validate_name(&name)?;
+        let list = init_link::read_services(&self.cfg.services_file())
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if !list.iter().any(|s| s.name == name) {
+            let known: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+            return Err(Status::not_found(format!(
+                "no service named {name:?} (init supervises: {})",
+                known.join(", ")
+            )));
+        }
+        ControlFifo::open(&self.cfg.control_fifo())
+            .and_then(|f| f.send(&format!("restart {name}")))
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        eprintln!("matic-agent: asked init to restart {name}");
+        Ok(Response::new(ServiceRestartResponse {}))
+    }
+
+    type LogsStream = BoxStream<LogsResponse>;
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let r = req.into_inner();
+        let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
+        let file = logs::open(&path)?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::task::spawn_blocking(move || logs::stream(path, file, r.tail_lines, r.follow, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type DmesgStream = BoxStream<DmesgResponse>;
+
+    async fn dmesg(
+        &self,
+        req: Request<DmesgRequest>,
+    ) -> Result<Response<Self::DmesgStream>, Status> {
+        let follow = req.into_inner().follow;
+        let path = self.cfg.kmsg.clone();
+        let mut k = kmsg::Kmsg::open(&path)
+            .map_err(|e| Status::unavailable(format!("opening {}: {e}", path.display())))?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                match k.read_available(kmsg::BATCH) {
+                    Ok(messages) if messages.is_empty() => {
+                        if !follow {
+                            return;
+                        }
+                        std::thread::sleep(logs::POLL);
+                        if tx.is_closed() {
+                            return;
+                        }
+                    }
+                    Ok(messages) => {
+                        if tx.blocking_send(Ok(DmesgResponse { messages })).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!(
+                            "reading {}: {e}",
+                            path.display()
+                        ))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn health(
+        &self,
+        _req: Request<HealthRequest>,
+    ) -> Result<Response<HealthResponse>, Status> {
+        Ok(Response::new(
+            health::run(&self.cfg, self.disk.as_deref()).await,
+        ))
+    }
+}

@@ -1,0 +1,192 @@
+//! The A/B slot state on the disk (via `matic-boot`) and the version string
+//! recorded for each slot in `<state-dir>/slots/<SLOT>.version`. Every GPT
+//! change in the agent goes through here, serialized by one lock, and each
+//! is staged in memory and written once (`Disk::write`).
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use matic_boot::{Disk, Slot, SlotAttrs};
+use tonic::Status;
+
+/// Serializes read-modify-write cycles of the GPT within the agent.
+static GPT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Errors reading or changing slot state.
+#[derive(Debug, thiserror::Error)]
+pub enum SlotError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("GPT on {path}: {source}")]
+    Gpt {
+        path: PathBuf,
+        source: matic_boot::Error<std::io::Error>,
+    },
+}
+
+impl SlotError {
+    /// The gRPC status: refusals by the slot rules are FAILED_PRECONDITION.
+    pub fn into_status(self) -> Status {
+        match &self {
+            SlotError::Gpt {
+                source:
+                    matic_boot::Error::RollbackTargetWillNotBoot(_)
+                    | matic_boot::Error::UpdateTargetIsRunning(_)
+                    | matic_boot::Error::SlotInvalidated(_)
+                    | matic_boot::Error::NoBootableSlot,
+                ..
+            } => Status::failed_precondition(self.to_string()),
+            _ => Status::internal(self.to_string()),
+        }
+    }
+}
+
+/// One slot as the table describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub attrs: SlotAttrs,
+    /// Byte offset of the partition on the disk.
+    pub offset: u64,
+    /// Partition size in bytes.
+    pub len: u64,
+}
+
+/// Both slots and what the next boot would choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub a: SlotInfo,
+    pub b: SlotInfo,
+    pub next: Option<Slot>,
+}
+
+impl Table {
+    pub fn get(&self, s: Slot) -> SlotInfo {
+        match s {
+            Slot::A => self.a,
+            Slot::B => self.b,
+        }
+    }
+}
+
+fn open(path: &Path, write: bool) -> Result<Disk<File>, SlotError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(|source| SlotError::Io {
+            path: path.to_owned(),
+            op: "opening",
+            source,
+        })?;
+    Disk::open(f).map_err(|source| SlotError::Gpt {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn table_of(d: &Disk<File>) -> Table {
+    let info = |s: Slot| {
+        let p = d.slot_partition(s);
+        SlotInfo {
+            attrs: d.slot_attrs(s),
+            offset: p.start(),
+            len: p.size(),
+        }
+    };
+    Table {
+        a: info(Slot::A),
+        b: info(Slot::B),
+        next: d.status().next,
+    }
+}
+
+/// Reads the table (no writes).
+pub fn read_table(path: &Path) -> Result<Table, SlotError> {
+    Ok(table_of(&open(path, false)?))
+}
+
+/// Opens the disk, applies `change` to the staged table, writes it once.
+fn modify<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Disk<File>) -> Result<T, matic_boot::Error<std::io::Error>>,
+) -> Result<(T, Table), SlotError> {
+    let _g = GPT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = open(path, true)?;
+    let gpt = |source| SlotError::Gpt {
+        path: path.to_owned(),
+        source,
+    };
+    let out = change(&mut d).map_err(gpt)?;
+    d.write().map_err(gpt)?;
+    Ok((out, table_of(&d)))
+}
+
+/// Invalidates `target` and writes the table; returns where its bytes go.
+pub fn begin_update(path: &Path, target: Slot) -> Result<SlotInfo, SlotError> {
+    let ((), t) = modify(path, |d| d.begin_update(target, !target))?;
+    Ok(t.get(target))
+}
+
+/// Makes the freshly written `target` the next boot with `tries` tries.
+pub fn finish_update(path: &Path, target: Slot, tries: u8) -> Result<(), SlotError> {
+    modify(path, |d| d.finish_update(target, tries)).map(|_| ())
+}
+
+/// Sets `slot`'s successful bit.
+pub fn mark_successful(path: &Path, slot: Slot) -> Result<(), SlotError> {
+    modify(path, |d| d.mark_successful(slot)).map(|_| ())
+}
+
+/// Makes `target` (the slot that is not running) the next boot; refused
+/// when it will not boot.
+pub fn make_next(path: &Path, target: Slot) -> Result<(), SlotError> {
+    modify(path, |d| d.rollback(!target)).map(|_| ())
+}
+
+fn version_path(state_dir: &Path, s: Slot) -> PathBuf {
+    state_dir.join("slots").join(format!("{s}.version"))
+}
+
+/// The recorded version of `s`; empty when none.
+pub fn read_version(state_dir: &Path, s: Slot) -> String {
+    std::fs::read_to_string(version_path(state_dir, s))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Forgets the version of a slot about to be overwritten.
+pub fn remove_version(state_dir: &Path, s: Slot) -> Result<(), SlotError> {
+    let p = version_path(state_dir, s);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(SlotError::Io {
+            path: p,
+            op: "removing",
+            source,
+        }),
+    }
+}
+
+/// Records `version` for `s` durably (temp file, fsync, rename).
+pub fn write_version(state_dir: &Path, s: Slot, version: &str) -> Result<(), SlotError> {
+    let p = version_path(state_dir, s);
+    let dir = p.parent().unwrap_or(state_dir).to_owned();
+    let io = |op, path: &Path| {
+        let path = path.to_owned();
+        move |source| SlotError::Io { path, op, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    let tmp = p.with_extension("version.tmp");
+    let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
+    f.write_all(format!("{}\n", version.trim()).as_bytes())
+        .map_err(io("writing", &tmp))?;
+    f.sync_all().map_err(io("syncing", &tmp))?;
+    std::fs::rename(&tmp, &p).map_err(io("renaming into", &p))?;
+    Ok(())
+}
