@@ -246,12 +246,11 @@ impl Runtime {
             }
             self.write_status();
             self.pet_watchdog(now);
-            if let Some(d) = self.boot_deadline_ms {
-                if now >= d {
+            if let Some(d) = self.boot_deadline_ms
+                && now >= d {
                     error!("boot deadline: slot not marked successful in time, rebooting");
                     self.down = Some(Down::Reboot);
                 }
-            }
             if let Some(down) = self.down {
                 self.shutdown(down);
             }
@@ -282,10 +281,7 @@ impl Runtime {
             }
         }
         let ts = util::timespec_ms(timeout_ms);
-        let ready = match poll(&mut fds, Some(&ts)) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let ready = poll(&mut fds, Some(&ts)).unwrap_or_default();
         let fifo_ready = have_fifo && !fds[1].revents().is_empty();
         drop(fds);
         if ready > 0 {

@@ -256,8 +256,8 @@ fn sigcheck() {
 /// crash: immediate restart) and crashes, until `samples` are collected.
 fn respawn(samples: u64, stable_ms: u64) -> ! {
     let now = mono_ns();
-    if let Ok(last) = std::fs::read_to_string("/run/respawn.last") {
-        if let Ok(t) = last.trim().parse::<u64>() {
+    if let Ok(last) = std::fs::read_to_string("/run/respawn.last")
+        && let Ok(t) = last.trim().parse::<u64>() {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -265,7 +265,6 @@ fn respawn(samples: u64, stable_ms: u64) -> ! {
                 .unwrap();
             let _ = writeln!(f, "{}", now.saturating_sub(t));
         }
-    }
     let have = std::fs::read_to_string("/run/respawn.samples")
         .map(|s| s.lines().count() as u64)
         .unwrap_or(0);
