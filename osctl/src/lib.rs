@@ -5,6 +5,7 @@
 //! ([`cli`], [`output`]).
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod pki;
 

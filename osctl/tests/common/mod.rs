@@ -1,0 +1,306 @@
+//! An in-process fake MaticOS API server for osctl's tests: a real rustls
+//! TLS 1.3 acceptor with webpki client verification (so the client sees real
+//! alerts) in front of a small scripted `MachineService`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use matic_proto::v1::machine_service_server::{MachineService, MachineServiceServer};
+use matic_proto::v1::*;
+use osctl::pki::CertifiedKey;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// What the fake server saw of installs.
+#[derive(Default, Debug, Clone)]
+pub struct Seen {
+    pub install_bytes: u64,
+    pub install_header: Option<(u64, Vec<u8>, String)>,
+    pub install_digest_ok: bool,
+    pub restarted: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+type Stream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MachineService for Fake {
+    async fn version(
+        &self,
+        _: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            os_version: "1.2.3".into(),
+            agent_version: "0.1.0".into(),
+            kernel: "6.1.0-test".into(),
+            slot: "A".into(),
+            arch: "x86_64".into(),
+            hostname: "fake".into(),
+        }))
+    }
+    async fn install(
+        &self,
+        req: Request<Streaming<InstallRequest>>,
+    ) -> Result<Response<InstallResponse>, Status> {
+        let mut s = req.into_inner();
+        let header = match s.message().await?.and_then(|m| m.msg) {
+            Some(install_request::Msg::Header(h)) => h,
+            _ => return Err(Status::invalid_argument("first message must be a header")),
+        };
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        while let Some(m) = s.message().await? {
+            match m.msg {
+                Some(install_request::Msg::Chunk(c)) => {
+                    if c.len() > 1 << 20 {
+                        return Err(Status::invalid_argument("chunk too large"));
+                    }
+                    n += c.len() as u64;
+                    hasher.update(&c);
+                }
+                _ => return Err(Status::invalid_argument("second header")),
+            }
+        }
+        let ok = hasher.finalize().as_slice() == header.sha256.as_slice() && n == header.size;
+        let mut seen = self.seen.lock().unwrap();
+        seen.install_bytes = n;
+        seen.install_digest_ok = ok;
+        seen.install_header = Some((header.size, header.sha256.clone(), header.version.clone()));
+        if !ok {
+            return Err(Status::data_loss("digest mismatch: slot B left unbootable"));
+        }
+        Ok(Response::new(InstallResponse {
+            slot: "B".into(),
+            version: header.version,
+            bytes_written: n,
+            tries: 3,
+        }))
+    }
+    async fn reboot(&self, _: Request<RebootRequest>) -> Result<Response<RebootResponse>, Status> {
+        Err(Status::permission_denied(
+            "reboot needs os:operator or os:admin",
+        ))
+    }
+    async fn shutdown(
+        &self,
+        _: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        Ok(Response::new(ShutdownResponse {}))
+    }
+    async fn rollback(
+        &self,
+        r: Request<RollbackRequest>,
+    ) -> Result<Response<RollbackResponse>, Status> {
+        Ok(Response::new(RollbackResponse {
+            slot: "B".into(),
+            rebooting: !r.into_inner().no_reboot,
+        }))
+    }
+    async fn boot_status(
+        &self,
+        _: Request<BootStatusRequest>,
+    ) -> Result<Response<BootStatusResponse>, Status> {
+        Ok(Response::new(BootStatusResponse {
+            slots: vec![
+                SlotStatus {
+                    name: "A".into(),
+                    priority: 2,
+                    tries: 0,
+                    successful: true,
+                    bootable: true,
+                    version: "1.2.3".into(),
+                    running: true,
+                    next_boot: true,
+                },
+                SlotStatus {
+                    name: "B".into(),
+                    priority: 0,
+                    tries: 0,
+                    successful: false,
+                    bootable: false,
+                    version: String::new(),
+                    running: false,
+                    next_boot: false,
+                },
+            ],
+            disk: "/dev/vda".into(),
+        }))
+    }
+    async fn service_list(
+        &self,
+        _: Request<ServiceListRequest>,
+    ) -> Result<Response<ServiceListResponse>, Status> {
+        Ok(Response::new(ServiceListResponse {
+            services: vec![
+                Service {
+                    name: "matic-agent".into(),
+                    state: "running".into(),
+                    pid: 123,
+                    restarts: 0,
+                    last_exit: "-".into(),
+                    state_seconds: 65,
+                },
+                Service {
+                    name: "containerd".into(),
+                    state: "backoff".into(),
+                    pid: 0,
+                    restarts: 2,
+                    last_exit: "exit:1".into(),
+                    state_seconds: 3,
+                },
+            ],
+        }))
+    }
+    async fn service_restart(
+        &self,
+        r: Request<ServiceRestartRequest>,
+    ) -> Result<Response<ServiceRestartResponse>, Status> {
+        let name = r.into_inner().name;
+        if name != "containerd" {
+            return Err(Status::not_found(format!("no service {name:?}")));
+        }
+        self.seen.lock().unwrap().restarted.push(name);
+        Ok(Response::new(ServiceRestartResponse {}))
+    }
+    type LogsStream = Stream<LogsResponse>;
+    async fn logs(&self, r: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let r = r.into_inner();
+        let text = "one\ntwo\nthree\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = if r.tail_lines == 0 {
+            lines.len()
+        } else {
+            r.tail_lines as usize
+        };
+        let keep = lines[lines.len().saturating_sub(tail)..].join("\n") + "\n";
+        // Split mid-line on purpose: the client must reassemble lines.
+        let (a, b) = keep.split_at(keep.len() / 2);
+        let items = vec![
+            Ok(LogsResponse {
+                data: a.as_bytes().to_vec(),
+            }),
+            Ok(LogsResponse {
+                data: b.as_bytes().to_vec(),
+            }),
+        ];
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+    type DmesgStream = Stream<DmesgResponse>;
+    async fn dmesg(&self, _: Request<DmesgRequest>) -> Result<Response<Self::DmesgStream>, Status> {
+        let items = vec![Ok(DmesgResponse {
+            messages: vec![KernelMessage {
+                facility: 0,
+                level: 6,
+                sequence: 1,
+                timestamp_usec: 1_500_000,
+                message: "Linux version 6.1".into(),
+            }],
+        })];
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+    async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
+        Ok(Response::new(HealthResponse {
+            healthy: false,
+            checks: vec![
+                HealthCheck {
+                    name: "api".into(),
+                    ok: true,
+                    detail: "serving".into(),
+                },
+                HealthCheck {
+                    name: "containerd".into(),
+                    ok: false,
+                    detail: "socket not answering".into(),
+                },
+            ],
+        }))
+    }
+}
+
+/// A TLS stream tonic can serve.
+struct Io(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl tonic::transport::server::Connected for Io {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+impl AsyncRead for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+impl AsyncWrite for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Start the fake server with `server` as its certificate, trusting client
+/// certificates from `client_ca_pem`. Returns its address.
+pub async fn spawn(server: &CertifiedKey, client_ca_pem: &str, fake: Fake) -> SocketAddr {
+    osctl::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
+    let chain = vec![CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Io, std::io::Error>>(16);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = tx.send(Ok(Io(tls))).await;
+                }
+            });
+        }
+    });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MachineServiceServer::new(fake))
+            .serve_with_incoming(ReceiverStream::new(rx)),
+    );
+    addr
+}
