@@ -152,12 +152,11 @@ impl<D: BlockDevice> Disk<D> {
             Ok(p) => {
                 let backup = load(&mut dev, Which::Backup, p.alternate_lba, last_lba, None)?;
                 // The backup is always (re)written at the last LBA, where a
-                // reader looks when the primary is bad: on a grown image
-                // `write` moves it there from `alternate_lba`.
-                let backup_entries_lba = match backup {
-                    Ok(b) if p.alternate_lba == last_lba => b.entries_lba,
-                    _ => last_lba - p.entries_sectors(),
-                };
+                // reader looks when the primary is bad (on a grown image
+                // `write` moves it there from `alternate_lba`), with its
+                // entries right before it: the primary's geometry rules, and
+                // the old backup's may differ from it.
+                let backup_entries_lba = last_lba - p.entries_sectors();
                 let health = Health {
                     primary: Ok(()),
                     backup: match backup {

@@ -102,7 +102,6 @@ fn every_cut_point_yields_old_or_new() {
         let mut d = Disk::open(&mut lens).unwrap();
         mutate(&mut d);
         d.write().unwrap();
-        drop(d);
         let write_lens = lens.1;
         let total: u64 = write_lens.iter().sum();
         let new = read_snapshot(&mut done);
@@ -121,7 +120,6 @@ fn every_cut_point_yields_old_or_new() {
                 cut >= total,
                 "{sc:?} cut {cut}: write result {res:?}"
             );
-            drop(d);
             let got = match Disk::open(&mut dev) {
                 Ok(d) => snapshot(&d),
                 Err(e) => panic!("{sc:?}: cut at byte {cut} of {total}: open failed: {e}"),
@@ -147,7 +145,6 @@ fn every_cut_point_yields_old_or_new() {
                 mutate(&mut d);
             }
             d.write().unwrap();
-            drop(d);
             assert_eq!(
                 read_snapshot(&mut dev),
                 new,
@@ -183,12 +180,10 @@ fn write_repairs_a_damaged_copy() {
         let before = snapshot(&d);
         let mut d = Disk::open(&mut s).unwrap();
         d.write().unwrap();
-        drop(d);
         let d = Disk::open(&mut s).unwrap();
         assert_eq!(d.health().primary, Ok(()), "{sc:?}");
         assert_eq!(d.health().backup, Ok(()), "{sc:?}");
         assert_eq!(snapshot(&d), before, "{sc:?}: repair keeps the table");
-        drop(d);
         // Both copies are now independently complete: destroy either one.
         for victim in [1, s.last_lba()] {
             let mut t = s.clone();
@@ -215,7 +210,6 @@ proptest! {
         let mut d = Disk::open(&mut done).unwrap();
         mutate(&mut d);
         d.write().unwrap();
-        drop(d);
         let new = read_snapshot(&mut done);
 
         let mut dev = start.clone();

@@ -93,7 +93,6 @@ fn finish_update_makes_target_next_with_tries() {
     assert_eq!(d.slot_attrs(Slot::A), attrs(1, 2, true));
     assert_eq!(d.status().next, Some(Slot::B));
     // Staged only: the disk still has the old state until write().
-    drop(d);
     assert_eq!(status(&mut s).b, SlotAttrs::INVALID);
     let mut d = Disk::open(&mut s).unwrap();
     d.finish_update(Slot::B, 5).unwrap();
@@ -271,7 +270,6 @@ fn set_slot_attrs_preserves_other_attribute_bits() {
     let mut s = fresh();
     let d = Disk::open(&mut s).unwrap();
     let p = d.slot_partition(Slot::A);
-    drop(d);
     // Set bit 0 (platform required) and bit 60 directly on disk, re-CRC by
     // going through set_slot_attrs of B + write, then check A keeps them.
     let off = 2 * SECTOR + (p.number as u64 - 1) * 128 + 48;
