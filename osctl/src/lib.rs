@@ -2,11 +2,13 @@
 //! ([`pki`], also used by the agent's tests to make good and bad
 //! certificates), the client config ([`config`]), the mutual-TLS gRPC client
 //! with human error messages ([`client`]) and the command implementations
-//! ([`cli`], [`output`]).
+//! ([`cli`], [`output`], [`image`]).
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod image;
+pub mod output;
 pub mod pki;
 
 /// Install ring as the process-wide rustls crypto provider (idempotent).

@@ -396,6 +396,14 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     f.sync_all().map_err(err)
 }
 
+/// 8 hex digits from the clock and pid, to tell CAs apart by name.
+fn unique_tag() -> String {
+    use sha2::{Digest, Sha256};
+    let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let h = Sha256::digest(format!("{now}-{}", std::process::id()));
+    h[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What `gen-certs` wrote.
 #[derive(Debug, Clone)]
 pub struct GeneratedFiles {
@@ -422,7 +430,9 @@ pub fn gen_certs(
     let ca = if ca_crt.exists() && ca_key.exists() {
         Ca::load(&ca_crt, &ca_key)?
     } else {
-        let ca = Ca::generate("MaticOS CA")?;
+        // A unique CA name: two CAs with one name make verifiers report a
+        // bad signature instead of an unknown issuer.
+        let ca = Ca::generate(&format!("MaticOS CA {}", unique_tag()))?;
         ca.cert.write(out, "ca")?;
         files.extend([ca_crt, ca_key]);
         ca

@@ -1,0 +1,333 @@
+//! The image side of `osctl install`: where the image comes from (a file, or
+//! an http(s) URL downloaded to a temporary file first), its version string,
+//! its SHA-256, and the request stream (header, then 256 KiB chunks read
+//! from the file as tonic pulls them: the image is never held in memory).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::Stream;
+use matic_proto::v1::{InstallHeader, InstallRequest, install_request};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+/// Size of each chunk on the wire: well under tonic's 4 MiB message limit,
+/// large enough that per-message overhead is negligible.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Errors of the image side, naming the file or URL.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read image {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error("cannot write the download to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image {0} is empty")]
+    Empty(PathBuf),
+    #[error(
+        "cannot tell the version from the name {0:?}; pass --version (e.g. maticos-1.2.3.squashfs gives 1.2.3)"
+    )]
+    NoVersion(String),
+}
+
+/// Is `s` an http(s) URL rather than a path?
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The version recorded for an image when `--version` is not given, taken
+/// from its file name: the known extensions (`.squashfs`, `.sqfs`, `.img`,
+/// `.raw`, `.bin`) are dropped, then a leading `NAME-` whose remainder
+/// starts with a digit or `v` followed by a digit:
+/// `maticos-1.2.3.squashfs` → `1.2.3`, `root-v2.img` → `v2`,
+/// `1.4.0.img` → `1.4.0`; `image.img` (no digit) is refused.
+pub fn version_from_name(name: &str) -> Result<String, ImageError> {
+    let base = name
+        .rsplit('/')
+        .next()
+        .unwrap_or(name)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let mut stem = base;
+    loop {
+        let before = stem;
+        for ext in [".squashfs", ".sqfs", ".img", ".raw", ".bin"] {
+            if let Some(s) = stem.strip_suffix(ext) {
+                stem = s;
+            }
+        }
+        if stem == before {
+            break;
+        }
+    }
+    let looks_versiony = |s: &str| {
+        let mut c = s.chars();
+        match c.next() {
+            Some(d) if d.is_ascii_digit() => true,
+            Some('v') => c.next().is_some_and(|d| d.is_ascii_digit()),
+            _ => false,
+        }
+    };
+    if looks_versiony(stem) {
+        return Ok(stem.to_string());
+    }
+    let mut idx = 0;
+    while let Some(pos) = stem[idx..].find('-') {
+        let rest = &stem[idx + pos + 1..];
+        if looks_versiony(rest) {
+            return Ok(rest.to_string());
+        }
+        idx += pos + 1;
+    }
+    Err(ImageError::NoVersion(base.to_string()))
+}
+
+/// SHA-256 and size of a file, read in 1 MiB blocks; `progress` gets the
+/// byte count after every block.
+pub async fn sha256_file(
+    path: &Path,
+    progress: impl Fn(u64),
+) -> Result<([u8; 32], u64), ImageError> {
+    let err = |source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = tokio::fs::File::open(path).await.map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let r = f.read(&mut buf).await.map_err(err)?;
+        if r == 0 {
+            break;
+        }
+        h.update(&buf[..r]);
+        n += r as u64;
+        progress(n);
+    }
+    Ok((h.finalize().into(), n))
+}
+
+/// Download `url` into `dest`, streaming; `progress(done, total)`.
+pub async fn download(
+    url: &str,
+    dest: &Path,
+    progress: impl Fn(u64, Option<u64>),
+) -> Result<(), ImageError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let dl = |reason: String| ImageError::Download {
+        url: url.to_string(),
+        reason,
+    };
+    let resp = reqwest::get(url)
+        .await
+        .map_err(|e| dl(crate::client::chain_text(&e)))?;
+    if !resp.status().is_success() {
+        return Err(dl(format!("the server answered {}", resp.status())));
+    }
+    let total = resp.content_length();
+    let werr = |source| ImageError::Write {
+        path: dest.to_path_buf(),
+        source,
+    };
+    let mut f = tokio::fs::File::create(dest).await.map_err(werr)?;
+    let mut body = resp.bytes_stream();
+    let mut done = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| dl(crate::client::chain_text(&e)))?;
+        f.write_all(&chunk).await.map_err(werr)?;
+        done += chunk.len() as u64;
+        progress(done, total);
+    }
+    f.flush().await.map_err(werr)?;
+    if let Some(t) = total
+        && t != done
+    {
+        return Err(dl(format!("got {done} of {t} bytes")));
+    }
+    Ok(())
+}
+
+/// A temporary file removed on drop (the downloaded image).
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(tag: &str) -> TempFile {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        TempFile(std::env::temp_dir().join(format!("osctl-{tag}-{}-{nanos}", std::process::id())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A local read error met while streaming, reported instead of the node's
+/// complaint about a short stream.
+pub type ReadFailure = Arc<Mutex<Option<std::io::Error>>>;
+
+/// The Install request stream: the header, then the file in [`CHUNK`]
+/// pieces; `sent(n)` is called with each chunk's size as tonic takes it.
+pub fn request_stream(
+    path: PathBuf,
+    header: InstallHeader,
+    sent: impl Fn(u64) + Send + 'static,
+    failure: ReadFailure,
+) -> impl Stream<Item = InstallRequest> + Send + 'static {
+    enum St {
+        Header(PathBuf, InstallHeader),
+        Body(tokio::fs::File),
+        Done,
+    }
+    let s = futures::stream::unfold(St::Header(path, header), move |st| {
+        let failure = failure.clone();
+        async move {
+            match st {
+                St::Header(path, header) => {
+                    let msg = InstallRequest {
+                        msg: Some(install_request::Msg::Header(header)),
+                    };
+                    match tokio::fs::File::open(&path).await {
+                        Ok(f) => Some((msg, St::Body(f))),
+                        Err(e) => {
+                            *failure.lock().unwrap() = Some(e);
+                            Some((msg, St::Done))
+                        }
+                    }
+                }
+                St::Body(mut f) => {
+                    let mut buf = vec![0u8; CHUNK];
+                    let mut n = 0;
+                    // Fill the whole chunk (a read may return less).
+                    while n < CHUNK {
+                        match f.read(&mut buf[n..]).await {
+                            Ok(0) => break,
+                            Ok(r) => n += r,
+                            Err(e) => {
+                                *failure.lock().unwrap() = Some(e);
+                                return None;
+                            }
+                        }
+                    }
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.truncate(n);
+                    let msg = InstallRequest {
+                        msg: Some(install_request::Msg::Chunk(buf)),
+                    };
+                    Some((msg, St::Body(f)))
+                }
+                St::Done => None,
+            }
+        }
+    });
+    futures::StreamExt::inspect(s, move |m| {
+        if let Some(install_request::Msg::Chunk(c)) = &m.msg {
+            sent(c.len() as u64);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+    use futures::StreamExt;
+
+    #[test]
+    fn versions_from_file_names() {
+        let v = |s: &str| version_from_name(s).unwrap();
+        assert_eq!(v("maticos-1.2.3.squashfs"), "1.2.3");
+        assert_eq!(v("/tmp/out/maticos-1.2.3.img"), "1.2.3");
+        assert_eq!(v("root-v2.img"), "v2");
+        assert_eq!(v("1.4.0.img"), "1.4.0");
+        assert_eq!(v("matic-os-2024.05-rc1.squashfs"), "2024.05-rc1");
+        assert_eq!(
+            v("https://example.com/rel/maticos-0.9.1.squashfs?sig=abc"),
+            "0.9.1"
+        );
+        assert!(version_from_name("image.img").is_err());
+        assert!(version_from_name("maticos-latest.img").is_err());
+        assert!(is_url("https://x/y") && is_url("http://x") && !is_url("/tmp/http:x"));
+    }
+
+    #[tokio::test]
+    async fn hash_and_stream_cover_the_whole_file_in_chunks() {
+        let d = TempDir::new("img");
+        let p = d.path().join("maticos-1.0.img");
+        // 2.5 chunks of a non-repeating pattern.
+        let data: Vec<u8> = (0..(CHUNK * 5 / 2) as u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        std::fs::write(&p, &data).unwrap();
+        let (digest, size) = sha256_file(&p, |_| {}).await.unwrap();
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(digest.as_slice(), Sha256::digest(&data).as_slice());
+
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let s2 = sent.clone();
+        let failure = ReadFailure::default();
+        let header = InstallHeader {
+            size,
+            sha256: digest.to_vec(),
+            version: "1.0".into(),
+        };
+        let msgs: Vec<InstallRequest> = request_stream(
+            p.clone(),
+            header.clone(),
+            move |n| {
+                s2.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            failure.clone(),
+        )
+        .collect()
+        .await;
+        assert_eq!(msgs.len(), 4);
+        assert_eq!(msgs[0].msg, Some(install_request::Msg::Header(header)));
+        let mut body = Vec::new();
+        for (i, m) in msgs[1..].iter().enumerate() {
+            let Some(install_request::Msg::Chunk(c)) = &m.msg else {
+                panic!("chunk expected")
+            };
+            assert_eq!(c.len(), if i < 2 { CHUNK } else { CHUNK / 2 });
+            body.extend_from_slice(c);
+        }
+        assert_eq!(body, data);
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), size);
+        assert!(failure.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn missing_file_is_recorded_as_read_failure() {
+        let failure = ReadFailure::default();
+        let msgs: Vec<_> = request_stream(
+            PathBuf::from("/nonexistent/osctl-image"),
+            InstallHeader::default(),
+            |_| {},
+            failure.clone(),
+        )
+        .collect()
+        .await;
+        assert_eq!(msgs.len(), 1, "only the header");
+        assert!(failure.lock().unwrap().is_some());
+    }
+}

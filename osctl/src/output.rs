@@ -1,0 +1,459 @@
+//! Rendering of results: aligned tables with a NODE column, `-o json`
+//! documents, per-node line prefixes for streams. Pure functions over the API
+//! messages, so the formats are unit-tested.
+
+use matic_proto::v1::{
+    BootStatusResponse, HealthResponse, KernelMessage, ServiceListResponse, VersionResponse,
+};
+use serde_json::{Value, json};
+
+use crate::client::ClientError;
+
+/// `-o` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tables and sentences for people.
+    Text,
+    /// One JSON document (non-streaming calls) or JSON lines (streams).
+    Json,
+}
+
+/// Left-aligned columns separated by three spaces; no trailing spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn yes(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// `65` → `1m5s`; `90061` → `1d1h`: two units at most.
+pub fn duration_words(secs: u64) -> String {
+    let units = [(86400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let mut parts = Vec::new();
+    let mut rest = secs;
+    for (size, name) in units {
+        if rest >= size || (size == 1 && parts.is_empty()) {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+        if !parts.is_empty() && rest == 0 {
+            break;
+        }
+    }
+    parts.join("")
+}
+
+pub const BOOT_STATUS_HEADERS: &[&str] = &[
+    "NODE",
+    "SLOT",
+    "PRIORITY",
+    "TRIES",
+    "SUCCESSFUL",
+    "BOOTABLE",
+    "VERSION",
+    "RUNNING",
+    "NEXT",
+];
+
+pub fn boot_status_rows(node: &str, r: &BootStatusResponse) -> Vec<Vec<String>> {
+    r.slots
+        .iter()
+        .map(|s| {
+            vec![
+                node.to_string(),
+                s.name.clone(),
+                s.priority.to_string(),
+                s.tries.to_string(),
+                yes(s.successful),
+                yes(s.bootable),
+                or_dash(&s.version),
+                yes(s.running),
+                yes(s.next_boot),
+            ]
+        })
+        .collect()
+}
+
+pub fn boot_status_json(r: &BootStatusResponse) -> Value {
+    json!({
+        "disk": r.disk,
+        "slots": r.slots.iter().map(|s| json!({
+            "name": s.name,
+            "priority": s.priority,
+            "tries": s.tries,
+            "successful": s.successful,
+            "bootable": s.bootable,
+            "version": s.version,
+            "running": s.running,
+            "next_boot": s.next_boot,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub const SERVICES_HEADERS: &[&str] = &[
+    "NODE",
+    "SERVICE",
+    "STATE",
+    "PID",
+    "RESTARTS",
+    "LAST EXIT",
+    "SINCE",
+];
+
+pub fn services_rows(node: &str, r: &ServiceListResponse) -> Vec<Vec<String>> {
+    r.services
+        .iter()
+        .map(|s| {
+            vec![
+                node.to_string(),
+                s.name.clone(),
+                s.state.clone(),
+                if s.pid == 0 {
+                    "-".into()
+                } else {
+                    s.pid.to_string()
+                },
+                s.restarts.to_string(),
+                or_dash(&s.last_exit),
+                format!("{} ago", duration_words(s.state_seconds)),
+            ]
+        })
+        .collect()
+}
+
+pub fn services_json(r: &ServiceListResponse) -> Value {
+    json!({
+        "services": r.services.iter().map(|s| json!({
+            "name": s.name,
+            "state": s.state,
+            "pid": s.pid,
+            "restarts": s.restarts,
+            "last_exit": s.last_exit,
+            "state_seconds": s.state_seconds,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub const VERSION_HEADERS: &[&str] = &["NODE", "OS", "AGENT", "KERNEL", "SLOT", "ARCH", "HOSTNAME"];
+
+pub fn version_row(node: &str, v: &VersionResponse) -> Vec<String> {
+    vec![
+        node.to_string(),
+        or_dash(&v.os_version),
+        or_dash(&v.agent_version),
+        or_dash(&v.kernel),
+        or_dash(&v.slot),
+        or_dash(&v.arch),
+        or_dash(&v.hostname),
+    ]
+}
+
+pub fn version_json(v: &VersionResponse) -> Value {
+    json!({
+        "os_version": v.os_version,
+        "agent_version": v.agent_version,
+        "kernel": v.kernel,
+        "slot": v.slot,
+        "arch": v.arch,
+        "hostname": v.hostname,
+    })
+}
+
+pub const HEALTH_HEADERS: &[&str] = &["NODE", "CHECK", "OK", "DETAIL"];
+
+pub fn health_rows(node: &str, h: &HealthResponse) -> Vec<Vec<String>> {
+    h.checks
+        .iter()
+        .map(|c| {
+            vec![
+                node.to_string(),
+                c.name.clone(),
+                yes(c.ok),
+                or_dash(&c.detail),
+            ]
+        })
+        .collect()
+}
+
+pub fn health_json(h: &HealthResponse) -> Value {
+    json!({
+        "healthy": h.healthy,
+        "checks": h.checks.iter().map(|c| json!({
+            "name": c.name, "ok": c.ok, "detail": c.detail,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One kernel message as `dmesg` prints it: `[    1.500000] text`.
+pub fn kmsg_line(m: &KernelMessage) -> String {
+    format!(
+        "[{:5}.{:06}] {}",
+        m.timestamp_usec / 1_000_000,
+        m.timestamp_usec % 1_000_000,
+        m.message
+    )
+}
+
+pub fn kmsg_json(node: &str, m: &KernelMessage) -> Value {
+    json!({
+        "node": node,
+        "facility": m.facility,
+        "level": m.level,
+        "sequence": m.sequence,
+        "timestamp_usec": m.timestamp_usec,
+        "message": m.message,
+    })
+}
+
+/// The `-o json` document of a call made on several nodes: an array, in the
+/// order the nodes were given, of `{"node", "ok", "result"}` or
+/// `{"node", "ok": false, "error"}`.
+pub fn json_results<T>(
+    results: &[(String, Result<T, ClientError>)],
+    to_json: impl Fn(&T) -> Value,
+) -> String {
+    let arr: Vec<Value> = results
+        .iter()
+        .map(|(node, r)| match r {
+            Ok(v) => json!({"node": node, "ok": true, "result": to_json(v)}),
+            Err(e) => json!({"node": node, "ok": false, "error": e.to_string()}),
+        })
+        .collect();
+    serde_json::to_string_pretty(&Value::Array(arr)).expect("json") + "\n"
+}
+
+/// Cuts a byte stream into lines and prefixes each with `node: `; a partial
+/// last line is held until it completes or [`LinePrefixer::finish`].
+#[derive(Debug)]
+pub struct LinePrefixer {
+    prefix: String,
+    partial: Vec<u8>,
+}
+
+impl LinePrefixer {
+    pub fn new(node: &str) -> Self {
+        LinePrefixer {
+            prefix: format!("{node}: "),
+            partial: Vec::new(),
+        }
+    }
+
+    /// The complete lines in `data` (plus what was held), prefixed.
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        self.partial.extend_from_slice(data);
+        let Some(last_nl) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let rest = self.partial.split_off(last_nl + 1);
+        let complete = std::mem::replace(&mut self.partial, rest);
+        let mut out = Vec::with_capacity(complete.len() + 16);
+        for line in complete.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(self.prefix.as_bytes());
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    /// The held partial line, prefixed and newline-terminated.
+    pub fn finish(&mut self) -> Vec<u8> {
+        if self.partial.is_empty() {
+            return Vec::new();
+        }
+        let mut out = self.prefix.clone().into_bytes();
+        out.append(&mut self.partial);
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use matic_proto::v1::{HealthCheck, Service, SlotStatus};
+
+    fn boot() -> BootStatusResponse {
+        BootStatusResponse {
+            disk: "/dev/vda".into(),
+            slots: vec![
+                SlotStatus {
+                    name: "A".into(),
+                    priority: 2,
+                    tries: 0,
+                    successful: true,
+                    bootable: true,
+                    version: "1.2.3".into(),
+                    running: true,
+                    next_boot: true,
+                },
+                SlotStatus {
+                    name: "B".into(),
+                    priority: 1,
+                    tries: 3,
+                    successful: false,
+                    bootable: true,
+                    version: String::new(),
+                    running: false,
+                    next_boot: false,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn boot_status_table_is_aligned() {
+        let mut rows = boot_status_rows("10.0.2.15", &boot());
+        rows.extend(boot_status_rows("n2", &boot()));
+        let t = table(BOOT_STATUS_HEADERS, &rows);
+        let want = "\
+NODE        SLOT   PRIORITY   TRIES   SUCCESSFUL   BOOTABLE   VERSION   RUNNING   NEXT
+10.0.2.15   A      2          0       yes          yes        1.2.3     yes       yes
+10.0.2.15   B      1          3       no           yes        -         no        no
+n2          A      2          0       yes          yes        1.2.3     yes       yes
+n2          B      1          3       no           yes        -         no        no
+";
+        assert_eq!(t, want);
+    }
+
+    #[test]
+    fn services_table_formats_pid_and_since() {
+        let r = ServiceListResponse {
+            services: vec![
+                Service {
+                    name: "matic-agent".into(),
+                    state: "running".into(),
+                    pid: 42,
+                    restarts: 0,
+                    last_exit: "-".into(),
+                    state_seconds: 65,
+                },
+                Service {
+                    name: "kubelet".into(),
+                    state: "skipped".into(),
+                    pid: 0,
+                    restarts: 0,
+                    last_exit: String::new(),
+                    state_seconds: 0,
+                },
+            ],
+        };
+        let t = table(SERVICES_HEADERS, &services_rows("n", &r));
+        let want = "\
+NODE   SERVICE       STATE     PID   RESTARTS   LAST EXIT   SINCE
+n      matic-agent   running   42    0          -           1m5s ago
+n      kubelet       skipped   -     0          -           0s ago
+";
+        assert_eq!(t, want);
+    }
+
+    #[test]
+    fn durations_use_two_units_at_most() {
+        assert_eq!(duration_words(0), "0s");
+        assert_eq!(duration_words(59), "59s");
+        assert_eq!(duration_words(60), "1m");
+        assert_eq!(duration_words(3725), "1h2m");
+        assert_eq!(duration_words(90061), "1d1h");
+    }
+
+    #[test]
+    fn json_document_has_one_entry_per_node_in_order() {
+        let results = vec![
+            ("a".to_string(), Ok(boot())),
+            (
+                "b".to_string(),
+                Err(ClientError::PermissionDenied(
+                    "reboot needs os:operator or os:admin".into(),
+                )),
+            ),
+        ];
+        let v: Value = serde_json::from_str(&json_results(&results, boot_status_json)).unwrap();
+        assert_eq!(v[0]["node"], "a");
+        assert_eq!(v[0]["ok"], true);
+        assert_eq!(v[0]["result"]["slots"][1]["tries"], 3);
+        assert_eq!(v[0]["result"]["slots"][0]["running"], true);
+        assert_eq!(v[1]["ok"], false);
+        assert_eq!(
+            v[1]["error"],
+            "permission denied: reboot needs os:operator or os:admin"
+        );
+    }
+
+    #[test]
+    fn health_and_version_rows() {
+        let h = HealthResponse {
+            healthy: false,
+            checks: vec![HealthCheck {
+                name: "containerd".into(),
+                ok: false,
+                detail: "socket not answering".into(),
+            }],
+        };
+        assert_eq!(
+            health_rows("n", &h),
+            [["n", "containerd", "no", "socket not answering"]]
+        );
+        assert_eq!(health_json(&h)["healthy"], false);
+        let v = VersionResponse {
+            os_version: "1.0".into(),
+            ..Default::default()
+        };
+        assert_eq!(version_row("n", &v), ["n", "1.0", "-", "-", "-", "-", "-"]);
+    }
+
+    #[test]
+    fn kernel_messages_print_like_dmesg() {
+        let m = KernelMessage {
+            facility: 0,
+            level: 6,
+            sequence: 7,
+            timestamp_usec: 12_000_345,
+            message: "hello".into(),
+        };
+        assert_eq!(kmsg_line(&m), "[   12.000345] hello");
+        assert_eq!(kmsg_json("n", &m)["sequence"], 7);
+    }
+
+    #[test]
+    fn line_prefixer_reassembles_split_lines() {
+        let mut p = LinePrefixer::new("n1");
+        assert_eq!(p.push(b"he"), b"");
+        assert_eq!(p.push(b"llo\nwor"), b"n1: hello\n");
+        assert_eq!(p.push(b"ld\nx\n"), b"n1: world\nn1: x\n");
+        assert_eq!(p.push(b"tail"), b"");
+        assert_eq!(p.finish(), b"n1: tail\n");
+        assert_eq!(p.finish(), b"");
+    }
+}
