@@ -247,10 +247,11 @@ impl Runtime {
             self.write_status();
             self.pet_watchdog(now);
             if let Some(d) = self.boot_deadline_ms
-                && now >= d {
-                    error!("boot deadline: slot not marked successful in time, rebooting");
-                    self.down = Some(Down::Reboot);
-                }
+                && now >= d
+            {
+                error!("boot deadline: slot not marked successful in time, rebooting");
+                self.down = Some(Down::Reboot);
+            }
             if let Some(down) = self.down {
                 self.shutdown(down);
             }

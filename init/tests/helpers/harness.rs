@@ -28,6 +28,8 @@ pub fn require_root() {
 /// A prepared root directory.
 pub struct TestRoot {
     pub dir: PathBuf,
+    /// Pin the namespace to this CPU (benchmark only).
+    pub cpu: Option<u32>,
 }
 
 impl TestRoot {
@@ -62,7 +64,7 @@ impl TestRoot {
             fs::write(dir.join("run/matic/boot"), b).unwrap();
         }
         copy_libs(helper, &dir);
-        TestRoot { dir }
+        TestRoot { dir, cpu: None }
     }
 
     /// Path of something inside the root.
@@ -101,17 +103,32 @@ impl TestRoot {
     /// Starts `/sbin/init args…` as PID 1 of a new PID and mount namespace
     /// chrooted into the root.
     pub fn start(&self, args: &[&str]) -> Running {
+        self.start_program("/sbin/init", args)
+    }
+
+    /// Starts `program args…` (a path inside the root) as PID 1 of a new PID
+    /// and mount namespace chrooted into the root.
+    pub fn start_program(&self, program: &str, args: &[&str]) -> Running {
         let err = fs::File::create(self.stderr_path()).unwrap();
-        let child = Command::new("unshare")
+        let mut cmd = match self.cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.args(["-c", &c.to_string(), "unshare"]);
+                t
+            }
+            None => Command::new("unshare"),
+        };
+        let child = cmd
             .args(["--pid", "--fork", "--mount", "--propagation", "private"])
             .arg(format!("--root={}", self.dir.display()))
-            .arg("/sbin/init")
+            .arg(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(err.try_clone().unwrap())
             .stderr(err)
             .spawn()
             .expect("running unshare (util-linux)");
+        // With taskset in front, unshare is the same process (taskset execs).
         let unshare = child.id() as i32;
         let init_pid = wait_until(Duration::from_secs(10), || {
             let c = fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
@@ -153,6 +170,23 @@ impl Running {
         let st = wait_until(timeout, || self.child.try_wait().ok().flatten());
         self.exited = st;
         st
+    }
+
+    /// Pids (host view) of init's direct children, zombies included.
+    pub fn children(&self) -> Vec<i32> {
+        let p = self.init_pid;
+        fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    }
+
+    /// Init's anonymous memory in kB (`Anonymous:` of smaps_rollup).
+    pub fn anon_kb(&self) -> Option<u64> {
+        let s = fs::read_to_string(format!("/proc/{}/smaps_rollup", self.init_pid)).ok()?;
+        let l = s.lines().find(|l| l.starts_with("Anonymous:"))?;
+        l.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Processes of the namespace other than init: (host pid, state, comm).
@@ -234,6 +268,14 @@ pub fn events(log: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Copies an executable into the root, with its shared libraries.
+pub fn install(root: &Path, from: &Path, to_rel: &str) {
+    let to = root.join(to_rel.trim_start_matches('/'));
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    copy_exec(from, &to);
+    copy_libs(from, root);
+}
+
 fn copy_exec(from: &Path, to: &Path) {
     fs::copy(from, to)
         .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
@@ -244,6 +286,7 @@ fn copy_exec(from: &Path, to: &Path) {
 /// under `root`.
 fn copy_libs(bin: &Path, root: &Path) {
     let out = Command::new("ldd").arg(bin).output().expect("ldd");
+    // A static binary: ldd says "not a dynamic executable" and exits 1.
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let path = line.split_whitespace().find(|w| w.starts_with('/'));
         if let Some(p) = path {

@@ -106,9 +106,10 @@ fn sleep_forever() -> ! {
 fn main() {
     let mut args = std::env::args();
     let argv0 = args.next().unwrap_or_default();
-    if args.next().as_deref() == Some("bench") {
-        bench::main(args.collect());
-        return;
+    match args.next().as_deref() {
+        Some("bench") => return bench::main(args.collect()),
+        Some("stamp") => return println!("{}", mono_ns()),
+        _ => {}
     }
     let name = argv0.rsplit('/').next().unwrap_or("").to_string();
     let conf = std::fs::read_to_string(format!("/etc/testsvc/{name}")).unwrap_or_default();
@@ -139,7 +140,6 @@ fn main() {
             event_raw(b"start");
             let n = arg(words.next(), 10_000);
             orphans(n);
-            event_raw(b"orphans-released");
             sleep_forever();
         }
         "sigcheck" => {
@@ -155,9 +155,11 @@ fn main() {
     }
 }
 
-/// Forks an intermediate child that forks `n` grandchildren blocked on a
-/// pipe, then exits: the grandchildren are orphaned to init and all exit at
-/// once when the pipe's last writer (the intermediate) is gone.
+/// Forks an intermediate child that forks `n` grandchildren which exit at
+/// once; when all of them are zombies (each held the write end of a pipe the
+/// intermediate reads to end-of-file), it stamps `orphans-released` and
+/// exits, so the kernel hands all `n` zombies to init in one go and what
+/// follows is init's reaping alone.
 fn orphans(n: u64) {
     // SAFETY: plain fork/pipe/read/close/_exit; the children run no Rust
     // code that allocates or locks after fork.
@@ -171,15 +173,16 @@ fn orphans(n: u64) {
             for _ in 0..n {
                 let c = fork();
                 if c == 0 {
-                    close(fds[1]);
-                    let mut b = [0u8; 1];
-                    read(fds[0], b.as_mut_ptr(), 1);
                     _exit(0);
                 }
                 if c < 0 {
                     _exit(4);
                 }
             }
+            close(fds[1]);
+            let mut b = [0u8; 1];
+            while read(fds[0], b.as_mut_ptr(), 1) > 0 {}
+            event_raw(b"orphans-released");
             _exit(0);
         }
         let mut st = 0;
@@ -257,14 +260,15 @@ fn sigcheck() {
 fn respawn(samples: u64, stable_ms: u64) -> ! {
     let now = mono_ns();
     if let Ok(last) = std::fs::read_to_string("/run/respawn.last")
-        && let Ok(t) = last.trim().parse::<u64>() {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open("/run/respawn.samples")
-                .unwrap();
-            let _ = writeln!(f, "{}", now.saturating_sub(t));
-        }
+        && let Ok(t) = last.trim().parse::<u64>()
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("/run/respawn.samples")
+            .unwrap();
+        let _ = writeln!(f, "{}", now.saturating_sub(t));
+    }
     let have = std::fs::read_to_string("/run/respawn.samples")
         .map(|s| s.lines().count() as u64)
         .unwrap_or(0);
