@@ -3,6 +3,7 @@
 //! services. Needs root (CI runs as root).
 
 #[path = "helpers/harness.rs"]
+#[allow(dead_code)] // parts serve only the benchmark
 mod harness;
 
 use harness::{TestRoot, events, require_root, wait_until};
