@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use matic_proto::v1::*;
 
 use crate::client::{self, ClientError, Connection, Credentials, Options};
-use crate::config::{self, Config, Context, Overrides};
+use crate::config::{self, Config, Overrides};
 use crate::image;
 use crate::output::{self, Format};
 use crate::pki::{self, Role};
@@ -677,25 +677,7 @@ fn gen_certs(
     roles: &[(String, Role)],
 ) -> Result<i32, AnyError> {
     let g = pki::gen_certs(out, sans, roles)?;
-    let endpoint = sans
-        .iter()
-        .find(|s| s.parse::<std::net::IpAddr>().is_ok())
-        .unwrap_or(&sans[0])
-        .clone();
-    let mut cfg = Config {
-        context: Some("maticos".into()),
-        ..Default::default()
-    };
-    cfg.contexts.insert(
-        "maticos".into(),
-        Context {
-            endpoints: vec![endpoint],
-            nodes: vec![],
-            ca: "ca.crt".into(),
-            crt: "admin.crt".into(),
-            key: "admin.key".into(),
-        },
-    );
+    let cfg = Config::for_generated(sans);
     let cfg_path = out.join("osctlconfig");
     cfg.save(&cfg_path)?;
     for f in g.files.iter().chain([&cfg_path]) {

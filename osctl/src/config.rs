@@ -161,6 +161,33 @@ impl Config {
         })
     }
 
+    /// The config `gen-certs` writes beside the files it generated: one
+    /// context `maticos`, current, whose endpoint is the first IP among
+    /// `sans` (else the first name), with relative paths to `ca.crt`,
+    /// `admin.crt` and `admin.key`.
+    pub fn for_generated(sans: &[String]) -> Config {
+        let endpoint = sans
+            .iter()
+            .find(|s| s.parse::<std::net::IpAddr>().is_ok())
+            .or(sans.first())
+            .cloned();
+        let mut cfg = Config {
+            context: Some("maticos".into()),
+            ..Default::default()
+        };
+        cfg.contexts.insert(
+            "maticos".into(),
+            Context {
+                endpoints: endpoint.into_iter().collect(),
+                nodes: vec![],
+                ca: "ca.crt".into(),
+                crt: "admin.crt".into(),
+                key: "admin.key".into(),
+            },
+        );
+        cfg
+    }
+
     /// Pick the context and targets per [`Overrides`] and load the credentials.
     pub fn resolve(&self, path: &Path, o: &Overrides) -> Result<Resolved, ConfigError> {
         let name = match (&o.context, &self.context) {
