@@ -55,6 +55,20 @@ fn hex(b: &[u8]) -> String {
 pub async fn run(
     lock: Arc<Mutex<()>>,
     ctx: InstallCtx,
+    stream: Streaming<matic_proto::v1::InstallRequest>,
+) -> Result<InstallResponse, Status> {
+    let target = ctx.running.other();
+    run_inner(lock, ctx, stream).await.inspect_err(|e| {
+        eprintln!(
+            "matic-agent: install into slot {target} refused: {}",
+            e.message()
+        );
+    })
+}
+
+async fn run_inner(
+    lock: Arc<Mutex<()>>,
+    ctx: InstallCtx,
     mut stream: Streaming<matic_proto::v1::InstallRequest>,
 ) -> Result<InstallResponse, Status> {
     let guard = lock.try_lock_owned().map_err(|_| {
@@ -143,15 +157,8 @@ pub async fn run(
     let written = writer
         .await
         .map_err(|e| Status::internal(format!("install writer task: {e}")))?;
-    let received = received.inspect_err(|e| {
-        eprintln!(
-            "matic-agent: install into slot {target} failed: {}",
-            e.message()
-        )
-    })?;
-    let digest = written
-        .inspect_err(|e| eprintln!("matic-agent: install into slot {target} failed: {e}"))
-        .map_err(|e| Status::internal(e.to_string()))?;
+    let received = received?;
+    let digest = written.map_err(|e| Status::internal(e.to_string()))?;
     // `received` is short only when the writer stopped early, and then `written` held its error.
     debug_assert!(received == header.size);
     if digest[..] != header.sha256[..] {
@@ -160,7 +167,6 @@ pub async fn run(
             hex(&header.sha256),
             hex(&digest)
         );
-        eprintln!("matic-agent: install: {msg}");
         return Err(Status::invalid_argument(msg));
     }
     let version = header.version.clone();

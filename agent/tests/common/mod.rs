@@ -1,0 +1,394 @@
+//! Loopback harness: a real `matic-agent` process on 127.0.0.1 against a
+//! disk-image file with a MaticOS GPT, a fake run dir (boot file, services
+//! file, a control FIFO the test reads), a fake log dir and a kmsg file.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
+use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
+use osctl::client::{Client, Credentials, Options};
+use osctl::pki::{Ca, CertifiedKey, Role};
+use sha2::{Digest, Sha256};
+use tonic::Status;
+
+pub const MIB: u64 = 1 << 20;
+pub const SLOT_BYTES: u64 = 8 * MIB;
+
+/// Deterministic pseudo-random bytes (xorshift), so slot contents differ.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// A fake SquashFS image: the magic, then pattern bytes.
+pub fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = pattern(seed, len);
+    v[..4].copy_from_slice(b"hsqs");
+    v
+}
+
+pub fn sha(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// Options for the node's initial state.
+#[derive(Default, Clone)]
+pub struct NodeOpts {
+    /// Slot B holds a good, successful image (version "v0"), priority 1.
+    pub b_bootable: bool,
+    /// Let the agent mark the boot successful (otherwise --no-boot-ok).
+    pub boot_ok: bool,
+    /// Extra lines for the services file (after the header).
+    pub services: Option<String>,
+}
+
+pub struct Node {
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub disk: PathBuf,
+    pub ca: Ca,
+    child: Child,
+    fifo: mpsc::Receiver<String>,
+    pub log: Arc<Mutex<String>>,
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "matic-agent-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+pub const DEFAULT_SERVICES: &str =
+    "matic-agent running 123 0 - 5\ncontainerd backoff 0 2 exit:1 0\nkubelet skipped 0 0 - 3\n";
+
+impl Node {
+    pub fn start(tag: &str, opts: NodeOpts) -> Node {
+        osctl::install_crypto_provider();
+        let dir = temp_dir(tag);
+        for d in ["pki", "run", "log", "state/slots"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        // PKI.
+        let ca = Ca::generate("test CA").unwrap();
+        let server = ca.server_cert(&["127.0.0.1".into()]).unwrap();
+        std::fs::write(dir.join("pki/ca.crt"), &ca.cert.cert_pem).unwrap();
+        server.write(&dir.join("pki"), "server").unwrap();
+
+        // Disk: ESP 1 MiB, slots 8 MiB, state 1 MiB; slot A written and booted.
+        let disk = dir.join("disk.img");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&disk)
+            .unwrap();
+        f.set_len(20 * MIB).unwrap();
+        let layout = Layout {
+            esp_bytes: MIB,
+            slot_bytes: SLOT_BYTES,
+            state_bytes: Some(MIB),
+            disk_guid: Guid([7; 16]),
+        };
+        let mut d = Disk::create(f, &layout).unwrap();
+        let a = d.slot_partition(Slot::A);
+        d.device()
+            .write_all_at(&pattern(0xA, a.size() as usize), a.start())
+            .unwrap();
+        d.finish_update(Slot::A, 3).unwrap();
+        if opts.b_bootable {
+            let b = d.slot_partition(Slot::B);
+            d.device()
+                .write_all_at(&pattern(0xB, b.size() as usize), b.start())
+                .unwrap();
+            d.set_slot_attrs(Slot::B, SlotAttrs::new(1, 0, true).unwrap());
+            std::fs::write(dir.join("state/slots/B.version"), "v0\n").unwrap();
+        }
+        std::fs::write(dir.join("state/slots/A.version"), "v1\n").unwrap();
+        // What init stage 1 does: choose (spends a try) and write.
+        assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
+        d.write().unwrap();
+        drop(d);
+
+        // Fake /run/matic.
+        std::fs::write(
+            dir.join("run/boot"),
+            format!("slot=A\ndisk={}\nsuccessful=0\n", disk.display()),
+        )
+        .unwrap();
+        let services = opts
+            .services
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVICES.to_owned());
+        std::fs::write(
+            dir.join("run/services"),
+            format!("# matic-init services v1\n{services}"),
+        )
+        .unwrap();
+        let fifo_path = dir.join("run/control");
+        let st = Command::new("mkfifo").arg(&fifo_path).status().unwrap();
+        assert!(st.success());
+        // Read+write open: we are a reader, and never see EOF between writers.
+        let fifo_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo_path)
+            .unwrap();
+        let (tx, fifo) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(fifo_file).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        std::fs::write(
+            dir.join("log/containerd.log"),
+            "one\ntwo\nthree\nfour\nfive\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("kmsg"),
+            "6,1,1000,-;Linux version 6.1.0\n SUBSYSTEM=x\n4,2,2000,-;warning here\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("os-release"),
+            "NAME=MaticOS\nVERSION_ID=\"1.2.3\"\n",
+        )
+        .unwrap();
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_matic-agent"));
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-network",
+            "--power-delay-ms",
+            "50",
+        ])
+        .arg("--pki-dir")
+        .arg(dir.join("pki"))
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--log-dir")
+        .arg(dir.join("log"))
+        .arg("--kmsg")
+        .arg(dir.join("kmsg"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--os-release")
+        .arg(dir.join("os-release"))
+        .arg("--containerd-socket")
+        .arg(dir.join("containerd.sock"))
+        .arg("--cmdline")
+        .arg(dir.join("cmdline"));
+        if !opts.boot_ok {
+            cmd.arg("--no-boot-ok");
+        }
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (atx, arx) = mpsc::channel();
+        {
+            let log = log.clone();
+            let tag = tag.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { return };
+                    eprintln!("[agent {tag}] {line}");
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let a: SocketAddr = rest.split(' ').next().unwrap().parse().unwrap();
+                        let _ = atx.send(a);
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = arx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("agent did not start listening");
+        Node {
+            dir,
+            addr,
+            disk,
+            ca,
+            child,
+            fifo,
+            log,
+        }
+    }
+
+    pub fn cert(&self, role: Role) -> CertifiedKey {
+        self.ca.client_cert(&format!("{role} user"), role).unwrap()
+    }
+
+    pub fn creds(&self, key: &CertifiedKey) -> Credentials {
+        Credentials {
+            ca_pem: self.ca.cert.cert_pem.clone().into_bytes(),
+            crt_pem: key.cert_pem.clone().into_bytes(),
+            key_pem: key.key_pem.clone().into_bytes(),
+        }
+    }
+
+    pub async fn client_with(
+        &self,
+        key: &CertifiedKey,
+    ) -> Result<Client, osctl::client::ClientError> {
+        osctl::client::connect(
+            &self.addr.to_string(),
+            &self.creds(key),
+            &Options::default(),
+        )
+        .await
+        .map(|c| c.client)
+    }
+
+    pub async fn client(&self, role: Role) -> Client {
+        self.client_with(&self.cert(role)).await.unwrap()
+    }
+
+    /// Waits for the next FIFO line equal to `want`.
+    pub fn expect_fifo(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.fifo.recv_timeout(left) {
+                Ok(l) if l == want => return,
+                Ok(_) => continue,
+                Err(_) => panic!("init's FIFO never received {want:?}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives on the FIFO for `d`.
+    pub fn expect_fifo_silent(&self, d: Duration) {
+        if let Ok(l) = self.fifo.recv_timeout(d) {
+            panic!("unexpected FIFO line {l:?}");
+        }
+    }
+
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("agent never logged {needle:?}");
+    }
+
+    pub fn open_disk(&self) -> Disk<File> {
+        Disk::open(File::open(&self.disk).unwrap()).unwrap()
+    }
+
+    pub fn attrs(&self, s: Slot) -> SlotAttrs {
+        self.open_disk().slot_attrs(s)
+    }
+
+    /// sha256 of a slot's whole partition.
+    pub fn slot_digest(&self, s: Slot) -> Vec<u8> {
+        let p = self.open_disk().slot_partition(s);
+        let mut buf = vec![0u8; p.size() as usize];
+        File::open(&self.disk)
+            .unwrap()
+            .read_exact_at(&mut buf, p.start())
+            .unwrap();
+        sha(&buf)
+    }
+
+    /// The first `len` bytes of a slot.
+    pub fn slot_bytes(&self, s: Slot, len: usize) -> Vec<u8> {
+        let p = self.open_disk().slot_partition(s);
+        let mut buf = vec![0u8; len];
+        File::open(&self.disk)
+            .unwrap()
+            .read_exact_at(&mut buf, p.start())
+            .unwrap();
+        buf
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn append(&self, rel: &str, text: &str) {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(self.dir.join(rel))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        let mut s = String::new();
+        File::open(self.dir.join(rel))
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The messages of an install: header, then `image` in `chunk`-byte pieces.
+pub fn install_msgs(header: InstallHeader, image: &[u8], chunk: usize) -> Vec<InstallRequest> {
+    let mut v = vec![InstallRequest {
+        msg: Some(Msg::Header(header)),
+    }];
+    v.extend(image.chunks(chunk).map(|c| InstallRequest {
+        msg: Some(Msg::Chunk(c.to_vec())),
+    }));
+    v
+}
+
+pub fn header_for(image: &[u8], version: &str) -> InstallHeader {
+    InstallHeader {
+        size: image.len() as u64,
+        sha256: sha(image),
+        version: version.into(),
+    }
+}
+
+pub async fn install(
+    client: &mut Client,
+    msgs: Vec<InstallRequest>,
+) -> Result<InstallResponse, Status> {
+    client
+        .install(futures::stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
+}

@@ -1,0 +1,1064 @@
+//! Loopback tests of the real `matic-agent` process over mutual TLS, driven
+//! with osctl's client library: TLS rejections, the role table, Install
+//! (success and every failure mode) against a disk-image file, Rollback and
+//! BootStatus, marking the boot successful, services, logs, dmesg, and
+//! malformed requests.
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use matic_boot::Slot;
+use matic_proto::v1::install_request::Msg;
+use matic_proto::v1::*;
+use osctl::client::{ClientError, explain_status};
+
+use osctl::pki::{Ca, CertSpec, Eku, Role};
+use prost::bytes::{Buf, BufMut};
+use tonic::Code;
+
+fn assert_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: Code,
+    needle: &str,
+) -> tonic::Status {
+    let s = r.expect_err("call should fail");
+    assert_eq!(s.code(), code, "{s:?}");
+    assert!(
+        s.message().contains(needle),
+        "message {:?} lacks {needle:?}",
+        s.message()
+    );
+    s
+}
+
+// ---------------------------------------------------------------- TLS
+
+fn client_tls(node: &Node, cert: Option<&osctl::pki::CertifiedKey>) -> rustls::ClientConfig {
+    match cert {
+        Some(c) => node.creds(c).tls_config().unwrap(),
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(rustls::pki_types::CertificateDer::from(
+                    node.ca.cert.cert_der.clone(),
+                ))
+                .unwrap();
+            let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            cfg.alpn_protocols = vec![b"h2".to_vec()];
+            cfg
+        }
+    }
+}
+
+/// A tonic channel over our own TLS connector (for requests osctl would never send).
+async fn raw_channel(node: &Node, cfg: rustls::ClientConfig) -> tonic::transport::Channel {
+    let cfg = Arc::new(cfg);
+    let addr = node.addr;
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let cfg = cfg.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let tls = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(name, tcp)
+                    .await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// Handshake, then read: with TLS 1.3 the server's verdict on our
+/// certificate arrives as an alert after the client's side is done. Returns
+/// the alert and the sentence osctl makes of that error.
+async fn tls_alert(
+    node: &Node,
+    cfg: rustls::ClientConfig,
+) -> (rustls::AlertDescription, ClientError) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let _ = tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let err = tls
+        .read(&mut buf)
+        .await
+        .expect_err("server must refuse the session");
+    let explained = osctl::client::explain_error(&err, &node.addr.to_string(), true);
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(a)) => (*a, explained),
+        other => panic!("expected a TLS alert, got {err} / {other:?}"),
+    }
+}
+
+/// The first RPC with a rejected certificate must fail (TLS 1.3: connect succeeds).
+async fn first_rpc_fails(node: &Node, key: &osctl::pki::CertifiedKey) {
+    let mut c = node
+        .client_with(key)
+        .await
+        .expect("TLS 1.3: connect succeeds, the first RPC fails");
+    c.version(VersionRequest {})
+        .await
+        .expect_err("RPC with a rejected certificate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_negatives_are_rejected() {
+    let node = Node::start("mtls", NodeOpts::default());
+    let bad = |spec: CertSpec| node.ca.issue(&spec).unwrap();
+
+    // Plaintext HTTP/2: no TLS record ever comes back.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+        assert!(
+            buf.is_empty() || buf[0] == 0x15,
+            "plaintext got a non-alert answer: {buf:?}"
+        );
+        let plain =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", node.addr)).unwrap();
+        if let Ok(ch) = plain.connect().await {
+            let r = matic_proto::v1::machine_service_client::MachineServiceClient::new(ch)
+                .version(VersionRequest {})
+                .await;
+            assert!(r.is_err(), "plaintext gRPC must fail");
+        }
+    }
+    // No client certificate.
+    let (alert, _) = tls_alert(&node, client_tls(&node, None)).await;
+    assert_eq!(alert, rustls::AlertDescription::CertificateRequired);
+
+    // Another CA.
+    let other = Ca::generate("other CA")
+        .unwrap()
+        .client_cert("mallory", Role::Admin)
+        .unwrap();
+    let (alert, e) = tls_alert(&node, client_tls(&node, Some(&other))).await;
+    assert_eq!(
+        (alert, &e),
+        (
+            rustls::AlertDescription::UnknownCA,
+            &ClientError::ClientCertUnknownCa
+        )
+    );
+    assert!(e.to_string().contains("issued by another CA"), "{e}");
+    first_rpc_fails(&node, &other).await;
+
+    // Expired.
+    let expired = bad(CertSpec::client("old", Role::Admin).expired());
+    let (alert, e) = tls_alert(&node, client_tls(&node, Some(&expired))).await;
+    assert_eq!(
+        (alert, e),
+        (
+            rustls::AlertDescription::CertificateExpired,
+            ClientError::ClientCertExpired
+        )
+    );
+    first_rpc_fails(&node, &expired).await;
+
+    // serverAuth only (webpki refuses the purpose).
+    let server_only = bad(CertSpec::client("srv", Role::Admin).ekus(&[Eku::ServerAuth]));
+    let (alert, e) = tls_alert(&node, client_tls(&node, Some(&server_only))).await;
+    assert_eq!(
+        (alert, e),
+        (
+            rustls::AlertDescription::UnsupportedCertificate,
+            ClientError::ClientCertPurpose
+        )
+    );
+    first_rpc_fails(&node, &server_only).await;
+
+    // No EKU at all (webpki would accept it; our verifier must not).
+    let no_eku = bad(CertSpec::client("noeku", Role::Admin).no_eku());
+    let (alert, e) = tls_alert(&node, client_tls(&node, Some(&no_eku))).await;
+    assert_eq!(
+        (alert, &e),
+        (
+            rustls::AlertDescription::UnsupportedCertificate,
+            &ClientError::ClientCertPurpose
+        )
+    );
+    assert!(e.to_string().contains("clientAuth"), "{e}");
+    first_rpc_fails(&node, &no_eku).await;
+    node.wait_log("without the clientAuth extended key usage");
+
+    // And a good certificate still works after all that.
+    let mut c = node.client(Role::Reader).await;
+    let v = c.version(VersionRequest {}).await.unwrap().into_inner();
+    assert_eq!(v.os_version, "1.2.3");
+    assert_eq!(v.slot, "A");
+    assert_eq!(v.agent_version, env!("CARGO_PKG_VERSION"));
+}
+
+// ---------------------------------------------------------------- roles
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_table_is_enforced() {
+    let node = Node::start(
+        "roles",
+        NodeOpts {
+            b_bootable: true,
+            ..Default::default()
+        },
+    );
+    let before = (node.attrs(Slot::A), node.attrs(Slot::B));
+    let img = image(1, 100_000);
+
+    let mut reader = node.client(Role::Reader).await;
+    let e = assert_code(
+        install(
+            &mut reader,
+            install_msgs(header_for(&img, "x"), &img, 65536),
+        )
+        .await,
+        Code::PermissionDenied,
+        "Install needs os:admin",
+    );
+    assert_eq!(
+        explain_status(&e, "n").to_string(),
+        "permission denied: Install needs os:admin (your certificate has os:reader)"
+    );
+    let e = assert_code(
+        reader.reboot(RebootRequest {}).await,
+        Code::PermissionDenied,
+        "Reboot needs os:operator or os:admin",
+    );
+    assert!(
+        explain_status(&e, "n")
+            .to_string()
+            .starts_with("permission denied: Reboot needs os:operator or os:admin")
+    );
+    assert_code(
+        reader.shutdown(ShutdownRequest {}).await,
+        Code::PermissionDenied,
+        "Shutdown needs",
+    );
+    assert_code(
+        reader.rollback(RollbackRequest { no_reboot: true }).await,
+        Code::PermissionDenied,
+        "Rollback needs",
+    );
+    assert_code(
+        reader
+            .service_restart(ServiceRestartRequest {
+                name: "containerd".into(),
+            })
+            .await,
+        Code::PermissionDenied,
+        "ServiceRestart needs os:admin",
+    );
+    // Reads are fine.
+    reader.version(VersionRequest {}).await.unwrap();
+    reader.boot_status(BootStatusRequest {}).await.unwrap();
+    reader.service_list(ServiceListRequest {}).await.unwrap();
+    node.expect_fifo_silent(Duration::from_millis(300));
+    assert_eq!(
+        (node.attrs(Slot::A), node.attrs(Slot::B)),
+        before,
+        "denied calls changed the GPT"
+    );
+
+    let mut op = node.client(Role::Operator).await;
+    assert_code(
+        install(&mut op, install_msgs(header_for(&img, "x"), &img, 65536)).await,
+        Code::PermissionDenied,
+        "Install needs os:admin (your certificate has os:operator)",
+    );
+    assert_code(
+        op.service_restart(ServiceRestartRequest {
+            name: "containerd".into(),
+        })
+        .await,
+        Code::PermissionDenied,
+        "ServiceRestart needs os:admin",
+    );
+    assert_eq!((node.attrs(Slot::A), node.attrs(Slot::B)), before);
+    op.reboot(RebootRequest {}).await.unwrap();
+    node.expect_fifo("reboot");
+    op.shutdown(ShutdownRequest {}).await.unwrap();
+    node.expect_fifo("poweroff");
+
+    // A certificate with no known role can call nothing.
+    let nobody = node
+        .ca
+        .issue(&CertSpec::client("nobody", Role::Reader).organizations(&["acme"]))
+        .unwrap();
+    let mut c = node.client_with(&nobody).await.unwrap();
+    assert_code(
+        c.version(VersionRequest {}).await,
+        Code::PermissionDenied,
+        "your certificate has no role",
+    );
+}
+
+// ---------------------------------------------------------------- install
+
+/// Checks the state after a refused install: target invalidated, running
+/// slot's bytes and attributes untouched.
+fn assert_refused(node: &Node, a_digest: &[u8], a_attrs: matic_boot::SlotAttrs) {
+    let b = node.attrs(Slot::B);
+    assert_eq!(
+        (b.priority(), b.tries(), b.successful()),
+        (0, 0, false),
+        "target must be invalidated: {b}"
+    );
+    assert!(!b.will_boot());
+    assert_eq!(
+        node.slot_digest(Slot::A),
+        a_digest,
+        "running slot A was modified"
+    );
+    assert_eq!(
+        node.attrs(Slot::A),
+        a_attrs,
+        "running slot A's attributes changed"
+    );
+    assert!(
+        !node.dir.join("state/slots/B.version").exists(),
+        "the target's old version must be forgotten"
+    );
+}
+
+/// Builds a (bad) install stream from an image.
+type MakeMsgs = Box<dyn Fn(&[u8]) -> Vec<InstallRequest>>;
+
+async fn good_install(node: &Node, c: &mut osctl::client::Client, seed: u64) -> Vec<u8> {
+    let img = image(seed, 3 * MIB as usize + 12_345);
+    let r = install(
+        c,
+        install_msgs(header_for(&img, &format!("v{seed}")), &img, 256 << 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.slot.as_str(), r.bytes_written, r.tries),
+        ("B", img.len() as u64, 3)
+    );
+    let b = node.attrs(Slot::B);
+    assert_eq!((b.priority(), b.tries(), b.successful()), (2, 3, false));
+    assert_eq!(
+        node.slot_bytes(Slot::B, img.len()),
+        img,
+        "slot B's bytes differ from the image"
+    );
+    img
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_success_sets_slot_bits_and_bytes() {
+    let node = Node::start("install-ok", NodeOpts::default());
+    let a_digest = node.slot_digest(Slot::A);
+    let mut c = node.client(Role::Admin).await;
+
+    // Odd chunking: the magic arrives split over tiny chunks.
+    let img = image(42, 2 * MIB as usize + 7);
+    let mut msgs = vec![InstallRequest {
+        msg: Some(Msg::Header(header_for(&img, "2.0.0"))),
+    }];
+    for piece in [&img[..1], &img[1..3], &img[3..5], &img[5..]] {
+        msgs.push(InstallRequest {
+            msg: Some(Msg::Chunk(piece.to_vec())),
+        });
+    }
+    let r = install(&mut c, msgs).await.unwrap();
+    assert_eq!(
+        r,
+        InstallResponse {
+            slot: "B".into(),
+            version: "2.0.0".into(),
+            bytes_written: img.len() as u64,
+            tries: 3
+        }
+    );
+    assert_eq!(node.slot_bytes(Slot::B, img.len()), img);
+    assert_eq!(node.slot_digest(Slot::A), a_digest);
+    let (a, b) = (node.attrs(Slot::A), node.attrs(Slot::B));
+    assert_eq!((b.priority(), b.tries(), b.successful()), (2, 3, false));
+    assert_eq!(
+        (a.priority(), a.tries(), a.successful()),
+        (1, 2, false),
+        "A stays the fallback at priority 1"
+    );
+    assert_eq!(node.open_disk().status().next, Some(Slot::B));
+    assert_eq!(node.read("state/slots/B.version").trim(), "2.0.0");
+
+    let st = c
+        .boot_status(BootStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.disk, node.disk.display().to_string());
+    let sb = st.slots.iter().find(|s| s.name == "B").unwrap();
+    assert_eq!(
+        (
+            sb.priority,
+            sb.tries,
+            sb.successful,
+            sb.bootable,
+            sb.version.as_str(),
+            sb.running,
+            sb.next_boot
+        ),
+        (2, 3, false, true, "2.0.0", false, true)
+    );
+    let sa = st.slots.iter().find(|s| s.name == "A").unwrap();
+    assert_eq!(
+        (sa.priority, sa.running, sa.next_boot, sa.version.as_str()),
+        (1, true, false, "v1")
+    );
+
+    // A second install over it works too (the lock was released).
+    good_install(&node, &mut c, 7).await;
+    assert_eq!(node.read("state/slots/B.version").trim(), "v7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
+    let mut node = Node::start("install-bad", NodeOpts::default());
+    let a_digest = node.slot_digest(Slot::A);
+    let mut c = node.client(Role::Admin).await;
+
+    // Rollback to an empty B is refused before anything changes.
+    assert_code(
+        c.rollback(RollbackRequest { no_reboot: true }).await,
+        Code::FailedPrecondition,
+        "will not boot",
+    );
+
+    let cases: Vec<(&str, MakeMsgs, Code, &str)> = vec![
+        (
+            "wrong digest",
+            Box::new(|img: &[u8]| {
+                let mut h = header_for(img, "bad");
+                h.sha256 = sha(b"something else");
+                install_msgs(h, img, 256 << 10)
+            }),
+            Code::InvalidArgument,
+            "sha256 mismatch",
+        ),
+        (
+            "truncated",
+            Box::new(|img: &[u8]| {
+                install_msgs(header_for(img, "bad"), &img[..img.len() - 1000], 256 << 10)
+            }),
+            Code::InvalidArgument,
+            "ended after",
+        ),
+        (
+            "too long",
+            Box::new(|img: &[u8]| {
+                let mut h = header_for(img, "bad");
+                h.size -= 1;
+                install_msgs(h, img, 256 << 10)
+            }),
+            Code::InvalidArgument,
+            "longer than the header",
+        ),
+        (
+            "oversize",
+            Box::new(|img: &[u8]| {
+                let mut h = header_for(img, "bad");
+                h.size = SLOT_BYTES + 1;
+                install_msgs(h, &img[..1 << 20], 256 << 10)
+            }),
+            Code::InvalidArgument,
+            "does not fit slot B",
+        ),
+        (
+            "not squashfs",
+            Box::new(|img: &[u8]| {
+                let mut img = img.to_vec();
+                img[..4].copy_from_slice(b"\x7fELF");
+                install_msgs(header_for(&img, "bad"), &img, 256 << 10)
+            }),
+            Code::InvalidArgument,
+            "not a SquashFS image",
+        ),
+    ];
+    for (i, (what, msgs, code, needle)) in cases.into_iter().enumerate() {
+        good_install(&node, &mut c, 100 + i as u64).await;
+        let a_attrs = node.attrs(Slot::A);
+        let img = image(200 + i as u64, 3 * MIB as usize);
+        let e = install(&mut c, msgs(&img)).await.expect_err(what);
+        assert_eq!(e.code(), code, "{what}: {e:?}");
+        assert!(e.message().contains(needle), "{what}: {:?}", e.message());
+        assert_refused(&node, &a_digest, a_attrs);
+    }
+
+    // Client killed mid-stream: its runtime (and so its sockets) vanish.
+    good_install(&node, &mut c, 300).await;
+    let a_attrs = node.attrs(Slot::A);
+    {
+        // The client lives on its own thread and runtime; shutting that
+        // runtime down drops its connection mid-stream, like a killed process.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+        let creds = node.creds(&node.cert(Role::Admin));
+        let addr = node.addr.to_string();
+        let t = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let img = image(301, 3 * MIB as usize);
+            let header = header_for(&img, "killed");
+            let first: Vec<InstallRequest> = install_msgs(header, &img[..MIB as usize], 256 << 10);
+            let mut killed = rt
+                .block_on(osctl::client::connect(
+                    &addr,
+                    &creds,
+                    &osctl::client::Options::default(),
+                ))
+                .unwrap()
+                .client;
+            rt.spawn(async move {
+                let s = futures::stream::iter(first).chain(futures::stream::pending());
+                let _ = killed.install(s).await;
+            });
+            started_tx.send(()).unwrap();
+            let _ = kill_rx.recv();
+            rt.shutdown_background();
+        });
+        started_rx.recv().unwrap();
+        node.wait_log("install: 3145728 bytes, version \"killed\"");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        kill_tx.send(()).unwrap();
+        t.join().unwrap();
+    }
+    node.wait_log(
+        "install into slot B refused: install stream broke off after 1048576 of 3145728 bytes",
+    );
+    assert_refused(&node, &a_digest, a_attrs);
+
+    // Concurrent installs: the second is refused while the first runs.
+    good_install(&node, &mut c, 400).await;
+    let a_attrs = node.attrs(Slot::A);
+    let img = image(401, 3 * MIB as usize);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for m in install_msgs(header_for(&img, "first"), &img[..MIB as usize], 256 << 10) {
+        tx.send(m).await.unwrap();
+    }
+    let mut c1 = node.client(Role::Admin).await;
+    let first = tokio::spawn(async move {
+        c1.install(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    node.wait_log("install: 3145728 bytes, version \"first\"");
+    let other = image(402, MIB as usize);
+    assert_code(
+        install(
+            &mut c,
+            install_msgs(header_for(&other, "second"), &other, 256 << 10),
+        )
+        .await,
+        Code::FailedPrecondition,
+        "another install is in progress",
+    );
+    drop(tx); // the first stream now ends early
+    assert_code(
+        first.await.unwrap(),
+        Code::InvalidArgument,
+        "ended after 1048576 of 3145728 bytes",
+    );
+    assert_refused(&node, &a_digest, a_attrs);
+
+    // And after all of it, installs still work and the agent is alive.
+    good_install(&node, &mut c, 500).await;
+    assert_eq!(node.slot_digest(Slot::A), a_digest);
+    assert!(node.alive());
+}
+
+// ---------------------------------------------------------------- boot-ok, rollback, boot status
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_ok_waits_for_containerd_then_rollback() {
+    let node = Node::start(
+        "rollback",
+        NodeOpts {
+            b_bootable: true,
+            boot_ok: true,
+            ..Default::default()
+        },
+    );
+    // containerd is in init's table but not answering: no boot-ok yet.
+    node.expect_fifo_silent(Duration::from_millis(2500));
+    assert!(!node.attrs(Slot::A).successful());
+    node.wait_log("containerd: connecting to");
+    let _containerd =
+        std::os::unix::net::UnixListener::bind(node.dir.join("containerd.sock")).unwrap();
+    node.expect_fifo("boot-ok");
+    assert!(
+        node.attrs(Slot::A).successful(),
+        "GPT bit must be set before boot-ok is sent"
+    );
+
+    let mut op = node.client(Role::Operator).await;
+    let st = op
+        .boot_status(BootStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let view: Vec<_> = st
+        .slots
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.priority,
+                s.tries,
+                s.successful,
+                s.bootable,
+                s.version.as_str(),
+                s.running,
+                s.next_boot,
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            ("A", 2, 2, true, true, "v1", true, true),
+            ("B", 1, 0, true, true, "v0", false, false)
+        ]
+    );
+
+    let r = op
+        .rollback(RollbackRequest { no_reboot: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.slot.as_str(), r.rebooting), ("B", false));
+    node.expect_fifo_silent(Duration::from_millis(400));
+    let st = op
+        .boot_status(BootStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let next: Vec<_> = st
+        .slots
+        .iter()
+        .map(|s| (s.name.as_str(), s.priority, s.next_boot))
+        .collect();
+    assert_eq!(next, vec![("A", 1, false), ("B", 2, true)]);
+    assert_eq!(node.open_disk().status().next, Some(Slot::B));
+
+    let r = op
+        .rollback(RollbackRequest { no_reboot: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.slot.as_str(), r.rebooting), ("B", true));
+    node.expect_fifo("reboot");
+
+    let h = op.health(HealthRequest {}).await.unwrap().into_inner();
+    assert!(h.healthy, "{h:?}");
+    assert!(h.checks.iter().any(|c| c.name == "containerd" && c.ok));
+}
+
+// ---------------------------------------------------------------- services, logs, dmesg
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_list_and_restart() {
+    let node = Node::start("services", NodeOpts::default());
+    let mut c = node.client(Role::Admin).await;
+    let l = c
+        .service_list(ServiceListRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = l
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.state.as_str(),
+                s.pid,
+                s.restarts,
+                s.last_exit.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("matic-agent", "running", 123, 0, "-"),
+            ("containerd", "backoff", 0, 2, "exit:1"),
+            ("kubelet", "skipped", 0, 0, "-")
+        ]
+    );
+    let now = {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::open("/proc/uptime").unwrap(), &mut s)
+            .unwrap();
+        s.split('.').next().unwrap().parse::<u64>().unwrap()
+    };
+    // containerd entered its state at boot second 0.
+    assert!(
+        l.services[1].state_seconds + 2 >= now && l.services[1].state_seconds <= now + 2,
+        "{:?}",
+        l.services[1]
+    );
+
+    c.service_restart(ServiceRestartRequest {
+        name: "containerd".into(),
+    })
+    .await
+    .unwrap();
+    node.expect_fifo("restart containerd");
+    assert_code(
+        c.service_restart(ServiceRestartRequest {
+            name: "sshd".into(),
+        })
+        .await,
+        Code::NotFound,
+        "no service named \"sshd\"",
+    );
+    assert_code(
+        c.service_restart(ServiceRestartRequest {
+            name: "../x".into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "invalid service name",
+    );
+    assert_code(
+        c.service_restart(ServiceRestartRequest {
+            name: "fault:abort-agent".into(),
+        })
+        .await,
+        Code::NotFound,
+        "no service named",
+    );
+    node.expect_fifo_silent(Duration::from_millis(300));
+}
+
+async fn collect_until(s: &mut tonic::Streaming<LogsResponse>, got: &mut String, want: &str) {
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        while !got.contains(want) {
+            let m = s.message().await.unwrap().expect("stream ended");
+            got.push_str(std::str::from_utf8(&m.data).unwrap());
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "never received {want:?}; got {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tail_and_follow() {
+    let node = Node::start("logs", NodeOpts::default());
+    let mut c = node.client(Role::Reader).await;
+    let mut s = c
+        .logs(LogsRequest {
+            service: "containerd".into(),
+            tail_lines: 2,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        got.extend(m.data);
+    }
+    assert_eq!(String::from_utf8(got).unwrap(), "four\nfive\n");
+    let mut s = c
+        .logs(LogsRequest {
+            service: "containerd".into(),
+            tail_lines: 0,
+            follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        got.extend(m.data);
+    }
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "one\ntwo\nthree\nfour\nfive\n"
+    );
+
+    let mut s = c
+        .logs(LogsRequest {
+            service: "containerd".into(),
+            tail_lines: 1,
+            follow: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = String::new();
+    collect_until(&mut s, &mut got, "five\n").await;
+    assert_eq!(got, "five\n");
+    node.append("log/containerd.log", "six\n");
+    collect_until(&mut s, &mut got, "six\n").await;
+    // Truncated in place, then new output.
+    std::fs::write(node.dir.join("log/containerd.log"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    node.append("log/containerd.log", "after truncate\n");
+    collect_until(&mut s, &mut got, "after truncate\n").await;
+    // Rotated: renamed away, a new file at the path.
+    std::fs::rename(
+        node.dir.join("log/containerd.log"),
+        node.dir.join("log/containerd.log.1"),
+    )
+    .unwrap();
+    std::fs::write(node.dir.join("log/containerd.log"), "rotated\n").unwrap();
+    collect_until(&mut s, &mut got, "rotated\n").await;
+    assert_eq!(got, "five\nsix\nafter truncate\nrotated\n");
+
+    assert_code(
+        c.logs(LogsRequest {
+            service: "../run/boot".into(),
+            tail_lines: 0,
+            follow: false,
+        })
+        .await,
+        Code::InvalidArgument,
+        "invalid service name",
+    );
+    assert_code(
+        c.logs(LogsRequest {
+            service: "a/b".into(),
+            tail_lines: 0,
+            follow: false,
+        })
+        .await,
+        Code::InvalidArgument,
+        "'/'",
+    );
+    assert_code(
+        c.logs(LogsRequest {
+            service: "kubelet".into(),
+            tail_lines: 0,
+            follow: false,
+        })
+        .await,
+        Code::NotFound,
+        "no log at",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dmesg_reads_and_follows() {
+    let node = Node::start("dmesg", NodeOpts::default());
+    let mut c = node.client(Role::Reader).await;
+    let mut s = c
+        .dmesg(DmesgRequest { follow: false })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut msgs = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        msgs.extend(m.messages);
+    }
+    let view: Vec<_> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m.facility,
+                m.level,
+                m.sequence,
+                m.timestamp_usec,
+                m.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            (0, 6, 1, 1000, "Linux version 6.1.0"),
+            (0, 4, 2, 2000, "warning here")
+        ]
+    );
+
+    let mut s = c
+        .dmesg(DmesgRequest { follow: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    let first = s.message().await.unwrap().unwrap();
+    seen.extend(first.messages.into_iter().map(|m| m.sequence));
+    node.append("kmsg", "11,3,3000,-;usb 1-1: new device\n");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains(&3) {
+            let m = s.message().await.unwrap().unwrap();
+            for k in m.messages {
+                if k.sequence == 3 {
+                    assert_eq!(
+                        (k.facility, k.level, k.message.as_str()),
+                        (1, 3, "usb 1-1: new device")
+                    );
+                }
+                seen.push(k.sequence);
+            }
+        }
+    })
+    .await
+    .expect("followed dmesg never delivered the appended record");
+    assert_eq!(seen, vec![1, 2, 3]);
+}
+
+// ---------------------------------------------------------------- malformed requests
+
+/// Sends raw bytes as a gRPC message; decodes the reply as raw bytes.
+#[derive(Clone, Copy)]
+struct RawCodec;
+struct RawEnc;
+struct RawDec;
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEnc;
+    type Decoder = RawDec;
+    fn encoder(&mut self) -> RawEnc {
+        RawEnc
+    }
+    fn decoder(&mut self) -> RawDec {
+        RawDec
+    }
+}
+impl tonic::codec::Encoder for RawEnc {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+impl tonic::codec::Decoder for RawDec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let mut v = vec![0; src.remaining()];
+        src.copy_to_slice(&mut v);
+        Ok(Some(v))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_do_not_crash_it() {
+    let mut node = Node::start("malformed", NodeOpts::default());
+    let a_digest = node.slot_digest(Slot::A);
+    let b_before = node.attrs(Slot::B);
+    let mut c = node.client(Role::Admin).await;
+
+    assert_code(
+        install(
+            &mut c,
+            vec![InstallRequest {
+                msg: Some(Msg::Chunk(b"hsqs....".to_vec())),
+            }],
+        )
+        .await,
+        Code::InvalidArgument,
+        "first install message must be the header",
+    );
+    assert_code(
+        install(&mut c, vec![]).await,
+        Code::InvalidArgument,
+        "empty install stream",
+    );
+    assert_code(
+        install(&mut c, vec![InstallRequest { msg: None }]).await,
+        Code::InvalidArgument,
+        "must be the header",
+    );
+    let mut h = header_for(b"hsqs", "x");
+    h.sha256.truncate(5);
+    assert_code(
+        install(&mut c, install_msgs(h, b"hsqs", 4)).await,
+        Code::InvalidArgument,
+        "sha256 must be 32 bytes",
+    );
+    // Nothing above got as far as the disk.
+    assert_eq!(node.attrs(Slot::B), b_before);
+
+    // A message over the 4 MiB limit.
+    let huge = image(9, 5 * MIB as usize);
+    let r = install(
+        &mut c,
+        install_msgs(header_for(&huge, "huge"), &huge, huge.len()),
+    )
+    .await;
+    assert!(r.is_err(), "a 5 MiB message must be refused");
+
+    // Bytes that are not protobuf at all, to unary, streaming and client-streaming RPCs.
+    let ch = raw_channel(&node, client_tls(&node, Some(&node.cert(Role::Admin)))).await;
+    let mut g = tonic::client::Grpc::new(ch);
+    let garbage = pattern(77, 64 << 10);
+    for path in [
+        "Version",
+        "Logs",
+        "Install",
+        "ServiceRestart",
+        "NoSuchMethod",
+    ] {
+        g.ready().await.unwrap();
+        let p: tonic::codegen::http::uri::PathAndQuery =
+            format!("/matic.machine.v1.MachineService/{path}")
+                .parse()
+                .unwrap();
+        let req = tonic::Request::new(futures::stream::iter(vec![
+            garbage.clone(),
+            garbage.clone(),
+        ]));
+        let r = g.streaming(req, p, RawCodec).await;
+        let failed = match r {
+            Err(_) => true,
+            Ok(resp) => {
+                let mut s = resp.into_inner();
+                let mut failed = false;
+                while let Some(m) = s.next().await {
+                    if m.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                failed
+            }
+        };
+        assert!(failed, "{path}: garbage must be an error");
+    }
+
+    // Still alive and serving; nothing changed on the disk.
+    assert!(node.alive());
+    let v = c.version(VersionRequest {}).await.unwrap().into_inner();
+    assert_eq!(v.slot, "A");
+    assert_eq!(node.slot_digest(Slot::A), a_digest);
+}
