@@ -5,6 +5,15 @@ fn main() {
     for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie"] {
         println!("cargo:rustc-link-arg-bin=matic-init={arg}");
     }
+    // Strip symbols from release builds (the profile's `strip` does not
+    // reach this custom link); scripts/test.d/20-init-static sets
+    // MATIC_INIT_KEEP_SYMBOLS=1 for the copy whose symbols it checks.
+    println!("cargo:rerun-if-env-changed=MATIC_INIT_KEEP_SYMBOLS");
+    if std::env::var("PROFILE").as_deref() == Ok("release")
+        && std::env::var_os("MATIC_INIT_KEEP_SYMBOLS").is_none()
+    {
+        println!("cargo:rustc-link-arg-bin=matic-init=-Wl,--strip-all");
+    }
     // The respawn probe of the benchmark is built the same way, so its
     // start-up cost is exec alone (no dynamic loading, no libc init).
     for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie"] {

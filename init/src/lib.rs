@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod control;
 pub mod fmtbuf;
 pub mod modlist;
+pub mod rootfs;
 pub mod status;
 pub mod supervisor;
 pub mod table;

@@ -1,7 +1,554 @@
-//! Stage 1 (placeholder until the slot mounting lands): never selected yet.
+//! Stage 1, from the initramfs: mount the API file systems, load the
+//! modules, find the MaticOS disk, choose the slot (spending a try), mount
+//! it and `MATIC_STATE`, hand the boot facts to stage 2 in
+//! `/run/matic/boot`, switch root and exec the image's `/sbin/init`.
+//!
+//! Every failure is logged to `/dev/kmsg`. A slot that cannot be mounted is
+//! marked unbootable (priority 0) before rebooting, so the next boot picks
+//! the other slot; anything else that prevents booting panics, and the
+//! panic handler reboots (spending another try of an unproven slot).
+
+use crate::util::{self, read_file};
+use crate::{error, info, sys, warn};
+use core::ffi::CStr;
+use core::fmt::Write;
+use matic_boot::{BlockDevice, Disk, Slot, SlotAttrs};
+use matic_init::bootfile::BootInfo;
+use matic_init::fmtbuf::{Buf, Printable};
+use matic_init::rootfs::{self, BINDS};
+use matic_init::{cmdline, modlist};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, open, openat};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, mount, mount_bind, mount_move};
+
+/// How long to wait for the disk to show up (drivers probe asynchronously).
+const DISK_WAIT_MS: u64 = 30_000;
+/// `finit_module` flag: the kernel decompresses the file (Linux ≥ 6.4).
+const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+
+/// Whether this PID 1 runs from the initramfs (see [`rootfs::is_stage1`]).
 pub fn applies() -> bool {
-    false
+    let magic = rustix::fs::statfs(c"/")
+        .map(|s| s.f_type as u64)
+        .unwrap_or(0);
+    let has_init = rustix::fs::access(c"/init", rustix::fs::Access::EXISTS).is_ok();
+    let has_boot = rustix::fs::access(c"/run/matic/boot", rustix::fs::Access::EXISTS).is_ok();
+    rootfs::is_stage1(magic, has_init, has_boot)
 }
+
+/// Entry of stage 1.
 pub fn run() -> ! {
-    crate::util::sleep_forever()
+    mount_api();
+    crate::log::init();
+    info!("stage 1: from the initramfs");
+    load_modules();
+
+    let mut cmdline = [0u8; 1024];
+    let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
+    let mut want = Buf::<64>::new();
+    if let Some(d) = cmdline::value(cmdline, b"matic.disk") {
+        want.push_bytes(d);
+    }
+    let (mut disk, disk_name) = find_disk(want.as_bytes());
+    let mut disk_path = Buf::<64>::new();
+    let _ = write!(disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
+
+    // Choose the slot; spend a try if it has not succeeded yet.
+    let before = disk.status();
+    let slot = match disk.choose_boot_slot() {
+        Ok(s) => s,
+        Err(e) => panic!("{}: no bootable slot: {e}", Printable(disk_path.as_bytes())),
+    };
+    let attrs = disk.slot_attrs(slot);
+    let successful = attrs.successful();
+    if disk.status() != before
+        && let Err(e) = disk.write()
+    {
+        panic!(
+            "{}: writing the partition table: {e}",
+            Printable(disk_path.as_bytes())
+        );
+    }
+    info!(
+        "slot {slot} chosen ({attrs}) on {}",
+        Printable(disk_path.as_bytes())
+    );
+
+    let root = disk.slot_partition(slot);
+    let state = disk.state_partition().ok();
+    let root_dev = partition_dev(disk_name.as_bytes(), root.number);
+    if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
+        error!(
+            "slot {slot}: mounting {} (squashfs) failed: {e:?}; marking it unbootable",
+            Printable(root_dev.as_bytes())
+        );
+        let dead =
+            SlotAttrs::new(0, attrs.tries(), attrs.successful()).unwrap_or(SlotAttrs::INVALID);
+        disk.set_slot_attrs(slot, dead);
+        if let Err(e) = disk.write() {
+            error!("writing the partition table: {e}");
+        }
+        reboot();
+    }
+    drop(disk);
+    mount_state(disk_name.as_bytes(), state.map(|p| p.number));
+    writable_mounts();
+    write_boot_file(slot, disk_path.as_bytes(), successful);
+    switch_root();
+    let argv = [c"/sbin/init".as_ptr(), core::ptr::null()];
+    let envp = [core::ptr::null()];
+    let e = sys::execve(c"/sbin/init", &argv, &envp);
+    panic!("exec /sbin/init of slot {slot}: {e:?}");
+}
+
+fn mount_cstr(src: &Buf<64>, dst: &CStr, fs: &CStr, flags: MountFlags) -> Result<(), Errno> {
+    let mut s = Buf::<64>::new();
+    s.push_bytes(src.as_bytes());
+    let src = s.as_cstr().ok_or(Errno::NAMETOOLONG)?;
+    mount(src, dst, fs, flags, None)
+}
+
+/// `/proc`, `/sys`, `/dev`, `/dev/pts`, `/run`, `/sys/fs/cgroup`.
+fn mount_api() {
+    let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
+    let list: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 6] = [
+        (c"proc", c"/proc", c"proc", nosuid | nodev | noexec, None),
+        (c"sysfs", c"/sys", c"sysfs", nosuid | nodev | noexec, None),
+        (
+            c"devtmpfs",
+            c"/dev",
+            c"devtmpfs",
+            nosuid | noexec,
+            Some(c"mode=0755"),
+        ),
+        (
+            c"devpts",
+            c"/dev/pts",
+            c"devpts",
+            nosuid | noexec,
+            Some(c"gid=5,mode=0620,ptmxmode=0666"),
+        ),
+        (
+            c"tmpfs",
+            c"/run",
+            c"tmpfs",
+            nosuid | nodev,
+            Some(c"mode=0755"),
+        ),
+        (
+            c"cgroup2",
+            c"/sys/fs/cgroup",
+            c"cgroup2",
+            nosuid | nodev | noexec,
+            Some(c"nsdelegate"),
+        ),
+    ];
+    for (src, dst, fs, flags, data) in list {
+        let _ = util::mkdir(dst, 0o755);
+        if let Err(e) = mount(src, dst, fs, flags, data) {
+            // Logged to stderr (the console) if /dev/kmsg is not there yet.
+            error!(
+                "mount {} on {}: {e:?}",
+                Printable(fs.to_bytes()),
+                Printable(dst.to_bytes())
+            );
+        }
+    }
+}
+
+/// Loads `/lib/modules/load.list` in order; failures are logged and skipped.
+fn load_modules() {
+    let mut text = [0u8; 8192];
+    let text = match read_file(c"/lib/modules/load.list", &mut text) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("/lib/modules/load.list: {e:?}: no modules loaded");
+            return;
+        }
+    };
+    let (mut loaded, mut failed) = (0, 0);
+    for entry in modlist::entries(text) {
+        let m = match entry {
+            Ok(m) => m,
+            Err(modlist::ModListError::BadLine(l)) => {
+                warn!("load.list: bad line {}", Printable(l));
+                continue;
+            }
+        };
+        let mut path = Buf::<256>::new();
+        path.push_bytes(m.path);
+        let Some(p) = path.as_cstr() else { continue };
+        let flags = if m.compressed {
+            MODULE_INIT_COMPRESSED_FILE
+        } else {
+            0
+        };
+        let r = open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .and_then(|fd| rustix::system::finit_module(&fd, c"", flags));
+        match r {
+            Ok(()) | Err(Errno::EXIST) => loaded += 1,
+            Err(e) => {
+                failed += 1;
+                warn!("module {}: {e:?}", Printable(m.path));
+            }
+        }
+    }
+    info!("modules: {loaded} loaded or present, {failed} failed");
+}
+
+/// A block device over a raw fd, for `matic-boot`.
+struct BlockFd(OwnedFd);
+
+impl BlockDevice for BlockFd {
+    type Error = Errno;
+    fn read_at(&mut self, mut off: u64, mut buf: &mut [u8]) -> Result<(), Errno> {
+        while !buf.is_empty() {
+            match rustix::io::pread(&self.0, &mut *buf, off) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    off += n as u64;
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    fn write_at(&mut self, mut off: u64, mut buf: &[u8]) -> Result<(), Errno> {
+        while !buf.is_empty() {
+            match rustix::io::pwrite(&self.0, buf, off) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    off += n as u64;
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), Errno> {
+        rustix::fs::fsync(&self.0)
+    }
+    fn size(&mut self) -> Result<u64, Errno> {
+        rustix::fs::seek(&self.0, rustix::fs::SeekFrom::End(0))
+    }
+    fn sector_size(&mut self) -> Result<u32, Errno> {
+        rustix::fs::ioctl_blksszget(&self.0)
+    }
+}
+
+/// Waits (bounded) for the disk: the one `matic.disk=` names, else the
+/// first whole disk in `/sys/class/block` whose GPT has the MaticOS names.
+fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
+    let want = want.strip_prefix(b"/dev/").unwrap_or(want);
+    let end = util::now_ms() + DISK_WAIT_MS;
+    let mut last_err = Buf::<128>::new();
+    loop {
+        let mut found = None;
+        let mut names = heapless::Vec::<Buf<32>, 16>::new();
+        if !want.is_empty() {
+            let mut b = Buf::new();
+            b.push_bytes(want);
+            let _ = names.push(b);
+        } else if let Ok(dir) = open(
+            c"/sys/class/block",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+            let mut it = RawDir::new(&dir, &mut buf);
+            while let Some(Ok(e)) = it.next() {
+                let n = e.file_name().to_bytes();
+                if rootfs::is_candidate_disk(n) {
+                    let mut b = Buf::new();
+                    b.push_bytes(n);
+                    let _ = names.push(b);
+                }
+            }
+            // Name order (vda before vdb): an insertion sort of ≤ 16 names,
+            // without pulling the library's general sort into PID 1.
+            for i in 1..names.len() {
+                let mut j = i;
+                while j > 0 && names[j - 1].as_bytes() > names[j].as_bytes() {
+                    names.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+        }
+        for name in &names {
+            let mut path = Buf::<64>::new();
+            let _ = write!(path, "/dev/{}", Printable(name.as_bytes()));
+            let Some(p) = path.as_cstr() else { continue };
+            let fd = match open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    last_err.clear();
+                    let _ = write!(last_err, "{}: {e:?}", Printable(path.as_bytes()));
+                    continue;
+                }
+            };
+            match Disk::open(BlockFd(fd)) {
+                Ok(d) => {
+                    let mut n = Buf::new();
+                    n.push_bytes(name.as_bytes());
+                    found = Some((d, n));
+                    break;
+                }
+                Err(e) => {
+                    last_err.clear();
+                    let _ = write!(last_err, "{}: {e}", Printable(path.as_bytes()));
+                }
+            }
+        }
+        if let Some((d, name)) = found {
+            return (d, name);
+        }
+        if util::now_ms() >= end {
+            panic!(
+                "no MaticOS disk after {} s (last: {})",
+                DISK_WAIT_MS / 1000,
+                Printable(last_err.as_bytes())
+            );
+        }
+        util::sleep_ms(100);
+    }
+}
+
+/// `/dev/<partition>` for partition `number` of `disk`, once the kernel has
+/// created it (checked against `/sys/class/block/<name>/partition`).
+fn partition_dev(disk: &[u8], number: u32) -> Buf<64> {
+    let mut name = Buf::<32>::new();
+    rootfs::partition_name(disk, number, &mut name);
+    let mut sys = Buf::<96>::new();
+    let _ = write!(
+        sys,
+        "/sys/class/block/{}/partition",
+        Printable(name.as_bytes())
+    );
+    let end = util::now_ms() + 5_000;
+    loop {
+        let mut t = [0u8; 16];
+        let ok = sys
+            .as_cstr()
+            .and_then(|p| read_file(p, &mut t).ok())
+            .and_then(|t| cmdline::parse_u64(t.strip_suffix(b"\n").unwrap_or(t)))
+            == Some(u64::from(number));
+        if ok || util::now_ms() >= end {
+            if !ok {
+                warn!(
+                    "{}: not confirmed as partition {number} by sysfs",
+                    Printable(name.as_bytes())
+                );
+            }
+            let mut dev = Buf::<64>::new();
+            let _ = write!(dev, "/dev/{}", Printable(name.as_bytes()));
+            return dev;
+        }
+        util::sleep_ms(50);
+    }
+}
+
+/// `MATIC_STATE` (ext4) at `/newroot/var`. If it cannot be mounted the boot
+/// goes on with a tmpfs there (logged): the node comes up for diagnosis,
+/// and an unproven slot still rolls back by its boot deadline.
+fn mount_state(disk: &[u8], number: Option<u32>) {
+    let r = match number {
+        Some(n) => {
+            let dev = partition_dev(disk, n);
+            mount_cstr(
+                &dev,
+                c"/newroot/var",
+                c"ext4",
+                MountFlags::NOSUID | MountFlags::NODEV,
+            )
+            .map_err(|e| (e, dev))
+        }
+        None => Err((Errno::NOENT, Buf::new())),
+    };
+    if let Err((e, dev)) = r {
+        error!(
+            "MATIC_STATE {}: mount failed ({e:?}); /var is a tmpfs for this boot",
+            Printable(dev.as_bytes())
+        );
+        let _ = mount(
+            c"tmpfs",
+            c"/newroot/var",
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(c"mode=0755"),
+        );
+    }
+}
+
+/// `/tmp` as tmpfs; the Kubernetes-written `/etc` paths bound from `/var`.
+fn writable_mounts() {
+    if let Err(e) = mount(
+        c"tmpfs",
+        c"/newroot/tmp",
+        c"tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=1777"),
+    ) {
+        error!("mount tmpfs on /tmp: {e:?}");
+    }
+    for (src, dst) in BINDS {
+        let mut s = Buf::<128>::new();
+        let _ = write!(s, "/newroot{src}");
+        mkdir_p(s.as_bytes());
+        let mut d = Buf::<128>::new();
+        let _ = write!(d, "/newroot{dst}");
+        let (Some(sc), Some(dc)) = (s.as_cstr(), d.as_cstr()) else {
+            continue;
+        };
+        if let Err(e) = mount_bind(sc, dc) {
+            error!("bind {src} on {dst}: {e:?}");
+        }
+    }
+}
+
+/// Creates `path` and its parents (mode 0755).
+fn mkdir_p(path: &[u8]) {
+    for (i, &b) in path.iter().enumerate().skip(1) {
+        if b == b'/' {
+            mk(&path[..i]);
+        }
+    }
+    mk(path);
+    fn mk(p: &[u8]) {
+        let mut b = Buf::<128>::new();
+        b.push_bytes(p);
+        if let Some(c) = b.as_cstr() {
+            let _ = util::mkdir(c, 0o755);
+        }
+    }
+}
+
+fn write_boot_file(slot: Slot, disk: &[u8], successful: bool) {
+    let _ = util::mkdir(c"/run/matic", 0o755);
+    let mut text = Buf::<128>::new();
+    let info = BootInfo {
+        slot: slot.as_str().as_bytes()[0],
+        disk,
+        successful,
+    };
+    let _ = info.render(&mut text);
+    let r = open(
+        c"/run/matic/boot",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .and_then(|fd| util::write_all(&fd, text.as_bytes()));
+    if let Err(e) = r {
+        error!("writing /run/matic/boot: {e:?}");
+    }
+}
+
+/// Moves the API mounts into the new root, empties the initramfs (it is the
+/// root file system and cannot be unmounted; deleting frees its memory),
+/// then makes `/newroot` the root: `MS_MOVE` onto `/`, `chroot`, `chdir`.
+fn switch_root() {
+    for (from, to) in [
+        (c"/dev", c"/newroot/dev"),
+        (c"/proc", c"/newroot/proc"),
+        (c"/sys", c"/newroot/sys"),
+        (c"/run", c"/newroot/run"),
+    ] {
+        if let Err(e) = mount_move(from, to) {
+            error!(
+                "move {} to {}: {e:?}",
+                Printable(from.to_bytes()),
+                Printable(to.to_bytes())
+            );
+        }
+    }
+    match open(
+        c"/",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(root) => {
+            let dev = rustix::fs::fstat(&root).map(|s| s.st_dev).unwrap_or(0);
+            remove_tree(&root, dev, 0, true);
+        }
+        Err(e) => warn!("opening / to empty the initramfs: {e:?}"),
+    }
+    if let Err(e) = rustix::process::chdir(c"/newroot") {
+        panic!("chdir /newroot: {e:?}");
+    }
+    if let Err(e) = mount_move(c".", c"/") {
+        panic!("moving /newroot onto /: {e:?}");
+    }
+    if let Err(e) = rustix::process::chroot(c".") {
+        panic!("chroot: {e:?}");
+    }
+    let _ = rustix::process::chdir(c"/");
+}
+
+/// Deletes everything under `dir` that is on device `dev` (never crossing
+/// into a mount), sparing `/newroot` at the top.
+fn remove_tree(dir: &OwnedFd, dev: u64, depth: u32, top: bool) {
+    if depth > 32 {
+        return;
+    }
+    // Collect names first: deleting while reading a directory can skip
+    // entries. Several passes cover directories with more than 32 entries.
+    loop {
+        let mut names = heapless::Vec::<Buf<256>, 32>::new();
+        let mut more = false;
+        {
+            let _ = rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0));
+            let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
+            let mut it = RawDir::new(dir.as_fd(), &mut buf);
+            while let Some(Ok(e)) = it.next() {
+                let n = e.file_name().to_bytes();
+                if n == b"." || n == b".." || (top && n == b"newroot") {
+                    continue;
+                }
+                let mut b = Buf::new();
+                b.push_bytes(n);
+                if names.push(b).is_err() {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        let mut removed = 0;
+        for name in names.iter_mut() {
+            let Some(c) = name.as_cstr() else { continue };
+            let Ok(st) = rustix::fs::statat(dir, c, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            if st.st_dev != dev {
+                continue;
+            }
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                if let Ok(sub) = openat(
+                    dir,
+                    c,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    remove_tree(&sub, dev, depth + 1, false);
+                }
+                if rustix::fs::unlinkat(dir, c, AtFlags::REMOVEDIR).is_ok() {
+                    removed += 1;
+                }
+            } else if rustix::fs::unlinkat(dir, c, AtFlags::empty()).is_ok() {
+                removed += 1;
+            }
+        }
+        if !more || removed == 0 {
+            return;
+        }
+    }
+}
+
+fn reboot() -> ! {
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+    panic!("reboot(2) failed");
 }
