@@ -19,10 +19,11 @@ use fuzz_body::{Rng, exercise, mutate, seed_image};
 
 fn seeds() -> Vec<Vec<u8>> {
     vec![
-        seed_image(64, 4),
-        seed_image(100, 5),
-        seed_image(160, 128),
-        seed_image(300, 56),
+        seed_image(64, 4, 128),
+        seed_image(100, 5, 128),
+        seed_image(160, 128, 128),
+        seed_image(300, 56, 128),
+        seed_image(120, 6, 256),
     ]
 }
 
@@ -104,7 +105,7 @@ fn fuzz_replay() {
 /// that failed its EntriesLocation check.
 #[test]
 fn regression_backup_with_other_geometry() {
-    let mut img = seed_image(100, 5);
+    let mut img = seed_image(100, 5, 128);
     let b = 99 * 512;
     let entries = img[1024..1024 + 640].to_vec();
     img[b + 48..b + 56].copy_from_slice(&33u64.to_le_bytes()); // last usable

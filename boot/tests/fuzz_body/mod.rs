@@ -63,15 +63,15 @@ pub fn exercise(data: &[u8]) {
 }
 
 /// A compact valid MaticOS GPT for seeding: `sectors` 512-byte sectors,
-/// `entry_count` 128-byte entries.
-pub fn seed_image(sectors: u64, entry_count: u32) -> Vec<u8> {
+/// `entry_count` entries of `entry_size` bytes.
+pub fn seed_image(sectors: u64, entry_count: u32, entry_size: u32) -> Vec<u8> {
     let mut img = vec![0u8; (sectors * 512) as usize];
     img[..512].copy_from_slice(&mbr::protective(sectors));
-    let es = u64::from(entry_count * 128).div_ceil(512);
+    let es = u64::from(entry_count * entry_size).div_ceil(512);
     let last = sectors - 1;
     let (first_usable, last_usable) = (2 + es, last - 1 - es);
     let span = (last_usable - first_usable + 1) / 4;
-    let mut entries = vec![0u8; (entry_count * 128) as usize];
+    let mut entries = vec![0u8; (entry_count * entry_size) as usize];
     for (i, part) in Part::ALL.iter().enumerate() {
         let first = first_usable + span * i as u64;
         let e = Entry {
@@ -83,7 +83,8 @@ pub fn seed_image(sectors: u64, entry_count: u32) -> Vec<u8> {
             name: Entry::encode_name(part.name()).unwrap(),
         };
         if i < entry_count as usize {
-            e.write(&mut entries[i * 128..(i + 1) * 128]);
+            let at = i * entry_size as usize;
+            e.write(&mut entries[at..at + 128]);
         }
     }
     let crc = crc32fast::hash(&entries);
@@ -96,7 +97,7 @@ pub fn seed_image(sectors: u64, entry_count: u32) -> Vec<u8> {
             disk_guid: Guid([0xd1; 16]),
             entries_lba: ent,
             entry_count,
-            entry_size: 128,
+            entry_size,
             entries_crc: crc,
         };
         let o = (ent * 512) as usize;
