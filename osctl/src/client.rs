@@ -249,15 +249,23 @@ impl Connection {
     }
 }
 
-/// Connect to `target` (`host[:port]`, port 50051 by default): TCP, then a
-/// TLS 1.3 handshake that checks the server certificate against the CA and
-/// the host name or IP, then HTTP/2.
+/// A client for `target` (`host[:port]`, port 50051 by default).
+///
+/// The channel is lazy: this only checks the address and the credentials.
+/// The first call connects (TCP, then a TLS 1.3 handshake that checks the
+/// server certificate against the CA and the host name or IP, then waits
+/// for the node's verdict on our certificate) and any failure there, such as
+/// an unreachable node or a rejected certificate, is that call's error:
+/// turn it into a sentence with [`Connection::explain`]. (With TLS 1.3 a
+/// rejected client certificate can only be noticed after the handshake
+/// anyway; this way every kind of failure shows up in one place.)
 pub async fn connect(
     target: &str,
     creds: &Credentials,
     opts: &Options,
 ) -> Result<Connection, ClientError> {
     let target = Target::parse(target)?;
+    target.server_name()?;
     let tls = Arc::new(creds.tls_config()?);
     let connector = TlsTcpConnector {
         target: target.clone(),
@@ -271,10 +279,7 @@ pub async fn connect(
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect_with_connector(connector)
-        .await
-        .map_err(|e| explain_error(&e, &target.addr(), false))?;
+    let channel = endpoint.connect_with_connector_lazy(connector);
     Ok(Connection {
         target,
         client: MachineServiceClient::new(channel)
@@ -292,7 +297,95 @@ struct TlsTcpConnector {
     timeout: Duration,
 }
 
-type TlsIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+type TlsIo = TokioIo<Primed>;
+
+/// How long the connector waits for the node's first bytes after the
+/// handshake (see [`Primed`]). An HTTP/2 server sends its SETTINGS at once;
+/// if a node stays quiet we carry on without the early verdict.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(3);
+
+/// A TLS stream whose first plaintext bytes were already read by the
+/// connector and are replayed before anything else.
+///
+/// Why: in TLS 1.3 the node judges our certificate only after our side of the
+/// handshake is done. Waiting for its first bytes (its HTTP/2 SETTINGS, or a
+/// TLS alert) before sending anything turns a rejection into a clean,
+/// well-reported connect error. Sending the HTTP/2 preface first would leave
+/// unread data at the node when it closes, so its kernel sends a RST that can
+/// destroy the alert, and the call fails as "operation was canceled".
+pub struct Primed {
+    first: Vec<u8>,
+    pos: usize,
+    inner: tokio_rustls::client::TlsStream<TcpStream>,
+}
+
+impl tokio::io::AsyncRead for Primed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos < self.first.len() {
+            let n = (self.first.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.first[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Primed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Read the node's first bytes after the handshake: data means it accepted
+/// us; an alert or a close means it did not.
+async fn prime(
+    mut tls: tokio_rustls::client::TlsStream<TcpStream>,
+    addr: &str,
+) -> Result<Primed, ClientError> {
+    use tokio::io::AsyncReadExt;
+    let mut first = vec![0u8; 16 * 1024];
+    match tokio::time::timeout(FIRST_BYTES_WAIT, tls.read(&mut first)).await {
+        Ok(Ok(0)) => {
+            return Err(ClientError::ClosedAfterHandshake(
+                "it closed the connection without a word".into(),
+            ));
+        }
+        Ok(Ok(n)) => first.truncate(n),
+        Ok(Err(e)) => return Err(explain_error(&e, addr, true)),
+        Err(_) => first.clear(),
+    }
+    Ok(Primed {
+        first,
+        pos: 0,
+        inner: tls,
+    })
+}
 
 impl tower::Service<Uri> for TlsTcpConnector {
     type Response = TlsIo;
@@ -313,10 +406,11 @@ impl tower::Service<Uri> for TlsTcpConnector {
                     .await
                     .map_err(|e| unreachable(&addr, &e))?;
                 let _ = tcp.set_nodelay(true);
-                TlsConnector::from(this.tls.clone())
+                let tls = TlsConnector::from(this.tls.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| explain_error(&e, &addr, false))
+                    .map_err(|e| explain_error(&e, &addr, false))?;
+                prime(tls, &addr).await
             };
             match tokio::time::timeout(this.timeout, work).await {
                 Ok(r) => r.map(TokioIo::new),

@@ -1,0 +1,268 @@
+//! The real `osctl` binary against the real `matic-agent` binary on
+//! loopback: the mTLS negatives and the role table, checked as the sentences
+//! a person reads.
+//!
+//! The agent binary is `$MATIC_AGENT_BIN`, else `matic-agent` in the target
+//! dir beside this test binary (`cargo test --workspace` builds it). When
+//! neither exists (e.g. `cargo test -p osctl` on a fresh tree) the tests say
+//! so and return; set `MATIC_AGENT_BIN` to make a missing binary fatal.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use osctl::config::{Config, Context};
+use osctl::pki::{Ca, CertSpec, CertifiedKey, Eku, Role};
+
+fn agent_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MATIC_AGENT_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "MATIC_AGENT_BIN={} does not exist", p.display());
+        return Some(p);
+    }
+    // <target>/<profile>/deps/<this test> -> <target>/<profile>/matic-agent
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("matic-agent");
+    p.exists().then_some(p)
+}
+
+struct Agent {
+    dir: PathBuf,
+    addr: SocketAddr,
+    ca: Ca,
+    child: Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(tag: &str) -> Option<Agent> {
+    let Some(bin) = agent_bin() else {
+        eprintln!("skipping: matic-agent binary not built (set MATIC_AGENT_BIN)");
+        return None;
+    };
+    osctl::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!("osctl-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["pki", "run", "log", "state/slots"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let ca = Ca::generate("agent test CA").unwrap();
+    std::fs::write(dir.join("pki/ca.crt"), &ca.cert.cert_pem).unwrap();
+    ca.server_cert(&["127.0.0.1".into()])
+        .unwrap()
+        .write(&dir.join("pki"), "server")
+        .unwrap();
+    std::fs::write(
+        dir.join("run/services"),
+        "# matic-init services v1\nmatic-agent running 123 0 - 5\ncontainerd backoff 0 2 exit:1 0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("log/containerd.log"), "one\ntwo\nthree\n").unwrap();
+    std::fs::write(dir.join("kmsg"), "6,1,1000,-;Linux version 6.1.0\n").unwrap();
+    std::fs::write(
+        dir.join("os-release"),
+        "NAME=MaticOS\nVERSION_ID=\"4.5.6\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--no-network", "--no-boot-ok"])
+        .arg("--pki-dir")
+        .arg(dir.join("pki"))
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--log-dir")
+        .arg(dir.join("log"))
+        .arg("--kmsg")
+        .arg(dir.join("kmsg"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--os-release")
+        .arg(dir.join("os-release"))
+        .arg("--cmdline")
+        .arg(dir.join("cmdline"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(
+                    rest.split(' ')
+                        .next()
+                        .unwrap()
+                        .parse::<SocketAddr>()
+                        .unwrap(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("matic-agent did not start listening");
+    Some(Agent {
+        dir,
+        addr,
+        ca,
+        child,
+    })
+}
+
+impl Agent {
+    /// A config file with one context using `key` (inline PEM) and `ca_pem`.
+    fn config(&self, name: &str, ca_pem: &str, key: &CertifiedKey) -> PathBuf {
+        let mut c = Config {
+            context: Some("t".into()),
+            ..Default::default()
+        };
+        c.contexts.insert(
+            "t".into(),
+            Context {
+                endpoints: vec![self.addr.to_string()],
+                nodes: vec![],
+                ca: ca_pem.into(),
+                crt: key.cert_pem.clone(),
+                key: key.key_pem.clone(),
+            },
+        );
+        let p = self.dir.join(format!("{name}.toml"));
+        c.save(&p).unwrap();
+        p
+    }
+
+    fn own(&self, name: &str, key: &CertifiedKey) -> PathBuf {
+        self.config(name, &self.ca.cert.cert_pem.clone(), key)
+    }
+}
+
+fn osctl(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_osctl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn mtls_negatives_read_as_sentences() {
+    let Some(a) = start("mtls") else { return };
+    let node = a.addr.to_string();
+    let admin = a.ca.client_cert("admin", Role::Admin).unwrap();
+
+    let ok = osctl(&a.own("admin", &admin), &["version"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("4.5.6"));
+
+    let cases: Vec<(&str, CertifiedKey, &str)> = vec![
+        (
+            "other-ca",
+            Ca::generate("another CA")
+                .unwrap()
+                .client_cert("m", Role::Admin)
+                .unwrap(),
+            "the node rejected your client certificate (issued by another CA?)",
+        ),
+        (
+            "expired",
+            a.ca.issue(&CertSpec::client("old", Role::Admin).expired())
+                .unwrap(),
+            "the node rejected your client certificate: it has expired or is not yet valid",
+        ),
+        (
+            "server-auth-only",
+            a.ca.issue(&CertSpec::client("s", Role::Admin).ekus(&[Eku::ServerAuth]))
+                .unwrap(),
+            "the node rejected your client certificate: it is not allowed for client authentication (it needs the clientAuth extended key usage)",
+        ),
+        (
+            "no-eku",
+            a.ca.issue(&CertSpec::client("n", Role::Admin).no_eku())
+                .unwrap(),
+            "the node rejected your client certificate: it is not allowed for client authentication (it needs the clientAuth extended key usage)",
+        ),
+    ];
+    for (name, key, want) in cases {
+        let o = osctl(&a.own(name, &key), &["version"]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert_eq!(stderr(&o), format!("{node}: {want}\n"), "{name}");
+    }
+
+    // Our CA does not sign the node's certificate.
+    let other = Ca::generate("stranger CA").unwrap();
+    let o = osctl(
+        &a.config("wrong-ca", &other.cert.cert_pem, &admin),
+        &["version"],
+    );
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{node}: server certificate is not signed by your CA (wrong context or CA file?)\n"
+        )
+    );
+    // The node's certificate is for 127.0.0.1, not localhost.
+    let host = format!("localhost:{}", a.addr.port());
+    let o = osctl(&a.own("admin2", &admin), &["version", "-n", &host]);
+    assert_eq!(
+        stderr(&o),
+        format!("{host}: server certificate not valid for localhost (it is for 127.0.0.1)\n")
+    );
+}
+
+#[test]
+fn role_table_as_seen_by_a_person() {
+    let Some(a) = start("roles") else { return };
+    let node = a.addr.to_string();
+    let reader = a.own("reader", &a.ca.client_cert("r", Role::Reader).unwrap());
+    let operator = a.own("operator", &a.ca.client_cert("o", Role::Operator).unwrap());
+
+    let o = osctl(&reader, &["services"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("containerd"));
+    let o = osctl(&reader, &["logs", "containerd", "--tail", "2"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "two\nthree\n");
+
+    for (args, rpc) in [
+        (&["reboot"][..], "Reboot needs os:operator or os:admin"),
+        (&["shutdown"][..], "Shutdown needs os:operator or os:admin"),
+        (
+            &["restart", "containerd"][..],
+            "ServiceRestart needs os:admin",
+        ),
+    ] {
+        let o = osctl(&reader, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.starts_with(&format!("{node}: permission denied: {rpc}")),
+            "{args:?}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let img = a.dir.join("maticos-9.9.img");
+    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let o = osctl(&operator, &["install", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "{node}: permission denied: Install needs os:admin"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
