@@ -3,7 +3,13 @@
 //! binary (and the no_std benchmark probe) only, so the std helper binary and build scripts are unaffected.
 fn main() {
     // No unwinder ever reads the unwind tables' index (panic = "abort").
-    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--no-eh-frame-hdr"] {
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        "-Wl,--no-eh-frame-hdr",
+    ] {
         println!("cargo:rustc-link-arg-bin=matic-init={arg}");
     }
     // Strip symbols from release builds (the profile's `strip` does not

@@ -28,7 +28,7 @@ fn main(args: &[&'static CStr]) -> ! {
         sys::exit_group(1);
     }
     if stage1::applies() {
-        stage1::run()
+        stage1::run(args)
     } else {
         stage2::run(args)
     }

@@ -37,8 +37,10 @@ pub fn applies() -> bool {
     rootfs::is_stage1(magic, has_init, has_boot)
 }
 
-/// Entry of stage 1.
-pub fn run() -> ! {
+/// Entry of stage 1. `args` are init's argv: the kernel never puts a
+/// dotted `key=value` there, so `matic.disk=` in argv can only come from a
+/// test harness; it overrides the command line's.
+pub fn run(args: &[&'static CStr]) -> ! {
     mount_api();
     crate::log::init();
     info!("stage 1: from the initramfs");
@@ -47,7 +49,11 @@ pub fn run() -> ! {
     let mut cmdline = [0u8; 1024];
     let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
     let mut want = Buf::<64>::new();
-    if let Some(d) = cmdline::value(cmdline, b"matic.disk") {
+    let from_argv = args
+        .iter()
+        .skip(1)
+        .find_map(|a| cmdline::value(a.to_bytes(), b"matic.disk"));
+    if let Some(d) = from_argv.or_else(|| cmdline::value(cmdline, b"matic.disk")) {
         want.push_bytes(d);
     }
     let (mut disk, disk_name) = find_disk(want.as_bytes());

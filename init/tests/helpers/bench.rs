@@ -81,6 +81,7 @@ pub fn main(args: Vec<String>) {
             )
             .unwrap();
             let _ = std::fs::remove_file(root.path("var/log/matic/matic-agent.log"));
+            let _ = std::fs::remove_file(root.path("tmp/orphans.events"));
             let ns = root.start(&[]);
             r.reap_ms.push(reap(&root, &ns, 2));
         }
@@ -171,6 +172,7 @@ pub fn main(args: Vec<String>) {
             .unwrap();
             // The peers pass the service's stdout through: read it from
             // init's captured output file.
+            let _ = std::fs::remove_file(root.path("tmp/orphans.events"));
             let ns = root.start_program(&me, &args);
             r.reap_ms.push(reap(&root, &ns, 1));
         }

@@ -1,0 +1,308 @@
+//! Stage 1 end to end without a VM: a MaticOS disk image (built with
+//! `matic-boot`, a real SquashFS slot and an ext4 `MATIC_STATE`) on a loop
+//! device, an "initramfs" that is a tmpfs holding `/init`, and the real
+//! `matic-init` as PID 1 of a PID + mount namespace rooted there. Stage 1
+//! must choose the slot, spend a try, mount everything, switch root and exec
+//! the image's `/sbin/init`, which supervises the services. Needs root, loop
+//! devices, squashfs and ext4 (CI runs as root).
+
+#[path = "helpers/harness.rs"]
+#[allow(dead_code)] // parts serve only the benchmark
+mod harness;
+
+use harness::{TestRoot, install, require_root, wait_until};
+use matic_boot::{Disk, Guid, Layout, Slot};
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const INIT: &str = env!("CARGO_BIN_EXE_matic-init");
+const HELPER: &str = env!("CARGO_BIN_EXE_matic-init-testsvc");
+const MIB: usize = 1 << 20;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Loop device and initramfs tmpfs, released on drop.
+struct Env {
+    base: PathBuf,
+    loopdev: String,
+    initramfs: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.initramfs)
+            .status();
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.loopdev)
+            .status();
+    }
+}
+
+impl Env {
+    fn disk(&self) -> Vec<u8> {
+        fs::read(self.base.join("disk.img")).unwrap()
+    }
+
+    /// A fresh initramfs (tmpfs with `/init`), as `scripts/build-initramfs`
+    /// lays it out minus the modules.
+    fn initramfs(&self) -> TestRoot {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.initramfs)
+            .status();
+        fs::create_dir_all(&self.initramfs).unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&self.initramfs));
+        for d in ["dev", "proc", "sys", "run", "newroot", "lib/modules"] {
+            fs::create_dir_all(self.initramfs.join(d)).unwrap();
+        }
+        install(&self.initramfs, Path::new(INIT), "/init");
+        TestRoot {
+            dir: self.initramfs.clone(),
+            cpu: None,
+        }
+    }
+}
+
+/// Builds the image tree, its SquashFS, a 64 MiB disk with `good` slots
+/// holding it (other slots hold zeros), attributes set by `finish_update` in
+/// the order given, and attaches it to a loop device.
+fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
+    require_root();
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("matic-init-stage1")
+        .join(name);
+    let _ = fs::remove_dir_all(&base);
+    let img = base.join("image");
+    for d in [
+        "sbin",
+        "usr/bin",
+        "etc/testsvc",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "var",
+        "tmp",
+        "etc/kubernetes",
+        "etc/cni/net.d",
+        "opt/cni/bin",
+    ] {
+        fs::create_dir_all(img.join(d)).unwrap();
+    }
+    install(&img, Path::new(INIT), "/sbin/init");
+    for svc in ["matic-agent", "containerd"] {
+        install(&img, Path::new(HELPER), &format!("/usr/bin/{svc}"));
+        fs::write(img.join("etc/testsvc").join(svc), "sleep").unwrap();
+    }
+    let sqfs = base.join("root.sqfs");
+    run(Command::new("mksquashfs")
+        .arg(&img)
+        .arg(&sqfs)
+        .args(["-noappend", "-quiet", "-all-root"]));
+    let sq = fs::read(&sqfs).unwrap();
+
+    let mut mem = vec![0u8; 64 * MIB];
+    let layout = Layout {
+        esp_bytes: MIB as u64,
+        slot_bytes: 24 * MIB as u64,
+        state_bytes: None,
+        disk_guid: Guid([7; 16]),
+    };
+    let (slots, state) = {
+        let mut disk = Disk::create(&mut mem[..], &layout).unwrap();
+        for s in updates {
+            disk.finish_update(*s, 3).unwrap();
+        }
+        disk.write().unwrap();
+        (
+            [disk.slot_partition(Slot::A), disk.slot_partition(Slot::B)],
+            disk.state_partition().unwrap(),
+        )
+    };
+    for s in good {
+        let p = slots[if *s == Slot::A { 0 } else { 1 }];
+        assert!(
+            sq.len() as u64 <= p.size(),
+            "squashfs {} bytes > slot",
+            sq.len()
+        );
+        mem[p.start() as usize..p.start() as usize + sq.len()].copy_from_slice(&sq);
+    }
+    let ext4 = base.join("state.ext4");
+    fs::write(&ext4, vec![0u8; state.size() as usize]).unwrap();
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "MATIC_STATE"])
+        .arg(&ext4));
+    let st = fs::read(&ext4).unwrap();
+    mem[state.start() as usize..state.end() as usize].copy_from_slice(&st);
+    fs::write(base.join("disk.img"), &mem).unwrap();
+
+    let loopdev = run(Command::new("losetup")
+        .args(["-P", "-f", "--show"])
+        .arg(base.join("disk.img")));
+    Env {
+        initramfs: base.join("initramfs"),
+        base,
+        loopdev,
+    }
+}
+
+fn attrs(disk: &mut [u8], s: Slot) -> (u8, u8, bool) {
+    let d = Disk::open(disk).unwrap();
+    let a = d.slot_attrs(s);
+    (a.priority(), a.tries(), a.successful())
+}
+
+#[test]
+fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
+    let env = setup("boot", &[Slot::A], &[Slot::A]);
+    assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
+    let root = env.initramfs();
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+    let mut ns = root.start_program("/init", &[&disk_arg]);
+    let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
+    let up = wait_until(Duration::from_secs(60), || {
+        let s = fs::read_to_string(inside.join("run/matic/services")).ok()?;
+        s.lines()
+            .any(|l| l.starts_with("matic-agent running"))
+            .then_some(s)
+    });
+    let log = root.init_log();
+    assert!(
+        up.is_some(),
+        "stage 2 never ran the services; init log:\n{log}"
+    );
+    assert!(
+        log.contains("stage 1: from the initramfs") && log.contains("stage 2: supervising"),
+        "{log}"
+    );
+
+    // The hand-over file, and one try spent on the disk.
+    let boot = fs::read_to_string(inside.join("run/matic/boot")).unwrap();
+    assert_eq!(
+        boot,
+        format!("slot=A\ndisk={}\nsuccessful=0\n", env.loopdev)
+    );
+    assert_eq!(
+        attrs(&mut env.disk(), Slot::A),
+        (2, 2, false),
+        "stage 1 must spend one try"
+    );
+
+    // The mounts of the new root, as the namespace sees them.
+    let mi = fs::read_to_string(format!("/proc/{}/mountinfo", ns.init_pid)).unwrap();
+    let mount = |point: &str| -> Option<String> {
+        mi.lines()
+            .find(|l| l.split(' ').nth(4) == Some(point))
+            .map(str::to_string)
+    };
+    let root_line = mount("/").expect("a root mount");
+    assert!(
+        root_line.contains(" - squashfs ")
+            && root_line.split(' ').nth(5).unwrap().starts_with("ro"),
+        "{root_line}"
+    );
+    assert!(mount("/var").expect("/var").contains(" - ext4 "), "{mi}");
+    assert!(mount("/tmp").expect("/tmp").contains(" - tmpfs "), "{mi}");
+    for p in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/dev/pts",
+        "/sys/fs/cgroup",
+        "/etc/kubernetes",
+        "/etc/cni/net.d",
+        "/opt/cni/bin",
+    ] {
+        assert!(mount(p).is_some(), "{p} not mounted:\n{mi}");
+    }
+    assert!(
+        fs::metadata(inside.join("var/lib/matic/bind/etc/kubernetes"))
+            .unwrap()
+            .is_dir()
+    );
+    // Service output lands on MATIC_STATE; the initramfs was emptied.
+    let agent_log = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(inside.join("var/log/matic/matic-agent.log"))
+            .ok()
+            .filter(|l| l.contains("start"))
+    });
+    assert!(agent_log.is_some());
+    assert!(
+        !env.initramfs.join("init").exists(),
+        "initramfs files must be deleted"
+    );
+
+    ns.signal(15);
+    let st = ns.wait_exit(Duration::from_secs(20)).expect("shutdown");
+    assert_eq!(st.signal(), Some(1), "{st:?}\n{}", root.init_log());
+    assert!(
+        root.init_log().contains("/var unmounted"),
+        "{}",
+        root.init_log()
+    );
+}
+
+#[test]
+fn unmountable_slot_is_given_up_and_the_other_boots() {
+    // B holds the image; A (zeros) was updated last, so A is tried first.
+    let env = setup("fallback", &[Slot::B], &[Slot::B, Slot::A]);
+    assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
+    assert_eq!(attrs(&mut env.disk(), Slot::B).0, 1);
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+
+    let root = env.initramfs();
+    let mut ns = root.start_program("/init", &[&disk_arg]);
+    let st = ns
+        .wait_exit(Duration::from_secs(60))
+        .expect("stage 1 should reboot");
+    assert_eq!(
+        st.signal(),
+        Some(1),
+        "reboot expected: {st:?}\n{}",
+        root.init_log()
+    );
+    assert!(
+        root.init_log().contains("marking it unbootable"),
+        "{}",
+        root.init_log()
+    );
+    assert_eq!(
+        attrs(&mut env.disk(), Slot::A).0,
+        0,
+        "slot A must get priority 0"
+    );
+
+    // Next boot: B.
+    let root = env.initramfs();
+    let mut ns = root.start_program("/init", &[&disk_arg]);
+    let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
+    let boot = wait_until(Duration::from_secs(60), || {
+        fs::read_to_string(inside.join("run/matic/boot")).ok()
+    });
+    assert_eq!(
+        boot.as_deref(),
+        Some(format!("slot=B\ndisk={}\nsuccessful=0\n", env.loopdev).as_str()),
+        "{}",
+        root.init_log()
+    );
+    ns.signal(15);
+    assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
+}
