@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Shared helpers of the end-to-end suite (sourced by scripts/e2e/run and the
+# scenario files; needs scripts/lib/{common,vm}.sh).
+#
+# One node at a time runs in $E2E_VM with its disk at $E2E_DISK. Scenarios
+# drive it only through osctl (vm_osctl) and QEMU's own controls (QMP,
+# SIGKILL for a power cut), and read outcomes through osctl and the disk
+# image itself (matic-disk status, sgdisk). What a node runs is never kept in
+# shell state: it is asked (version, boot-status), so a scenario can start
+# from whatever the previous one left.
+#
+# Every wait polls a condition with a bounded timeout; a failure prints what
+# was expected, what was seen, and the tail of the serial console.
+
+E2E_DIR=${E2E_DIR:-$MATIC_OUT/test/e2e}
+E2E_IMAGES=$E2E_DIR/images
+E2E_VM=$E2E_DIR/vm
+E2E_DISK=$E2E_DIR/disk.img
+E2E_PORT=${E2E_PORT:-50161}
+# Seconds a new slot has to be marked successful (matic.boot_timeout).
+# Short, so the rollback scenarios are quick; long enough for a healthy
+# boot under software emulation on a loaded 2-core machine.
+E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-40}
+# loglevel=7: init's info lines (slot chosen, SIGTERM order, /var unmounted)
+# reach console.log, the only log that survives a crash or a power cut.
+E2E_APPEND="matic.boot_timeout=$E2E_BOOT_TIMEOUT loglevel=7"
+# Upper bounds for the waits (seconds), generous for a loaded CI machine.
+E2E_BOOT_WAIT=${E2E_BOOT_WAIT:-240}
+E2E_MARK_WAIT=${E2E_MARK_WAIT:-120}
+# How many consecutive agent crashes scenario 7 injects.
+E2E_CRASHES=${E2E_CRASHES:-20}
+# Versions of the good images (VERSION_ID, also the label given to install).
+E2E_GOOD=(e2e-1 e2e-2 e2e-3)
+
+# --- logging and failing --------------------------------------------------
+
+e2e_t0=$(date +%s.%N)
+say() { printf '  [%6.1fs] %s\n' "$(awk -v a="$e2e_t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
+# die MESSAGE: fail the scenario, with the console's tail for context.
+die() {
+  printf '  FAIL: %s\n' "$*" >&2
+  if [ -f "$E2E_VM/console.log" ]; then
+    echo "  --- last 40 console lines ($E2E_VM/console.log) ---" >&2
+    tail -n 40 "$E2E_VM/console.log" | sed 's/^/  | /' >&2
+  fi
+  exit 1
+}
+# elapsed START: seconds since START (date +%s.%N), one decimal.
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# --- images -----------------------------------------------------------------
+
+img() { echo "$E2E_IMAGES/$1.squashfs"; }
+
+# e2e_build_images: the base disk (slot A = e2e-1) and every image the
+# scenarios install. E2E_REUSE=1 keeps images from an earlier run (debugging).
+e2e_build_images() {
+  local v
+  if [ "${E2E_REUSE:-0}" = 1 ] && [ -f "$E2E_DIR/base/disk.img" ] && [ -f "$(img e2e-not-mountable)" ] &&
+    [ -f "$(img e2e-fault)" ]; then
+    say "reusing the images in $E2E_IMAGES (E2E_REUSE=1)"
+    return 0
+  fi
+  mkdir -p "$E2E_IMAGES"
+  say "building the base disk (slot A: e2e-1) and the images"
+  "$MATIC_ROOT/scripts/build-image" --version e2e-1 --out-dir "$E2E_DIR/base" >/dev/null
+  cp "$E2E_DIR/base/rootfs.squashfs" "$(img e2e-1)"
+  for v in e2e-2 e2e-3; do
+    "$MATIC_ROOT/scripts/build-rootfs" --out "$(img $v)" --version "$v" 2>/dev/null
+  done
+  "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(img e2e-agent-exits)" --version e2e-agent-exits 2>/dev/null
+  "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(img e2e-no-init)" --version e2e-no-init 2>/dev/null
+  "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(img e2e-fault)" --version e2e-fault 2>/dev/null
+  "$MATIC_ROOT/scripts/build-disk" --rootfs "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img" >/dev/null 2>&1
+  e2e_make_not_mountable "$(img e2e-1)" "$(img e2e-not-mountable)"
+  for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-not-mountable e2e-fault; do
+    say "  image $v: $(stat -c %s "$(img $v)") bytes"
+  done
+}
+
+# e2e_make_not_mountable SRC DST: a copy of a real image whose superblock
+# keeps the "hsqs" magic (the agent checks it) but claims SquashFS major
+# version 0xffff, which the kernel refuses to mount. Its digest is simply
+# the file's: the install accepts it, stage 1 must not.
+e2e_make_not_mountable() {
+  cp "$1" "$2"
+  # struct squashfs_super_block: s_major is the u16 at byte 28.
+  printf '\xff\xff' | dd of="$2" bs=1 seek=28 conv=notrunc status=none
+  [ "$(head -c 4 "$2")" = hsqs ] || die "$2: lost the SquashFS magic"
+}
+
+# --- the node ---------------------------------------------------------------
+
+osctl_json() { vm_osctl "$E2E_VM" -o json "$@"; }
+# boots: how many times the kernel started init on this QEMU (console.log
+# keeps every boot of one QEMU process; QEMU reboots in place).
+boots() { grep -c 'Run /init as init process' "$E2E_VM/console.log" 2>/dev/null || true; }
+node_up() { vm_pid "$E2E_VM" >/dev/null; }
+
+# node_boot: start QEMU on $E2E_DISK and wait for the agent.
+node_boot() {
+  vm_start "$E2E_VM" "$E2E_DISK" "$E2E_PORT" "$E2E_APPEND"
+  wait_api "$E2E_BOOT_WAIT" || die "the node did not answer osctl version after QEMU started"
+}
+
+# node_fresh [DISK]: power off whatever runs, copy a pristine disk (default:
+# the base disk, slot A = e2e-1, B empty) and boot it.
+node_fresh() {
+  local src=${1:-$E2E_DIR/base/disk.img}
+  vm_stop "$E2E_VM"
+  cp --sparse=always "$src" "$E2E_DISK"
+  node_boot
+  wait_marked
+}
+
+# wait_api SECONDS: poll `osctl version` until it answers (QEMU must stay up).
+wait_api() {
+  local until=$(($(date +%s) + $1))
+  while :; do
+    vm_osctl "$E2E_VM" version >/dev/null 2>&1 && return 0
+    node_up || { echo "  QEMU exited while waiting for the API" >&2; return 1; }
+    (($(date +%s) < until)) || { echo "  the API did not answer within $1 s" >&2; return 1; }
+    sleep 1
+  done
+}
+
+# wait_boot BEFORE SECONDS: wait for a boot after the BEFORE-th (as counted
+# by `boots`), then for its API. The old agent may answer for a moment after
+# a reboot request: only a new boot counts.
+wait_boot() {
+  local before=$1 secs=$2 until=$(($(date +%s) + $2))
+  while (($(boots) <= before)); do
+    node_up || die "QEMU exited while waiting for boot $((before + 1))"
+    (($(date +%s) < until)) || die "no new boot within $secs s (boots seen: $(boots))"
+    sleep 0.5
+  done
+  wait_api $((until - $(date +%s) > 10 ? until - $(date +%s) : 10)) || die "boot $((before + 1)) started but its API never answered"
+}
+
+# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
+wait_until() {
+  local secs=$1 what=$2 until=$(($(date +%s) + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    node_up || die "QEMU exited while waiting for: $what"
+    (($(date +%s) < until)) || die "not within $secs s: $what (last: $("$@" 2>&1 | tail -c 600))"
+    sleep 1
+  done
+}
+
+# running_version, running_slot: what the node says it runs.
+running_version() { osctl_json version | jq -er '.[0].result.os_version'; }
+running_slot() { osctl_json version | jq -er '.[0].result.slot'; }
+# slot_field SLOT FIELD: one field of boot-status for a slot.
+slot_field() { osctl_json boot-status | jq -er --arg s "$1" ".[0].result.slots[] | select(.name == \$s) | .$2"; }
+other() { if [ "$1" = A ]; then echo B; else echo A; fi; }
+
+# is_running VERSION SLOT: the API reports this image from this slot.
+is_running() {
+  local j
+  j=$(osctl_json version) || return 1
+  jq -e --arg v "$1" --arg s "$2" '.[0].ok and .[0].result.os_version == $v and .[0].result.slot == $s' <<<"$j" >/dev/null ||
+    { echo "running: $(jq -c '.[0].result | {os_version, slot}' <<<"$j")"; return 1; }
+}
+expect_running() { is_running "$1" "$2" >/dev/null 2>&1 || die "expected $1 from slot $2, the node says: $(is_running "$1" "$2")"; }
+
+# marked: the running slot is marked successful (the agent did its part).
+marked() {
+  osctl_json boot-status | jq -e '.[0].ok and ([.[0].result.slots[] | select(.running and .successful and .bootable)] | length == 1)' >/dev/null
+}
+wait_marked() { wait_until "$E2E_MARK_WAIT" "the running slot is marked successful" marked; }
+
+# slot_is SLOT JQ_CONDITION: boot-status's entry for SLOT satisfies it.
+slot_is() {
+  osctl_json boot-status | jq -e --arg s "$1" ".[0].ok and (.[0].result.slots[] | select(.name == \$s) | $2)" >/dev/null
+}
+expect_slot() {
+  slot_is "$1" "$2" || die "boot-status: slot $1 should satisfy '$2'; it is $(osctl_json boot-status | jq -c --arg s "$1" '.[0].result.slots[] | select(.name == $s)')"
+}
+
+# install IMAGE_VERSION: osctl install, checked; prints the JSON result.
+install() {
+  local v=$1 out
+  out=$(osctl_json install "$(img "$v")" --version "$v") || die "osctl install $v failed: $out"
+  jq -e --arg v "$v" '.[0].ok and .[0].result.version == $v and .[0].result.tries > 0' <<<"$out" >/dev/null ||
+    die "osctl install $v: unexpected result $out"
+  echo "$out"
+}
+
+# reboot_into VERSION SLOT: osctl reboot; wait for the next boot to run it.
+reboot_into() {
+  local b
+  b=$(boots)
+  vm_osctl "$E2E_VM" reboot >/dev/null || die "osctl reboot failed"
+  wait_boot "$b" "$E2E_BOOT_WAIT"
+  wait_until 60 "$1 from slot $2 answers" is_running "$1" "$2"
+}
+
+# pick_image EXCLUDE...: a good image version not among the arguments.
+pick_image() {
+  local v x
+  for v in "${E2E_GOOD[@]}"; do
+    for x in "$@"; do [ "$v" = "$x" ] && continue 2; done
+    echo "$v"
+    return 0
+  done
+  die "no good image left besides $*"
+}
+
+# need_good_node: a node running a good image from a slot marked successful;
+# reuses the running one when it is in that state, else boots a fresh disk.
+need_good_node() {
+  if node_up && marked >/dev/null 2>&1; then
+    local v
+    v=$(running_version 2>/dev/null) || v=
+    case " ${E2E_GOOD[*]} " in *" $v "*) return 0 ;; esac
+  fi
+  say "booting a fresh node (slot A: e2e-1)"
+  node_fresh
+}
+
+# --- the disk image, read from the host ------------------------------------
+
+disk_tool() { "$MATIC_RELEASE/matic-disk" "$@"; }
+# disk_next: the slot the disk's GPT will boot next (A, B or none).
+disk_next() { disk_tool status "$E2E_DISK" | sed -n 's/^next=//p'; }
+# disk_slot SLOT: matic-disk's status line for SLOT.
+disk_slot() { disk_tool status "$E2E_DISK" | grep "^$1 "; }
+# part_range NAME: START SIZE in bytes of a partition.
+part_range() { disk_tool layout "$E2E_DISK" | awk -v n="$1" '$1 == n { print $2, $3 }'; }
+# slot_holds SLOT IMAGE_VERSION: the slot's first bytes are exactly the image.
+slot_holds() {
+  local start size n f
+  read -r start size < <(part_range "MATIC_ROOT_$1")
+  f=$(img "$2")
+  n=$(stat -c %s "$f")
+  cmp -s -n "$n" "$f" <(tail -c +$((start + 1)) "$E2E_DISK" | head -c "$n")
+}
+# gpt_sound: sgdisk -v finds no problem (QEMU stopped or killed).
+gpt_sound() {
+  local out
+  out=$(sgdisk -v "$E2E_DISK" 2>&1)
+  grep -q 'No problems found' <<<"$out" || die "sgdisk -v $E2E_DISK: $out"
+}
+
+# --- QMP: the disk's write counter, for power cuts chosen by bytes written --
+
+# qmp_open / qmp_close: one QMP connection kept open (a coprocess), so that
+# polling costs a round trip, not a connection.
+qmp_open() {
+  coproc QMP { exec socat - "UNIX-CONNECT:$E2E_VM/qmp.sock"; }
+  local line
+  IFS= read -r -t 10 line <&"${QMP[0]}" || die "QMP: no greeting"
+  echo '{"execute":"qmp_capabilities"}' >&"${QMP[1]}"
+  qmp_reply >/dev/null
+}
+qmp_reply() { # the next reply line (events are skipped)
+  local line
+  while IFS= read -r -t 10 line <&"${QMP[0]}"; do
+    case $line in *'"return"'* | *'"error"'*) echo "$line"; return 0 ;; esac
+  done
+  return 1
+}
+# qmp_wr_bytes: bytes the guest has written to its disks (all block devices).
+qmp_wr_bytes() {
+  echo '{"execute":"query-blockstats"}' >&"${QMP[1]}" 2>/dev/null || return 1
+  qmp_reply | grep -o '"wr_bytes": *[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
+}
+qmp_close() {
+  [ -n "${QMP_PID:-}" ] || return 0
+  exec {QMP[1]}>&- 2>/dev/null || true
+  kill "$QMP_PID" 2>/dev/null || true
+  wait "$QMP_PID" 2>/dev/null || true
+}
+
+# power_cut: SIGKILL QEMU (vm_kill): what QEMU wrote to the image stays.
+power_cut() { qmp_close; vm_kill "$E2E_VM"; }

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# The end-to-end scenarios of issue 6 (sourced by scripts/e2e/run). Each
+# scenario_N runs in its own subshell with `set -e`; it starts from whatever
+# node the previous one left (asking the node what it runs) and sets up
+# what it needs when that is not there, so each also runs alone.
+
+# 1. Update and back: A -> B -> A; the running slot is never written.
+scenario_1() {
+  # A pristine disk: slot A e2e-1 (successful), B empty.
+  node_fresh
+  expect_running e2e-1 A
+  expect_slot B '.bootable | not'
+  slot_holds A e2e-1 || die "slot A does not hold e2e-1 before the update"
+
+  say "install e2e-2 (into B, A running)"
+  local r
+  r=$(install e2e-2)
+  jq -e '.[0].result.slot == "B"' <<<"$r" >/dev/null || die "install went to the wrong slot: $r"
+  expect_slot B '.version == "e2e-2" and .bootable and (.successful | not) and .next_boot and (.running | not) and .tries > 0'
+  expect_slot A '.running and .successful'
+  slot_holds B e2e-2 || die "slot B does not hold the bytes of e2e-2 after the install"
+  slot_holds A e2e-1 || die "the running slot A was written during the install"
+
+  say "reboot into B"
+  reboot_into e2e-2 B
+  wait_marked
+  expect_slot B '.running and .successful and .bootable'
+  expect_slot A '.bootable and .successful and (.next_boot | not)'
+
+  say "install e2e-3 (into A, B running), reboot"
+  r=$(install e2e-3)
+  jq -e '.[0].result.slot == "A"' <<<"$r" >/dev/null || die "install went to the wrong slot: $r"
+  expect_slot A '.version == "e2e-3" and .bootable and (.successful | not) and .next_boot'
+  slot_holds A e2e-3 || die "slot A does not hold the bytes of e2e-3"
+  slot_holds B e2e-2 || die "the running slot B was written during the install"
+  reboot_into e2e-3 A
+  wait_marked
+  expect_slot A '.running and .successful'
+  expect_slot B '.version == "e2e-2" and .bootable'
+}
+
+# 8. Manual rollback after a successful update returns to the previous version.
+scenario_8() {
+  need_good_node
+  local cur slot prev
+  slot=$(running_slot)
+  if ! slot_is "$(other "$slot")" '.bootable and .successful' 2>/dev/null; then
+    # Set up "after a successful update": update once and let it succeed.
+    cur=$(running_version)
+    local next
+    next=$(pick_image "$cur")
+    say "setup: update $cur -> $next"
+    install "$next" >/dev/null
+    reboot_into "$next" "$(other "$slot")"
+    wait_marked
+    slot=$(running_slot)
+  fi
+  cur=$(running_version)
+  prev=$(slot_field "$(other "$slot")" version)
+  say "running $cur from $slot; osctl rollback to $prev in $(other "$slot")"
+  local b
+  b=$(boots)
+  vm_osctl "$E2E_VM" rollback >/dev/null || die "osctl rollback failed"
+  wait_boot "$b" "$E2E_BOOT_WAIT"
+  wait_until 60 "$prev from slot $(other "$slot")" is_running "$prev" "$(other "$slot")"
+  wait_marked
+  expect_slot "$(other "$slot")" '.running and .successful and .next_boot'
+  expect_slot "$slot" ".version == \"$cur\" and .bootable"
+}
+
+# 6. Power cut right after the flags are written: the node boots the new
+# slot, or the old one if the cut came before; never neither.
+scenario_6() {
+  need_good_node
+  local slot cur new w next
+
+  # a) Cut the moment osctl install has its reply: the agent wrote and
+  #    synced the flags, so the new slot must boot.
+  slot=$(running_slot) cur=$(running_version)
+  new=$(pick_image "$cur" "$(slot_field "$(other "$slot")" version)")
+  say "a) install $new into $(other "$slot"), power cut as soon as osctl returns"
+  install "$new" >/dev/null
+  power_cut
+  gpt_sound
+  next=$(disk_next)
+  [ "$next" = "$(other "$slot")" ] || die "after the flags were written, the disk's next slot is $next, not $(other "$slot")"
+  say "   disk: next=$next; $(disk_slot "$next")"
+  node_boot
+  expect_running "$new" "$next"
+  wait_marked
+
+  # b) Cut when the guest has written as many bytes as the image has (data
+  #    synced, flags being or about to be written): whichever slot the GPT
+  #    on the disk names must boot, with its own image.
+  slot=$(running_slot) cur=$(running_version)
+  new=$(pick_image "$cur" "$(slot_field "$(other "$slot")" version)")
+  local size
+  size=$(stat -c %s "$(img "$new")")
+  say "b) install $new into $(other "$slot"), power cut once $size bytes were written"
+  qmp_open
+  local base
+  base=$(qmp_wr_bytes)
+  osctl_json install "$(img "$new")" --version "$new" >"$E2E_DIR/install.out" 2>&1 &
+  local job=$! until=$(($(date +%s) + 300))
+  while :; do
+    w=$(qmp_wr_bytes) || die "QMP stopped answering"
+    ((w - base >= size)) && break
+    kill -0 "$job" 2>/dev/null || break
+    (($(date +%s) < until)) || die "the install did not write $size bytes within 300 s"
+    sleep 0.02
+  done
+  power_cut
+  wait "$job" 2>/dev/null || true
+  gpt_sound
+  next=$(disk_next)
+  say "   cut after $((w - base)) bytes written; disk: next=$next; $(disk_slot "$(other "$slot")")"
+  case $next in
+    "$slot") want=$cur ;;
+    "$(other "$slot")") want=$new ;;
+    *) die "the disk has no bootable slot after the cut: $(disk_tool status "$E2E_DISK" | tr '\n' ' ')" ;;
+  esac
+  node_boot
+  expect_running "$want" "$next"
+  wait_marked
+}
+
+# bad_image VERSION: install a broken image into the other slot, reboot, and
+# wait until the node is back on the previous slot by itself. Prints the
+# recovery time; RECOVERY_BOOTS is set to the number of boots it took.
+bad_image() {
+  local bad=$1 slot cur b t0
+  need_good_node
+  slot=$(running_slot) cur=$(running_version)
+  say "running $cur from $slot; install $bad into $(other "$slot") and reboot"
+  install "$bad" >/dev/null
+  expect_slot "$(other "$slot")" '.bootable and .next_boot'
+  b=$(boots)
+  t0=$(date +%s.%N)
+  vm_osctl "$E2E_VM" reboot >/dev/null || die "osctl reboot failed"
+  # Recovery: a later boot answers with the old image from the old slot.
+  local until=$(($(date +%s) + 600))
+  until (($(boots) > b + 1)) && is_running "$cur" "$slot" >/dev/null 2>&1; do
+    node_up || die "QEMU exited during the rollback"
+    (($(date +%s) < until)) || die "not back on $cur from $slot within 600 s (boots since the reboot: $(($(boots) - b)))"
+    sleep 1
+  done
+  RECOVERY_BOOTS=$(($(boots) - b))
+  say "back on $cur from $slot after $(elapsed "$t0") s and $RECOVERY_BOOTS boots (from osctl reboot to the API answering)"
+  expect_slot "$(other "$slot")" '(.bootable | not) and .priority == 0 and (.next_boot | not)'
+  expect_slot "$slot" '.running and .successful and .next_boot'
+}
+
+# The console lines since boot number N+1 of this QEMU.
+console_since_boot() {
+  awk -v n="$1" '/Run \/init as init process/ { c++ } c > n' "$E2E_VM/console.log"
+}
+
+# 2. Bad image whose agent exits at start: backoff, boot deadline, tries run out.
+scenario_2() {
+  local b
+  need_good_node
+  b=$(boots)
+  bad_image e2e-agent-exits
+  local log
+  log=$(console_since_boot "$b")
+  # tries boots of the bad slot, then the good one.
+  ((RECOVERY_BOOTS >= 2)) || die "expected several boots of the bad slot, saw $RECOVERY_BOOTS boots in all"
+  grep -q 'matic-broken-agent: deliberately exiting' <<<"$log" ||
+    grep -q 'matic-agent.*exit:1\|matic-agent: exited\|matic-agent.*restart' <<<"$log" ||
+    say "   (the console does not show the broken agent's exits; init logs them at info level)"
+  local restarts deadlines
+  restarts=$(grep -c 'matic-init: matic-agent: started' <<<"$log" || true)
+  deadlines=$(grep -ci 'deadline' <<<"$log" || true)
+  say "   console: matic-agent started $restarts times, $deadlines boot-deadline lines"
+  ((restarts > RECOVERY_BOOTS)) || die "init did not restart the crashing agent (started $restarts times in $RECOVERY_BOOTS boots)"
+  ((deadlines >= 1)) || die "no boot-deadline line on the console"
+}
+
+# 3. Bad image that passes the digest but does not mount: stage 1 marks it
+# unbootable at once.
+scenario_3() {
+  local b
+  need_good_node
+  b=$(boots)
+  bad_image e2e-not-mountable
+  local log
+  log=$(console_since_boot "$b")
+  grep -q 'marking it unbootable' <<<"$log" || die "the console does not show stage 1 marking the slot unbootable"
+  ((RECOVERY_BOOTS == 2)) || die "expected exactly 2 boots (bad slot refused by stage 1, then the good one), saw $RECOVERY_BOOTS"
+}
+
+# 4. Kernel panic in the new slot (/sbin/init missing): panic=5 reboots,
+# tries run out.
+scenario_4() {
+  local b
+  need_good_node
+  b=$(boots)
+  bad_image e2e-no-init
+  local log panics
+  log=$(console_since_boot "$b")
+  panics=$(grep -c 'Kernel panic' <<<"$log" || true)
+  say "   console: $panics kernel panics"
+  ((panics >= 1)) || die "no kernel panic on the console"
+  ((RECOVERY_BOOTS == panics + 1)) || die "expected one boot per panic plus the good one: $panics panics, $RECOVERY_BOOTS boots"
+}
+
+# 5. Power cuts during install, at >= 10 points chosen from bytes written.
+scenario_5() {
+  need_good_node
+  local slot cur part full size k target w base t0 cuts=${E2E_CUTS:-10}
+  slot=$(running_slot) cur=$(running_version)
+  local tgt
+  tgt=$(other "$slot")
+  # The cut install writes one image, the fresh one another: after a cut the
+  # target slot holds a torn mix, not a whole earlier copy of the same bytes.
+  part=$(pick_image "$cur") full=$(pick_image "$cur" "$part")
+  size=$(stat -c %s "$(img "$part")")
+  say "running $cur from $slot; cutting installs of $part ($size bytes) into $tgt at $cuts points"
+  printf '  %-4s %-16s %-16s %-10s %s\n' cut "target bytes" "written at cut" "after (s)" "fresh install" >"$E2E_DIR/cuts.txt"
+  for k in $(seq 1 "$cuts"); do
+    target=$((size * k / (cuts + 1)))
+    qmp_open
+    base=$(qmp_wr_bytes)
+    t0=$(date +%s.%N)
+    osctl_json install "$(img "$part")" --version "$part" >"$E2E_DIR/install.out" 2>&1 &
+    local job=$! until=$(($(date +%s) + 300))
+    while :; do
+      w=$(qmp_wr_bytes) || die "QMP stopped answering"
+      ((w - base >= target)) && break
+      kill -0 "$job" 2>/dev/null || die "cut $k: the install finished before $target bytes were written ($((w - base)) written): $(cat "$E2E_DIR/install.out")"
+      (($(date +%s) < until)) || die "cut $k: $target bytes not written within 300 s"
+      sleep 0.02
+    done
+    power_cut
+    local after
+    after=$(elapsed "$t0")
+    wait "$job" 2>/dev/null || true
+    # The disk as the power cut left it.
+    gpt_sound
+    disk_slot "$tgt" | grep -q 'bootable=0' || die "cut $k: slot $tgt is bootable after a cut install: $(disk_slot "$tgt")"
+    [ "$(disk_next)" = "$slot" ] || die "cut $k: the disk would boot $(disk_next), not $slot"
+    say "cut $k/$cuts: $((w - base)) bytes written (target $target) ${after} s into the install; GPT sound, $tgt unbootable"
+    node_boot
+    expect_running "$cur" "$slot"
+    expect_slot "$tgt" '(.bootable | not)'
+    # A fresh install into the same slot then succeeds.
+    install "$full" >/dev/null
+    expect_slot "$tgt" ".version == \"$full\" and .bootable and .next_boot"
+    slot_holds "$tgt" "$full" || die "cut $k: after the fresh install slot $tgt does not hold $full"
+    printf '  %-4s %-16s %-16s %-10s %s\n' "$k" "$target" "$((w - base))" "$after" ok >>"$E2E_DIR/cuts.txt"
+  done
+  cat "$E2E_DIR/cuts.txt"
+}
+
+# 9. Graceful reboot and poweroff.
+scenario_9() {
+  need_good_node
+  local b log slot
+  b=$(boots)
+  slot=$(running_slot)
+  say "osctl reboot"
+  vm_osctl "$E2E_VM" reboot >/dev/null || die "osctl reboot failed"
+  wait_boot "$b" "$E2E_BOOT_WAIT"
+  # The shutdown that ended boot b, as init logged it on the console.
+  log=$(awk -v n="$b" '/Run \/init as init process/ { c++ } c == n' "$E2E_VM/console.log")
+  check_shutdown_order "$log" reboot
+  # This boot mounted /var without a journal recovery.
+  log=$(console_since_boot "$b")
+  if grep -E 'EXT4-fs \(vda4\).*(recovery|orphan)' <<<"$log"; then
+    die "ext4 on /var needed recovery after a graceful reboot"
+  fi
+  grep -qE 'EXT4-fs \(vda4\): mounted' <<<"$log" || die "no ext4 mount of vda4 on the console after the reboot"
+  # The services' own logs saw SIGTERM.
+  wait_until 30 "matic-agent's log shows it stopped on SIGTERM" sh -c "OSCTL_CONFIG=$MATIC_PKI/osctlconfig $MATIC_RELEASE/osctl --endpoints 127.0.0.1:$E2E_PORT logs matic-agent | grep -q 'SIGTERM, stopping'"
+
+  say "osctl shutdown"
+  b=$(boots)
+  local t0
+  t0=$(date +%s.%N)
+  vm_osctl "$E2E_VM" shutdown >/dev/null || die "osctl shutdown failed"
+  local until=$(($(date +%s) + 120))
+  while node_up; do
+    (($(date +%s) < until)) || die "QEMU still runs 120 s after osctl shutdown"
+    sleep 0.5
+  done
+  say "QEMU exited $(elapsed "$t0") s after osctl shutdown"
+  (($(boots) == b)) || die "the node rebooted instead of powering off"
+  log=$(awk -v n="$b" '/Run \/init as init process/ { c++ } c == n' "$E2E_VM/console.log")
+  check_shutdown_order "$log" poweroff
+  check_state_clean
+}
+
+# check_shutdown_order CONSOLE_TEXT WHAT: init stopped the services in
+# reverse table order (kubelet, containerd, matic-agent; a skipped one has
+# no line), then unmounted /var, then rebooted or powered off.
+check_shutdown_order() {
+  local log=$1 what=$2 order
+  grep -q "shutdown for $what" <<<"$log" || die "no 'shutdown for $what' line from init on the console"
+  order=$(grep -oE 'matic-init: (kubelet|containerd|matic-agent): SIGTERM to' <<<"$log" | awk '{ print $2 }' | tr -d ':' | tr '\n' ' ')
+  say "   $what: SIGTERM order: $order"
+  case $order in
+    "containerd matic-agent " | "kubelet containerd matic-agent ") ;;
+    *) die "services were not stopped in reverse order: '$order'" ;;
+  esac
+  grep -q 'matic-init: /var unmounted' <<<"$log" || die "init did not unmount /var before the $what: $(grep -E '/var' <<<"$log")"
+}
+
+# check_state_clean: after QEMU exited, MATIC_STATE's ext4 needs no recovery.
+check_state_clean() {
+  local start size tmp out
+  read -r start size < <(part_range MATIC_STATE)
+  tmp=$E2E_DIR/state.ext4
+  # A sparse copy of the partition's byte range, for dumpe2fs and e2fsck.
+  dd if="$E2E_DISK" of="$tmp" bs=1M skip=$((start / 1048576)) count=$((size / 1048576)) conv=sparse status=none
+  out=$(dumpe2fs -h "$tmp" 2>/dev/null)
+  grep -q '^Filesystem state: *clean$' <<<"$out" || die "MATIC_STATE is not clean: $(grep 'state' <<<"$out")"
+  grep -q 'needs_recovery' <<<"$out" && die "MATIC_STATE's journal needs recovery: $(grep features <<<"$out")"
+  e2fsck -fn "$tmp" >"$E2E_DIR/e2fsck.out" 2>&1 || die "e2fsck -fn found problems: $(tail -5 "$E2E_DIR/e2fsck.out")"
+  say "   MATIC_STATE: dumpe2fs says clean, no needs_recovery; e2fsck -fn clean"
+  rm -f "$tmp"
+}
+
+# 7. Agent crashes: a fault-injection image aborts its agent on demand.
+scenario_7() {
+  say "booting a fresh node from the fault-injection image"
+  node_fresh "$E2E_IMAGES/fault-disk.img"
+  expect_running e2e-fault A
+  local b n t0 secs restarts max=0 total=0
+  b=$(boots)
+  restarts=$(osctl_json services | jq -er '.[0].result.services[] | select(.name == "matic-agent") | .restarts')
+  for n in $(seq 1 "$E2E_CRASHES"); do
+    t0=$(date +%s.%N)
+    vm_osctl "$E2E_VM" restart fault:abort-agent >/dev/null || die "crash $n: osctl restart fault:abort-agent failed"
+    # The reply comes before the abort; the API answers again once init has
+    # restarted the agent (after its backoff delay) with a higher count.
+    wait_until 150 "crash $n: the agent restarted and answers" agent_restarted_since "$restarts"
+    secs=$(elapsed "$t0")
+    restarts=$(osctl_json services | jq -er '.[0].result.services[] | select(.name == "matic-agent") | .restarts')
+    ((restarts >= n)) || die "crash $n: services shows $restarts restarts"
+    say "crash $n: API back after $secs s; services: matic-agent restarts=$restarts"
+  done
+  (($(boots) == b)) || die "the node rebooted during the crash loop (init exited?)"
+  grep -q 'Kernel panic' "$E2E_VM/console.log" && die "a kernel panic during the crash loop"
+  say "osctl restart matic-agent"
+  local before=$restarts
+  vm_osctl "$E2E_VM" restart matic-agent >/dev/null || die "osctl restart matic-agent failed"
+  wait_until 30 "the agent was restarted" agent_restarted_since "$before"
+  wait_api 60 || die "the API did not come back after osctl restart matic-agent"
+  (($(boots) == b)) || die "the node rebooted (init exited?)"
+  vm_stop "$E2E_VM"
+}
+agent_restarted_since() {
+  local r
+  r=$(osctl_json services | jq -er '.[0].result.services[] | select(.name == "matic-agent") | .restarts') || return 1
+  ((r > $1))
+}
