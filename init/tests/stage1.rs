@@ -156,11 +156,37 @@ fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
     let loopdev = run(Command::new("losetup")
         .args(["-P", "-f", "--show"])
         .arg(base.join("disk.img")));
-    Env {
+    let env = Env {
         initramfs: base.join("initramfs"),
         base,
         loopdev,
+    };
+    // A kernel built without the GPT parser (like this project's CI VMs)
+    // creates no partitions: add them from user space then.
+    let p2 = format!(
+        "/sys/class/block/{}p2",
+        env.loopdev.trim_start_matches("/dev/")
+    );
+    if wait_until(Duration::from_secs(1), || {
+        Path::new(&p2).exists().then_some(())
+    })
+    .is_none()
+    {
+        run(Command::new("partx").arg("-a").arg(&env.loopdev));
     }
+    env
+}
+
+/// Init logs to the kernel log once stage 1 has mounted `/dev` (the host's
+/// here, shared by parallel tests): its tail, for failure messages.
+fn kmsg_tail() -> String {
+    let out = Command::new("dmesg")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("matic-init")).collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn attrs(disk: &mut [u8], s: Slot) -> (u8, u8, bool) {
@@ -183,15 +209,12 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
             .any(|l| l.starts_with("matic-agent running"))
             .then_some(s)
     });
-    let log = root.init_log();
     assert!(
         up.is_some(),
-        "stage 2 never ran the services; init log:\n{log}"
+        "stage 2 never ran the services; kernel log:\n{}",
+        kmsg_tail()
     );
-    assert!(
-        log.contains("stage 1: from the initramfs") && log.contains("stage 2: supervising"),
-        "{log}"
-    );
+    // Stage 2 runs from the image: its root is the slot's squashfs (below).
 
     // The hand-over file, and one try spent on the disk.
     let boot = fs::read_to_string(inside.join("run/matic/boot")).unwrap();
@@ -252,12 +275,15 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
 
     ns.signal(15);
     let st = ns.wait_exit(Duration::from_secs(20)).expect("shutdown");
-    assert_eq!(st.signal(), Some(1), "{st:?}\n{}", root.init_log());
-    assert!(
-        root.init_log().contains("/var unmounted"),
-        "{}",
-        root.init_log()
-    );
+    assert_eq!(st.signal(), Some(1), "{st:?}\n{}", kmsg_tail());
+    // Shutdown unmounted /var: the ext4 is clean (not "not clean").
+    let p4 = format!("{}p4", env.loopdev);
+    let dump = run(Command::new("dumpe2fs").arg("-h").arg(&p4));
+    let state = dump
+        .lines()
+        .find(|l| l.starts_with("Filesystem state:"))
+        .unwrap_or_default();
+    assert!(state.ends_with(" clean"), "{p4}: {state}\n{}", kmsg_tail());
 }
 
 #[test]
@@ -277,12 +303,7 @@ fn unmountable_slot_is_given_up_and_the_other_boots() {
         st.signal(),
         Some(1),
         "reboot expected: {st:?}\n{}",
-        root.init_log()
-    );
-    assert!(
-        root.init_log().contains("marking it unbootable"),
-        "{}",
-        root.init_log()
+        kmsg_tail()
     );
     assert_eq!(
         attrs(&mut env.disk(), Slot::A).0,
@@ -301,8 +322,19 @@ fn unmountable_slot_is_given_up_and_the_other_boots() {
         boot.as_deref(),
         Some(format!("slot=B\ndisk={}\nsuccessful=0\n", env.loopdev).as_str()),
         "{}",
-        root.init_log()
+        kmsg_tail()
     );
+    // SIGTERM only once stage 2 handles it (it writes the status file after
+    // blocking its signals; a PID 1 without handlers drops SIGTERM).
+    let up = wait_until(Duration::from_secs(30), || {
+        fs::read_to_string(inside.join("run/matic/services")).ok()
+    });
+    assert!(up.is_some(), "{}", kmsg_tail());
     ns.signal(15);
     assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
+    assert_eq!(
+        attrs(&mut env.disk(), Slot::B),
+        (1, 2, false),
+        "B spent a try"
+    );
 }
