@@ -427,3 +427,21 @@ fn service_log_is_rotated_at_the_size_limit() {
         || l.starts_with("start")
         || l.chars().all(|c| c.is_ascii_digit() || c == ' ')));
 }
+
+#[test]
+fn sigusr2_powers_off_and_sigint_reboots() {
+    for (sig, want, name) in [(12, SIGINT, "usr2"), (SIGINT, SIGHUP, "int")] {
+        let r = root(&format!("signal-{name}"), &[("matic-agent", "sleep")], None);
+        let mut ns = r.start(&[]);
+        wait_running(&r, &["matic-agent"]);
+        ns.signal(sig);
+        let st = ns.wait_exit(Duration::from_secs(15)).expect("no shutdown");
+        assert_eq!(
+            st.signal(),
+            Some(want),
+            "signal {sig}: {st:?}\n{}",
+            r.init_log()
+        );
+        assert_eq!(r.status_of("matic-agent")[1], "stopped", "{}", r.status());
+    }
+}
