@@ -20,6 +20,9 @@ use matic_init::fmtbuf::Buf;
 
 /// Called from `_start` with the process arguments.
 fn main(args: &[&'static CStr]) -> ! {
+    // Stage 2 (and a test root) has /dev; in stage 1 this finds none yet
+    // and is repeated once /dev is mounted.
+    util::ensure_std_fds();
     log::init();
     if rustix::process::getpid() != rustix::process::Pid::INIT {
         // Not a PID 1 (a person ran it by hand): supervising from here would

@@ -42,6 +42,7 @@ pub fn applies() -> bool {
 /// test harness; it overrides the command line's.
 pub fn run(args: &[&'static CStr]) -> ! {
     mount_api();
+    util::ensure_std_fds();
     crate::log::init();
     info!("stage 1: from the initramfs");
     load_modules();

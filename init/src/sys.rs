@@ -221,6 +221,19 @@ pub fn write_raw(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     check(r)
 }
 
+/// Whether descriptor number `fd` is open (`fcntl(fd, F_GETFD)` succeeds).
+pub fn fd_is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor table; a closed number
+    // yields EBADF.
+    let r = unsafe {
+        syscall6(
+            g::__NR_fcntl,
+            [fd as usize, g::F_GETFD as usize, 0, 0, 0, 0],
+        )
+    };
+    check(r).is_ok()
+}
+
 // ---- The memory functions that compiler-generated code calls. ----------
 // Without libc nothing provides them; `rep movsb`/`rep stosb` are small and
 // fast on every x86_64 since Ivy Bridge (ERMSB), and asm cannot be turned

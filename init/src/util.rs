@@ -55,6 +55,34 @@ pub fn write_all(fd: impl rustix::fd::AsFd, mut data: &[u8]) -> Result<(), Errno
     Ok(())
 }
 
+/// Makes sure descriptors 0, 1 and 2 are open (on the console, else
+/// `/dev/null`). The kernel leaves them closed when the initramfs has no
+/// `/dev/console`; a closed 0–2 would otherwise be reused by the next
+/// `open`, and `dup2` onto a descriptor that already has that number keeps
+/// its close-on-exec flag, leaving a service without stdout or stderr.
+pub fn ensure_std_fds() {
+    use rustix::fd::IntoRawFd;
+    for fd in 0..=2 {
+        if crate::sys::fd_is_open(fd) {
+            continue;
+        }
+        // `open` returns the lowest free number: `fd`, as 0..fd are open.
+        let f = open(
+            c"/dev/console",
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .or_else(|_| open(c"/dev/null", OFlags::RDWR, Mode::empty()));
+        match f {
+            Ok(f) => {
+                // Lives as PID 1's standard descriptor for good.
+                let _ = f.into_raw_fd();
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
     let _ = rustix::thread::nanosleep(&timespec_ms(ms));
