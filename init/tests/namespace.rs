@@ -445,3 +445,28 @@ fn sigusr2_powers_off_and_sigint_reboots() {
         assert_eq!(r.status_of("matic-agent")[1], "stopped", "{}", r.status());
     }
 }
+
+#[test]
+fn closed_standard_descriptors_are_reopened() {
+    // As when the initramfs has no /dev/console: init starts with 0, 1, 2
+    // closed. It must put /dev/null (or the console) there, so that none of
+    // its own descriptors takes those numbers.
+    let r = root("closed-fds", &[("matic-agent", "sleep")], None);
+    harness::install(&r.dir, Path::new("/bin/busybox"), "/busybox");
+    std::fs::create_dir_all(r.path("dev")).unwrap();
+    let ok = std::process::Command::new("mknod")
+        .arg(r.path("dev/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mknod");
+    let mut ns = r.start_program("/busybox", &["sh", "-c", "exec /sbin/init 0<&- 1>&- 2>&-"]);
+    wait_running(&r, &["matic-agent"]);
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", ns.init_pid))
+            .unwrap_or_else(|e| panic!("init's fd {fd}: {e}"));
+        assert_eq!(target, r.path("dev/null"), "fd {fd}");
+    }
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
