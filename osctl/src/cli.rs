@@ -53,8 +53,9 @@ pub enum Command {
         /// ca.key there are reused).
         #[arg(long)]
         out: PathBuf,
-        /// IP address or DNS name of the node (repeatable, or comma-separated).
-        #[arg(long = "san", required = true, value_delimiter = ',')]
+        /// IP addresses or DNS names of the node (`--san a b`, `--san a,b`
+        /// or `--san a --san b`).
+        #[arg(long = "san", required = true, num_args = 1.., value_delimiter = ',')]
         sans: Vec<String>,
         /// Extra client certificate NAME=ROLE, role one of os:admin,
         /// os:operator, os:reader (repeatable).
@@ -715,6 +716,31 @@ mod tests {
         assert_eq!(c.nodes, ["a", "b", "c"]);
         assert_eq!(c.output, Format::Json);
         assert!(matches!(c.command, Command::BootStatus));
+    }
+
+    #[test]
+    fn sans_accept_lists_repeats_and_commas() {
+        let c = Cli::try_parse_from([
+            "osctl",
+            "gen-certs",
+            "--out",
+            "d",
+            "--san",
+            "a",
+            "b,c",
+            "--san",
+            "d",
+            "--role",
+            "x=os:reader",
+        ])
+        .unwrap();
+        match c.command {
+            Command::GenCerts { sans, roles, .. } => {
+                assert_eq!(sans, ["a", "b", "c", "d"]);
+                assert_eq!(roles, [("x".to_string(), Role::Reader)]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

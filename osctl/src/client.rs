@@ -76,6 +76,8 @@ pub enum ClientError {
         "the node closed the connection right after the TLS handshake: it probably rejected your client certificate ({0})"
     )]
     ClosedAfterHandshake(String),
+    #[error("lost the connection to {addr} ({detail})")]
+    ConnectionLost { addr: String, detail: String },
     #[error("TLS error with {addr}: {detail}")]
     Tls { addr: String, detail: String },
     #[error("permission denied: {0}")]
@@ -462,11 +464,13 @@ pub fn explain_status(status: &Status, addr: &str) -> ClientError {
             return found;
         }
     }
+    // A status with a source was made on our side from a transport failure
+    // (the node did not send it).
     match status.code() {
-        Code::Unavailable if status.message().contains("transport error") => {
-            ClientError::Unreachable {
+        Code::Cancelled | Code::Unavailable | Code::Unknown if status.source().is_some() => {
+            ClientError::ConnectionLost {
                 addr: addr.to_string(),
-                reason: "the connection failed".into(),
+                detail: status.message().to_string(),
             }
         }
         code => ClientError::Rpc {
