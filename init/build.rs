@@ -1,6 +1,7 @@
 //! Link `matic-init` as a static, non-PIE executable with no C runtime: it
 //! brings its own `_start` and `mem*` (src/sys.rs). The flags go to that one
-//! binary (and the no_std benchmark probe) only, so the std helper binary and build scripts are unaffected.
+//! binary (and the no_std benchmark probe) only, so the std helper binary
+//! and build scripts are unaffected.
 fn main() {
     // No unwinder ever reads the unwind tables' index (panic = "abort").
     for arg in [
@@ -12,6 +13,9 @@ fn main() {
     ] {
         println!("cargo:rustc-link-arg-bin=matic-init={arg}");
     }
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    println!("cargo:rustc-link-arg-bin=matic-init=-Wl,-T,{dir}/link-no-unwind.ld");
+    println!("cargo:rerun-if-changed=link-no-unwind.ld");
     // Strip symbols from release builds (the profile's `strip` does not
     // reach this custom link); scripts/test.d/20-init-static sets
     // MATIC_INIT_KEEP_SYMBOLS=1 for the copy whose symbols it checks.
