@@ -261,18 +261,17 @@ impl Ctx {
         text: impl Fn(&[(&str, &T)]) -> String,
     ) -> i32 {
         match self.format {
-            Format::Json => print!("{}", output::json_results(results, to_json)),
+            Format::Json => write_out(output::json_results(results, to_json).as_bytes()),
             Format::Text => {
                 let ok: Vec<(&str, &T)> = results
                     .iter()
                     .filter_map(|(n, r)| r.as_ref().ok().map(|v| (n.as_str(), v)))
                     .collect();
                 if !ok.is_empty() {
-                    print!("{}", text(&ok));
+                    write_out(text(&ok).as_bytes());
                 }
             }
         }
-        let _ = std::io::stdout().flush();
         report_errors(results)
     }
 
@@ -288,7 +287,7 @@ impl Ctx {
                     })
                     .await;
                 if self.format == Format::Text {
-                    println!("osctl {}", env!("CARGO_PKG_VERSION"));
+                    write_out(format!("osctl {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
                 }
                 self.finish(&r, output::version_json, |ok| {
                     let rows: Vec<_> = ok.iter().map(|(n, v)| output::version_row(n, v)).collect();
@@ -650,13 +649,19 @@ fn lines<T>(ok: &[(&str, &T)], f: impl Fn(&T) -> String) -> String {
     ok.iter().map(|(n, v)| format!("{n}: {}\n", f(v))).collect()
 }
 
+/// Write to stdout and flush. When the reader has gone (`osctl logs -f X |
+/// head`), stop quietly like other command-line tools rather than streaming
+/// into a closed pipe forever (Rust ignores SIGPIPE).
 fn write_out(b: &[u8]) {
     if b.is_empty() {
         return;
     }
     let mut o = std::io::stdout().lock();
-    let _ = o.write_all(b);
-    let _ = o.flush();
+    if let Err(e) = o.write_all(b).and_then(|_| o.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
 }
 
 fn emit_json_lines(node: &str, prefixed: &[u8]) {

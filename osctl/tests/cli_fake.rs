@@ -124,6 +124,12 @@ async fn json_output_per_node_and_failed_node_exit_code() {
     let nodes = format!("{},{dead}", e.addr);
     let o = osctl(&e.config(), &["services", "-n", &nodes, "-o", "json"]).await;
     assert_eq!(o.status.code(), Some(1));
+    // Keys in a stable, readable order: node first.
+    assert!(
+        text(&o.stdout).starts_with("[\n  {\n    \"node\": "),
+        "{}",
+        text(&o.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["node"], e.addr.as_str());
     assert_eq!(v[0]["result"]["services"][1]["last_exit"], "exit:1");
