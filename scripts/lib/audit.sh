@@ -34,7 +34,7 @@ matic_audit_list() {
       fi
     done
   done
-  return $bad
+  return "$bad"
 }
 
 # matic_squashfs_list IMG: the image's paths, absolute, one per line.

@@ -27,3 +27,17 @@ timing_floor() {
   [ -n "$up" ] || matic_die "the floor's /init did not report (console: $dir/console.log)"
   awk -v u="$up" -v a="$t0" -v b="$t1" 'BEGIN { printf "floor_init_uptime=%s floor_wall=%.2f\n", u, b - a }'
 }
+
+# timing_node VMDIR AGENT_SECS: print one line of node figures from the
+# kernel log (timestamps of the kernel's hand-over to /init, init's stage 2,
+# the services' first start, the agent's boot-ok) and the host seconds from
+# QEMU's start until `osctl version` answered (vm_wait_agent's output).
+timing_node() {
+  local dir=$1 agent_secs=$2 dmesg_txt
+  dmesg_txt=$(vm_osctl "$dir" dmesg) || { echo "timing: osctl dmesg failed"; return 1; }
+  _ts() { grep -m1 -E "$1" <<<"$dmesg_txt" | sed -n 's/^[^[]*\[ *\([0-9.]*\)\].*/\1/p'; }
+  printf 'init=%s stage2=%s agent_started=%s containerd_started=%s boot_ok=%s (guest s) api_answers=%s (host s)\n' \
+    "$(_ts 'Run /init as init process')" "$(_ts 'matic-init: stage 2')" \
+    "$(_ts 'matic-init: matic-agent: started')" "$(_ts 'matic-init: containerd: started')" \
+    "$(_ts 'matic-init: control: boot-ok')" "$agent_secs"
+}

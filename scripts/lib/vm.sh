@@ -92,10 +92,10 @@ vm_kill() {
 
 # vm_stop VMDIR: stop a VM if one runs there (QEMU's own quit, then SIGKILL).
 vm_stop() {
-  local dir=$1 pid i
+  local dir=$1 pid _
   pid=$(vm_pid "$dir") || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done
