@@ -1,0 +1,355 @@
+//! Benchmark driver for `scripts/bench-install` (figures, not asserts):
+//! starts the real (release) agent against a file-backed disk, then
+//! - writes the same image to the same slot offset with
+//!   `dd bs=1M conv=fsync` and with `Install` over loopback mTLS, alternating,
+//!   and prints MiB/s of each and the time ratio;
+//! - measures `Version` latency on a warm connection (p50/p99);
+//! - samples the agent's RSS idle and (peak) during an install.
+//!
+//! Usage: bench_install AGENT_BIN WORK_DIR [IMAGE_MIB] [ROUNDS] [CHUNK_KIB]
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use matic_boot::{Disk, Guid, Layout, Slot};
+use matic_proto::v1::{InstallHeader, InstallRequest, VersionRequest, install_request::Msg};
+use osctl::client::{Credentials, Options};
+use osctl::pki::{Ca, Role};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds of waited-for children (dd), from getrusage(RUSAGE_CHILDREN).
+fn children_cpu() -> f64 {
+    // /proc/self/stat fields cutime + cstime (16, 17).
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(13) + t(14)) / 100.0
+}
+
+/// utime + stime of a process in seconds (clock ticks at 100 Hz).
+fn cpu_secs(pid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that ends the command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn make_image(path: &Path, mib: u64) -> Vec<u8> {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut h = Sha256::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = vec![0u8; MIB as usize];
+    for i in 0..mib {
+        for w in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        if i == 0 {
+            buf[..4].copy_from_slice(b"hsqs");
+        }
+        std::io::Write::write_all(&mut f, &buf).unwrap();
+        h.update(&buf);
+    }
+    f.sync_all().unwrap();
+    h.finalize().to_vec()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let agent_bin = PathBuf::from(&args[1]);
+    let dir = PathBuf::from(&args[2]);
+    let mib: u64 = args.get(3).map_or(512, |s| s.parse().unwrap());
+    let rounds: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
+    let chunk_kib: usize = args.get(5).map_or(1024, |s| s.parse().unwrap());
+    osctl::install_crypto_provider();
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["pki", "run", "log", "state"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let ca = Ca::generate("bench CA").unwrap();
+    std::fs::write(dir.join("pki/ca.crt"), &ca.cert.cert_pem).unwrap();
+    ca.server_cert(&["127.0.0.1".into()])
+        .unwrap()
+        .write(&dir.join("pki"), "server")
+        .unwrap();
+    let admin = ca.client_cert("bench", Role::Admin).unwrap();
+    let creds = Credentials {
+        ca_pem: ca.cert.cert_pem.clone().into_bytes(),
+        crt_pem: admin.cert_pem.into_bytes(),
+        key_pem: admin.key_pem.into_bytes(),
+    };
+
+    // Disk: slots of image size + 64 MiB; slot A running.
+    let disk = dir.join("disk.img");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&disk)
+        .unwrap();
+    let slot_bytes = (mib + 64) * MIB;
+    // Allocate every block up front (zeros), so neither dd nor the agent pays
+    // for ext4 block allocation and both overwrite the same kind of blocks.
+    {
+        let zeros = vec![0u8; MIB as usize];
+        let mut w = std::io::BufWriter::new(&f);
+        for _ in 0..(2 * slot_bytes / MIB + 16) {
+            std::io::Write::write_all(&mut w, &zeros).unwrap();
+        }
+        std::io::Write::flush(&mut w).unwrap();
+        f.sync_all().unwrap();
+    }
+    let layout = Layout {
+        esp_bytes: MIB,
+        slot_bytes,
+        state_bytes: Some(MIB),
+        disk_guid: Guid([9; 16]),
+    };
+    let mut d = Disk::create(f, &layout).unwrap();
+    d.finish_update(Slot::A, 3).unwrap();
+    d.choose_boot_slot().unwrap();
+    d.write().unwrap();
+    let b_offset = d.slot_partition(Slot::B).start();
+    drop(d);
+    std::fs::write(
+        dir.join("run/boot"),
+        format!("slot=A\ndisk={}\nsuccessful=0\n", disk.display()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("run/services"), "# matic-init services v1\n").unwrap();
+
+    let image = dir.join("image.squashfs");
+    eprintln!("writing a {mib} MiB test image ...");
+    let digest = make_image(&image, mib);
+
+    let mut agent = Command::new(&agent_bin)
+        .args(["--listen", "127.0.0.1:0", "--no-network", "--no-boot-ok"])
+        .arg("--pki-dir")
+        .arg(dir.join("pki"))
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--log-dir")
+        .arg(dir.join("log"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = agent.id();
+    let mut stderr = std::io::BufReader::new(agent.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            panic!("agent exited");
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = stderr.read_to_string(&mut sink);
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = rt
+        .block_on(osctl::client::connect(&addr, &creds, &Options::default()))
+        .unwrap()
+        .client;
+    rt.block_on(client.version(VersionRequest {})).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_idle = rss_kib(pid);
+
+    // Version latency, warm connection.
+    for _ in 0..200 {
+        rt.block_on(client.version(VersionRequest {})).unwrap();
+    }
+    let mut lat: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            rt.block_on(client.version(VersionRequest {})).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+
+    let peak = Arc::new(AtomicU64::new(0));
+    let (mut agent_cpu, mut client_cpu, mut dd_cpu) = (0.0, 0.0, 0.0);
+    let mut dd_times = Vec::new();
+    let mut api_times = Vec::new();
+    for round in 0..rounds {
+        let _ = Command::new("sync").status();
+        let dd_cpu0 = children_cpu();
+        let t = Instant::now();
+        let st = Command::new("dd")
+            .arg(format!("if={}", image.display()))
+            .arg(format!("of={}", disk.display()))
+            .args([
+                "bs=1M",
+                "conv=fsync,notrunc",
+                "oflag=seek_bytes",
+                "status=none",
+            ])
+            .arg(format!("seek={b_offset}"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "dd failed");
+        dd_times.push(t.elapsed());
+        dd_cpu += children_cpu() - dd_cpu0;
+
+        let _ = Command::new("sync").status();
+        let sampling = Arc::new(AtomicBool::new(true));
+        let sampler = {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            std::thread::spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        let header = InstallHeader {
+            size: mib * MIB,
+            sha256: digest.clone(),
+            version: format!("bench-{round}"),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<InstallRequest>(8);
+        let img = image.clone();
+        let chunk = chunk_kib << 10;
+        let (a0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+        let t = Instant::now();
+        let reader = std::thread::spawn(move || {
+            tx.blocking_send(InstallRequest {
+                msg: Some(Msg::Header(header)),
+            })
+            .unwrap();
+            let mut f = std::fs::File::open(img).unwrap();
+            loop {
+                let mut buf = vec![0u8; chunk];
+                let mut n = 0;
+                while n < chunk {
+                    let r = f.read(&mut buf[n..]).unwrap();
+                    if r == 0 {
+                        break;
+                    }
+                    n += r;
+                }
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                if tx
+                    .blocking_send(InstallRequest {
+                        msg: Some(Msg::Chunk(buf)),
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let r = rt
+            .block_on(client.install(tokio_stream::wrappers::ReceiverStream::new(rx)))
+            .unwrap()
+            .into_inner();
+        api_times.push(t.elapsed());
+        reader.join().unwrap();
+        agent_cpu += cpu_secs(&pid.to_string()) - a0;
+        client_cpu += cpu_secs("self") - c0;
+        sampling.store(false, Ordering::Relaxed);
+        sampler.join().unwrap();
+        assert_eq!(r.bytes_written, mib * MIB);
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    let rate = |d: Duration| mib as f64 / d.as_secs_f64();
+    let best = |v: &[Duration]| *v.iter().min().unwrap();
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average during the run: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "image: {mib} MiB, chunks of {chunk_kib} KiB, {rounds} rounds each (alternating), target: file-backed slot on {}",
+        dir.display()
+    );
+    for (i, (dd, api)) in dd_times.iter().zip(&api_times).enumerate() {
+        println!(
+            "  round {i}: dd {:.2} s ({:.0} MiB/s)   Install {:.2} s ({:.0} MiB/s)",
+            dd.as_secs_f64(),
+            rate(*dd),
+            api.as_secs_f64(),
+            rate(*api)
+        );
+    }
+    let (dd_m, api_m) = (median(&dd_times), median(&api_times));
+    println!(
+        "dd bs=1M conv=fsync      median {:.2} s  {:.0} MiB/s  (best {:.0} MiB/s)",
+        dd_m.as_secs_f64(),
+        rate(dd_m),
+        rate(best(&dd_times))
+    );
+    println!(
+        "Install over mTLS        median {:.2} s  {:.0} MiB/s  (best {:.0} MiB/s)",
+        api_m.as_secs_f64(),
+        rate(api_m),
+        rate(best(&api_times))
+    );
+    println!(
+        "ratio Install/dd time    {:.2}x (target <= 1.25x)",
+        api_m.as_secs_f64() / dd_m.as_secs_f64()
+    );
+    println!(
+        "Version latency (warm, 2000 calls)  p50 {:.0} us  p99 {:.0} us",
+        p(0.50).as_secs_f64() * 1e6,
+        p(0.99).as_secs_f64() * 1e6
+    );
+    println!(
+        "CPU per write (mean): dd {:.2} s; Install: agent {:.2} s + bench client {:.2} s, wall {:.2} s ({} cores)",
+        dd_cpu / rounds as f64,
+        agent_cpu / rounds as f64,
+        client_cpu / rounds as f64,
+        api_times.iter().map(Duration::as_secs_f64).sum::<f64>() / rounds as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "agent RSS idle {} KiB, peak during install {} KiB",
+        rss_idle,
+        peak.load(Ordering::Relaxed)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
