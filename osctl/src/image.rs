@@ -131,9 +131,12 @@ pub async fn download(
         url: url.to_string(),
         reason,
     };
-    let resp = reqwest::get(url)
-        .await
-        .map_err(|e| dl(crate::client::chain_text(&e)))?;
+    // reqwest's own message repeats the URL we already name: keep its causes.
+    let reason = |e: &reqwest::Error| match std::error::Error::source(e) {
+        Some(cause) => crate::client::chain_text(cause),
+        None => e.to_string(),
+    };
+    let resp = reqwest::get(url).await.map_err(|e| dl(reason(&e)))?;
     if !resp.status().is_success() {
         return Err(dl(format!("the server answered {}", resp.status())));
     }
@@ -146,7 +149,7 @@ pub async fn download(
     let mut body = resp.bytes_stream();
     let mut done = 0u64;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| dl(crate::client::chain_text(&e)))?;
+        let chunk = chunk.map_err(|e| dl(reason(&e)))?;
         f.write_all(&chunk).await.map_err(werr)?;
         done += chunk.len() as u64;
         progress(done, total);

@@ -337,3 +337,27 @@ async fn gen_certs_and_completion_from_the_binary() {
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("boot-status"));
 }
+
+#[tokio::test]
+async fn failed_download_names_the_url() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = env("404").await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    });
+    let url = format!("http://{http}/maticos-1.0.img");
+    let o = osctl(&e.config(), &["install", &url, "-n", &e.addr]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        format!("osctl: cannot download {url}: the server answered 404 Not Found\n")
+    );
+    assert!(e.fake.seen.lock().unwrap().install_header.is_none());
+}
