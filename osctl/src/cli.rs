@@ -77,7 +77,7 @@ pub enum Command {
         reboot: bool,
         /// Version recorded for the image [default: from the file name,
         /// e.g. maticos-1.2.3.squashfs gives 1.2.3].
-        #[arg(long = "version")]
+        #[arg(long = "version", value_name = "VERSION")]
         image_version: Option<String>,
     },
     /// Reboot the nodes.
