@@ -268,14 +268,20 @@ fn settle_anon(ns: &Running, children: usize) -> Option<u64> {
 /// Milliseconds from the helper's "orphans-released" to init having only
 /// its `baseline` service children left (every orphan reaped).
 fn reap(root: &TestRoot, ns: &Running, baseline: usize) -> f64 {
-    let released = wait_until(Duration::from_secs(120), || {
-        let log = root.log("matic-agent") + &root.init_log();
-        events(&log)
-            .into_iter()
-            .find(|e| e.0 == "orphans-released")
-            .map(|e| e.1)
-    })
-    .expect("orphans released");
+    let t_end = std::time::Instant::now() + Duration::from_secs(120);
+    let released = loop {
+        let ev =
+            events(&std::fs::read_to_string(root.path("tmp/orphans.events")).unwrap_or_default());
+        if ev.iter().any(|e| e.0 == "orphans-reparented") {
+            break ev
+                .into_iter()
+                .find(|e| e.0 == "orphans-released")
+                .map(|e| e.1)
+                .expect("released stamp");
+        }
+        assert!(std::time::Instant::now() < t_end, "orphans never released");
+        std::thread::sleep(Duration::from_micros(200));
+    };
     let end = std::time::Instant::now() + Duration::from_secs(120);
     let done = loop {
         if ns.children().len() <= baseline {
