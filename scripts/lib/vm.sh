@@ -19,7 +19,11 @@
 VM_MEMORY=${VM_MEMORY:-1024}
 VM_SMP=${VM_SMP:-2}
 # Kernel parameters (the matic.* ones are docs/interfaces.md's contract).
-VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity quiet loglevel=4 matic.ip=10.0.2.15/24,gw=10.0.2.2"
+# loglevel=7: the serial log shows init's info lines (stage 1, the slot
+# chosen, services) — the only record of a boot whose API never comes up.
+# Its cost is within the run-to-run noise of TCG boots (docs/image.md).
+VM_LOGLEVEL=${VM_LOGLEVEL:-7}
+VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity loglevel=$VM_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2"
 
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
 # the background. Kernel and initramfs: $VM_KERNEL / $VM_INITRD (default the
@@ -118,7 +122,9 @@ vm_wait_agent() {
   local dir=$1 timeout=$2 start now
   start=$(cat "$dir/started_at")
   while :; do
-    if vm_osctl "$dir" version >/dev/null 2>&1; then
+    # A short connect timeout: until the guest listens, QEMU's forward
+    # accepts on the host side and the handshake would wait its full default.
+    if vm_osctl "$dir" --connect-timeout 2 version >/dev/null 2>&1; then
       now=$(date +%s.%N)
       awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f\n", b - a }'
       return 0
