@@ -48,17 +48,7 @@ async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     let disk = cfg.disk.clone().or(boot.disk.clone());
     let running = boot.slot.map(|c| if c == 'A' { Slot::A } else { Slot::B });
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", cfg.listen))?;
-    eprintln!(
-        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
-        env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?,
-        disk,
-        running
-    );
-
+    // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
         let cmdline = cfg.cmdline.clone();
         tokio::spawn(async move {
@@ -67,6 +57,15 @@ async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
+
+    let listener = bind(cfg.listen).await?;
+    eprintln!(
+        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?,
+        disk,
+        running
+    );
 
     let agent = Agent::new(cfg.clone(), disk.clone(), running);
     let server = tonic::transport::Server::builder()
@@ -86,6 +85,24 @@ async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     server.await??;
     eprintln!("matic-agent: stopped");
     Ok(())
+}
+
+/// Binds the API socket, waiting up to 30 s for an address that is not yet
+/// configured (lo coming up, a static address, a DHCP lease).
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrNotAvailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("listening on {addr}: {e}")),
+        }
+    }
 }
 
 async fn shutdown_signal() {
