@@ -62,8 +62,13 @@ e2e_build_images() {
     return 0
   fi
   mkdir -p "$E2E_IMAGES"
+  if [ "${E2E_NO_CARGO:-0}" != 1 ]; then
+    say "cargo build --workspace --release"
+    cargo build --workspace --release --locked --manifest-path "$MATIC_ROOT/Cargo.toml" 2>&1 | tail -n 3
+    [ "${PIPESTATUS[0]}" = 0 ] || die "cargo build --workspace --release failed"
+  fi
   say "building the base disk (slot A: e2e-1) and the images"
-  "$MATIC_ROOT/scripts/build-image" --version e2e-1 --out-dir "$E2E_DIR/base" >/dev/null
+  "$MATIC_ROOT/scripts/build-image" --no-cargo --version e2e-1 --out-dir "$E2E_DIR/base" >/dev/null
   cp "$E2E_DIR/base/rootfs.squashfs" "$(img e2e-1)"
   for v in e2e-2 e2e-3; do
     "$MATIC_ROOT/scripts/build-rootfs" --out "$(img $v)" --version "$v" 2>/dev/null
