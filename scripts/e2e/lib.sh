@@ -29,6 +29,8 @@ E2E_BOOT_WAIT=${E2E_BOOT_WAIT:-240}
 E2E_MARK_WAIT=${E2E_MARK_WAIT:-120}
 # How many consecutive agent crashes scenario 7 injects.
 E2E_CRASHES=${E2E_CRASHES:-20}
+# Write rate of the disk while a power cut is aimed (bytes/s; qmp_throttle).
+E2E_CUT_BPS=${E2E_CUT_BPS:-8000000}
 # Versions of the good images (VERSION_ID, also the label given to install).
 E2E_GOOD=(e2e-1 e2e-2 e2e-3)
 
@@ -251,31 +253,41 @@ gpt_sound() {
 # --- QMP: the disk's write counter, for power cuts chosen by bytes written --
 
 # qmp_open / qmp_close: one QMP connection kept open (a coprocess), so that
-# polling costs a round trip, not a connection.
+# polling costs a round trip, not a connection. Bash gives a coprocess's
+# descriptors to the main shell only: these functions set globals instead of
+# printing, and must not be called inside $(...).
 qmp_open() {
   coproc QMP { exec socat - "UNIX-CONNECT:$E2E_VM/qmp.sock"; }
-  local line
-  IFS= read -r -t 10 line <&"${QMP[0]}" || die "QMP: no greeting"
+  IFS= read -r -t 10 QMP_LINE <&"${QMP[0]}" || die "QMP: no greeting"
   echo '{"execute":"qmp_capabilities"}' >&"${QMP[1]}"
-  qmp_reply >/dev/null
+  qmp_reply || die "QMP: no reply to qmp_capabilities"
 }
-qmp_reply() { # the next reply line (events are skipped)
-  local line
-  while IFS= read -r -t 10 line <&"${QMP[0]}"; do
-    case $line in *'"return"'* | *'"error"'*) echo "$line"; return 0 ;; esac
+qmp_reply() { # QMP_LINE := the next reply (events are skipped)
+  while IFS= read -r -t 10 QMP_LINE <&"${QMP[0]}"; do
+    case $QMP_LINE in *'"return"'* | *'"error"'*) return 0 ;; esac
   done
   return 1
 }
-# qmp_wr_bytes: bytes the guest has written to its disks (all block devices).
+# qmp_wr_bytes: WR := bytes the guest has written to its disks (the
+# devices' own counters, summed over every block device).
 qmp_wr_bytes() {
-  echo '{"execute":"query-blockstats"}' >&"${QMP[1]}" 2>/dev/null || return 1
-  qmp_reply | grep -o '"wr_bytes": *[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
+  echo '{"execute":"query-blockstats"}' >&"${QMP[1]}" || return 1
+  qmp_reply || return 1
+  WR=$(jq -e '[.return[].stats.wr_bytes] | add' <<<"$QMP_LINE") || return 1
+}
+# qmp_throttle BYTES_PER_SECOND: limit the disk's write rate (0: no limit).
+# The guest syncs a whole image in a fraction of a second on an unthrottled
+# host file; a slower disk spreads the same writes over seconds, so power
+# cuts can land at chosen byte counts. The guest runs unchanged.
+qmp_throttle() {
+  printf '{"execute":"block_set_io_throttle","arguments":{"device":"virtio0","bps":0,"bps_rd":0,"bps_wr":%s,"iops":0,"iops_rd":0,"iops_wr":0}}\n' "$1" >&"${QMP[1]}"
+  qmp_reply && [[ $QMP_LINE == *'"return"'* ]] || die "QMP: block_set_io_throttle failed: $QMP_LINE"
 }
 qmp_close() {
   [ -n "${QMP_PID:-}" ] || return 0
-  exec {QMP[1]}>&- 2>/dev/null || true
-  kill "$QMP_PID" 2>/dev/null || true
-  wait "$QMP_PID" 2>/dev/null || true
+  local pid=$QMP_PID
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 # power_cut: SIGKILL QEMU (vm_kill): what QEMU wrote to the image stays.

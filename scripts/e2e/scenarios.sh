@@ -98,12 +98,15 @@ scenario_6() {
   size=$(stat -c %s "$(img "$new")")
   say "b) install $new into $(other "$slot"), power cut once $size bytes were written"
   qmp_open
+  qmp_throttle "$E2E_CUT_BPS"
   local base
-  base=$(qmp_wr_bytes)
+  qmp_wr_bytes || die "QMP: no block statistics"
+  base=$WR
   osctl_json install "$(img "$new")" --version "$new" >"$E2E_DIR/install.out" 2>&1 &
   local job=$! until=$(($(date +%s) + 300))
   while :; do
-    w=$(qmp_wr_bytes) || die "QMP stopped answering"
+    qmp_wr_bytes || die "QMP stopped answering"
+    w=$WR
     ((w - base >= size)) && break
     kill -0 "$job" 2>/dev/null || break
     (($(date +%s) < until)) || die "the install did not write $size bytes within 300 s"
@@ -204,7 +207,8 @@ scenario_4() {
   ((RECOVERY_BOOTS == panics + 1)) || die "expected one boot per panic plus the good one: $panics panics, $RECOVERY_BOOTS boots"
 }
 
-# 5. Power cuts during install, at >= 10 points chosen from bytes written.
+# 5. Power cuts during install, at >= 10 points chosen from bytes written
+# (QMP's write counter of the disk; the disk is throttled, see qmp_throttle).
 scenario_5() {
   need_good_node
   local slot cur part full size k target w base t0 cuts=${E2E_CUTS:-10}
@@ -217,15 +221,22 @@ scenario_5() {
   size=$(stat -c %s "$(img "$part")")
   say "running $cur from $slot; cutting installs of $part ($size bytes) into $tgt at $cuts points"
   printf '  %-4s %-16s %-16s %-10s %s\n' cut "target bytes" "written at cut" "after (s)" "fresh install" >"$E2E_DIR/cuts.txt"
-  for k in $(seq 1 "$cuts"); do
+  # Cut 0 comes with the first write the install makes (it invalidates the
+  # target in the GPT before any image byte); cut k with k/(cuts+1) of the
+  # image's size written.
+  for k in $(seq 0 "$cuts"); do
     target=$((size * k / (cuts + 1)))
+    ((k > 0)) || target=1
     qmp_open
-    base=$(qmp_wr_bytes)
+    qmp_throttle "$E2E_CUT_BPS"
+    qmp_wr_bytes || die "QMP: no block statistics"
+    base=$WR
     t0=$(date +%s.%N)
     osctl_json install "$(img "$part")" --version "$part" >"$E2E_DIR/install.out" 2>&1 &
     local job=$! until=$(($(date +%s) + 300))
     while :; do
-      w=$(qmp_wr_bytes) || die "QMP stopped answering"
+      qmp_wr_bytes || die "QMP stopped answering"
+    w=$WR
       ((w - base >= target)) && break
       kill -0 "$job" 2>/dev/null || die "cut $k: the install finished before $target bytes were written ($((w - base)) written): $(cat "$E2E_DIR/install.out")"
       (($(date +%s) < until)) || die "cut $k: $target bytes not written within 300 s"
@@ -239,7 +250,7 @@ scenario_5() {
     gpt_sound
     disk_slot "$tgt" | grep -q 'bootable=0' || die "cut $k: slot $tgt is bootable after a cut install: $(disk_slot "$tgt")"
     [ "$(disk_next)" = "$slot" ] || die "cut $k: the disk would boot $(disk_next), not $slot"
-    say "cut $k/$cuts: $((w - base)) bytes written (target $target) ${after} s into the install; GPT sound, $tgt unbootable"
+    say "cut $k: $((w - base)) bytes written (target $target) ${after} s into the install; GPT sound, $tgt unbootable"
     node_boot
     expect_running "$cur" "$slot"
     expect_slot "$tgt" '(.bootable | not)'
