@@ -26,6 +26,17 @@ matic_need() {
   done
 }
 
+# matic_apt_known PKG: make sure apt knows PKG, running `apt-get update`
+# once if it does not (a fresh machine or container may have no lists yet).
+matic_apt_known() {
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  apt-cache show "$1" >/dev/null 2>&1 && return 0
+  matic_log "apt does not know $1: running apt-get update"
+  $sudo apt-get update -qq >&2 || matic_die "apt-get update failed"
+  apt-cache show "$1" >/dev/null 2>&1 || matic_die "no Debian package $1"
+}
+
 # matic_apt_fetch PKG DESTDIR: download a Debian package into the cache (once)
 # and unpack it into DESTDIR (once). Prints the path of the .deb.
 matic_apt_fetch() {
@@ -33,6 +44,7 @@ matic_apt_fetch() {
   mkdir -p "$debdir"
   deb=$(compgen -G "$debdir/${pkg}_*.deb" | head -n1 || true)
   if [ -z "$deb" ]; then
+    matic_apt_known "$pkg"
     matic_log "downloading Debian package $pkg"
     (cd "$debdir" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) || matic_die "apt-get download $pkg failed"
     deb=$(compgen -G "$debdir/${pkg}_*.deb" | head -n1 || true)
