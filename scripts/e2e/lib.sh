@@ -77,10 +77,12 @@ e2e_build_images() {
   done
   "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(img e2e-agent-exits)" --version e2e-agent-exits 2>/dev/null
   "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(img e2e-no-init)" --version e2e-no-init 2>/dev/null
+  # /sbin/init that exits at once (the broken agent in init's place).
+  "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(img e2e-init-exits)" --version e2e-init-exits 2>/dev/null
   "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(img e2e-fault)" --version e2e-fault 2>/dev/null
   "$MATIC_ROOT/scripts/build-disk" --rootfs "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img" >/dev/null 2>&1
   e2e_make_not_mountable "$(img e2e-1)" "$(img e2e-not-mountable)"
-  for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-not-mountable e2e-fault; do
+  for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault; do
     say "  image $v: $(stat -c %s "$(img $v)") bytes"
   done
 }
