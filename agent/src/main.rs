@@ -100,6 +100,17 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Str
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            // A kernel without IPv6: serve IPv4 on the same port instead.
+            Err(e)
+                if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED
+                    && e.kind() != std::io::ErrorKind::AddrInUse =>
+            {
+                let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+                eprintln!("matic-agent: cannot listen on {addr} ({e}); trying {v4}");
+                return tokio::net::TcpListener::bind(v4)
+                    .await
+                    .map_err(|e| format!("listening on {v4}: {e}"));
+            }
             Err(e) => return Err(format!("listening on {addr}: {e}")),
         }
     }
