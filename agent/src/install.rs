@@ -102,6 +102,11 @@ async fn run_inner(
             header.sha256.len()
         )));
     }
+    if header.version.len() > 128 || header.version.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "header version must be at most 128 bytes without control characters",
+        ));
+    }
     if header.size == 0 {
         return Err(Status::invalid_argument(
             "header size is 0; an image cannot be empty",

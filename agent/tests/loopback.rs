@@ -1008,6 +1008,13 @@ async fn malformed_requests_do_not_crash_it() {
         Code::InvalidArgument,
         "sha256 must be 32 bytes",
     );
+    let mut h = header_for(b"hsqs", "1.0\nslot=B");
+    h.size = 4;
+    assert_code(
+        install(&mut c, install_msgs(h, b"hsqs", 4)).await,
+        Code::InvalidArgument,
+        "without control characters",
+    );
     // Nothing above got as far as the disk.
     assert_eq!(node.attrs(Slot::B), b_before);
 
