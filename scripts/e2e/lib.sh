@@ -53,6 +53,14 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 # --- images -----------------------------------------------------------------
 
 img() { echo "$E2E_IMAGES/$1.squashfs"; }
+# quiet COMMAND...: run a build step with its output in build.log; show the
+# log's tail if it fails.
+quiet() {
+  "$@" >>"$E2E_DIR/build.log" 2>&1 || {
+    tail -n 30 "$E2E_DIR/build.log" >&2
+    die "build step failed: $*"
+  }
+}
 
 # e2e_build_images: the base disk (slot A = e2e-1) and every image the
 # scenarios install. E2E_REUSE=1 keeps images from an earlier run (debugging).
@@ -64,23 +72,22 @@ e2e_build_images() {
     return 0
   fi
   mkdir -p "$E2E_IMAGES"
-  if [ "${E2E_NO_CARGO:-0}" != 1 ]; then
-    say "cargo build --workspace --release"
-    cargo build --workspace --release --locked --manifest-path "$MATIC_ROOT/Cargo.toml" 2>&1 | tail -n 3
-    [ "${PIPESTATUS[0]}" = 0 ] || die "cargo build --workspace --release failed"
-  fi
+  : >"$E2E_DIR/build.log"
   say "building the base disk (slot A: e2e-1) and the images"
-  "$MATIC_ROOT/scripts/build-image" --no-cargo --version e2e-1 --out-dir "$E2E_DIR/base" >/dev/null
+  # build-image's stage 1 builds the workspace (E2E_NO_CARGO=1 skips it).
+  local cargo=()
+  [ "${E2E_NO_CARGO:-0}" != 1 ] || cargo=(--no-cargo)
+  quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --version e2e-1 --out-dir "$E2E_DIR/base"
   cp "$E2E_DIR/base/rootfs.squashfs" "$(img e2e-1)"
   for v in e2e-2 e2e-3; do
-    "$MATIC_ROOT/scripts/build-rootfs" --out "$(img $v)" --version "$v" 2>/dev/null
+    quiet "$MATIC_ROOT/scripts/build-rootfs" --out "$(img $v)" --version "$v"
   done
-  "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(img e2e-agent-exits)" --version e2e-agent-exits 2>/dev/null
-  "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(img e2e-no-init)" --version e2e-no-init 2>/dev/null
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(img e2e-agent-exits)" --version e2e-agent-exits
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(img e2e-no-init)" --version e2e-no-init
   # /sbin/init that exits at once (the broken agent in init's place).
-  "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(img e2e-init-exits)" --version e2e-init-exits 2>/dev/null
-  "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(img e2e-fault)" --version e2e-fault 2>/dev/null
-  "$MATIC_ROOT/scripts/build-disk" --rootfs "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img" >/dev/null 2>&1
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(img e2e-init-exits)" --version e2e-init-exits
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(img e2e-fault)" --version e2e-fault
+  quiet "$MATIC_ROOT/scripts/build-disk" --rootfs "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img"
   e2e_make_not_mountable "$(img e2e-1)" "$(img e2e-not-mountable)"
   for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault; do
     say "  image $v: $(stat -c %s "$(img $v)") bytes"
