@@ -1,7 +1,7 @@
 //! `/run/matic/boot`, written once by stage 1 and read by stage 2 and the
 //! agent (docs/interfaces.md).
 
-use core::fmt::{self, Write};
+use crate::fmtbuf::Sink;
 
 /// The facts stage 1 hands on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,15 +23,30 @@ pub enum BootFileError {
     BadValue,
 }
 
+impl BootFileError {
+    /// What is wrong, for the log.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BootFileError::MissingSlot => "no slot= line",
+            BootFileError::MissingDisk => "no disk= line",
+            BootFileError::MissingSuccessful => "no successful= line",
+            BootFileError::BadValue => "a value is not valid",
+        }
+    }
+}
+
 impl BootInfo<'_> {
     /// Writes the file's content.
-    pub fn render(&self, out: &mut impl Write) -> fmt::Result {
-        writeln!(out, "slot={}", self.slot as char)?;
-        out.write_str("disk=")?;
-        for &b in self.disk {
-            out.write_char(b as char)?;
-        }
-        writeln!(out, "\nsuccessful={}", u8::from(self.successful))
+    pub fn render(&self, out: &mut dyn Sink) {
+        out.put(b"slot=");
+        out.put(&[self.slot]);
+        out.put(b"\ndisk=");
+        out.put(self.disk);
+        out.put(if self.successful {
+            b"\nsuccessful=1\n"
+        } else {
+            b"\nsuccessful=0\n"
+        });
     }
 }
 
@@ -81,10 +96,18 @@ mod tests {
             disk: b"/dev/vda",
             successful: false,
         };
-        let mut s = String::new();
-        b.render(&mut s).unwrap();
-        assert_eq!(s, "slot=A\ndisk=/dev/vda\nsuccessful=0\n");
+        let mut s = crate::fmtbuf::Buf::<64>::new();
+        b.render(&mut s);
+        assert_eq!(s.as_bytes(), b"slot=A\ndisk=/dev/vda\nsuccessful=0\n");
         assert_eq!(parse(s.as_bytes()), Ok(b));
+        let ok = BootInfo {
+            slot: b'B',
+            disk: b"/dev/nvme0n1",
+            successful: true,
+        };
+        s.clear();
+        ok.render(&mut s);
+        assert_eq!(s.as_bytes(), b"slot=B\ndisk=/dev/nvme0n1\nsuccessful=1\n");
     }
 
     #[test]
@@ -102,6 +125,7 @@ mod tests {
             Err(BootFileError::MissingSuccessful)
         );
         assert_eq!(parse(b""), Err(BootFileError::MissingSlot));
+        assert_eq!(BootFileError::MissingSlot.as_str(), "no slot= line");
         assert_eq!(
             parse(b"slot=A\ndisk=vda\nsuccessful=1\n"),
             Err(BootFileError::BadValue)

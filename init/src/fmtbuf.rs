@@ -1,12 +1,17 @@
-//! A fixed-capacity text buffer that truncates instead of failing.
+//! Text output without `core::fmt`: a fixed-capacity buffer that truncates
+//! instead of failing, and [`Show`], the small trait log lines and the files
+//! init writes are assembled from.
 //!
-//! Log lines and panic messages must never be lost because they were too long,
-//! and must never allocate: [`Buf`] keeps what fits and remembers that it cut.
+//! PID 1 must fit in 64 KiB: `core::fmt` (its `Formatter`, padding and
+//! integer machinery, plus the argument tables at every call site) was the
+//! largest piece of the binary after the CRC table. Init only ever prints
+//! text, unsigned and signed decimals and errnos, so [`Show`] does just that.
+//! Log lines and panic messages must never be lost because they were too
+//! long, and must never allocate: [`Buf`] keeps what fits and remembers that
+//! it cut.
 
-use core::fmt;
-
-/// A byte buffer of capacity `N` implementing [`fmt::Write`]; writes past the
-/// end are silently cut and flagged in [`Buf::truncated`].
+/// A byte buffer of capacity `N`; writes past the end are silently cut and
+/// flagged in [`Buf::truncated`].
 pub struct Buf<const N: usize> {
     data: [u8; N],
     len: usize,
@@ -25,7 +30,7 @@ impl<const N: usize> Buf<N> {
 
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.data[..self.len]
+        self.data.get(..self.len).unwrap_or(&[])
     }
 
     /// Whether some output did not fit.
@@ -35,13 +40,7 @@ impl<const N: usize> Buf<N> {
 
     /// Appends raw bytes, cutting what does not fit.
     pub fn push_bytes(&mut self, b: &[u8]) {
-        let room = N - self.len;
-        let n = b.len().min(room);
-        self.data[self.len..self.len + n].copy_from_slice(&b[..n]);
-        self.len += n;
-        if n < b.len() {
-            self.truncated = true;
-        }
+        self.len = push(&mut self.data, self.len, b, &mut self.truncated);
     }
 
     /// Forgets the content.
@@ -53,12 +52,30 @@ impl<const N: usize> Buf<N> {
     /// The content plus a trailing NUL, for syscalls that take C strings;
     /// `None` when it does not fit or when the text contains a NUL.
     pub fn as_cstr(&mut self) -> Option<&core::ffi::CStr> {
-        if self.len >= N || self.truncated || self.data[..self.len].contains(&0) {
+        let text = self.data.get_mut(..=self.len)?;
+        let (nul, body) = text.split_last_mut()?;
+        if self.truncated || body.contains(&0) {
             return None;
         }
-        self.data[self.len] = 0;
-        core::ffi::CStr::from_bytes_with_nul(&self.data[..=self.len]).ok()
+        *nul = 0;
+        core::ffi::CStr::from_bytes_until_nul(text).ok()
     }
+}
+
+/// `Buf::push_bytes` without the const generic, so that one copy serves
+/// every buffer size: returns the new length. Never inlined: it is called
+/// once per piece of every log line.
+#[inline(never)]
+fn push(data: &mut [u8], len: usize, b: &[u8], truncated: &mut bool) -> usize {
+    let room = data.len().saturating_sub(len);
+    let n = b.len().min(room);
+    if let (Some(dst), Some(src)) = (data.get_mut(len..len + n), b.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    if n < b.len() {
+        *truncated = true;
+    }
+    len + n
 }
 
 impl<const N: usize> Default for Buf<N> {
@@ -67,10 +84,243 @@ impl<const N: usize> Default for Buf<N> {
     }
 }
 
-impl<const N: usize> fmt::Write for Buf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push_bytes(s.as_bytes());
-        Ok(())
+/// Writes a template to `out` (a `&mut` [`Sink`]), each `{}` replaced by
+/// the next argument ([`Show`]): `show!(&mut buf, "/dev/{}", Printable(name))`.
+/// Like `write!`, but only `{}`, and without `core::fmt`; the number of
+/// `{}` is checked against the arguments at compile time.
+#[macro_export]
+macro_rules! show {
+    ($out:expr, $t:expr $(, $a:expr)* $(,)?) => {{
+        const _: () = assert!(
+            $crate::fmtbuf::holes($t) == <[&str]>::len(&[$(stringify!($a)),*]),
+            "the number of {{}} differs from the number of arguments"
+        );
+        $crate::fmtbuf::fill($out, $t, &[$(&$a as &dyn $crate::fmtbuf::Show),*])
+    }};
+}
+
+/// How many `{}` a template holds.
+pub const fn holes(template: &str) -> usize {
+    let b = template.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i + 1 < b.len() {
+        if b[i] == b'{' && b[i + 1] == b'}' {
+            n += 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// Writes `template` with each `{}` replaced by the next of `args` (a `{}`
+/// without an argument is dropped; [`show!`] rules that out).
+pub fn fill(out: &mut dyn Sink, template: &str, args: &[&dyn Show]) {
+    let mut rest = template.as_bytes();
+    let mut args = args.iter();
+    while let Some(i) = rest.windows(2).position(|w| w == b"{}") {
+        out.put(rest.get(..i).unwrap_or(&[]));
+        if let Some(a) = args.next() {
+            a.show(out);
+        }
+        rest = rest.get(i + 2..).unwrap_or(&[]);
+    }
+    out.put(rest);
+}
+
+/// Where [`Show`] writes: a [`Buf`] of any size.
+pub trait Sink {
+    /// Appends raw bytes (cut when full).
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl<const N: usize> Sink for Buf<N> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.push_bytes(bytes);
+    }
+}
+
+/// A piece of text output: `&str` as is, integers in decimal, [`Printable`]
+/// for untrusted bytes, errnos as `os error N` (as rustix's `no_std`
+/// `Display` does).
+pub trait Show {
+    /// Writes `self` to `out`.
+    fn show(&self, out: &mut dyn Sink);
+}
+
+impl Show for str {
+    // Not inlined: a call per piece at the call site, no copy of the writer.
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
+        out.put(self.as_bytes());
+    }
+}
+
+impl<T: Show + ?Sized> Show for &T {
+    fn show(&self, out: &mut dyn Sink) {
+        (**self).show(out);
+    }
+}
+
+impl Show for char {
+    fn show(&self, out: &mut dyn Sink) {
+        out.put(self.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+}
+
+/// Writes `n` in decimal, with a `-` when `negative`.
+#[inline(never)]
+fn decimal(out: &mut dyn Sink, negative: bool, mut n: u64) {
+    let mut digits = [0u8; 21];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        digits[i] = b'-';
+    }
+    out.put(digits.get(i..).unwrap_or(&[]));
+}
+
+macro_rules! show_unsigned {
+    ($($t:ty),*) => {$(
+        impl Show for $t {
+            fn show(&self, out: &mut dyn Sink) {
+                decimal(out, false, u64::from(*self));
+            }
+        }
+    )*};
+}
+show_unsigned!(u8, u16, u32, u64);
+
+impl Show for usize {
+    fn show(&self, out: &mut dyn Sink) {
+        decimal(out, false, *self as u64);
+    }
+}
+
+impl Show for i32 {
+    fn show(&self, out: &mut dyn Sink) {
+        decimal(out, *self < 0, u64::from(self.unsigned_abs()));
+    }
+}
+
+impl Show for i64 {
+    fn show(&self, out: &mut dyn Sink) {
+        decimal(out, *self < 0, self.unsigned_abs());
+    }
+}
+
+impl Show for rustix::io::Errno {
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
+        out.put(b"os error ");
+        self.raw_os_error().show(out);
+    }
+}
+
+impl Show for matic_boot::Slot {
+    fn show(&self, out: &mut dyn Sink) {
+        out.put(self.as_str().as_bytes());
+    }
+}
+
+/// The same text as `matic-boot`'s `Display`.
+impl Show for matic_boot::SlotAttrs {
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
+        show!(
+            out,
+            "priority={} tries={} successful={} bootable={}",
+            self.priority(),
+            self.tries(),
+            u8::from(self.successful()),
+            u8::from(self.will_boot())
+        );
+    }
+}
+
+/// A `matic-boot` error, in the words of its `Display` (which would need
+/// `core::fmt`).
+pub struct BootError<'a>(pub &'a matic_boot::Error<rustix::io::Errno>);
+
+impl Show for BootError<'_> {
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
+        use matic_boot::{Error as E, IoOp};
+        match *self.0 {
+            E::Io { op, offset, source } => {
+                let what = match op {
+                    IoOp::Read => "read",
+                    IoOp::Write => "write",
+                    IoOp::Flush => "flush",
+                    IoOp::Size => "size query",
+                };
+                show!(
+                    out,
+                    "block device {} at byte {} failed: {}",
+                    what,
+                    offset,
+                    source
+                )
+            }
+            E::UnsupportedSectorSize(n) => {
+                show!(out, "{}-byte sectors are not supported (only 512)", n)
+            }
+            E::DeviceTooSmall { bytes } => show!(out, "device too small ({} bytes)", bytes),
+            E::NoProtectiveMbr => out.put(b"no protective MBR in sector 0"),
+            E::NoValidGpt { primary, backup } => show!(
+                out,
+                "no valid GPT: primary header: {}; backup header: {}",
+                check(primary),
+                check(backup)
+            ),
+            E::MissingPartition(p) => show!(out, "no partition named {}", p.name()),
+            E::DuplicatePartition(p) => show!(out, "more than one partition named {}", p.name()),
+            E::PartitionOutOfRange(p) => {
+                show!(out, "partition {} lies outside the usable range", p.name())
+            }
+            E::NoBootableSlot => out.put(b"no slot will boot"),
+            // The rest come from operations stage 1 never performs
+            // (updates, rollback, layout creation).
+            E::UpdateTargetIsRunning(s)
+            | E::RollbackTargetWillNotBoot(s)
+            | E::CancelLeavesNoBootableSlot(s)
+            | E::SlotInvalidated(s) => show!(out, "refused for slot {}", s),
+            E::ValueOutOfRange(v) => show!(out, "value {} out of range", v),
+            E::LayoutTooLarge { needed, available } => show!(
+                out,
+                "layout needs {} bytes but the device has {}",
+                needed,
+                available
+            ),
+        }
+    }
+}
+
+/// `matic-boot`'s words for a failed GPT check.
+fn check(c: matic_boot::Check) -> &'static str {
+    use matic_boot::Check as C;
+    match c {
+        C::Signature => "signature is not \"EFI PART\"",
+        C::Revision => "unsupported revision",
+        C::HeaderSize => "bad header size",
+        C::HeaderCrc => "header CRC32 mismatch",
+        C::MyLba => "my_lba is not where the header is",
+        C::AlternateLba => "alternate_lba is wrong",
+        C::EntrySize => "unsupported partition entry size",
+        C::EntryCount => "unsupported partition entry count",
+        C::EntriesLocation => "partition entry array misplaced",
+        C::UsableRange => "bad usable LBA range",
+        C::EntriesCrc => "partition entry array CRC32 mismatch",
+        C::BackupNotAtEnd => "backup header is not at the last LBA",
     }
 }
 
@@ -79,29 +329,42 @@ impl<const N: usize> fmt::Write for Buf<N> {
 /// lines or terminal escapes.
 pub struct Printable<'a>(pub &'a [u8]);
 
-impl fmt::Display for Printable<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Show for Printable<'_> {
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
         for &b in self.0 {
-            let c = if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '?'
-            };
-            fmt::Write::write_char(f, c)?;
+            out.put(&[if (0x20..0x7f).contains(&b) { b } else { b'?' }]);
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::fmt::Write;
+
+    #[test]
+    fn templates() {
+        let mut b = Buf::<64>::new();
+        show!(&mut b, "a{}b{}c", 1u8, "x");
+        assert_eq!(b.as_bytes(), b"a1bxc");
+        b.clear();
+        show!(&mut b, "{}{} {", -5i32, 'z');
+        assert_eq!(b.as_bytes(), b"-5z {");
+        assert_eq!(holes("{}x{}{"), 2);
+        assert_eq!(holes("no holes"), 0);
+        b.clear();
+        fill(&mut b, "{} and {}", &[&"one"]);
+        assert_eq!(
+            b.as_bytes(),
+            b"one and ",
+            "a hole without an argument is dropped"
+        );
+    }
 
     #[test]
     fn truncates_and_flags() {
         let mut b = Buf::<8>::new();
-        write!(b, "{}-{}", 1234, 56789).unwrap();
+        show!(&mut b, "{}-{}", 1234u32, 56789u64);
         assert_eq!(b.as_bytes(), b"1234-567");
         assert!(b.truncated());
         assert!(b.as_cstr().is_none());
@@ -115,11 +378,68 @@ mod tests {
         b.clear();
         b.push_bytes(b"/dev/vd");
         assert_eq!(b.as_cstr().unwrap().to_bytes(), b"/dev/vd");
+        b.clear();
+        b.push_bytes(b"a\0b");
+        assert!(b.as_cstr().is_none(), "an inner NUL");
+    }
+
+    #[test]
+    fn numbers_as_core_fmt_writes_them() {
+        for n in [0u64, 7, 10, 99, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut b = Buf::<32>::new();
+            show!(&mut b, "{}", n);
+            assert_eq!(b.as_bytes(), n.to_string().as_bytes());
+        }
+        for n in [0i32, -1, 42, i32::MIN, i32::MAX] {
+            let mut b = Buf::<32>::new();
+            show!(&mut b, "{}", n);
+            assert_eq!(b.as_bytes(), n.to_string().as_bytes());
+        }
+        for n in [i64::MIN, -10, i64::MAX] {
+            let mut b = Buf::<32>::new();
+            show!(&mut b, "{}", n);
+            assert_eq!(b.as_bytes(), n.to_string().as_bytes());
+        }
+        let mut b = Buf::<32>::new();
+        show!(&mut b, "{} {} {}", 255u8, usize::MAX, 'A');
+        assert_eq!(b.as_bytes(), format!("255 {} A", usize::MAX).as_bytes());
+    }
+
+    #[test]
+    fn errno_and_boot_types_as_their_display() {
+        let mut b = Buf::<160>::new();
+        show!(&mut b, "{}", rustix::io::Errno::NOENT);
+        assert_eq!(b.as_bytes(), b"os error 2");
+        let a = matic_boot::SlotAttrs::new(15, 3, false).unwrap();
+        b.clear();
+        show!(&mut b, "{} {}", matic_boot::Slot::B, a);
+        assert_eq!(b.as_bytes(), format!("B {a}").as_bytes());
+        b.clear();
+        use matic_boot::{Check, Error, IoOp, Part};
+        for e in [
+            Error::<rustix::io::Errno>::NoBootableSlot,
+            Error::Io {
+                op: IoOp::Write,
+                offset: 512,
+                source: rustix::io::Errno::IO,
+            },
+            Error::NoValidGpt {
+                primary: Check::HeaderCrc,
+                backup: Check::Signature,
+            },
+            Error::MissingPartition(Part::State),
+            Error::UnsupportedSectorSize(4096),
+        ] {
+            b.clear();
+            show!(&mut b, "{}", BootError(&e));
+            assert_eq!(b.as_bytes(), e.to_string().as_bytes());
+        }
     }
 
     #[test]
     fn printable_masks_control_bytes() {
-        let s = format!("{}", Printable(b"ok\x1b[31m\n\xff"));
-        assert_eq!(s, "ok?[31m??");
+        let mut b = Buf::<32>::new();
+        show!(&mut b, "{}", Printable(b"ok\x1b[31m\n\xff"));
+        assert_eq!(b.as_bytes(), b"ok?[31m??");
     }
 }

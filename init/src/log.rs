@@ -1,10 +1,13 @@
 //! Logging to `/dev/kmsg` as `<level>matic-init: …`, one record per line,
 //! so messages reach the console and dmesg. Before `/dev` exists (early
 //! stage 1) or where it does not (a test root), lines go to stderr instead.
+//!
+//! A line is a template whose `{}` are filled from `Show` arguments:
+//! `info!("slot {} chosen on {}", slot, Printable(dev))`. This keeps
+//! `core::fmt` out of PID 1 (see `matic_init::fmtbuf`).
 
-use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, Ordering};
-use matic_init::fmtbuf::Buf;
+use matic_init::fmtbuf::{Buf, Show, fill};
 use rustix::fd::IntoRawFd;
 use rustix::fs::{Mode, OFlags, open};
 
@@ -14,6 +17,9 @@ static FD: AtomicI32 = AtomicI32::new(2);
 pub const ERR: u8 = 3;
 pub const WARN: u8 = 4;
 pub const INFO: u8 = 6;
+
+/// Longest record (without its newline); longer lines are cut.
+const MAX_LINE: usize = 256;
 
 /// Opens `/dev/kmsg` if it is not open yet; keeps stderr otherwise.
 pub fn init() {
@@ -30,29 +36,50 @@ pub fn init() {
     }
 }
 
-/// Writes one record. Lines longer than the kernel's record limit are cut.
-pub fn write(level: u8, args: fmt::Arguments<'_>) {
-    let mut b = Buf::<256>::new();
-    let _ = write!(b, "<{level}>matic-init: {args}");
-    if b.truncated() {
-        b.clear();
-        let _ = write!(b, "<{level}>matic-init: {args}");
-    }
-    let mut line = Buf::<257>::new();
+/// Writes one record: `template` with its `{}` filled from `args` (see
+/// `matic_init::show!`). Lines longer than the kernel's record limit are cut.
+pub fn write(level: u8, template: &str, args: &[&dyn Show]) {
+    let mut line = Buf::<{ MAX_LINE + 1 }>::new();
+    let mut b = Buf::<MAX_LINE>::new();
+    b.push_bytes(&[b'<', b'0' + level % 10, b'>']);
+    b.push_bytes(b"matic-init: ");
+    fill(&mut b, template, args);
     line.push_bytes(b.as_bytes());
     line.push_bytes(b"\n");
     let _ = crate::sys::write_raw(FD.load(Ordering::Relaxed), line.as_bytes());
 }
 
+/// `info!`, `warn!`, `error!`: a record at a level, from a template and
+/// `Show` arguments, like `matic_init::show!`.
+#[macro_export]
+macro_rules! log_line {
+    ($level:expr, $t:expr $(, $a:expr)*) => {{
+        const _: () = assert!(
+            matic_init::fmtbuf::holes($t) == <[&str]>::len(&[$(stringify!($a)),*]),
+            "the number of {{}} differs from the number of arguments"
+        );
+        $crate::log::write($level, $t, &[$(&$a as &dyn matic_init::fmtbuf::Show),*])
+    }};
+}
 #[macro_export]
 macro_rules! info {
-    ($($a:tt)*) => { $crate::log::write($crate::log::INFO, format_args!($($a)*)) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::INFO, $t $(, $a)*) };
 }
 #[macro_export]
 macro_rules! warn {
-    ($($a:tt)*) => { $crate::log::write($crate::log::WARN, format_args!($($a)*)) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::WARN, $t $(, $a)*) };
 }
 #[macro_export]
 macro_rules! error {
-    ($($a:tt)*) => { $crate::log::write($crate::log::ERR, format_args!($($a)*)) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::ERR, $t $(, $a)*) };
+}
+/// Logs a failure that stops the boot, then syncs and reboots (as the panic
+/// handler does, but with the whole message: a panic's arguments are not
+/// formatted, to keep `core::fmt` out).
+#[macro_export]
+macro_rules! fatal {
+    ($t:literal $(, $a:expr)* $(,)?) => {{
+        $crate::log_line!($crate::log::ERR, concat!($t, ", rebooting") $(, $a)*);
+        $crate::util::reboot_now()
+    }};
 }

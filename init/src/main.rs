@@ -15,8 +15,6 @@ mod sys;
 mod util;
 
 use core::ffi::CStr;
-use core::fmt::Write;
-use matic_init::fmtbuf::Buf;
 
 /// Called from `_start` with the process arguments.
 fn main(args: &[&'static CStr]) -> ! {
@@ -38,17 +36,15 @@ fn main(args: &[&'static CStr]) -> ! {
 }
 
 /// PID 1 must never exit: log the panic, sync, reboot.
+///
+/// Only the location and a message without arguments are logged: formatting
+/// the arguments would link `core::fmt` into PID 1. Init's own fatal errors
+/// go through `fatal!`, which logs them in full; what is left to panic are
+/// bugs (an index out of bounds…), which the source line identifies.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let mut b = Buf::<200>::new();
-    let _ = write!(b, "{info}");
-    error!(
-        "panic: {}, rebooting",
-        matic_init::fmtbuf::Printable(b.as_bytes())
-    );
-    rustix::fs::sync();
-    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
-    // Only reachable without CAP_SYS_BOOT; keep PID 1 alive (and, on real
-    // hardware, let the unpetted watchdog reset the machine).
-    util::sleep_forever()
+    let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    let msg = info.message().as_str().unwrap_or("(message not shown)");
+    error!("panic at {}:{}: {}, rebooting", file, line, msg);
+    util::reboot_now()
 }

@@ -3,7 +3,6 @@
 //! how init tells the initramfs from the image.
 
 use crate::fmtbuf::Buf;
-use core::fmt::Write;
 
 /// Where the image's root is mounted before the switch.
 pub const NEW_ROOT: &str = "/newroot";
@@ -46,7 +45,7 @@ pub fn partition_name<const N: usize>(disk: &[u8], number: u32, out: &mut Buf<N>
     if disk.last().is_some_and(u8::is_ascii_digit) {
         out.push_bytes(b"p");
     }
-    let _ = write!(out, "{number}");
+    crate::show!(out, "{}", number);
 }
 
 #[cfg(test)]

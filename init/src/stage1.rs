@@ -9,13 +9,13 @@
 //! panic handler reboots (spending another try of an unproven slot).
 
 use crate::util::{self, read_file};
-use crate::{error, info, sys, warn};
+use crate::{error, fatal, info, sys, warn};
 use core::ffi::CStr;
-use core::fmt::Write;
 use matic_boot::{BlockDevice, Disk, Slot, SlotAttrs};
 use matic_init::bootfile::BootInfo;
-use matic_init::fmtbuf::{Buf, Printable};
+use matic_init::fmtbuf::{BootError, Buf, Printable};
 use matic_init::rootfs::{self, BINDS};
+use matic_init::show;
 use matic_init::{cmdline, modlist};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, open, openat};
@@ -59,26 +59,33 @@ pub fn run(args: &[&'static CStr]) -> ! {
     }
     let (mut disk, disk_name) = find_disk(want.as_bytes());
     let mut disk_path = Buf::<64>::new();
-    let _ = write!(disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
+    show!(&mut disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
 
     // Choose the slot; spend a try if it has not succeeded yet.
     let before = disk.status();
     let slot = match disk.choose_boot_slot() {
         Ok(s) => s,
-        Err(e) => panic!("{}: no bootable slot: {e}", Printable(disk_path.as_bytes())),
+        Err(e) => fatal!(
+            "{}: no bootable slot: {}",
+            Printable(disk_path.as_bytes()),
+            BootError(&e)
+        ),
     };
     let attrs = disk.slot_attrs(slot);
     let successful = attrs.successful();
     if disk.status() != before
         && let Err(e) = disk.write()
     {
-        panic!(
-            "{}: writing the partition table: {e}",
-            Printable(disk_path.as_bytes())
+        fatal!(
+            "{}: writing the partition table: {}",
+            Printable(disk_path.as_bytes()),
+            BootError(&e)
         );
     }
     info!(
-        "slot {slot} chosen ({attrs}) on {}",
+        "slot {} chosen ({}) on {}",
+        slot,
+        attrs,
         Printable(disk_path.as_bytes())
     );
 
@@ -87,16 +94,18 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let root_dev = partition_dev(disk_name.as_bytes(), root.number);
     if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
         error!(
-            "slot {slot}: mounting {} (squashfs) failed: {e:?}; marking it unbootable",
-            Printable(root_dev.as_bytes())
+            "slot {}: mounting {} (squashfs) failed: {}; marking it unbootable",
+            slot,
+            Printable(root_dev.as_bytes()),
+            e
         );
         let dead =
             SlotAttrs::new(0, attrs.tries(), attrs.successful()).unwrap_or(SlotAttrs::INVALID);
         disk.set_slot_attrs(slot, dead);
         if let Err(e) = disk.write() {
-            error!("writing the partition table: {e}");
+            error!("writing the partition table: {}", BootError(&e));
         }
-        reboot();
+        util::reboot_now();
     }
     drop(disk);
     mount_state(disk_name.as_bytes(), state.map(|p| p.number));
@@ -106,7 +115,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let argv = [c"/sbin/init".as_ptr(), core::ptr::null()];
     let envp = [core::ptr::null()];
     let e = sys::execve(c"/sbin/init", &argv, &envp);
-    panic!("exec /sbin/init of slot {slot}: {e:?}");
+    fatal!("exec /sbin/init of slot {}: {}", slot, e);
 }
 
 fn mount_cstr(src: &Buf<64>, dst: &CStr, fs: &CStr, flags: MountFlags) -> Result<(), Errno> {
@@ -156,9 +165,10 @@ fn mount_api() {
         if let Err(e) = mount(src, dst, fs, flags, data) {
             // Logged to stderr (the console) if /dev/kmsg is not there yet.
             error!(
-                "mount {} on {}: {e:?}",
+                "mount {} on {}: {}",
                 Printable(fs.to_bytes()),
-                Printable(dst.to_bytes())
+                Printable(dst.to_bytes()),
+                e
             );
         }
     }
@@ -170,7 +180,7 @@ fn load_modules() {
     let text = match read_file(c"/lib/modules/load.list", &mut text) {
         Ok(t) => t,
         Err(e) => {
-            warn!("/lib/modules/load.list: {e:?}: no modules loaded");
+            warn!("/lib/modules/load.list: {}: no modules loaded", e);
             return;
         }
     };
@@ -197,11 +207,11 @@ fn load_modules() {
             Ok(()) | Err(Errno::EXIST) => loaded += 1,
             Err(e) => {
                 failed += 1;
-                warn!("module {}: {e:?}", Printable(m.path));
+                warn!("module {}: {}", Printable(m.path), e);
             }
         }
     }
-    info!("modules: {loaded} loaded or present, {failed} failed");
+    info!("modules: {} loaded or present, {} failed", loaded, failed);
 }
 
 /// A block device over a raw fd, for `matic-boot`.
@@ -288,13 +298,13 @@ fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
         }
         for name in &names {
             let mut path = Buf::<64>::new();
-            let _ = write!(path, "/dev/{}", Printable(name.as_bytes()));
+            show!(&mut path, "/dev/{}", Printable(name.as_bytes()));
             let Some(p) = path.as_cstr() else { continue };
             let fd = match open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(e) => {
                     last_err.clear();
-                    let _ = write!(last_err, "{}: {e:?}", Printable(path.as_bytes()));
+                    show!(&mut last_err, "{}: {}", Printable(path.as_bytes()), e);
                     continue;
                 }
             };
@@ -307,7 +317,12 @@ fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
                 }
                 Err(e) => {
                     last_err.clear();
-                    let _ = write!(last_err, "{}: {e}", Printable(path.as_bytes()));
+                    show!(
+                        &mut last_err,
+                        "{}: {}",
+                        Printable(path.as_bytes()),
+                        BootError(&e)
+                    );
                 }
             }
         }
@@ -315,7 +330,7 @@ fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
             return (d, name);
         }
         if util::now_ms() >= end {
-            panic!(
+            fatal!(
                 "no MaticOS disk after {} s (last: {})",
                 DISK_WAIT_MS / 1000,
                 Printable(last_err.as_bytes())
@@ -331,8 +346,8 @@ fn partition_dev(disk: &[u8], number: u32) -> Buf<64> {
     let mut name = Buf::<32>::new();
     rootfs::partition_name(disk, number, &mut name);
     let mut sys = Buf::<96>::new();
-    let _ = write!(
-        sys,
+    show!(
+        &mut sys,
         "/sys/class/block/{}/partition",
         Printable(name.as_bytes())
     );
@@ -347,12 +362,13 @@ fn partition_dev(disk: &[u8], number: u32) -> Buf<64> {
         if ok || util::now_ms() >= end {
             if !ok {
                 warn!(
-                    "{}: not confirmed as partition {number} by sysfs",
-                    Printable(name.as_bytes())
+                    "{}: not confirmed as partition {} by sysfs",
+                    Printable(name.as_bytes()),
+                    number
                 );
             }
             let mut dev = Buf::<64>::new();
-            let _ = write!(dev, "/dev/{}", Printable(name.as_bytes()));
+            show!(&mut dev, "/dev/{}", Printable(name.as_bytes()));
             return dev;
         }
         util::sleep_ms(50);
@@ -378,8 +394,9 @@ fn mount_state(disk: &[u8], number: Option<u32>) {
     };
     if let Err((e, dev)) = r {
         error!(
-            "MATIC_STATE {}: mount failed ({e:?}); /var is a tmpfs for this boot",
-            Printable(dev.as_bytes())
+            "MATIC_STATE {}: mount failed ({}); /var is a tmpfs for this boot",
+            Printable(dev.as_bytes()),
+            e
         );
         let _ = mount(
             c"tmpfs",
@@ -400,19 +417,19 @@ fn writable_mounts() {
         MountFlags::NOSUID | MountFlags::NODEV,
         Some(c"mode=1777"),
     ) {
-        error!("mount tmpfs on /tmp: {e:?}");
+        error!("mount tmpfs on /tmp: {}", e);
     }
     for (src, dst) in BINDS {
         let mut s = Buf::<128>::new();
-        let _ = write!(s, "/newroot{src}");
+        show!(&mut s, "/newroot{}", src);
         mkdir_p(s.as_bytes());
         let mut d = Buf::<128>::new();
-        let _ = write!(d, "/newroot{dst}");
+        show!(&mut d, "/newroot{}", dst);
         let (Some(sc), Some(dc)) = (s.as_cstr(), d.as_cstr()) else {
             continue;
         };
         if let Err(e) = mount_bind(sc, dc) {
-            error!("bind {src} on {dst}: {e:?}");
+            error!("bind {} on {}: {}", src, dst, e);
         }
     }
 }
@@ -442,7 +459,7 @@ fn write_boot_file(slot: Slot, disk: &[u8], successful: bool) {
         disk,
         successful,
     };
-    let _ = info.render(&mut text);
+    info.render(&mut text);
     let r = open(
         c"/run/matic/boot",
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
@@ -450,7 +467,7 @@ fn write_boot_file(slot: Slot, disk: &[u8], successful: bool) {
     )
     .and_then(|fd| util::write_all(&fd, text.as_bytes()));
     if let Err(e) = r {
-        error!("writing /run/matic/boot: {e:?}");
+        error!("writing /run/matic/boot: {}", e);
     }
 }
 
@@ -466,9 +483,10 @@ fn switch_root() {
     ] {
         if let Err(e) = mount_move(from, to) {
             error!(
-                "move {} to {}: {e:?}",
+                "move {} to {}: {}",
                 Printable(from.to_bytes()),
-                Printable(to.to_bytes())
+                Printable(to.to_bytes()),
+                e
             );
         }
     }
@@ -481,16 +499,16 @@ fn switch_root() {
             let dev = rustix::fs::fstat(&root).map(|s| s.st_dev).unwrap_or(0);
             remove_tree(&root, dev, 0, true);
         }
-        Err(e) => warn!("opening / to empty the initramfs: {e:?}"),
+        Err(e) => warn!("opening / to empty the initramfs: {}", e),
     }
     if let Err(e) = rustix::process::chdir(c"/newroot") {
-        panic!("chdir /newroot: {e:?}");
+        fatal!("chdir /newroot: {}", e);
     }
     if let Err(e) = mount_move(c".", c"/") {
-        panic!("moving /newroot onto /: {e:?}");
+        fatal!("moving /newroot onto /: {}", e);
     }
     if let Err(e) = rustix::process::chroot(c".") {
-        panic!("chroot: {e:?}");
+        fatal!("chroot: {}", e);
     }
     let _ = rustix::process::chdir(c"/");
 }
@@ -552,10 +570,4 @@ fn remove_tree(dir: &OwnedFd, dev: u64, depth: u32, top: bool) {
             return;
         }
     }
-}
-
-fn reboot() -> ! {
-    rustix::fs::sync();
-    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
-    panic!("reboot(2) failed");
 }

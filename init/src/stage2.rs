@@ -9,13 +9,13 @@
 
 use crate::sys::{self, sigbit};
 use crate::util::{self, now_ms};
-use crate::{error, info, warn};
+use crate::{error, fatal, info, warn};
 use core::ffi::{CStr, c_char};
-use core::fmt::Write;
 use linux_raw_sys::general as g;
 use matic_init::cmdline::Settings;
 use matic_init::control::{Command, LineError, LineReader};
 use matic_init::fmtbuf::{Buf, Printable};
+use matic_init::show;
 use matic_init::supervisor::{Exit, RestartOutcome, ShutdownStep, Supervisor};
 use matic_init::table::{SERVICE_ENV, SERVICES};
 use matic_init::{bootfile, status};
@@ -79,11 +79,11 @@ pub fn run(args: &[&'static CStr]) -> ! {
     info!("stage 2: supervising {} services", N);
     let handled = sigbit(g::SIGCHLD) | sigbit(g::SIGTERM) | sigbit(g::SIGINT) | sigbit(g::SIGUSR2);
     if let Err(e) = sys::set_sigmask(handled) {
-        error!("blocking signals failed: {e:?}");
+        error!("blocking signals failed: {}", e);
     }
     let sigfd = match sys::signalfd(handled) {
         Ok(fd) => fd,
-        Err(e) => panic!("signalfd failed: {e:?}"),
+        Err(e) => fatal!("signalfd failed: {}", e),
     };
     // Ctrl-Alt-Del now arrives as SIGINT instead of an instant reset. In a
     // PID namespace the kernel refuses this (EINVAL): nothing to do there.
@@ -139,12 +139,15 @@ fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
         Ok(t) => match bootfile::parse(t) {
             Ok(b) => b,
             Err(e) => {
-                warn!("/run/matic/boot unreadable ({e:?}): no boot deadline");
+                warn!(
+                    "/run/matic/boot unreadable ({}): no boot deadline",
+                    e.as_str()
+                );
                 return None;
             }
         },
         Err(e) => {
-            warn!("/run/matic/boot: {e:?}: no boot deadline");
+            warn!("/run/matic/boot: {}: no boot deadline", e);
             return None;
         }
     };
@@ -180,7 +183,7 @@ fn open_fifo() -> Option<(OwnedFd, OwnedFd)> {
     match rustix::fs::mkfifoat(rustix::fs::CWD, CONTROL, Mode::from_raw_mode(0o600)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => {
-            error!("mkfifo /run/matic/control: {e:?}: no control FIFO");
+            error!("mkfifo /run/matic/control: {}: no control FIFO", e);
             return None;
         }
     }
@@ -190,7 +193,7 @@ fn open_fifo() -> Option<(OwnedFd, OwnedFd)> {
     match (r, w) {
         (Ok(r), Ok(w)) => Some((r, w)),
         (Err(e), _) | (_, Err(e)) => {
-            error!("open /run/matic/control: {e:?}: no control FIFO");
+            error!("open /run/matic/control: {}: no control FIFO", e);
             None
         }
     }
@@ -215,9 +218,10 @@ fn open_watchdog() -> Option<OwnedFd> {
         )
     };
     match r {
-        Ok(()) => info!("watchdog armed, timeout {timeout} s"),
+        Ok(()) => info!("watchdog armed, timeout {} s", timeout),
         Err(e) => warn!(
-            "watchdog: setting the timeout failed ({e:?}); petting every {} s",
+            "watchdog: setting the timeout failed ({}); petting every {} s",
+            e,
             WATCHDOG_PET_MS / 1000
         ),
     }
@@ -226,7 +230,13 @@ fn open_watchdog() -> Option<OwnedFd> {
 
 fn log_path(name: &str, rotated: bool) -> Buf<64> {
     let mut b = Buf::<64>::new();
-    let _ = write!(b, "{LOG_DIR}/{name}.log{}", if rotated { ".1" } else { "" });
+    show!(
+        &mut b,
+        "{}/{}{}",
+        LOG_DIR,
+        name,
+        if rotated { ".log.1" } else { ".log" }
+    );
     b
 }
 
@@ -239,8 +249,8 @@ impl Runtime {
             }
             while let Some(pid) = self.sup.overdue_kill(now, self.settings.stop_timeout_ms) {
                 warn!(
-                    "pid {pid} ignored SIGTERM for {} ms: SIGKILL",
-                    self.settings.stop_timeout_ms
+                    "pid {} ignored SIGTERM for {} ms: SIGKILL",
+                    pid, self.settings.stop_timeout_ms
                 );
                 signal(pid, Signal::KILL);
             }
@@ -314,10 +324,11 @@ impl Runtime {
                 };
                 if let Some((name, down)) = down {
                     if self.sup.is_shutting_down() {
-                        info!("{name} during shutdown: ignored");
+                        info!("{} during shutdown: ignored", name);
                     } else if self.down.is_none() {
                         info!(
-                            "{name}: {}",
+                            "{}: {}",
+                            name,
                             if down == Down::Reboot {
                                 "reboot"
                             } else {
@@ -366,20 +377,23 @@ impl Runtime {
                     let name = Printable(name);
                     match sup.request_restart(name.0, now) {
                         RestartOutcome::Unknown => {
-                            warn!("control: restart {name}: no such service")
+                            warn!("control: restart {}: no such service", name)
                         }
                         RestartOutcome::Refused => {
-                            warn!("control: restart {name}: refused (skipped or shutting down)")
+                            warn!(
+                                "control: restart {}: refused (skipped or shutting down)",
+                                name
+                            )
                         }
                         RestartOutcome::AlreadyStopping => {
-                            info!("control: restart {name}: already stopping")
+                            info!("control: restart {}: already stopping", name)
                         }
                         RestartOutcome::StartNow => {
-                            info!("control: restart {name}: starting now");
+                            info!("control: restart {}: starting now", name);
                             *dirty = true;
                         }
                         RestartOutcome::Terminate(pid) => {
-                            info!("control: restart {name}: SIGTERM to {pid}");
+                            info!("control: restart {}: SIGTERM to {}", name, pid);
                             signal(pid, Signal::TERM);
                             *dirty = true;
                         }
@@ -389,7 +403,7 @@ impl Runtime {
                     warn!(
                         "control: line over {} bytes dropped: {}...",
                         matic_init::control::MAX_LINE,
-                        Printable(&start[..16])
+                        Printable(start.get(..16).unwrap_or(start))
                     )
                 }
                 Err(LineError::Unknown(l)) => {
@@ -425,7 +439,7 @@ impl Runtime {
                 Ok(None) | Err(Errno::CHILD) => return,
                 Err(Errno::INTR) => {}
                 Err(e) => {
-                    error!("waitpid: {e:?}");
+                    error!("waitpid: {}", e);
                     return;
                 }
             }
@@ -447,10 +461,10 @@ impl Runtime {
             Ok(0) => child(spec.path, out, self.devnull.as_ref()),
             Ok(pid) => {
                 self.sup.spawned(i, pid, now);
-                info!("{}: started, pid {pid}", spec.name);
+                info!("{}: started, pid {}", spec.name, pid);
             }
             Err(e) => {
-                error!("{}: fork failed: {e:?}", spec.name);
+                error!("{}: fork failed: {}", spec.name, e);
                 self.sup.spawn_failed(i, now);
             }
         }
@@ -468,7 +482,7 @@ impl Runtime {
                     let _ = rustix::io::ioctl_fionbio(&r, true);
                     l.pipe = Some((r, w));
                 }
-                Err(e) => error!("{name}: pipe: {e:?}: output goes to /dev/null"),
+                Err(e) => error!("{}: pipe: {}: output goes to /dev/null", name, e),
             }
         }
         if l.file.is_some() && l.size < self.settings.log_limit_bytes {
@@ -502,8 +516,9 @@ impl Runtime {
             return;
         }
         self.status_dirty = false;
-        let mut text = heapless::String::<{ status::MAX_LEN }>::new();
-        if status::render(&self.sup, &mut text).is_err() {
+        let mut text = Buf::<{ status::MAX_LEN }>::new();
+        status::render(&self.sup, &mut text);
+        if text.truncated() {
             error!("status file does not fit {} bytes", status::MAX_LEN);
             return;
         }
@@ -521,7 +536,7 @@ impl Runtime {
             Ok(()) => self.status_failed = false,
             Err(e) if !self.status_failed => {
                 self.status_failed = true;
-                error!("writing /run/matic/services: {e:?}");
+                error!("writing /run/matic/services: {}", e);
             }
             Err(_) => {}
         }
@@ -548,8 +563,8 @@ impl Runtime {
         let start = now_ms();
         let deadline = start + self.settings.stop_timeout_ms;
         info!(
-            "shutdown for {what}: stopping services in reverse order (up to {} ms)",
-            self.settings.stop_timeout_ms
+            "shutdown for {}: stopping services in reverse order (up to {} ms)",
+            what, self.settings.stop_timeout_ms
         );
         self.sup.begin_shutdown(start);
         self.status_dirty = true;
@@ -559,7 +574,7 @@ impl Runtime {
             let now = now_ms();
             match self.sup.shutdown_step(now) {
                 ShutdownStep::Terminate(i, pid) => {
-                    info!("{}: SIGTERM to {pid}", SERVICES[i].name);
+                    info!("{}: SIGTERM to {}", SERVICES[i].name, pid);
                     signal(pid, Signal::TERM);
                     continue;
                 }
@@ -613,21 +628,22 @@ impl Runtime {
             Err(e) => {
                 match rustix::mount::mount_remount(c"/var", rustix::mount::MountFlags::RDONLY, c"")
                 {
-                    Ok(()) => info!("/var busy ({e:?}): remounted read-only"),
-                    Err(e2) => warn!("/var: unmount {e:?}, remount read-only {e2:?}"),
+                    Ok(()) => info!("/var busy ({}): remounted read-only", e),
+                    Err(e2) => warn!("/var: unmount {}, remount read-only {}", e, e2),
                 }
             }
         }
         rustix::fs::sync();
-        info!("{what} now");
+        info!("{} now", what);
         let cmd = if down == Down::Reboot {
             RebootCommand::Restart
         } else {
             RebootCommand::PowerOff
         };
-        let e = rustix::system::reboot(cmd);
         // Still here: no CAP_SYS_BOOT. Stop petting so a watchdog resets us.
-        error!("reboot(2) failed: {e:?}; waiting for the watchdog");
+        if let Err(e) = rustix::system::reboot(cmd) {
+            error!("reboot(2) failed: {}; waiting for the watchdog", e);
+        }
         util::sleep_forever()
     }
 }
@@ -657,7 +673,7 @@ fn drain_one(l: &mut ServiceLog, limit: u64) -> bool {
                 Err(Errno::INTR) => {}
                 Err(e) => {
                     if !l.write_failed {
-                        error!("writing a service log failed ({e:?}): dropping its output");
+                        error!("writing a service log failed ({}): dropping its output", e);
                         l.write_failed = true;
                     }
                     l.file = None;
@@ -688,7 +704,10 @@ fn open_log(name: &str, l: &mut ServiceLog) {
         }
         Err(e) => {
             if !l.write_failed {
-                warn!("{name}: cannot open {LOG_DIR}/{name}.log ({e:?}): dropping output");
+                warn!(
+                    "{}: cannot open {}/{}.log ({}): dropping output",
+                    name, LOG_DIR, name, e
+                );
                 l.write_failed = true;
             }
         }
@@ -702,7 +721,7 @@ fn rotate(name: &str, l: &mut ServiceLog) {
     let mut to = log_path(name, true);
     if let (Some(f), Some(t)) = (from.as_cstr(), to.as_cstr()) {
         if let Err(e) = rustix::fs::rename(f, t) {
-            warn!("{name}: rotating its log: {e:?}");
+            warn!("{}: rotating its log: {}", name, e);
         }
         l.file = None;
         if let Ok(fd) = open(
@@ -740,6 +759,6 @@ fn child(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> ! {
         *slot = e.as_ptr();
     }
     let e = sys::execve(path, &argv, &envp);
-    error!("exec {} failed: {e:?}", Printable(path.to_bytes()));
+    error!("exec {} failed: {}", Printable(path.to_bytes()), e);
     sys::exit_group(127)
 }

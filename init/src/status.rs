@@ -1,7 +1,8 @@
 //! The `/run/matic/services` format (docs/interfaces.md).
 
+use crate::fmtbuf::{Show, Sink};
+use crate::show;
 use crate::supervisor::{Exit, Supervisor};
-use core::fmt::{self, Write};
 
 /// First line of the file.
 pub const HEADER: &str = "# matic-init services v1\n";
@@ -9,42 +10,44 @@ pub const HEADER: &str = "# matic-init services v1\n";
 /// Enough for the header and one ~80-byte line per service of a small table.
 pub const MAX_LEN: usize = 1024;
 
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// `-`, `exit:N` or `signal:N`.
+impl Show for Exit {
+    fn show(&self, out: &mut dyn Sink) {
         match self {
-            Exit::None => f.write_str("-"),
-            Exit::Code(c) => write!(f, "exit:{c}"),
-            Exit::Signal(s) => write!(f, "signal:{s}"),
+            Exit::None => out.put(b"-"),
+            Exit::Code(c) => show!(out, "exit:{}", c),
+            Exit::Signal(s) => show!(out, "signal:{}", s),
             // Reported like exec failure by a shell: the service never ran.
-            Exit::SpawnFailed => f.write_str("exit:127"),
+            Exit::SpawnFailed => out.put(b"exit:127"),
         }
     }
 }
 
 /// Writes the whole file: header, then `name state pid restarts last_exit
 /// since` per service in table order (`since` in whole seconds since boot).
-pub fn render<const N: usize>(sup: &Supervisor<'_, N>, out: &mut impl Write) -> fmt::Result {
-    out.write_str(HEADER)?;
+/// A file that does not fit shows as a truncated `Buf`.
+pub fn render<const N: usize>(sup: &Supervisor<'_, N>, out: &mut dyn Sink) {
+    out.put(HEADER.as_bytes());
     for (i, spec) in sup.table().iter().enumerate() {
         let s = sup.svc(i);
-        writeln!(
+        show!(
             out,
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {}\n",
             spec.name,
             s.state.as_str(),
             s.pid.max(0),
             s.restarts,
             s.last_exit,
             s.since_ms / 1000
-        )?;
+        );
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backoff::Backoff;
+    use crate::fmtbuf::Buf;
     use crate::table::SERVICES;
 
     #[test]
@@ -60,10 +63,11 @@ mod tests {
         s.reaped(200, Exit::Code(1), 6_000);
         s.spawned(1, 201, 6_000);
         s.reaped(201, Exit::Code(1), 17_999);
-        let mut out = heapless::String::<MAX_LEN>::new();
-        render(&s, &mut out).unwrap();
+        let mut out = Buf::<MAX_LEN>::new();
+        render(&s, &mut out);
+        assert!(!out.truncated());
         assert_eq!(
-            out.as_str(),
+            std::str::from_utf8(out.as_bytes()).unwrap(),
             "# matic-init services v1\n\
              matic-agent running 123 0 - 5\n\
              containerd backoff 0 2 exit:1 17\n\
@@ -73,9 +77,15 @@ mod tests {
 
     #[test]
     fn exit_forms() {
-        assert_eq!(format!("{}", Exit::Signal(9)), "signal:9");
-        assert_eq!(format!("{}", Exit::Code(-1)), "exit:-1");
-        assert_eq!(format!("{}", Exit::SpawnFailed), "exit:127");
+        let show = |e: Exit| {
+            let mut b = Buf::<32>::new();
+            show!(&mut b, "{}", e);
+            String::from_utf8(b.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(show(Exit::Signal(9)), "signal:9");
+        assert_eq!(show(Exit::Code(-1)), "exit:-1");
+        assert_eq!(show(Exit::SpawnFailed), "exit:127");
+        assert_eq!(show(Exit::None), "-");
     }
 
     #[test]
@@ -85,8 +95,17 @@ mod tests {
         for i in 0..3 {
             s.spawned(i, i32::MAX, u64::MAX);
         }
-        let mut out = heapless::String::<MAX_LEN>::new();
-        render(&s, &mut out).unwrap();
-        assert!(out.len() < MAX_LEN / 2, "{}", out.len());
+        let mut out = Buf::<MAX_LEN>::new();
+        render(&s, &mut out);
+        assert!(!out.truncated());
+        assert!(
+            out.as_bytes().len() < MAX_LEN / 2,
+            "{}",
+            out.as_bytes().len()
+        );
+        // A buffer too small for the file says so.
+        let mut small = Buf::<64>::new();
+        render(&s, &mut small);
+        assert!(small.truncated());
     }
 }

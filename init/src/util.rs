@@ -3,12 +3,11 @@
 
 use rustix::fs::{Mode, OFlags, open};
 use rustix::io::{Errno, read};
-use rustix::time::{ClockId, Timespec, clock_gettime};
+use rustix::time::Timespec;
 
 /// Milliseconds since boot (CLOCK_BOOTTIME, as `/proc/uptime`).
 pub fn now_ms() -> u64 {
-    let t = clock_gettime(ClockId::Boottime);
-    (t.tv_sec as u64).saturating_mul(1000) + (t.tv_nsec as u64) / 1_000_000
+    crate::sys::boottime_ms()
 }
 
 /// A poll timeout for `ms` milliseconds.
@@ -86,6 +85,16 @@ pub fn ensure_std_fds() {
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
     let _ = rustix::thread::nanosleep(&timespec_ms(ms));
+}
+
+/// Syncs and reboots after a failure that stops the boot (a panic, or a
+/// stage 1 that cannot go on). Never returns.
+pub fn reboot_now() -> ! {
+    rustix::fs::sync();
+    let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
+    // Only reachable without CAP_SYS_BOOT; keep PID 1 alive (and, on real
+    // hardware, let the unpetted watchdog reset the machine).
+    sleep_forever()
 }
 
 /// Parks PID 1 for good (after a failed reboot).
