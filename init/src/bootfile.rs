@@ -58,24 +58,23 @@ pub fn parse(text: &[u8]) -> Result<BootInfo<'_>, BootFileError> {
             continue;
         };
         let (k, v) = (&line[..eq], &line[eq + 1..]);
-        match k {
-            b"slot" => {
-                slot = Some(match v {
-                    b"A" => b'A',
-                    b"B" => b'B',
-                    _ => return Err(BootFileError::BadValue),
-                })
+        // `==`, not slice patterns: those compile to a compare per byte.
+        if k == b"slot" {
+            slot = Some(match v {
+                [c @ (b'A' | b'B')] => *c,
+                _ => return Err(BootFileError::BadValue),
+            });
+        } else if k == b"disk" {
+            if !v.starts_with(b"/") {
+                return Err(BootFileError::BadValue);
             }
-            b"disk" if v.starts_with(b"/") => disk = Some(v),
-            b"disk" => return Err(BootFileError::BadValue),
-            b"successful" => {
-                ok = Some(match v {
-                    b"0" => false,
-                    b"1" => true,
-                    _ => return Err(BootFileError::BadValue),
-                })
-            }
-            _ => {}
+            disk = Some(v);
+        } else if k == b"successful" {
+            ok = Some(match v {
+                [b'0'] => false,
+                [b'1'] => true,
+                _ => return Err(BootFileError::BadValue),
+            });
         }
     }
     Ok(BootInfo {

@@ -49,14 +49,31 @@ impl Settings {
         let Some(n) = value.and_then(parse_u64) else {
             return;
         };
-        match key {
-            b"matic.boot_timeout" => self.boot_timeout_ms = n.saturating_mul(1000),
-            b"matic.test.boot_timeout_ms" if test => self.boot_timeout_ms = n,
-            b"matic.test.backoff_base_ms" if test => self.backoff.base_ms = n,
-            b"matic.test.backoff_cap_ms" if test => self.backoff.cap_ms = n,
-            b"matic.test.stable_ms" if test => self.backoff.stable_ms = n,
-            b"matic.test.stop_timeout_ms" if test => self.stop_timeout_ms = n,
-            b"matic.test.log_limit_bytes" if test && n > 0 => self.log_limit_bytes = n,
+        if key == b"matic.boot_timeout" {
+            self.boot_timeout_ms = n.saturating_mul(1000);
+            return;
+        }
+        // Test knobs, from init's argv only. Compared with `==` from a table
+        // rather than matched as slice patterns, which compile to a compare
+        // per byte (1.6 KB of PID 1 for these keys).
+        const TEST_KNOBS: [&[u8]; 6] = [
+            b"boot_timeout_ms",
+            b"backoff_base_ms",
+            b"backoff_cap_ms",
+            b"stable_ms",
+            b"stop_timeout_ms",
+            b"log_limit_bytes",
+        ];
+        let Some(knob) = key.strip_prefix(b"matic.test.").filter(|_| test) else {
+            return;
+        };
+        match TEST_KNOBS.iter().position(|k| *k == knob) {
+            Some(0) => self.boot_timeout_ms = n,
+            Some(1) => self.backoff.base_ms = n,
+            Some(2) => self.backoff.cap_ms = n,
+            Some(3) => self.backoff.stable_ms = n,
+            Some(4) => self.stop_timeout_ms = n,
+            Some(5) if n > 0 => self.log_limit_bytes = n,
             _ => {}
         }
     }

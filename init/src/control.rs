@@ -30,11 +30,12 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, LineError<'_>> {
     let mut words = line
         .split(|b| *b == b' ' || *b == b'\t' || *b == b'\r')
         .filter(|w| !w.is_empty());
+    // `==` guards, not slice patterns: those compile to a compare per byte.
     let cmd = match (words.next(), words.next(), words.next()) {
-        (Some(b"reboot"), None, None) => Command::Reboot,
-        (Some(b"poweroff"), None, None) => Command::Poweroff,
-        (Some(b"boot-ok"), None, None) => Command::BootOk,
-        (Some(b"restart"), Some(name), None) => Command::Restart(name),
+        (Some(w), None, None) if w == b"reboot" => Command::Reboot,
+        (Some(w), None, None) if w == b"poweroff" => Command::Poweroff,
+        (Some(w), None, None) if w == b"boot-ok" => Command::BootOk,
+        (Some(w), Some(name), None) if w == b"restart" => Command::Restart(name),
         _ => return Err(LineError::Unknown(line)),
     };
     Ok(cmd)
