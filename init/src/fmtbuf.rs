@@ -52,14 +52,31 @@ impl<const N: usize> Buf<N> {
     /// The content plus a trailing NUL, for syscalls that take C strings;
     /// `None` when it does not fit or when the text contains a NUL.
     pub fn as_cstr(&mut self) -> Option<&core::ffi::CStr> {
-        let text = self.data.get_mut(..=self.len)?;
-        let (nul, body) = text.split_last_mut()?;
-        if self.truncated || body.contains(&0) {
+        if self.truncated {
             return None;
         }
-        *nul = 0;
-        core::ffi::CStr::from_bytes_until_nul(text).ok()
+        cstr(&mut self.data, self.len)
     }
+
+    /// Keeps only the first `n` bytes.
+    pub fn cut(&mut self, n: usize) {
+        if n < self.len {
+            self.len = n;
+            self.truncated = true;
+        }
+    }
+}
+
+/// `Buf::as_cstr` without the const generic (one copy for every size).
+#[inline(never)]
+fn cstr(data: &mut [u8], len: usize) -> Option<&core::ffi::CStr> {
+    let text = data.get_mut(..=len)?;
+    let (nul, body) = text.split_last_mut()?;
+    if body.contains(&0) {
+        return None;
+    }
+    *nul = 0;
+    core::ffi::CStr::from_bytes_with_nul(text).ok()
 }
 
 /// `Buf::push_bytes` without the const generic, so that one copy serves
@@ -160,12 +177,6 @@ impl Show for str {
 impl<T: Show + ?Sized> Show for &T {
     fn show(&self, out: &mut dyn Sink) {
         (**self).show(out);
-    }
-}
-
-impl Show for char {
-    fn show(&self, out: &mut dyn Sink) {
-        out.put(self.encode_utf8(&mut [0; 4]).as_bytes());
     }
 }
 
@@ -348,7 +359,7 @@ mod tests {
         show!(&mut b, "a{}b{}c", 1u8, "x");
         assert_eq!(b.as_bytes(), b"a1bxc");
         b.clear();
-        show!(&mut b, "{}{} {", -5i32, 'z');
+        show!(&mut b, "{}{} {", -5i32, "z");
         assert_eq!(b.as_bytes(), b"-5z {");
         assert_eq!(holes("{}x{}{"), 2);
         assert_eq!(holes("no holes"), 0);
@@ -381,6 +392,11 @@ mod tests {
         b.clear();
         b.push_bytes(b"a\0b");
         assert!(b.as_cstr().is_none(), "an inner NUL");
+        b.clear();
+        b.push_bytes(b"/dev/vda1");
+        b.cut(4);
+        assert_eq!(b.as_bytes(), b"/dev");
+        assert!(b.truncated());
     }
 
     #[test]
@@ -401,8 +417,8 @@ mod tests {
             assert_eq!(b.as_bytes(), n.to_string().as_bytes());
         }
         let mut b = Buf::<32>::new();
-        show!(&mut b, "{} {} {}", 255u8, usize::MAX, 'A');
-        assert_eq!(b.as_bytes(), format!("255 {} A", usize::MAX).as_bytes());
+        show!(&mut b, "{} {}", 255u8, usize::MAX);
+        assert_eq!(b.as_bytes(), format!("255 {}", usize::MAX).as_bytes());
     }
 
     #[test]

@@ -39,39 +39,54 @@ pub fn init() {
 /// Writes one record: `template` with its `{}` filled from `args` (see
 /// `matic_init::show!`). Lines longer than the kernel's record limit are cut.
 pub fn write(level: u8, template: &str, args: &[&dyn Show]) {
-    let mut line = Buf::<{ MAX_LINE + 1 }>::new();
-    let mut b = Buf::<MAX_LINE>::new();
+    let mut b = Buf::<{ MAX_LINE + 1 }>::new();
     b.push_bytes(&[b'<', b'0' + level % 10, b'>']);
     b.push_bytes(b"matic-init: ");
     fill(&mut b, template, args);
-    line.push_bytes(b.as_bytes());
-    line.push_bytes(b"\n");
-    let _ = crate::sys::write_raw(FD.load(Ordering::Relaxed), line.as_bytes());
+    b.cut(MAX_LINE);
+    // Room for the newline is always left by the cut.
+    b.push_bytes(b"\n");
+    let _ = crate::sys::write_raw(FD.load(Ordering::Relaxed), b.as_bytes());
+}
+
+/// [`write`] at a level; one function per level saves passing the level at
+/// each of the ~90 call sites.
+#[inline(never)]
+pub fn info(template: &str, args: &[&dyn Show]) {
+    write(INFO, template, args);
+}
+#[inline(never)]
+pub fn warn(template: &str, args: &[&dyn Show]) {
+    write(WARN, template, args);
+}
+#[inline(never)]
+pub fn error(template: &str, args: &[&dyn Show]) {
+    write(ERR, template, args);
 }
 
 /// `info!`, `warn!`, `error!`: a record at a level, from a template and
 /// `Show` arguments, like `matic_init::show!`.
 #[macro_export]
 macro_rules! log_line {
-    ($level:expr, $t:expr $(, $a:expr)*) => {{
+    ($level:ident, $t:expr $(, $a:expr)*) => {{
         const _: () = assert!(
             matic_init::fmtbuf::holes($t) == <[&str]>::len(&[$(stringify!($a)),*]),
             "the number of {{}} differs from the number of arguments"
         );
-        $crate::log::write($level, $t, &[$(&$a as &dyn matic_init::fmtbuf::Show),*])
+        $crate::log::$level($t, &[$(&$a as &dyn matic_init::fmtbuf::Show),*])
     }};
 }
 #[macro_export]
 macro_rules! info {
-    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::INFO, $t $(, $a)*) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!(info, $t $(, $a)*) };
 }
 #[macro_export]
 macro_rules! warn {
-    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::WARN, $t $(, $a)*) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!(warn, $t $(, $a)*) };
 }
 #[macro_export]
 macro_rules! error {
-    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!($crate::log::ERR, $t $(, $a)*) };
+    ($t:literal $(, $a:expr)* $(,)?) => { $crate::log_line!(error, $t $(, $a)*) };
 }
 /// Logs a failure that stops the boot, then syncs and reboots (as the panic
 /// handler does, but with the whole message: a panic's arguments are not
@@ -79,7 +94,7 @@ macro_rules! error {
 #[macro_export]
 macro_rules! fatal {
     ($t:literal $(, $a:expr)* $(,)?) => {{
-        $crate::log_line!($crate::log::ERR, concat!($t, ", rebooting") $(, $a)*);
+        $crate::log_line!(error, concat!($t, ", rebooting") $(, $a)*);
         $crate::util::reboot_now()
     }};
 }

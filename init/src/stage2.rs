@@ -154,19 +154,20 @@ fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
     if info.successful {
         info!(
             "slot {} already successful: no boot deadline",
-            info.slot as char
+            Printable(&[info.slot])
         );
         None
     } else if s.boot_timeout_ms == 0 {
         warn!(
             "slot {} on trial but matic.boot_timeout=0: no boot deadline",
-            info.slot as char
+            Printable(&[info.slot])
         );
         None
     } else {
         info!(
             "slot {} on trial: must be marked successful within {} ms",
-            info.slot as char, s.boot_timeout_ms
+            Printable(&[info.slot]),
+            s.boot_timeout_ms
         );
         Some(now.saturating_add(s.boot_timeout_ms))
     }
