@@ -6,10 +6,11 @@
 //! `info!("slot {} chosen on {}", slot, Printable(dev))`. This keeps
 //! `core::fmt` out of PID 1 (see `matic_init::fmtbuf`).
 
+use crate::util::open;
 use core::sync::atomic::{AtomicI32, Ordering};
 use matic_init::fmtbuf::{Buf, Show, fill};
 use rustix::fd::IntoRawFd;
-use rustix::fs::{Mode, OFlags, open};
+use rustix::fs::{Mode, OFlags};
 
 /// The log target: `/dev/kmsg` once opened, else stderr.
 static FD: AtomicI32 = AtomicI32::new(2);

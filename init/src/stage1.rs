@@ -8,7 +8,7 @@
 //! the other slot; anything else that prevents booting panics, and the
 //! panic handler reboots (spending another try of an unproven slot).
 
-use crate::util::{self, read_file};
+use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, sys, warn};
 use core::ffi::CStr;
 use matic_boot::{BlockDevice, Disk, Slot, SlotAttrs};
@@ -18,7 +18,7 @@ use matic_init::rootfs::{self, BINDS};
 use matic_init::show;
 use matic_init::{cmdline, modlist};
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, open, openat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, openat};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, mount, mount_bind, mount_move};
 

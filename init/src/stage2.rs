@@ -8,7 +8,7 @@
 //! boot deadline.
 
 use crate::sys::{self, sigbit};
-use crate::util::{self, now_ms};
+use crate::util::{self, now_ms, open};
 use crate::{error, fatal, info, warn};
 use core::ffi::{CStr, c_char};
 use linux_raw_sys::general as g;
@@ -21,7 +21,7 @@ use matic_init::table::{SERVICE_ENV, SERVICES};
 use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, SeekFrom, open};
+use rustix::fs::{FileType, Mode, OFlags, SeekFrom};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
 use rustix::process::{Pid, Signal, WaitOptions, kill_process, kill_process_group};

@@ -1,7 +1,8 @@
 //! Small helpers shared by both stages: the clock, whole-file reads into
 //! fixed buffers, directory creation, sleeping.
 
-use rustix::fs::{Mode, OFlags, open};
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
 use rustix::io::{Errno, read};
 use rustix::time::Timespec;
 
@@ -16,6 +17,13 @@ pub fn timespec_ms(ms: u64) -> Timespec {
         tv_sec: (ms / 1000) as _,
         tv_nsec: ((ms % 1000) * 1_000_000) as _,
     }
+}
+
+/// `open(2)`, out of line: rustix's is inlined at every call, each time with
+/// its own check of the returned descriptor, about 50 bytes apiece.
+#[inline(never)]
+pub fn open(path: &core::ffi::CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(path, flags, mode)
 }
 
 /// Reads up to `buf.len()` bytes of a file; returns the filled prefix.
