@@ -22,8 +22,10 @@ E2E_PORT=${E2E_PORT:-50161}
 # boot under software emulation on a loaded 2-core machine.
 E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-40}
 # loglevel=7: init's info lines (slot chosen, SIGTERM order, /var unmounted)
-# reach console.log, the only log that survives a crash or a power cut.
-E2E_APPEND="matic.boot_timeout=$E2E_BOOT_TIMEOUT loglevel=7"
+# reach console.log, the only log that survives a crash or a power cut;
+# printk.devkmsg=on: the kernel otherwise rate-limits /dev/kmsg writers to 10
+# lines per 5 s and drops init's shutdown lines (seen: "SIGTERM to" missing).
+E2E_APPEND="matic.boot_timeout=$E2E_BOOT_TIMEOUT loglevel=7 printk.devkmsg=on"
 # Upper bounds for the waits (seconds), generous for a loaded CI machine.
 E2E_BOOT_WAIT=${E2E_BOOT_WAIT:-240}
 E2E_MARK_WAIT=${E2E_MARK_WAIT:-120}
