@@ -5,8 +5,9 @@
 //!
 //! Every failure is logged to `/dev/kmsg`. A slot that cannot be mounted is
 //! marked unbootable (priority 0) before rebooting, so the next boot picks
-//! the other slot; anything else that prevents booting panics, and the
-//! panic handler reboots (spending another try of an unproven slot).
+//! the other slot; anything else that prevents booting is `fatal!`: logged
+//! in full, then init syncs and reboots (spending another try of an
+//! unproven slot), as the panic handler does for a bug.
 
 use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, sys, warn};
