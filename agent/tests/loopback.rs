@@ -550,9 +550,8 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
         kill_tx.send(()).unwrap();
         t.join().unwrap();
     }
-    node.wait_log(
-        "install into slot B refused: install stream broke off after 1048576 of 3145728 bytes",
-    );
+    // How much arrived before the cut depends on scheduling; that it was refused does not.
+    node.wait_log("install into slot B refused: install stream broke off after ");
     assert_refused(&node, &a_digest, a_attrs);
 
     // Concurrent installs: the second is refused while the first runs.
