@@ -18,6 +18,9 @@ export MATIC_ROOT MATIC_OUT MATIC_CACHE MATIC_TARGET MATIC_RELEASE MATIC_PKI
 matic_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
+# matic_help: print the calling script's header comment (its usage).
+matic_help() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+
 # matic_need CMD...: fail with a clear message when a host tool is missing.
 matic_need() {
   local c
