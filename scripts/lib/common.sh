@@ -21,6 +21,15 @@ matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 # matic_help: print the calling script's header comment (its usage).
 matic_help() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
+# matic_cargo_build [CARGO_ARGS...]: build every binary in release mode.
+# matic-init goes alone first: built in one invocation with the std crates,
+# Cargo would unify the std features of shared dependencies (rustix,
+# matic-boot) into the no_std PID 1 and it would not link.
+matic_cargo_build() {
+  cargo build --release --locked "$@" -p matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
+  cargo build --workspace --release --locked "$@" --exclude matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
+}
+
 # matic_need CMD...: fail with a clear message when a host tool is missing.
 matic_need() {
   local c
