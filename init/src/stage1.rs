@@ -44,6 +44,16 @@ pub fn applies() -> bool {
 pub fn run(args: &[&'static CStr]) -> ! {
     mount_api();
     util::ensure_std_fds();
+    // The kernel rate-limits /dev/kmsg writers (10 lines per 5 s) and drops
+    // the rest silently; PID 1's log is the only record of a failed boot and
+    // of the shutdown sequence, so lift the limit (ignored when the command
+    // line already fixed printk.devkmsg).
+    let _ = open(
+        c"/proc/sys/kernel/printk_devkmsg",
+        OFlags::WRONLY,
+        Mode::empty(),
+    )
+    .and_then(|fd| util::write_all(&fd, b"on\n"));
     crate::log::init();
     info!("stage 1: from the initramfs");
     load_modules();
