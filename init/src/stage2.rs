@@ -15,6 +15,7 @@ use linux_raw_sys::general as g;
 use matic_init::cmdline::Settings;
 use matic_init::control::{Command, LineError, LineReader};
 use matic_init::fmtbuf::{Buf, Printable};
+use matic_init::rootfs::BINDS;
 use matic_init::show;
 use matic_init::supervisor::{Exit, RestartOutcome, ShutdownStep, Supervisor};
 use matic_init::table::{SERVICE_ENV, SERVICES};
@@ -624,16 +625,7 @@ impl Runtime {
             l.file = None;
         }
         rustix::fs::sync();
-        match rustix::mount::unmount(c"/var", rustix::mount::UnmountFlags::empty()) {
-            Ok(()) => info!("/var unmounted"),
-            Err(e) => {
-                match rustix::mount::mount_remount(c"/var", rustix::mount::MountFlags::RDONLY, c"")
-                {
-                    Ok(()) => info!("/var busy ({}): remounted read-only", e),
-                    Err(e2) => warn!("/var: unmount {}, remount read-only {}", e, e2),
-                }
-            }
-        }
+        release_var();
         rustix::fs::sync();
         info!("{} now", what);
         let cmd = if down == Down::Reboot {
@@ -762,4 +754,30 @@ fn child(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> ! {
     let e = sys::execve(path, &argv, &envp);
     error!("exec {} failed: {}", Printable(path.to_bytes()), e);
     sys::exit_group(127)
+}
+
+/// Closes `MATIC_STATE` cleanly before the power goes. The bind mounts that
+/// stage 1 made from `/var` ([`BINDS`]) hold the same ext4 superblock: while
+/// they exist, unmounting `/var` only detaches one mount point and the
+/// journal stays open (the next boot needs a recovery). So: unmount the binds
+/// (newest first), remount the superblock read-only (which closes the journal
+/// even if something still holds it), then unmount `/var`.
+fn release_var() {
+    for (_, target) in BINDS.iter().rev() {
+        let mut t = Buf::<64>::new();
+        t.push_bytes(target.as_bytes());
+        if let Some(t) = t.as_cstr() {
+            // Absent in a test root: nothing to undo.
+            let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::empty());
+        }
+    }
+    let ro = rustix::mount::mount_remount(c"/var", rustix::mount::MountFlags::RDONLY, c"");
+    match (
+        ro,
+        rustix::mount::unmount(c"/var", rustix::mount::UnmountFlags::empty()),
+    ) {
+        (_, Ok(())) => info!("/var unmounted"),
+        (Ok(()), Err(e)) => info!("/var busy ({}): left read-only", e),
+        (Err(e1), Err(e2)) => warn!("/var: remount read-only {}, unmount {}", e1, e2),
+    }
 }

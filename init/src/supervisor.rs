@@ -234,7 +234,8 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         } else {
             let ran = now.saturating_sub(s.started_ms);
             s.crashes = policy.next_crash_count(s.crashes, ran);
-            s.next_start_ms = now.saturating_add(policy.delay_ms(s.crashes));
+            let delay = policy.delay_ms(s.crashes).min(self.table[i].backoff_cap_ms);
+            s.next_start_ms = now.saturating_add(delay);
         }
         s.set(State::Backoff, now);
     }
@@ -415,6 +416,42 @@ mod tests {
         s.spawned(0, pid, now);
         s.reaped(pid, Exit::Code(2), now + 1_000);
         assert_eq!(s.due(now + 1_000), Some(0));
+    }
+
+    /// Delays of `n` back-to-back crashes of service `i` under `policy`.
+    fn crash_delays(policy: Backoff, i: usize, n: usize) -> Vec<u64> {
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, policy, 0);
+        let mut pid = 100;
+        start_due(&mut s, 0, &mut pid);
+        let mut now = 0;
+        let mut delays = vec![];
+        for _ in 0..n {
+            let victim = s.svc(i).pid;
+            s.reaped(victim, Exit::Signal(6), now + 1);
+            now += 1;
+            let at = (0..=120_000)
+                .map(|t| now + t)
+                .find(|&t| s.due(t) == Some(i))
+                .unwrap();
+            delays.push(at - now);
+            s.spawned(i, pid, at);
+            pid += 1;
+            now = at;
+        }
+        delays
+    }
+
+    #[test]
+    fn agent_backoff_has_its_own_lower_cap() {
+        // The released policy for containerd; matic-agent stops at 5 s.
+        assert_eq!(
+            crash_delays(Backoff::RELEASE, 1, 6),
+            [0, 1_000, 2_000, 4_000, 8_000, 16_000]
+        );
+        assert_eq!(
+            crash_delays(Backoff::RELEASE, 0, 6),
+            [0, 1_000, 2_000, 4_000, 5_000, 5_000]
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct ServiceSpec {
     /// Skipped (state `skipped`) when the binary is absent, instead of being
     /// retried with backoff forever.
     pub optional: bool,
+    /// Upper bound of this service's restart delay, below the policy's cap
+    /// ([`crate::backoff::Backoff`]); `u64::MAX` for none.
+    pub backoff_cap_ms: u64,
 }
 
 /// The services of a MaticOS node, in start order. Shutdown stops them in the
@@ -24,18 +27,23 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/matic-agent",
         after: &[],
         optional: false,
+        // The agent is the only way into the node: a crash loop must never
+        // keep the API away for a minute, and its restart is cheap.
+        backoff_cap_ms: 5_000,
     },
     ServiceSpec {
         name: "containerd",
         path: c"/usr/bin/containerd",
         after: &[],
         optional: false,
+        backoff_cap_ms: u64::MAX,
     },
     ServiceSpec {
         name: "kubelet",
         path: c"/usr/bin/kubelet",
         after: &["containerd"],
         optional: true,
+        backoff_cap_ms: u64::MAX,
     },
 ];
 
@@ -85,6 +93,8 @@ mod tests {
         assert_eq!(kubelet.after, ["containerd"]);
         assert!(kubelet.optional);
         assert!(!SERVICES[0].optional && !SERVICES[1].optional);
+        assert_eq!(SERVICES[0].backoff_cap_ms, 5_000);
+        assert_eq!(SERVICES[1].backoff_cap_ms, u64::MAX);
     }
 
     #[test]
@@ -95,12 +105,14 @@ mod tests {
                 path: c"/a",
                 after: &["b"],
                 optional: false,
+                backoff_cap_ms: u64::MAX,
             },
             ServiceSpec {
                 name: "b",
                 path: c"/b",
                 after: &[],
                 optional: false,
+                backoff_cap_ms: u64::MAX,
             },
         ];
         assert_eq!(validate(&FWD), Err("a"));
@@ -110,12 +122,14 @@ mod tests {
                 path: c"/a",
                 after: &[],
                 optional: false,
+                backoff_cap_ms: u64::MAX,
             },
             ServiceSpec {
                 name: "a",
                 path: c"/b",
                 after: &[],
                 optional: false,
+                backoff_cap_ms: u64::MAX,
             },
         ];
         assert_eq!(validate(&DUP), Err("a"));
@@ -124,6 +138,7 @@ mod tests {
             path: c"/a",
             after: &[],
             optional: false,
+            backoff_cap_ms: u64::MAX,
         }];
         assert_eq!(validate(&BADNAME), Err("../x"));
     }
