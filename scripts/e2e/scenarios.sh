@@ -354,11 +354,18 @@ check_state_clean() {
 }
 
 # 7. Agent crashes: a fault-injection image aborts its agent on demand.
-# Init's released backoff (README): the n-th consecutive crash waits
-# 0, 1, 2, 4, 8, 16, 32, then 60 s (a 60 s run resets the count). Each time
-# the API must answer within E2E_API_BACK s after that delay.
-E2E_API_BACK=${E2E_API_BACK:-30}
-backoff_s() { local n=$1; ((n <= 1)) && { echo 0; return; }; local d=$((1 << (n - 2))); ((d > 60)) && d=60; echo "$d"; }
+# Init's released backoff for matic-agent (README): the n-th consecutive
+# crash waits 0, 1, 2, 4, then 5 s (the agent's cap; a 60 s run resets the
+# count). Each time the API must answer within E2E_API_BACK s after that.
+E2E_API_BACK=${E2E_API_BACK:-20}
+E2E_AGENT_BACKOFF_CAP=${E2E_AGENT_BACKOFF_CAP:-5}
+backoff_s() {
+  local n=$1 d
+  ((n <= 1)) && { echo 0; return; }
+  d=$((n - 2 > 10 ? 1024 : 1 << (n - 2)))
+  ((d > E2E_AGENT_BACKOFF_CAP)) && d=$E2E_AGENT_BACKOFF_CAP
+  echo "$d"
+}
 agent_field() { osctl_json services | jq -er ".[0].result.services[] | select(.name == \"matic-agent\") | .$1"; }
 agent_restarted_since() { # RESTARTS PID: a new agent process answers, counted
   local j
