@@ -123,6 +123,7 @@ node_boot() {
 
 # node_fresh [DISK]: power off whatever runs, copy a pristine disk (default:
 # the base disk, slot A = e2e-1, B empty) and boot it.
+# shellcheck disable=SC2120 # scenario 7 passes a disk
 node_fresh() {
   local src=${1:-$E2E_DIR/base/disk.img}
   vm_stop "$E2E_VM"
@@ -248,8 +249,8 @@ disk_slot() { disk_tool status "$E2E_DISK" | grep "^$1 "; }
 part_range() { disk_tool layout "$E2E_DISK" | awk -v n="$1" '$1 == n { print $2, $3 }'; }
 # slot_holds SLOT IMAGE_VERSION: the slot's first bytes are exactly the image.
 slot_holds() {
-  local start size n f
-  read -r start size < <(part_range "MATIC_ROOT_$1")
+  local start n f
+  read -r start _ < <(part_range "MATIC_ROOT_$1")
   f=$(img "$2")
   n=$(stat -c %s "$f")
   cmp -s -n "$n" "$f" <(tail -c +$((start + 1)) "$E2E_DISK" | head -c "$n")
@@ -284,6 +285,7 @@ qmp_reply() { # QMP_LINE := the next reply (events are skipped)
 qmp_wr_bytes() {
   echo '{"execute":"query-blockstats"}' >&"${QMP[1]}" || return 1
   qmp_reply || return 1
+  # shellcheck disable=SC2034 # read by the scenarios
   WR=$(jq -e '[.return[].stats.wr_bytes] | add' <<<"$QMP_LINE") || return 1
 }
 # qmp_throttle BYTES_PER_SECOND: limit the disk's write rate (0: no limit).
