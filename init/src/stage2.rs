@@ -416,6 +416,10 @@ impl Runtime {
     }
 
     fn reap(&mut self) {
+        // One clock read per wake-up, not per child: a burst of thousands of
+        // orphans would otherwise pay a syscall each (the clock is a raw
+        // syscall here, no vDSO), and every exit in one burst is "now".
+        let now = now_ms();
         loop {
             match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, st))) => {
@@ -424,7 +428,6 @@ impl Runtime {
                         (None, Some(s)) => Exit::Signal(s),
                         _ => continue, // stopped/continued: not an exit
                     };
-                    let now = now_ms();
                     if let Some(i) = self.sup.reaped(pid.as_raw_nonzero().get(), exit, now) {
                         let s = self.sup.svc(i);
                         if self.sup.is_shutting_down() {
