@@ -1,12 +1,15 @@
 //! Benchmark driver for `scripts/bench-install` (figures, not asserts):
 //! starts the real (release) agent against a file-backed disk, then
 //! - writes the same image to the same slot offset with
-//!   `dd bs=1M conv=fsync` and with `Install` over loopback mTLS, alternating,
+//!   `dd bs=1M conv=fsync` and with `Install` over loopback mTLS (osctl's
+//!   client and request stream), alternating,
 //!   and prints MiB/s of each and the time ratio;
 //! - measures `Version` latency on a warm connection (p50/p99);
-//! - samples the agent's RSS idle and (peak) during an install.
+//! - samples the agent's RSS idle and (peak) during an install;
+//! - prints two floors no Install can beat here: one core's SHA-256 of the
+//!   image, and the CPU both processes used divided by the cores.
 //!
-//! Usage: bench_install AGENT_BIN WORK_DIR [IMAGE_MIB] [ROUNDS] [CHUNK_KIB]
+//! Usage: bench_install AGENT_BIN WORK_DIR [IMAGE_MIB] [ROUNDS]
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use matic_boot::{Disk, Guid, Layout, Slot};
-use matic_proto::v1::{InstallHeader, InstallRequest, VersionRequest, install_request::Msg};
+use matic_proto::v1::{InstallHeader, VersionRequest};
 use osctl::client::{Credentials, Options};
 use osctl::pki::{Ca, Role};
 use sha2::{Digest, Sha256};
@@ -79,7 +82,7 @@ fn main() {
     let dir = PathBuf::from(&args[2]);
     let mib: u64 = args.get(3).map_or(512, |s| s.parse().unwrap());
     let rounds: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
-    let chunk_kib: usize = args.get(5).map_or(1024, |s| s.parse().unwrap());
+    let chunk_kib = osctl::image::CHUNK >> 10;
     osctl::install_crypto_provider();
     let _ = std::fs::remove_dir_all(&dir);
     for d in ["pki", "run", "log", "state"] {
@@ -238,47 +241,17 @@ fn main() {
             sha256: digest.clone(),
             version: format!("bench-{round}"),
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<InstallRequest>(8);
-        let img = image.clone();
-        let chunk = chunk_kib << 10;
         let (a0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
         let t = Instant::now();
-        let reader = std::thread::spawn(move || {
-            tx.blocking_send(InstallRequest {
-                msg: Some(Msg::Header(header)),
-            })
-            .unwrap();
-            let mut f = std::fs::File::open(img).unwrap();
-            loop {
-                let mut buf = vec![0u8; chunk];
-                let mut n = 0;
-                while n < chunk {
-                    let r = f.read(&mut buf[n..]).unwrap();
-                    if r == 0 {
-                        break;
-                    }
-                    n += r;
-                }
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
-                if tx
-                    .blocking_send(InstallRequest {
-                        msg: Some(Msg::Chunk(buf)),
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let r = rt
-            .block_on(client.install(tokio_stream::wrappers::ReceiverStream::new(rx)))
-            .unwrap()
-            .into_inner();
+        // osctl's own request stream: what `osctl install` sends.
+        let failure = osctl::image::ReadFailure::default();
+        let stream = osctl::image::request_stream(image.clone(), header, |_| {}, failure.clone());
+        let r = rt.block_on(client.install(stream)).unwrap().into_inner();
+        assert!(
+            failure.lock().unwrap().is_none(),
+            "reading the image failed"
+        );
         api_times.push(t.elapsed());
-        reader.join().unwrap();
         agent_cpu += cpu_secs(&pid.to_string()) - a0;
         client_cpu += cpu_secs("self") - c0;
         sampling.store(false, Ordering::Relaxed);
@@ -287,6 +260,26 @@ fn main() {
     }
     let _ = agent.kill();
     let _ = agent.wait();
+
+    // Floors: what no implementation of Install can beat on this machine.
+    // The digest is one SHA-256 over the image in order, so one core; and
+    // the client and agent share the machine's cores.
+    let sha_time = {
+        let mut f = std::fs::File::open(&image).unwrap();
+        let mut buf = vec![0u8; MIB as usize];
+        let t = Instant::now();
+        let mut h = Sha256::new();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        assert_eq!(h.finalize().to_vec(), digest);
+        t.elapsed()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let rate = |d: Duration| mib as f64 / d.as_secs_f64();
     let best = |v: &[Duration]| *v.iter().min().unwrap();
@@ -334,6 +327,13 @@ fn main() {
         api_m.as_secs_f64() / dd_m.as_secs_f64()
     );
     println!(
+        "floors: SHA-256 of the image on one core {:.2} s ({:.2}x dd); (agent + client CPU) / {cores} cores {:.2} s ({:.2}x dd)",
+        sha_time.as_secs_f64(),
+        sha_time.as_secs_f64() / dd_m.as_secs_f64(),
+        (agent_cpu + client_cpu) / rounds as f64 / cores as f64,
+        (agent_cpu + client_cpu) / rounds as f64 / cores as f64 / dd_m.as_secs_f64()
+    );
+    println!(
         "Version latency (warm, 2000 calls)  p50 {:.0} us  p99 {:.0} us",
         p(0.50).as_secs_f64() * 1e6,
         p(0.99).as_secs_f64() * 1e6
@@ -344,7 +344,7 @@ fn main() {
         agent_cpu / rounds as f64,
         client_cpu / rounds as f64,
         api_times.iter().map(Duration::as_secs_f64).sum::<f64>() / rounds as f64,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        cores
     );
     println!(
         "agent RSS idle {} KiB, peak during install {} KiB",

@@ -9,7 +9,8 @@
 //! 4. refuse an image larger than the slot, or whose first bytes are not the
 //!    SquashFS magic `hsqs`;
 //! 5. stream every chunk to the slot's byte range with positioned writes on a
-//!    writer thread that hashes inline (no copy of the image is kept);
+//!    writer thread, starting writeback as it goes, while a hasher thread
+//!    digests the same chunks (shared `Bytes`: no copy of the image is kept);
 //! 6. refuse a stream longer or shorter than the header said, or one that
 //!    breaks off (client gone);
 //! 7. fsync, compare the digest, record the version, `finish_update` with the
@@ -23,18 +24,25 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use matic_boot::Slot;
 use matic_proto::v1::{InstallHeader, InstallResponse, install_request::Msg};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
 use tonic::{Status, Streaming};
 
-use crate::slots;
+use crate::{slots, sys};
 
 /// SquashFS superblock magic, little-endian `0x73717368`.
 pub const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
-/// Chunks buffered between the network and the writer thread.
-const QUEUE: usize = 16;
+/// Chunks buffered between the network and the writer thread, and again
+/// between the writer and the hasher.
+const QUEUE: usize = 8;
+/// Written image bytes allowed to stay dirty in the page cache. Older ranges
+/// are waited for and dropped from the cache, so an install neither fills a
+/// node's memory with its image nor leaves one long flush for the final
+/// `fsync` (the device works while the network and the hasher do).
+const WRITEBACK_LAG: u64 = 32 << 20;
 
 /// What an install needs from the agent.
 #[derive(Debug, Clone)]
@@ -147,7 +155,7 @@ async fn run_inner(
         )));
     }
 
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let writer = {
         let offset = range.offset;
         let path = ctx.disk.clone();
@@ -200,7 +208,7 @@ async fn run_inner(
 async fn receive(
     stream: &mut Streaming<matic_proto::v1::InstallRequest>,
     header: &InstallHeader,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Bytes>,
 ) -> Result<u64, Status> {
     let mut total: u64 = 0;
     // Bytes held back until the 4-byte magic has been seen.
@@ -248,7 +256,7 @@ async fn receive(
                 )));
             }
             magic_checked = true;
-            std::mem::take(&mut head)
+            Bytes::from(std::mem::take(&mut head))
         };
         if tx.send(chunk).await.is_err() {
             // The writer stopped: its error is the one to report.
@@ -264,27 +272,77 @@ async fn receive(
     Ok(total)
 }
 
-/// Writes chunks at consecutive offsets from `offset`, hashing inline; on
-/// the end of the channel syncs and returns the digest.
+/// Writes chunks at consecutive offsets from `offset` while a scoped hasher
+/// thread digests them; on the end of the channel syncs and returns the
+/// digest. Hashing (SHA-256 runs at about the speed of the page cache) and
+/// writing overlap instead of taking turns.
 fn write_loop(
     disk: &File,
     path: &Path,
     offset: u64,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<[u8; 32], slots::SlotError> {
-    let mut hasher = Sha256::new();
-    let mut pos = offset;
+    let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in chunks {
+                hasher.update(&chunk);
+            }
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        let written = write_chunks(disk, path, offset, &mut rx, &to_hasher);
+        drop(to_hasher);
+        // With panic = abort a hasher cannot unwind, so join cannot fail.
+        let digest = hasher.join().expect("hasher thread");
+        written.map(|()| digest)
+    })
+}
+
+/// The writer's half of [`write_loop`]: positioned writes, writeback started
+/// per chunk and waited for [`WRITEBACK_LAG`] behind, then `fsync`.
+fn write_chunks(
+    disk: &File,
+    path: &Path,
+    offset: u64,
+    rx: &mut mpsc::Receiver<Bytes>,
+    to_hasher: &std::sync::mpsc::SyncSender<Bytes>,
+) -> Result<(), slots::SlotError> {
     let io = |op: &'static str, source| slots::SlotError::Io {
         path: path.to_owned(),
         op,
         source,
     };
+    let mut pos = offset;
+    // Everything before `settled` is on the device and out of the page cache.
+    let mut settled = offset;
     while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
+        let len = chunk.len() as u64;
         disk.write_all_at(&chunk, pos)
             .map_err(|e| io("writing image", e))?;
-        pos += chunk.len() as u64;
+        sys::start_writeback(disk, pos, len).map_err(|e| io("starting writeback", e))?;
+        pos += len;
+        if to_hasher.send(chunk).is_err() {
+            break; // unreachable: the hasher lives until `to_hasher` is dropped
+        }
+        if pos - settled >= 2 * WRITEBACK_LAG {
+            let upto = pos - WRITEBACK_LAG;
+            sys::wait_writeback(disk, settled, upto - settled)
+                .map_err(|e| io("writing back image", e))?;
+            drop_cached(disk, settled, upto - settled);
+            settled = upto;
+        }
     }
     disk.sync_all().map_err(|e| io("syncing image", e))?;
-    Ok(hasher.finalize().into())
+    drop_cached(disk, settled, pos - settled);
+    Ok(())
+}
+
+/// Drops written-back image pages from the page cache: the running system's
+/// cache is worth more than an image it will next read at boot. Advice only,
+/// so a failure is not an install failure.
+fn drop_cached(disk: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(disk, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
 }

@@ -5,7 +5,8 @@
 //! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
 //! an image into the inactive slot), [`slots`] (GPT slot state and versions),
 //! [`init_link`] (init's boot file, services file and control FIFO),
-//! [`logs`], [`kmsg`], [`health`] and [`net`].
+//! [`logs`], [`kmsg`], [`health`] and [`net`]; [`sys`] holds the only
+//! `unsafe` (system calls std and rustix lack).
 pub mod auth;
 pub mod config;
 pub mod health;
@@ -16,4 +17,5 @@ pub mod logs;
 pub mod net;
 pub mod service;
 pub mod slots;
+pub mod sys;
 pub mod tls;

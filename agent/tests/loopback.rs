@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::*;
 use futures::StreamExt;
 use matic_boot::Slot;
@@ -381,7 +382,7 @@ async fn install_success_sets_slot_bits_and_bytes() {
     }];
     for piece in [&img[..1], &img[1..3], &img[3..5], &img[5..]] {
         msgs.push(InstallRequest {
-            msg: Some(Msg::Chunk(piece.to_vec())),
+            msg: Some(Msg::Chunk(Bytes::copy_from_slice(piece))),
         });
     }
     let r = install(&mut c, msgs).await.unwrap();
@@ -983,7 +984,7 @@ async fn malformed_requests_do_not_crash_it() {
         install(
             &mut c,
             vec![InstallRequest {
-                msg: Some(Msg::Chunk(b"hsqs....".to_vec())),
+                msg: Some(Msg::Chunk(Bytes::from_static(b"hsqs...."))),
             }],
         )
         .await,

@@ -1,11 +1,14 @@
 //! The image side of `osctl install`: where the image comes from (a file, or
 //! an http(s) URL downloaded to a temporary file first), its version string,
-//! its SHA-256, and the request stream (header, then 256 KiB chunks read
-//! from the file as tonic pulls them: the image is never held in memory).
+//! its SHA-256, and the request stream (header, then [`CHUNK`]-sized chunks
+//! read from the file just ahead of tonic: the image is never held in
+//! memory).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::Stream;
 use matic_proto::v1::{InstallHeader, InstallRequest, install_request};
 use sha2::{Digest, Sha256};
@@ -187,67 +190,60 @@ impl Drop for TempFile {
 /// complaint about a short stream.
 pub type ReadFailure = Arc<Mutex<Option<std::io::Error>>>;
 
+/// Chunks read ahead of the network: enough to keep the connection busy
+/// while the next read waits on the disk.
+const READ_AHEAD: usize = 4;
+
 /// The Install request stream: the header, then the file in [`CHUNK`]
 /// pieces; `sent(n)` is called with each chunk's size as tonic takes it.
+/// A reader thread reads the file with plain `read`s into fresh buffers
+/// (no zero-fill, no per-chunk hop through tokio's file shim) and stops
+/// as soon as the stream is dropped.
 pub fn request_stream(
     path: PathBuf,
     header: InstallHeader,
     sent: impl Fn(u64) + Send + 'static,
     failure: ReadFailure,
 ) -> impl Stream<Item = InstallRequest> + Send + 'static {
-    enum St {
-        Header(PathBuf, InstallHeader),
-        Body(tokio::fs::File),
-        Done,
-    }
-    let s = futures::stream::unfold(St::Header(path, header), move |st| {
-        let failure = failure.clone();
-        async move {
-            match st {
-                St::Header(path, header) => {
-                    let msg = InstallRequest {
-                        msg: Some(install_request::Msg::Header(header)),
-                    };
-                    match tokio::fs::File::open(&path).await {
-                        Ok(f) => Some((msg, St::Body(f))),
-                        Err(e) => {
-                            *failure.lock().unwrap() = Some(e);
-                            Some((msg, St::Done))
-                        }
-                    }
-                }
-                St::Body(mut f) => {
-                    let mut buf = vec![0u8; CHUNK];
-                    let mut n = 0;
-                    // Fill the whole chunk (a read may return less).
-                    while n < CHUNK {
-                        match f.read(&mut buf[n..]).await {
-                            Ok(0) => break,
-                            Ok(r) => n += r,
-                            Err(e) => {
-                                *failure.lock().unwrap() = Some(e);
-                                return None;
-                            }
-                        }
-                    }
-                    if n == 0 {
-                        return None;
-                    }
-                    buf.truncate(n);
-                    let msg = InstallRequest {
-                        msg: Some(install_request::Msg::Chunk(buf)),
-                    };
-                    Some((msg, St::Body(f)))
-                }
-                St::Done => None,
-            }
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    // A plain thread, not spawn_blocking: the stream can be built outside a
+    // runtime, and the thread ends with the file or with the stream.
+    std::thread::spawn(move || {
+        let header = InstallRequest {
+            msg: Some(install_request::Msg::Header(header)),
+        };
+        if tx.blocking_send(header).is_err() {
+            return;
+        }
+        if let Err(e) = read_chunks(&path, |chunk| {
+            tx.blocking_send(InstallRequest {
+                msg: Some(install_request::Msg::Chunk(chunk)),
+            })
+            .is_ok()
+        }) {
+            *failure.lock().unwrap() = Some(e);
         }
     });
-    futures::StreamExt::inspect(s, move |m| {
+    futures::StreamExt::inspect(tokio_stream::wrappers::ReceiverStream::new(rx), move |m| {
         if let Some(install_request::Msg::Chunk(c)) = &m.msg {
             sent(c.len() as u64);
         }
     })
+}
+
+/// Reads `path` in [`CHUNK`]-sized pieces (only the last may be shorter)
+/// and hands each to `send` until it returns false or the file ends.
+fn read_chunks(path: &Path, mut send: impl FnMut(Bytes) -> bool) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    loop {
+        let mut buf = Vec::with_capacity(CHUNK);
+        // `take` + `read_to_end` fills the spare capacity directly and keeps
+        // reading until the chunk is full or the file ends.
+        (&f).take(CHUNK as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() || !send(Bytes::from(buf)) {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]

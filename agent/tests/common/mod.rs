@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
 use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
 use osctl::client::{Client, Credentials, Options};
@@ -382,7 +383,7 @@ pub fn install_msgs(header: InstallHeader, image: &[u8], chunk: usize) -> Vec<In
         msg: Some(Msg::Header(header)),
     }];
     v.extend(image.chunks(chunk).map(|c| InstallRequest {
-        msg: Some(Msg::Chunk(c.to_vec())),
+        msg: Some(Msg::Chunk(Bytes::copy_from_slice(c))),
     }));
     v
 }

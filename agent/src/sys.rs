@@ -1,0 +1,38 @@
+//! The agent's only `unsafe`: system calls that neither std nor rustix
+//! exposes. Each wrapper is safe to call and returns `std::io::Error`.
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+/// `sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE)`: start
+/// writeback of the dirty pages in the range and return without waiting.
+pub fn start_writeback(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+}
+
+/// `sync_file_range` with `WAIT_BEFORE | WRITE | WAIT_AFTER`: return once
+/// every page of the range that was dirty at the call is on the device
+/// (not a cache flush of the device itself: that is `fsync`'s job).
+pub fn wait_writeback(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    sync_file_range(
+        fd,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    )
+}
+
+fn sync_file_range(fd: impl AsFd, offset: u64, len: u64, flags: u32) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: sync_file_range takes no pointers; the descriptor is borrowed
+    // for the duration of the call, so it cannot be closed underneath it.
+    let r = unsafe { libc::sync_file_range(fd.as_fd().as_raw_fd(), offset, len, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
