@@ -8,8 +8,8 @@
 //!    recorded version — all before the first byte of the image is written;
 //! 4. refuse an image larger than the slot, or whose first bytes are not the
 //!    SquashFS magic `hsqs`;
-//! 5. stream every chunk to the slot's byte range with positioned writes on a
-//!    writer thread, starting writeback as it goes, while a hasher thread
+//! 5. stream every chunk to the slot's byte range on a writer thread
+//!    ([`SlotWriter`]: direct I/O where possible) while a hasher thread
 //!    digests the same chunks (shared `Bytes`: no copy of the image is kept);
 //! 6. refuse a stream longer or shorter than the header said, or one that
 //!    breaks off (client gone);
@@ -19,9 +19,7 @@
 //! Every refusal after step 3 leaves the target invalidated; the running slot
 //! is never opened for writing (the target is always the *other* slot and
 //! writes are bounds-checked against its partition).
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,18 +29,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
 use tonic::{Status, Streaming};
 
-use crate::{slots, sys};
+use crate::slot_writer::SlotWriter;
+use crate::slots;
 
 /// SquashFS superblock magic, little-endian `0x73717368`.
 pub const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
 /// Chunks buffered between the network and the writer thread, and again
 /// between the writer and the hasher.
 const QUEUE: usize = 8;
-/// Written image bytes allowed to stay dirty in the page cache. Older ranges
-/// are waited for and dropped from the cache, so an install neither fills a
-/// node's memory with its image nor leaves one long flush for the final
-/// `fsync` (the device works while the network and the hasher do).
-const WRITEBACK_LAG: u64 = 32 << 20;
 
 /// What an install needs from the agent.
 #[derive(Debug, Clone)]
@@ -137,12 +131,8 @@ async fn run_inner(
                 .map_err(|e| Status::internal(e.to_string()))?;
             let range = slots::begin_update(&ctx.disk, target)
                 .map_err(|e| Status::internal(e.to_string()))?;
-            let disk = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&ctx.disk)
-                .map_err(|e| {
-                    Status::internal(format!("opening {} for writing: {e}", ctx.disk.display()))
-                })?;
+            let disk = SlotWriter::open(&ctx.disk, range.offset)
+                .map_err(|e| Status::internal(e.to_string()))?;
             Ok((disk, range))
         })
         .await
@@ -156,15 +146,11 @@ async fn run_inner(
     }
 
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let writer = {
-        let offset = range.offset;
-        let path = ctx.disk.clone();
-        tokio::task::spawn_blocking(move || {
-            let r = write_loop(&disk, &path, offset, WRITEBACK_LAG, rx);
-            drop(guard);
-            r
-        })
-    };
+    let writer = tokio::task::spawn_blocking(move || {
+        let r = write_loop(disk, rx);
+        drop(guard);
+        r
+    });
     let received = receive(&mut stream, &header, tx).await;
     // Always wait for the writer: it owns the lock and the disk handle.
     let written = writer
@@ -272,15 +258,12 @@ async fn receive(
     Ok(total)
 }
 
-/// Writes chunks at consecutive offsets from `offset` while a scoped hasher
-/// thread digests them; on the end of the channel syncs and returns the
-/// digest. Hashing (SHA-256 runs at about the speed of the page cache) and
-/// writing overlap instead of taking turns.
+/// Writes chunks in order through `disk` while a scoped hasher thread
+/// digests them; on the end of the channel finishes the write (durable) and
+/// returns the digest. Hashing (SHA-256 runs at about the speed of the page
+/// cache) and writing overlap instead of taking turns.
 fn write_loop(
-    disk: &File,
-    path: &Path,
-    offset: u64,
-    lag: u64,
+    mut disk: SlotWriter,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<[u8; 32], slots::SlotError> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
@@ -292,7 +275,15 @@ fn write_loop(
             }
             <[u8; 32]>::from(hasher.finalize())
         });
-        let written = write_chunks(disk, path, offset, lag, &mut rx, &to_hasher);
+        let written = (|| {
+            while let Some(chunk) = rx.blocking_recv() {
+                disk.write(&chunk)?;
+                if to_hasher.send(chunk).is_err() {
+                    break; // unreachable: the hasher lives until `to_hasher` is dropped
+                }
+            }
+            disk.finish()
+        })();
         drop(to_hasher);
         // With panic = abort a hasher cannot unwind, so join cannot fail.
         let digest = hasher.join().expect("hasher thread");
@@ -300,77 +291,23 @@ fn write_loop(
     })
 }
 
-/// The writer's half of [`write_loop`]: positioned writes, writeback started
-/// per chunk and waited for `lag` bytes behind, then `fsync`.
-fn write_chunks(
-    disk: &File,
-    path: &Path,
-    offset: u64,
-    lag: u64,
-    rx: &mut mpsc::Receiver<Bytes>,
-    to_hasher: &std::sync::mpsc::SyncSender<Bytes>,
-) -> Result<(), slots::SlotError> {
-    let io = |op: &'static str, source| slots::SlotError::Io {
-        path: path.to_owned(),
-        op,
-        source,
-    };
-    let mut pos = offset;
-    // Everything before `settled` is on the device and out of the page cache.
-    let mut settled = offset;
-    while let Some(chunk) = rx.blocking_recv() {
-        let len = chunk.len() as u64;
-        disk.write_all_at(&chunk, pos)
-            .map_err(|e| io("writing image", e))?;
-        sys::start_writeback(disk, pos, len).map_err(|e| io("starting writeback", e))?;
-        pos += len;
-        if to_hasher.send(chunk).is_err() {
-            break; // unreachable: the hasher lives until `to_hasher` is dropped
-        }
-        if pos - settled >= 2 * lag {
-            let upto = pos - lag;
-            sys::wait_writeback(disk, settled, upto - settled)
-                .map_err(|e| io("writing back image", e))?;
-            drop_cached(disk, settled, upto - settled);
-            settled = upto;
-        }
-    }
-    disk.sync_all().map_err(|e| io("syncing image", e))?;
-    drop_cached(disk, settled, pos - settled);
-    Ok(())
-}
-
-/// Drops written-back image pages from the page cache: the running system's
-/// cache is worth more than an image it will next read at boot. Advice only,
-/// so a failure is not an install failure.
-fn drop_cached(disk: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = rustix::fs::fadvise(disk, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
-    /// Many chunks through the writer with a small lag, so the wait-and-drop
-    /// branch runs many times: the bytes land at the offset, in order, and
-    /// the digest is the image's.
+    /// Many uneven chunks through the writer and the hasher: the bytes land
+    /// at the offset, in order, and the digest is the image's.
     #[test]
     fn writer_places_every_chunk_and_hashes_in_order() {
         let dir = std::env::temp_dir().join(format!("matic-install-writer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("disk");
-        let disk = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(8 << 20)
             .unwrap();
-        let offset = 12_345;
-        // Uneven chunk sizes: writeback ranges must not assume page alignment.
+        let offset = 1 << 20;
         let image: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i * 7 + i / 4093) as u8)
             .collect();
@@ -383,18 +320,15 @@ mod tests {
                 }
             })
         };
-        let digest = write_loop(&disk, &path, offset, 100_000, rx).unwrap();
+        let digest = write_loop(SlotWriter::open(&path, offset).unwrap(), rx).unwrap();
         feeder.join().unwrap();
         assert_eq!(digest[..], Sha256::digest(&image)[..]);
         let mut back = vec![0u8; image.len()];
-        disk.read_exact_at(&mut back, offset).unwrap();
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut back, offset)
+            .unwrap();
         assert!(back == image, "bytes on disk differ from the image");
-        let mut before = vec![1u8; offset as usize];
-        disk.read_exact_at(&mut before, 0).unwrap();
-        assert!(
-            before.iter().all(|&b| b == 0),
-            "bytes before the offset were touched"
-        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

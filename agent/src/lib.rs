@@ -3,8 +3,9 @@
 //! The binary (`main.rs`) wires these modules together: [`config`] (flags),
 //! [`tls`] (acceptor and client-certificate checks), [`auth`] (roles and the
 //! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
-//! an image into the inactive slot), [`slots`] (GPT slot state and versions),
-//! [`init_link`] (init's boot file, services file and control FIFO),
+//! an image into the inactive slot; [`slot_writer`] puts the bytes on
+//! disk), [`slots`] (GPT slot state and versions), [`init_link`] (init's
+//! boot file, services file and control FIFO),
 //! [`logs`], [`kmsg`], [`health`] and [`net`]; [`sys`] holds the only
 //! `unsafe` (system calls std and rustix lack).
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod kmsg;
 pub mod logs;
 pub mod net;
 pub mod service;
+pub mod slot_writer;
 pub mod slots;
 pub mod sys;
 pub mod tls;
