@@ -24,7 +24,8 @@ pub struct Config {
     /// from `<run-dir>/boot`.
     #[arg(long)]
     pub disk: Option<PathBuf>,
-    /// Init's runtime directory (`boot`, `services`, `control`).
+    /// Init's runtime directory (`boot`, `services`, `control`); the agent
+    /// writes `resolv.conf` here.
     #[arg(long, default_value = "/run/matic")]
     pub run_dir: PathBuf,
     /// Directory of the services' logs (`<service>.log`).
@@ -60,6 +61,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// `<run-dir>/resolv.conf`: the image's `/etc/resolv.conf` links here.
+    pub fn resolv_file(&self) -> PathBuf {
+        self.run_dir.join("resolv.conf")
+    }
+
     /// `<run-dir>/boot`.
     pub fn boot_file(&self) -> PathBuf {
         self.run_dir.join("boot")

@@ -50,9 +50,9 @@ async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
-        let cmdline = cfg.cmdline.clone();
+        let (cmdline, resolv) = (cfg.cmdline.clone(), cfg.resolv_file());
         tokio::spawn(async move {
-            if let Err(e) = net::configure(&cmdline).await {
+            if let Err(e) = net::configure(&cmdline, &resolv).await {
                 eprintln!("matic-agent: network: {e}");
             }
         });

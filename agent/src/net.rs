@@ -2,7 +2,8 @@
 //! first Ethernet interface with the static address from `matic.ip=` on the
 //! kernel command line, or else with DHCPv4 (dhcproto packets on a UDP socket
 //! bound to the interface; the lease is applied via netlink and renewed at
-//! half its lifetime).
+//! half its lifetime). Name servers (`dns=` in `matic.ip=`, or the lease's)
+//! go to the resolver file the image's `/etc/resolv.conf` links to.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -26,14 +27,21 @@ pub enum NetError {
     BadIp { value: String, why: &'static str },
     #[error("DHCP on {iface}: {why}")]
     Dhcp { iface: String, why: String },
+    #[error("writing {path}: {source}")]
+    Resolv {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
-/// A static IPv4 configuration from `matic.ip=ADDR/PREFIX[,gw=GW]`.
+/// A static IPv4 configuration from
+/// `matic.ip=ADDR/PREFIX[,gw=GW][,dns=IP]...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticIp {
     pub addr: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
 }
 
 /// Finds and parses `matic.ip=` in a kernel command line; None when absent.
@@ -60,16 +68,21 @@ pub fn parse_cmdline(cmdline: &str) -> Result<Option<StaticIp>, NetError> {
         .filter(|p| *p <= 32)
         .ok_or_else(|| bad("prefix must be 0..=32"))?;
     let mut gateway = None;
+    let mut dns = Vec::new();
     for opt in parts {
-        let g = opt
-            .strip_prefix("gw=")
-            .ok_or_else(|| bad("only gw=GW may follow the address"))?;
-        gateway = Some(g.parse().map_err(|_| bad("gateway is not IPv4"))?);
+        if let Some(g) = opt.strip_prefix("gw=") {
+            gateway = Some(g.parse().map_err(|_| bad("gateway is not IPv4"))?);
+        } else if let Some(d) = opt.strip_prefix("dns=") {
+            dns.push(d.parse().map_err(|_| bad("name server is not IPv4"))?);
+        } else {
+            return Err(bad("only gw=GW and dns=IP may follow the address"));
+        }
     }
     Ok(Some(StaticIp {
         addr,
         prefix,
         gateway,
+        dns,
     }))
 }
 
@@ -98,9 +111,33 @@ fn is_ethernet(name: &str) -> bool {
             || name.starts_with("eth"))
 }
 
+/// Writes the resolver configuration (`nameserver` lines) atomically: a
+/// temporary file renamed over `path`, so a reader never sees half a file.
+/// Nothing is written without servers.
+pub fn write_resolv(path: &Path, servers: &[Ipv4Addr], source: &str) -> Result<(), NetError> {
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let mut text = format!("# written by matic-agent from {source}\n");
+    for s in servers.iter().take(3) {
+        // The resolver reads at most three (MAXNS).
+        text.push_str(&format!("nameserver {s}\n"));
+    }
+    let tmp = path.with_extension("tmp");
+    let err = |source| NetError::Resolv {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
 /// Configures the network; runs until the DHCP lease task ends (forever on
-/// success), so call it in its own task.
-pub async fn configure(cmdline_path: &Path) -> Result<(), NetError> {
+/// success), so call it in its own task. Name servers go to `resolv_path`.
+pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), NetError> {
     let cmdline = std::fs::read_to_string(cmdline_path).unwrap_or_default();
     let static_ip = parse_cmdline(&cmdline)?;
     let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
@@ -129,13 +166,14 @@ pub async fn configure(cmdline_path: &Path) -> Result<(), NetError> {
     match static_ip {
         Some(ip) => {
             apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
+            write_resolv(resolv_path, &ip.dns, "matic.ip")?;
             eprintln!(
-                "matic-agent: net: {name} {}/{} gw {:?} (matic.ip)",
-                ip.addr, ip.prefix, ip.gateway
+                "matic-agent: net: {name} {}/{} gw {:?} dns {:?} (matic.ip)",
+                ip.addr, ip.prefix, ip.gateway, ip.dns
             );
             Ok(())
         }
-        None => dhcp_forever(&handle, index, &name, &mac).await,
+        None => dhcp_forever(&handle, index, &name, &mac, resolv_path).await,
     }
 }
 
@@ -167,6 +205,7 @@ pub struct Lease {
     pub addr: Ipv4Addr,
     pub prefix: u8,
     pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
     pub server: Ipv4Addr,
     pub lease_secs: u32,
 }
@@ -224,6 +263,10 @@ pub fn parse_reply(buf: &[u8], xid: u32) -> Option<(MessageType, Lease)> {
         Some(DhcpOption::Router(r)) => r.first().copied(),
         _ => None,
     };
+    let dns = match opts.get(OptionCode::DomainNameServer) {
+        Some(DhcpOption::DomainNameServer(d)) => d.clone(),
+        _ => Vec::new(),
+    };
     let server = match opts.get(OptionCode::ServerIdentifier) {
         Some(DhcpOption::ServerIdentifier(s)) => *s,
         _ => msg.siaddr(),
@@ -238,6 +281,7 @@ pub fn parse_reply(buf: &[u8], xid: u32) -> Option<(MessageType, Lease)> {
             addr: msg.yiaddr(),
             prefix,
             router,
+            dns,
             server,
             lease_secs,
         },
@@ -286,7 +330,13 @@ async fn dhcp_once(
     .await
 }
 
-async fn dhcp_forever(h: &Handle, index: u32, iface: &str, mac: &[u8]) -> Result<(), NetError> {
+async fn dhcp_forever(
+    h: &Handle,
+    index: u32,
+    iface: &str,
+    mac: &[u8],
+    resolv_path: &Path,
+) -> Result<(), NetError> {
     let err = |why: String| NetError::Dhcp {
         iface: iface.to_owned(),
         why,
@@ -306,9 +356,19 @@ async fn dhcp_forever(h: &Handle, index: u32, iface: &str, mac: &[u8]) -> Result
         match dhcp_once(&sock, mac, xid).await {
             Ok(Some(lease)) => {
                 apply(h, index, lease.addr, lease.prefix, lease.router).await?;
+                write_resolv(
+                    resolv_path,
+                    &lease.dns,
+                    &format!("DHCP server {}", lease.server),
+                )?;
                 eprintln!(
-                    "matic-agent: net: {iface} {}/{} gw {:?} from DHCP server {} for {}s",
-                    lease.addr, lease.prefix, lease.router, lease.server, lease.lease_secs
+                    "matic-agent: net: {iface} {}/{} gw {:?} dns {:?} from DHCP server {} for {}s",
+                    lease.addr,
+                    lease.prefix,
+                    lease.router,
+                    lease.dns,
+                    lease.server,
+                    lease.lease_secs
                 );
                 backoff = Duration::from_secs(2);
                 // Renew (a fresh exchange) at half the lease.
@@ -339,8 +399,19 @@ mod tests {
             Some(StaticIp {
                 addr: "10.0.2.15".parse().unwrap(),
                 prefix: 24,
-                gateway: Some("10.0.2.2".parse().unwrap())
+                gateway: Some("10.0.2.2".parse().unwrap()),
+                dns: vec![],
             })
+        );
+        assert_eq!(
+            parse_cmdline("matic.ip=10.0.2.15/24,dns=10.0.2.3,gw=10.0.2.2,dns=1.1.1.1")
+                .unwrap()
+                .unwrap()
+                .dns,
+            [
+                "10.0.2.3".parse::<Ipv4Addr>().unwrap(),
+                "1.1.1.1".parse().unwrap()
+            ]
         );
         assert_eq!(
             parse_cmdline("matic.ip=192.168.1.9/16")
@@ -354,6 +425,7 @@ mod tests {
             "matic.ip=10.0.0.1/33",
             "matic.ip=x/24",
             "matic.ip=10.0.0.1/24,via=1.1.1.1",
+            "matic.ip=10.0.0.1/24,dns=resolver",
         ] {
             assert!(parse_cmdline(bad).is_err(), "{bad}");
         }
@@ -385,6 +457,10 @@ mod tests {
         ack.opts_mut()
             .insert(DhcpOption::ServerIdentifier("10.0.2.2".parse().unwrap()));
         ack.opts_mut().insert(DhcpOption::AddressLeaseTime(86400));
+        ack.opts_mut().insert(DhcpOption::DomainNameServer(vec![
+            "10.0.2.3".parse().unwrap(),
+            "9.9.9.9".parse().unwrap(),
+        ]));
         let bytes = ack.to_vec().unwrap();
         let (kind, lease) = parse_reply(&bytes, 7).unwrap();
         assert_eq!(kind, MessageType::Ack);
@@ -392,10 +468,41 @@ mod tests {
         assert_eq!(lease.prefix, 24);
         assert_eq!(lease.router, Some("10.0.2.2".parse().unwrap()));
         assert_eq!(lease.lease_secs, 86400);
+        assert_eq!(
+            lease.dns,
+            [
+                "10.0.2.3".parse::<Ipv4Addr>().unwrap(),
+                "9.9.9.9".parse().unwrap()
+            ]
+        );
         assert!(
             parse_reply(&bytes, 8).is_none(),
             "another transaction's reply"
         );
         assert!(parse_reply(b"junk", 7).is_none());
+    }
+
+    #[test]
+    fn resolv_file() {
+        let dir = std::env::temp_dir().join(format!("matic-resolv-{}", std::process::id()));
+        let path = dir.join("run/resolv.conf");
+        let servers: Vec<Ipv4Addr> = ["10.0.2.3", "1.1.1.1", "8.8.8.8", "9.9.9.9"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        write_resolv(&path, &[], "nothing").unwrap();
+        assert!(!path.exists(), "no servers, no file");
+        write_resolv(&path, &servers, "DHCP server 10.0.2.2").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# written by matic-agent from DHCP server 10.0.2.2\n\
+             nameserver 10.0.2.3\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n"
+        );
+        write_resolv(&path, &servers[3..], "matic.ip").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# written by matic-agent from matic.ip\nnameserver 9.9.9.9\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

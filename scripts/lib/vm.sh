@@ -23,7 +23,7 @@ VM_SMP=${VM_SMP:-2}
 # chosen, services) — the only record of a boot whose API never comes up.
 # Its cost is within the run-to-run noise of TCG boots (docs/image.md).
 VM_LOGLEVEL=${VM_LOGLEVEL:-7}
-VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity loglevel=$VM_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2"
+VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity loglevel=$VM_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3"
 
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
 # the background. Kernel and initramfs: $VM_KERNEL / $VM_INITRD (default the

@@ -92,9 +92,20 @@ pub fn parse_root_mount(mountinfo: &str) -> Option<RootMount> {
     })
 }
 
-/// Builds one report: `listen`, `root-mount` and `root-write` lines, then
-/// `end`. `root` is the directory the write test tries to create a file in.
-pub fn report(root: &Path) -> String {
+/// The `nameserver` addresses of a resolv.conf, space-separated.
+pub fn nameservers(resolv: &str) -> String {
+    resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds one report: `listen`, `root-mount`, `root-write` and `resolver`
+/// lines, then `end`. `root` is the directory the write test tries to
+/// create a file in; `resolv` the resolver file (`/etc/resolv.conf`).
+pub fn report(root: &Path, resolv: &Path) -> String {
     let mut out = String::new();
     for (path, family) in [("/proc/net/tcp", "tcp"), ("/proc/net/tcp6", "tcp6")] {
         match std::fs::read_to_string(path) {
@@ -137,6 +148,16 @@ pub fn report(root: &Path) -> String {
         Err(e) => format!("error {e}"),
     };
     let _ = writeln!(out, "matic-probe: root-write {result}");
+    // Through the image's /etc/resolv.conf symlink: what the node's
+    // programs (containerd pulling images) resolve with.
+    match std::fs::read_to_string(resolv) {
+        Ok(text) => {
+            let _ = writeln!(out, "matic-probe: resolver {}", nameservers(&text));
+        }
+        Err(e) => {
+            let _ = writeln!(out, "matic-probe: resolver error {e}");
+        }
+    }
     out.push_str("matic-probe: end\n");
     out
 }
@@ -208,10 +229,23 @@ mod tests {
     fn report_says_writable_for_a_writable_dir() {
         let dir = std::env::temp_dir().join(format!("matic-probe-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let r = report(&dir);
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            "# test\nnameserver 10.0.2.3\nnameserver  1.1.1.1\n",
+        )
+        .unwrap();
+        let r = report(&dir, &resolv);
         assert!(r.contains("matic-probe: root-write writable\n"), "{r}");
+        assert!(
+            r.contains("matic-probe: resolver 10.0.2.3 1.1.1.1\n"),
+            "{r}"
+        );
         assert!(r.ends_with("matic-probe: end\n"));
         assert!(!dir.join(".matic-probe-write-test").exists());
+        std::fs::remove_file(&resolv).unwrap();
+        let r = report(&dir, &resolv);
+        assert!(r.contains("matic-probe: resolver error "), "{r}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

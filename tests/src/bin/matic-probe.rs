@@ -15,7 +15,10 @@ use matic_tests::probe;
 
 fn main() {
     loop {
-        let report = probe::report(std::path::Path::new("/"));
+        let report = probe::report(
+            std::path::Path::new("/"),
+            std::path::Path::new("/etc/resolv.conf"),
+        );
         // One write per report so lines of two reports never interleave.
         print!("{report}");
         std::thread::sleep(Duration::from_secs(3));
