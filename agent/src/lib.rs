@@ -5,12 +5,13 @@
 //! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
 //! an image into the inactive slot; [`slot_writer`] puts the bytes on
 //! disk), [`slots`] (GPT slot state and versions), [`init_link`] (init's
-//! boot file, services file and control FIFO),
-//! [`logs`], [`kmsg`], [`health`] and [`net`]; [`sys`] holds the only
-//! `unsafe` (system calls std and rustix lack).
+//! boot file, services file and control FIFO), [`logs`], [`kmsg`],
+//! [`health`], [`net`] and [`hostname`]; [`sys`] holds the only `unsafe`
+//! (system calls std and rustix lack).
 pub mod auth;
 pub mod config;
 pub mod health;
+pub mod hostname;
 pub mod init_link;
 pub mod install;
 pub mod kmsg;

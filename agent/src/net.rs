@@ -3,11 +3,13 @@
 //! kernel command line, or else with DHCPv4 (dhcproto packets on a UDP socket
 //! bound to the interface; the lease is applied via netlink and renewed at
 //! half its lifetime). Name servers (`dns=` in `matic.ip=`, or the lease's)
-//! go to the resolver file the image's `/etc/resolv.conf` links to.
+//! go to the resolver file the image's `/etc/resolv.conf` links to; the
+//! hostname is chosen here too, as [`crate::hostname`] describes.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::hostname;
 use dhcproto::v4::{self, DhcpOption, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use futures::TryStreamExt;
@@ -140,6 +142,15 @@ pub fn write_resolv(path: &Path, servers: &[Ipv4Addr], source: &str) -> Result<(
 pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), NetError> {
     let cmdline = std::fs::read_to_string(cmdline_path).unwrap_or_default();
     let static_ip = parse_cmdline(&cmdline)?;
+    // A name from the command line is final; otherwise DHCP may name the node.
+    let fixed_name = match hostname::from_cmdline(&cmdline) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => {
+            eprintln!("matic-agent: {e}; ignoring it");
+            None
+        }
+        None => None,
+    };
     let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
     tokio::spawn(conn);
     let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
@@ -157,7 +168,17 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
             eth = Some((l.header.index, name, link_mac(l).unwrap_or_default()));
         }
     }
-    let (index, name, mac) = eth.ok_or(NetError::NoEthernet)?;
+    let Some((index, name, mac)) = eth else {
+        set_hostname(
+            fixed_name.as_deref().unwrap_or(hostname::FALLBACK),
+            "no Ethernet interface",
+        );
+        return Err(NetError::NoEthernet);
+    };
+    match &fixed_name {
+        Some(n) => set_hostname(n, "matic.hostname"),
+        None => set_hostname(&hostname::from_mac(&mac), &format!("MAC of {name}")),
+    }
     handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
@@ -173,7 +194,17 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
             );
             Ok(())
         }
-        None => dhcp_forever(&handle, index, &name, &mac, resolv_path).await,
+        None => {
+            let dhcp_names = fixed_name.is_none();
+            dhcp_forever(&handle, index, &name, &mac, resolv_path, dhcp_names).await
+        }
+    }
+}
+
+/// Sets the hostname; a failure is logged, not fatal: the API still serves.
+fn set_hostname(name: &str, source: &str) {
+    if let Err(e) = hostname::set(name, source) {
+        eprintln!("matic-agent: {e}");
     }
 }
 
@@ -206,6 +237,8 @@ pub struct Lease {
     pub prefix: u8,
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
+    /// Option 12, as the server sent it (validated when applied).
+    pub hostname: Option<String>,
     pub server: Ipv4Addr,
     pub lease_secs: u32,
 }
@@ -242,6 +275,7 @@ pub fn build_packet(xid: u32, mac: &[u8], requested: Option<(Ipv4Addr, Ipv4Addr)
         OptionCode::SubnetMask,
         OptionCode::Router,
         OptionCode::DomainNameServer,
+        OptionCode::Hostname,
         OptionCode::AddressLeaseTime,
     ]));
     msg.to_vec().unwrap_or_default()
@@ -267,6 +301,10 @@ pub fn parse_reply(buf: &[u8], xid: u32) -> Option<(MessageType, Lease)> {
         Some(DhcpOption::DomainNameServer(d)) => d.clone(),
         _ => Vec::new(),
     };
+    let hostname = match opts.get(OptionCode::Hostname) {
+        Some(DhcpOption::Hostname(h)) => Some(h.clone()),
+        _ => None,
+    };
     let server = match opts.get(OptionCode::ServerIdentifier) {
         Some(DhcpOption::ServerIdentifier(s)) => *s,
         _ => msg.siaddr(),
@@ -282,6 +320,7 @@ pub fn parse_reply(buf: &[u8], xid: u32) -> Option<(MessageType, Lease)> {
             prefix,
             router,
             dns,
+            hostname,
             server,
             lease_secs,
         },
@@ -336,6 +375,7 @@ async fn dhcp_forever(
     iface: &str,
     mac: &[u8],
     resolv_path: &Path,
+    dhcp_names: bool,
 ) -> Result<(), NetError> {
     let err = |why: String| NetError::Dhcp {
         iface: iface.to_owned(),
@@ -351,6 +391,8 @@ async fn dhcp_forever(
     let mut xid = std::process::id().wrapping_mul(2_654_435_761)
         ^ u32::from_le_bytes([mac.first().copied().unwrap_or(0), 1, 2, 3]);
     let mut backoff = Duration::from_secs(2);
+    // The name this loop last set, so a renewal does not set it again.
+    let mut named: Option<String> = None;
     loop {
         xid = xid.wrapping_add(1);
         match dhcp_once(&sock, mac, xid).await {
@@ -361,6 +403,16 @@ async fn dhcp_forever(
                     &lease.dns,
                     &format!("DHCP server {}", lease.server),
                 )?;
+                if let Some(h) = lease.hostname.as_deref().filter(|_| dhcp_names) {
+                    match hostname::normalize(h, "DHCP") {
+                        Ok(n) if named.as_ref() != Some(&n) => {
+                            set_hostname(&n, &format!("DHCP server {}", lease.server));
+                            named = Some(n);
+                        }
+                        Ok(_) => {}
+                        Err(e) => eprintln!("matic-agent: {e}; keeping the current name"),
+                    }
+                }
                 eprintln!(
                     "matic-agent: net: {iface} {}/{} gw {:?} dns {:?} from DHCP server {} for {}s",
                     lease.addr,
@@ -457,6 +509,8 @@ mod tests {
         ack.opts_mut()
             .insert(DhcpOption::ServerIdentifier("10.0.2.2".parse().unwrap()));
         ack.opts_mut().insert(DhcpOption::AddressLeaseTime(86400));
+        ack.opts_mut()
+            .insert(DhcpOption::Hostname("worker-3".into()));
         ack.opts_mut().insert(DhcpOption::DomainNameServer(vec![
             "10.0.2.3".parse().unwrap(),
             "9.9.9.9".parse().unwrap(),
@@ -468,6 +522,7 @@ mod tests {
         assert_eq!(lease.prefix, 24);
         assert_eq!(lease.router, Some("10.0.2.2".parse().unwrap()));
         assert_eq!(lease.lease_secs, 86400);
+        assert_eq!(lease.hostname.as_deref(), Some("worker-3"));
         assert_eq!(
             lease.dns,
             [

@@ -102,8 +102,8 @@ pub fn nameservers(resolv: &str) -> String {
         .join(" ")
 }
 
-/// Builds one report: `listen`, `root-mount`, `root-write` and `resolver`
-/// lines, then `end`. `root` is the directory the write test tries to
+/// Builds one report: `listen`, `root-mount`, `root-write`, `resolver` and
+/// `hostname` lines, then `end`. `root` is the directory the write test tries to
 /// create a file in; `resolv` the resolver file (`/etc/resolv.conf`).
 pub fn report(root: &Path, resolv: &Path) -> String {
     let mut out = String::new();
@@ -156,6 +156,14 @@ pub fn report(root: &Path, resolv: &Path) -> String {
         }
         Err(e) => {
             let _ = writeln!(out, "matic-probe: resolver error {e}");
+        }
+    }
+    match std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        Ok(name) => {
+            let _ = writeln!(out, "matic-probe: hostname {}", name.trim());
+        }
+        Err(e) => {
+            let _ = writeln!(out, "matic-probe: hostname error {e}");
         }
     }
     out.push_str("matic-probe: end\n");
@@ -241,6 +249,7 @@ mod tests {
             r.contains("matic-probe: resolver 10.0.2.3 1.1.1.1\n"),
             "{r}"
         );
+        assert!(r.contains("matic-probe: hostname "), "{r}");
         assert!(r.ends_with("matic-probe: end\n"));
         assert!(!dir.join(".matic-probe-write-test").exists());
         std::fs::remove_file(&resolv).unwrap();

@@ -1,0 +1,118 @@
+//! The node's hostname, which kubelet takes as the node name: so it must be
+//! set (the kernel's default is "(none)"), distinct per machine and a valid
+//! lowercase DNS name. In order of precedence: `matic.hostname=` on the
+//! kernel command line, the DHCP lease's host name (option 12), else
+//! `maticos-` and the last three bytes of the first Ethernet MAC (stable
+//! across reboots, distinct on a LAN), or `maticos` with no Ethernet.
+use std::fmt::Write;
+
+/// The name used when there is nothing to tell this node apart.
+pub const FALLBACK: &str = "maticos";
+/// The kernel's limit (`__NEW_UTS_LEN` is 64 including the NUL).
+const MAX_LEN: usize = 63;
+
+/// Errors naming and setting the hostname.
+#[derive(Debug, thiserror::Error)]
+pub enum HostnameError {
+    #[error(
+        "bad host name {0:?} from {1}: use lowercase letters, digits, '-' and '.', at most {MAX_LEN} characters"
+    )]
+    Invalid(String, &'static str),
+    #[error("sethostname({0:?}): {1}")]
+    Set(String, std::io::Error),
+}
+
+/// Lowercases `name` and checks it is a DNS name the kernel and Kubernetes
+/// accept: dot-separated labels of `[a-z0-9-]`, none empty or starting or
+/// ending with `-`, at most 63 characters in all.
+pub fn normalize(name: &str, source: &'static str) -> Result<String, HostnameError> {
+    let n = name.trim().to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if n.len() <= MAX_LEN && n.split('.').all(label_ok) {
+        Ok(n)
+    } else {
+        Err(HostnameError::Invalid(name.to_owned(), source))
+    }
+}
+
+/// `matic.hostname=` from a kernel command line: None when absent.
+pub fn from_cmdline(cmdline: &str) -> Option<Result<String, HostnameError>> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("matic.hostname="))
+        .map(|n| normalize(n, "matic.hostname"))
+}
+
+/// `maticos-` and the last three bytes of `mac` in hex; [`FALLBACK`] for a
+/// MAC shorter than three bytes.
+pub fn from_mac(mac: &[u8]) -> String {
+    let Some(tail) = mac.len().checked_sub(3).map(|at| &mac[at..]) else {
+        return FALLBACK.to_owned();
+    };
+    let mut name = format!("{FALLBACK}-");
+    for b in tail {
+        let _ = write!(name, "{b:02x}");
+    }
+    name
+}
+
+/// Sets the hostname (of the agent's UTS namespace: the node's) and logs
+/// where it came from.
+pub fn set(name: &str, source: &str) -> Result<(), HostnameError> {
+    rustix::system::sethostname(name.as_bytes())
+        .map_err(|e| HostnameError::Set(name.to_owned(), e.into()))?;
+    eprintln!("matic-agent: hostname {name} ({source})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize("Node-A.example", "t").unwrap(), "node-a.example");
+        assert_eq!(normalize("worker7", "t").unwrap(), "worker7");
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "under_score",
+            "space d",
+            "(none)",
+            &"x".repeat(64),
+        ] {
+            assert!(normalize(bad, "t").is_err(), "{bad:?}");
+        }
+        assert_eq!(normalize(&"x".repeat(63), "t").unwrap().len(), 63);
+    }
+
+    #[test]
+    fn cmdline() {
+        assert!(from_cmdline("console=ttyS0 quiet").is_none());
+        assert_eq!(
+            from_cmdline("ro matic.hostname=Edge-1 quiet")
+                .unwrap()
+                .unwrap(),
+            "edge-1"
+        );
+        assert!(from_cmdline("matic.hostname=no_good").unwrap().is_err());
+    }
+
+    #[test]
+    fn mac_names() {
+        assert_eq!(
+            from_mac(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            "maticos-123456"
+        );
+        assert_eq!(from_mac(&[0xab, 0xcd]), "maticos");
+        assert!(normalize(&from_mac(&[0xde, 0xad, 0xbe, 0xef, 0, 1]), "t").is_ok());
+    }
+}
