@@ -268,13 +268,20 @@ fn write_loop(
 ) -> Result<[u8; 32], slots::SlotError> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
     std::thread::scope(|s| {
-        let hasher = s.spawn(move || {
-            let mut hasher = Sha256::new();
-            for chunk in chunks {
-                hasher.update(&chunk);
-            }
-            <[u8; 32]>::from(hasher.finalize())
-        });
+        let hasher = std::thread::Builder::new()
+            .name("install-hash".into())
+            .spawn_scoped(s, move || {
+                let mut hasher = Sha256::new();
+                for chunk in chunks {
+                    hasher.update(&chunk);
+                }
+                <[u8; 32]>::from(hasher.finalize())
+            })
+            .map_err(|source| slots::SlotError::Io {
+                path: disk.path().to_owned(),
+                op: "starting the hasher thread for",
+                source,
+            })?;
         let written = (|| {
             while let Some(chunk) = rx.blocking_recv() {
                 disk.write(&chunk)?;

@@ -115,6 +115,11 @@ impl SlotWriter {
         })
     }
 
+    /// The file or device written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Whether writes bypass the page cache.
     pub fn is_direct(&self) -> bool {
         self.direct.is_some()

@@ -208,22 +208,29 @@ pub fn request_stream(
     let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     // A plain thread, not spawn_blocking: the stream can be built outside a
     // runtime, and the thread ends with the file or with the stream.
-    std::thread::spawn(move || {
-        let header = InstallRequest {
-            msg: Some(install_request::Msg::Header(header)),
-        };
-        if tx.blocking_send(header).is_err() {
-            return;
-        }
-        if let Err(e) = read_chunks(&path, |chunk| {
-            tx.blocking_send(InstallRequest {
-                msg: Some(install_request::Msg::Chunk(chunk)),
-            })
-            .is_ok()
-        }) {
-            *failure.lock().unwrap() = Some(e);
-        }
-    });
+    let spawn_failure = failure.clone();
+    let reader = std::thread::Builder::new()
+        .name("osctl-image-reader".into())
+        .spawn(move || {
+            let header = InstallRequest {
+                msg: Some(install_request::Msg::Header(header)),
+            };
+            if tx.blocking_send(header).is_err() {
+                return;
+            }
+            if let Err(e) = read_chunks(&path, |chunk| {
+                tx.blocking_send(InstallRequest {
+                    msg: Some(install_request::Msg::Chunk(chunk)),
+                })
+                .is_ok()
+            }) {
+                *failure.lock().unwrap() = Some(e);
+            }
+        });
+    if let Err(e) = reader {
+        // The stream then ends at once and the failure is what is reported.
+        *spawn_failure.lock().unwrap() = Some(e);
+    }
     futures::StreamExt::inspect(tokio_stream::wrappers::ReceiverStream::new(rx), move |m| {
         if let Some(install_request::Msg::Chunk(c)) = &m.msg {
             sent(c.len() as u64);
