@@ -177,16 +177,8 @@ fn main() {
     eprintln!("writing a {mib} MiB test image ...");
     let digest = make_image(&image, mib);
 
-    let mut agent = Command::new(&agent_bin)
-        .args(["--listen", "127.0.0.1:0", "--no-network", "--no-boot-ok"])
-        .arg("--pki-dir")
-        .arg(dir.join("pki"))
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--log-dir")
-        .arg(dir.join("log"))
+    let mut agent = matic_tests::agent::command(&agent_bin, &dir)
+        .arg("--no-boot-ok")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -197,8 +189,8 @@ fn main() {
         if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
             panic!("agent exited");
         }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split(' ').next().unwrap().to_owned();
+        if let Some(addr) = matic_tests::agent::listening_addr(&line) {
+            break addr.to_string();
         }
     };
     std::thread::spawn(move || {

@@ -73,22 +73,8 @@ fn start(tag: &str) -> Option<Agent> {
         "NAME=MaticOS\nVERSION_ID=\"4.5.6\"\n",
     )
     .unwrap();
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--no-network", "--no-boot-ok"])
-        .arg("--pki-dir")
-        .arg(dir.join("pki"))
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--log-dir")
-        .arg(dir.join("log"))
-        .arg("--kmsg")
-        .arg(dir.join("kmsg"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--os-release")
-        .arg(dir.join("os-release"))
-        .arg("--cmdline")
-        .arg(dir.join("cmdline"))
+    let mut child = matic_tests::agent::command(&bin, &dir)
+        .arg("--no-boot-ok")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -97,14 +83,8 @@ fn start(tag: &str) -> Option<Agent> {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { return };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(
-                    rest.split(' ')
-                        .next()
-                        .unwrap()
-                        .parse::<SocketAddr>()
-                        .unwrap(),
-                );
+            if let Some(a) = matic_tests::agent::listening_addr(&line) {
+                let _ = tx.send(a);
             }
         }
     });

@@ -2,4 +2,5 @@
 //! and the test-only programs that `scripts/build-rootfs` puts into test
 //! images (`matic-probe`, `matic-broken-agent`).
 
+pub mod agent;
 pub mod probe;

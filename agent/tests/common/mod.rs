@@ -183,30 +183,9 @@ impl Node {
         )
         .unwrap();
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_matic-agent"));
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--no-network",
-            "--power-delay-ms",
-            "50",
-        ])
-        .arg("--pki-dir")
-        .arg(dir.join("pki"))
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .arg("--log-dir")
-        .arg(dir.join("log"))
-        .arg("--kmsg")
-        .arg(dir.join("kmsg"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--os-release")
-        .arg(dir.join("os-release"))
-        .arg("--containerd-socket")
-        .arg(dir.join("containerd.sock"))
-        .arg("--cmdline")
-        .arg(dir.join("cmdline"));
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
+        let mut cmd = matic_tests::agent::command(bin, &dir);
+        cmd.args(["--power-delay-ms", "50"]);
         if !opts.boot_ok {
             cmd.arg("--no-boot-ok");
         }
@@ -221,8 +200,7 @@ impl Node {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { return };
                     eprintln!("[agent {tag}] {line}");
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        let a: SocketAddr = rest.split(' ').next().unwrap().parse().unwrap();
+                    if let Some(a) = matic_tests::agent::listening_addr(&line) {
                         let _ = atx.send(a);
                     }
                     let mut l = log.lock().unwrap();
