@@ -226,7 +226,7 @@ fn main() {
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
 
     let peak = Arc::new(AtomicU64::new(0));
-    let (mut agent_cpu, mut client_cpu, mut dd_cpu) = (0.0, 0.0, 0.0);
+    let (mut agent_cpu, mut client_cpu, mut dd_cpu, mut dd_cached_cpu) = (0.0, 0.0, 0.0, 0.0);
     let mut dd_times = Vec::new();
     let mut dd_cached_times = Vec::new();
     let mut api_times = Vec::new();
@@ -239,9 +239,11 @@ fn main() {
         dd(&image, &disk, b_offset);
         dd_times.push(t.elapsed());
         dd_cpu += children_cpu() - dd_cpu0;
+        let dd_cpu0 = children_cpu();
         let t = Instant::now();
         dd(&image, &disk, b_offset);
         dd_cached_times.push(t.elapsed());
+        dd_cached_cpu += children_cpu() - dd_cpu0;
 
         settle(&disk);
         let sampling = Arc::new(AtomicBool::new(true));
@@ -375,8 +377,9 @@ fn main() {
         p(0.99).as_secs_f64() * 1e6
     );
     println!(
-        "CPU per write (mean): dd {:.2} s; Install: agent {:.2} s + bench client {:.2} s, wall {:.2} s ({} cores)",
+        "CPU per write (mean): dd {:.2} s (slot cached: {:.2} s); Install: agent {:.2} s + bench client {:.2} s, wall {:.2} s ({} cores)",
         dd_cpu / rounds as f64,
+        dd_cached_cpu / rounds as f64,
         agent_cpu / rounds as f64,
         client_cpu / rounds as f64,
         api_times.iter().map(Duration::as_secs_f64).sum::<f64>() / rounds as f64,

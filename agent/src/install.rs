@@ -263,7 +263,7 @@ async fn receive(
 /// returns the digest. Hashing (SHA-256 runs at about the speed of the page
 /// cache) and writing overlap instead of taking turns.
 fn write_loop(
-    mut disk: SlotWriter,
+    disk: SlotWriter,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<[u8; 32], slots::SlotError> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
@@ -282,20 +282,28 @@ fn write_loop(
                 op: "starting the hasher thread for",
                 source,
             })?;
-        let written = (|| {
-            while let Some(chunk) = rx.blocking_recv() {
-                disk.write(&chunk)?;
-                if to_hasher.send(chunk).is_err() {
-                    break; // unreachable: the hasher lives until `to_hasher` is dropped
-                }
-            }
-            disk.finish()
-        })();
+        let written = write_and_forward(disk, &mut rx, &to_hasher);
         drop(to_hasher);
         // With panic = abort a hasher cannot unwind, so join cannot fail.
         let digest = hasher.join().expect("hasher thread");
         written.map(|()| digest)
     })
+}
+
+/// The writer's half of [`write_loop`]: each chunk to disk, then on to the
+/// hasher; at the end of the stream, the write made durable.
+fn write_and_forward(
+    mut disk: SlotWriter,
+    rx: &mut mpsc::Receiver<Bytes>,
+    to_hasher: &std::sync::mpsc::SyncSender<Bytes>,
+) -> Result<(), slots::SlotError> {
+    while let Some(chunk) = rx.blocking_recv() {
+        disk.write(&chunk)?;
+        if to_hasher.send(chunk).is_err() {
+            break; // unreachable: the hasher lives until `to_hasher` is dropped
+        }
+    }
+    disk.finish()
 }
 
 #[cfg(test)]

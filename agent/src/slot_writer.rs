@@ -4,8 +4,8 @@
 //! slot offset allow it: the image is not copied through the page cache, the
 //! node's cached working set is not evicted for an image it will only read
 //! after the reboot, and no gigabyte of dirty pages waits for the final
-//! `fsync`. Otherwise (tmpfs, an unaligned offset, a device that refuses a
-//! direct write) positioned buffered writes, with writeback started per write
+//! `fsync`. Otherwise (a file system that refuses `O_DIRECT`, an offset
+//! that is not 4 KiB-aligned) positioned buffered writes, with writeback started per write
 //! and waited for a bounded distance behind, and the written range dropped
 //! from the cache. Either way [`SlotWriter::finish`] makes the bytes durable.
 use std::fs::{File, OpenOptions};
@@ -23,7 +23,7 @@ const DIRECT_ALIGN: usize = 4096;
 const DIRECT_BLOCK: usize = 1 << 20;
 /// Buffered mode: written bytes allowed to stay dirty before the writer
 /// waits for older ones, so memory and the final `fsync` stay bounded.
-pub const WRITEBACK_LAG: u64 = 32 << 20;
+const WRITEBACK_LAG: u64 = 32 << 20;
 
 /// Streams bytes to consecutive offsets of one file or block device.
 pub struct SlotWriter {
@@ -34,7 +34,7 @@ pub struct SlotWriter {
     /// Disk offset of the next byte to write (direct mode: of the start of
     /// the block being filled).
     pos: u64,
-    /// Buffered mode: everything before it is on the device and uncached.
+    /// Buffered writes: everything before it is on the device and uncached.
     settled: u64,
     lag: u64,
 }
@@ -127,16 +127,13 @@ impl SlotWriter {
 
     /// Appends `data` at the current position.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), SlotError> {
-        if self.direct.is_none() {
+        let Some(d) = self.direct.as_mut() else {
             return self.write_buffered(data);
-        }
+        };
         while !data.is_empty() {
-            let Some(d) = self.direct.as_mut() else {
-                return self.write_buffered(data);
-            };
             data = &data[d.block.fill(data)..];
             if d.block.len == DIRECT_BLOCK {
-                self.flush_block()?;
+                write_direct(d, &mut self.pos, &self.path)?;
             }
         }
         Ok(())
@@ -145,49 +142,21 @@ impl SlotWriter {
     /// Writes the last partial block (its aligned part direct, the rest
     /// buffered), syncs, and drops what went through the cache.
     pub fn finish(mut self) -> Result<(), SlotError> {
-        if let Some(d) = self.direct.as_mut() {
-            let tail = d.block.filled().to_vec();
-            let aligned = tail.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+        if let Some(mut d) = self.direct.take() {
+            let filled = d.block.len;
+            let aligned = filled / DIRECT_ALIGN * DIRECT_ALIGN;
             d.block.len = aligned;
-            if aligned > 0 {
-                self.flush_block()?;
-            }
-            self.write_buffered(&tail[aligned..])?;
+            write_direct(&mut d, &mut self.pos, &self.path)?;
+            // Everything before the tail is on the device, not in the cache.
+            self.settled = self.pos;
+            let at = d.block.start + aligned;
+            self.write_buffered(&d.block.storage[at..d.block.start + filled])?;
         }
         self.file
             .sync_all()
             .map_err(|e| io(&self.path, "syncing", e))?;
         self.drop_cached(self.settled, self.pos - self.settled);
         Ok(())
-    }
-
-    /// Writes the filled block direct. A device that refuses the direct
-    /// write (EINVAL: an alignment it does not accept) gets the same block
-    /// buffered, and the rest of the stream too.
-    fn flush_block(&mut self) -> Result<(), SlotError> {
-        let Some(d) = self.direct.as_mut() else {
-            return Ok(());
-        };
-        let len = d.block.len;
-        match d.file.write_all_at(d.block.filled(), self.pos) {
-            Ok(()) => {
-                self.pos += len as u64;
-                self.settled = self.pos;
-                d.block.len = 0;
-                Ok(())
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                eprintln!(
-                    "matic-agent: install: direct write to {} refused ({e}); writing through the page cache",
-                    self.path.display()
-                );
-                let Some(d) = self.direct.take() else {
-                    return Ok(());
-                };
-                self.write_buffered(d.block.filled())
-            }
-            Err(e) => Err(io(&self.path, "writing image", e)),
-        }
     }
 
     fn write_buffered(&mut self, data: &[u8]) -> Result<(), SlotError> {
@@ -220,6 +189,16 @@ impl SlotWriter {
                 rustix::fs::fadvise(&self.file, offset, Some(len), rustix::fs::Advice::DontNeed);
         }
     }
+}
+
+/// Writes `d`'s filled block at `*pos` and advances `*pos` past it.
+fn write_direct(d: &mut Direct, pos: &mut u64, path: &Path) -> Result<(), SlotError> {
+    d.file
+        .write_all_at(d.block.filled(), *pos)
+        .map_err(|e| io(path, "writing image", e))?;
+    *pos += d.block.len as u64;
+    d.block.len = 0;
+    Ok(())
 }
 
 fn io(path: &Path, op: &'static str, source: std::io::Error) -> SlotError {
