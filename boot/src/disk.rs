@@ -433,6 +433,19 @@ impl<D: BlockDevice> Disk<D> {
         Ok(())
     }
 
+    /// Stage 1 found `slot`'s *image* unbootable (bad superblock, no
+    /// `/sbin/init`): it is invalidated (P=0, T=0, S=0), successful or not,
+    /// so the next boot picks the other slot. Refused when the other slot
+    /// will not boot: giving up would leave nothing to boot, so the caller
+    /// keeps the table as it is and retries instead.
+    pub fn give_up(&mut self, slot: Slot) -> Res<(), D> {
+        if !self.slot_attrs(!slot).will_boot() {
+            return Err(Error::GiveUpLeavesNoBootableSlot(!slot));
+        }
+        self.set_slot_attrs(slot, SlotAttrs::INVALID);
+        Ok(())
+    }
+
     /// Makes the slot that is not `running` the next boot (P=2, the running
     /// slot drops to P=1 if it had a priority, remaining the fallback).
     /// Refused when that slot will not boot. Returns the new next slot.

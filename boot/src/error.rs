@@ -133,6 +133,9 @@ pub enum Error<E> {
     /// `cancel_update` would leave no slot that will boot (the other slot
     /// named here will not boot).
     CancelLeavesNoBootableSlot(Slot),
+    /// `give_up` would leave no slot that will boot (the other slot named
+    /// here will not boot): stage 1 keeps the table as it is and retries.
+    GiveUpLeavesNoBootableSlot(Slot),
     /// `mark_successful` on a slot with priority 0 (invalidated or failed):
     /// it must not be resurrected.
     SlotInvalidated(Slot),
@@ -191,6 +194,10 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::CancelLeavesNoBootableSlot(s) => write!(
                 f,
                 "refusing to cancel: the other slot {s} will not boot, nothing would"
+            ),
+            Error::GiveUpLeavesNoBootableSlot(s) => write!(
+                f,
+                "refusing to give up the slot: the other slot {s} will not boot either"
             ),
             Error::SlotInvalidated(s) => write!(
                 f,

@@ -300,3 +300,26 @@ fn status_display_is_the_cli_format() {
         "priority=0 tries=0 successful=0 bootable=0"
     );
 }
+
+#[test]
+fn give_up_invalidates_even_a_successful_slot_but_never_the_last_one() {
+    // A successful, B freshly installed and chosen (on trial).
+    let mut s = running_a();
+    let mut d = Disk::open(&mut s).unwrap();
+    d.begin_update(Slot::B, Slot::A).unwrap();
+    d.finish_update(Slot::B, 3).unwrap();
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+    // B's image is broken: give it up, A boots next.
+    d.give_up(Slot::B).unwrap();
+    assert_eq!(d.slot_attrs(Slot::B), SlotAttrs::INVALID);
+    assert_eq!(d.status().next, Some(Slot::A));
+    // A's image is broken too: giving it up would leave nothing; refused,
+    // and the table is left exactly as it was.
+    let before = d.status();
+    assert!(matches!(
+        d.give_up(Slot::A),
+        Err(Error::GiveUpLeavesNoBootableSlot(Slot::B))
+    ));
+    assert_eq!(d.status(), before);
+    assert!(d.slot_attrs(Slot::A).will_boot());
+}

@@ -296,6 +296,11 @@ impl Show for BootError<'_> {
                 show!(out, "partition {} lies outside the usable range", p.name())
             }
             E::NoBootableSlot => out.put(b"no slot will boot"),
+            E::GiveUpLeavesNoBootableSlot(s) => show!(
+                out,
+                "refusing to give up the slot: the other slot {} will not boot either",
+                s
+            ),
             // The rest come from operations stage 1 never performs (updates,
             // rollback, layout creation, attribute values).
             _ => out.put(b"unexpected matic-boot error (update, rollback or layout)"),
@@ -432,6 +437,7 @@ mod tests {
             },
             Error::MissingPartition(Part::State),
             Error::UnsupportedSectorSize(4096),
+            Error::GiveUpLeavesNoBootableSlot(matic_boot::Slot::A),
         ] {
             b.clear();
             show!(&mut b, "{}", BootError(&e));
