@@ -286,16 +286,6 @@ fn slot_state_survives_reopen_via_std_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Sets entry `index`'s LBA range in both arrays and fixes the CRCs.
-fn set_range(s: &mut Sparse, index: u64, first: u64, last: u64) {
-    for backup in [false, true] {
-        let off = entries_off(s, backup, index) + 32;
-        s.write_at_test(off, &first.to_le_bytes());
-        s.write_at_test(off + 8, &last.to_le_bytes());
-    }
-    fix_crcs(s);
-}
-
 /// Reads entry `index`'s (first, last) LBA from the primary array.
 fn range_of(s: &mut Sparse, index: u64) -> (u64, u64) {
     let mut b = [0u8; 16];
@@ -319,7 +309,7 @@ fn overlapping_slots_are_refused() {
 
     // B starts on A's last sector.
     let mut s = base.clone();
-    set_range(&mut s, 2, a_last, b_last);
+    set_entry_range(&mut s, 2, a_last, b_last);
     let e = Disk::open(&mut s).err().expect("overlap must be refused");
     assert!(
         matches!(
@@ -339,7 +329,7 @@ fn overlapping_slots_are_refused() {
 
     // B lies wholly inside A.
     let mut s = base.clone();
-    set_range(&mut s, 2, a_first + 8, a_last - 8);
+    set_entry_range(&mut s, 2, a_first + 8, a_last - 8);
     assert!(matches!(
         Disk::open(&mut s),
         Err(Error::PartitionsOverlap {
@@ -351,7 +341,7 @@ fn overlapping_slots_are_refused() {
 
     // B runs into MATIC_STATE.
     let mut s = base.clone();
-    set_range(&mut s, 2, b_first, st_first);
+    set_entry_range(&mut s, 2, b_first, st_first);
     assert!(matches!(
         Disk::open(&mut s),
         Err(Error::PartitionsOverlap {
@@ -371,7 +361,7 @@ fn overlapping_slots_are_refused() {
         s.write_at_test(off, &e);
     }
     rename(&mut s, 4, "DATA");
-    set_range(&mut s, 4, a_first + 1, a_first + 1);
+    set_entry_range(&mut s, 4, a_first + 1, a_first + 1);
     let e = Disk::open(&mut s).err().expect("overlap must be refused");
     assert!(
         matches!(
@@ -388,6 +378,6 @@ fn overlapping_slots_are_refused() {
 
     // Adjacent is not overlapping: B moved to start right after A opens.
     let mut s = base.clone();
-    set_range(&mut s, 2, a_last + 1, b_last);
+    set_entry_range(&mut s, 2, a_last + 1, b_last);
     Disk::open(&mut s).expect("adjacent partitions are fine");
 }
