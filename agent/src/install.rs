@@ -155,6 +155,10 @@ async fn run_inner(
     let (disk, range) = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            // A refusal (running slot on trial) must lose nothing: checked
+            // before the target's recorded version is forgotten.
+            slots::check_begin_update(&ctx.disk, target, ctx.running)
+                .map_err(slots::SlotError::into_status)?;
             slots::remove_version(&ctx.state_dir, target)
                 .map_err(|e| Status::internal(e.to_string()))?;
             let range = slots::begin_update(&ctx.disk, target, ctx.running)

@@ -131,6 +131,18 @@ fn modify<T>(
     Ok((out, table_of(&d)))
 }
 
+/// Whether `begin_update(target, running)` would be allowed now, changing
+/// nothing (matic-boot's rule, on a read-only copy of the table): lets the
+/// install refuse before it forgets anything about the target.
+pub fn check_begin_update(path: &Path, target: Slot, running: Slot) -> Result<(), SlotError> {
+    open(path, false)?
+        .begin_update(target, running)
+        .map_err(|source| SlotError::Gpt {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Invalidates `target` and writes the table; returns where its bytes go.
 /// `running` is the slot this boot runs (from init's boot file), so that
 /// matic-boot's own checks see it: refused when `target` is the running
