@@ -55,6 +55,11 @@ pub struct Config {
     /// Never mark the boot successful (neither the GPT bit nor `boot-ok`).
     #[arg(long)]
     pub no_boot_ok: bool,
+    /// Abort an install whose client sends no message for this many seconds
+    /// (the header, or the next chunk): it would hold the install lock
+    /// forever. The target slot is left invalid.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub install_idle_secs: u64,
     /// Delay between the reply to Reboot/Shutdown/Rollback and the FIFO command, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub power_delay_ms: u64,

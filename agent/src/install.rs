@@ -5,14 +5,17 @@
 //! 1. take the install lock (a second install gets FAILED_PRECONDITION);
 //! 2. the first message must be a header with a 32-byte sha256 and size > 0;
 //! 3. invalidate the target slot (P=0 T=0 S=0), write the GPT, forget its
-//!    recorded version — all before the first byte of the image is written;
+//!    recorded version — all before the first byte of the image is written.
+//!    matic-boot refuses this while the running slot is still on trial (not
+//!    marked successful): the target may be the only proven slot;
 //! 4. refuse an image larger than the slot, or whose first bytes are not the
 //!    SquashFS magic `hsqs`;
 //! 5. stream every chunk to the slot's byte range on a writer thread
 //!    ([`SlotWriter`]: direct I/O where possible) while a hasher thread
 //!    digests the same chunks (shared `Bytes`: no copy of the image is kept);
-//! 6. refuse a stream longer or shorter than the header said, or one that
-//!    breaks off (client gone);
+//! 6. refuse a stream longer or shorter than the header said, one that
+//!    breaks off (client gone), or one that sends no message for
+//!    [`InstallCtx::idle`] (it would hold the install lock forever);
 //! 7. fsync, compare the digest, record the version, `finish_update` with the
 //!    configured tries.
 //!
@@ -21,6 +24,7 @@
 //! writes are bounds-checked against its partition).
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use matic_boot::Slot;
@@ -45,6 +49,26 @@ pub struct InstallCtx {
     pub running: Slot,
     pub tries: u8,
     pub state_dir: PathBuf,
+    /// Longest wait for the client's next message (`--install-idle-secs`).
+    pub idle: Duration,
+}
+
+/// The next message, or ABORTED when the client has sent nothing for
+/// `idle` (`what` says what was awaited, for the message).
+async fn next_message(
+    stream: &mut Streaming<matic_proto::v1::InstallRequest>,
+    idle: Duration,
+    what: impl FnOnce() -> String,
+) -> Result<Result<Option<matic_proto::v1::InstallRequest>, Status>, Status> {
+    tokio::time::timeout(idle, stream.message())
+        .await
+        .map_err(|_| {
+            Status::aborted(format!(
+                "install aborted: the client sent nothing for {} s {}",
+                idle.as_secs_f64(),
+                what()
+            ))
+        })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -78,7 +102,11 @@ async fn run_inner(
             "another install is in progress; try again when it has finished",
         )
     })?;
-    let header = match stream.message().await? {
+    let header = match next_message(&mut stream, ctx.idle, || {
+        "while the header was awaited".into()
+    })
+    .await??
+    {
         None => {
             return Err(Status::invalid_argument(
                 "empty install stream: the first message must be the header",
@@ -127,10 +155,14 @@ async fn run_inner(
     let (disk, range) = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            // A refusal (running slot on trial) must lose nothing: checked
+            // before the target's recorded version is forgotten.
+            slots::check_begin_update(&ctx.disk, target, ctx.running)
+                .map_err(slots::SlotError::into_status)?;
             slots::remove_version(&ctx.state_dir, target)
                 .map_err(|e| Status::internal(e.to_string()))?;
-            let range = slots::begin_update(&ctx.disk, target)
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let range = slots::begin_update(&ctx.disk, target, ctx.running)
+                .map_err(slots::SlotError::into_status)?;
             let disk = SlotWriter::open(&ctx.disk, range.offset)
                 .map_err(|e| Status::internal(e.to_string()))?;
             Ok((disk, range))
@@ -151,7 +183,7 @@ async fn run_inner(
         drop(guard);
         r
     });
-    let received = receive(&mut stream, &header, tx).await;
+    let received = receive(&mut stream, &header, tx, ctx.idle, target).await;
     // Always wait for the writer: it owns the lock and the disk handle.
     let written = writer
         .await
@@ -195,13 +227,21 @@ async fn receive(
     stream: &mut Streaming<matic_proto::v1::InstallRequest>,
     header: &InstallHeader,
     tx: mpsc::Sender<Bytes>,
+    idle: Duration,
+    target: Slot,
 ) -> Result<u64, Status> {
     let mut total: u64 = 0;
     // Bytes held back until the 4-byte magic has been seen.
     let mut head: Vec<u8> = Vec::new();
     let mut magic_checked = false;
     loop {
-        let msg = match stream.message().await {
+        let awaited = || {
+            format!(
+                "after {total} of {} bytes; target slot {target} left unbootable",
+                header.size
+            )
+        };
+        let msg = match next_message(stream, idle, awaited).await? {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(e) => {

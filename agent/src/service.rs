@@ -118,6 +118,7 @@ impl MachineService for Agent {
             running: self.running()?,
             tries: self.cfg.tries,
             state_dir: self.cfg.state_dir.clone(),
+            idle: Duration::from_secs(self.cfg.install_idle_secs),
         };
         // Its own task: if the client vanishes, hyper drops this handler, but
         // the install still sees the broken stream, cleans up and logs why.

@@ -30,17 +30,22 @@ pub enum SlotError {
 }
 
 impl SlotError {
-    /// The gRPC status: refusals by the slot rules are FAILED_PRECONDITION.
+    /// The gRPC status: refusals by the slot rules are FAILED_PRECONDITION
+    /// with matic-boot's sentence alone (it names the slots; the disk path
+    /// adds nothing an operator can act on); anything else is INTERNAL with
+    /// the path.
     pub fn into_status(self) -> Status {
         match &self {
             SlotError::Gpt {
                 source:
-                    matic_boot::Error::RollbackTargetWillNotBoot(_)
+                    e @ (matic_boot::Error::RollbackTargetWillNotBoot(_)
                     | matic_boot::Error::UpdateTargetIsRunning(_)
+                    | matic_boot::Error::RunningSlotOnTrial(_)
+                    | matic_boot::Error::RunningSlotWillNotBoot(_)
                     | matic_boot::Error::SlotInvalidated(_)
-                    | matic_boot::Error::NoBootableSlot,
+                    | matic_boot::Error::NoBootableSlot),
                 ..
-            } => Status::failed_precondition(self.to_string()),
+            } => Status::failed_precondition(e.to_string()),
             _ => Status::internal(self.to_string()),
         }
     }
@@ -126,9 +131,25 @@ fn modify<T>(
     Ok((out, table_of(&d)))
 }
 
+/// Whether `begin_update(target, running)` would be allowed now, changing
+/// nothing (matic-boot's rule, on a read-only copy of the table): lets the
+/// install refuse before it forgets anything about the target.
+pub fn check_begin_update(path: &Path, target: Slot, running: Slot) -> Result<(), SlotError> {
+    open(path, false)?
+        .begin_update(target, running)
+        .map_err(|source| SlotError::Gpt {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Invalidates `target` and writes the table; returns where its bytes go.
-pub fn begin_update(path: &Path, target: Slot) -> Result<SlotInfo, SlotError> {
-    let ((), t) = modify(path, |d| d.begin_update(target, !target))?;
+/// `running` is the slot this boot runs (from init's boot file), so that
+/// matic-boot's own checks see it: refused when `target` is the running
+/// slot, or when the running slot is still on trial (the target may be the
+/// only proven slot).
+pub fn begin_update(path: &Path, target: Slot, running: Slot) -> Result<SlotInfo, SlotError> {
+    let ((), t) = modify(path, |d| d.begin_update(target, running))?;
     Ok(t.get(target))
 }
 
@@ -173,7 +194,10 @@ pub fn remove_version(state_dir: &Path, s: Slot) -> Result<(), SlotError> {
     }
 }
 
-/// Records `version` for `s` durably (temp file, fsync, rename).
+/// Records `version` for `s` durably: temp file, fsync, rename, then fsync
+/// the directory — the rename is an entry in the directory, and until that
+/// is on disk a power cut can bring back the old version (or none) next to
+/// a slot that holds the new image.
 pub fn write_version(state_dir: &Path, s: Slot, version: &str) -> Result<(), SlotError> {
     let p = version_path(state_dir, s);
     let dir = p.parent().unwrap_or(state_dir).to_owned();
@@ -188,5 +212,92 @@ pub fn write_version(state_dir: &Path, s: Slot, version: &str) -> Result<(), Slo
         .map_err(io("writing", &tmp))?;
     f.sync_all().map_err(io("syncing", &tmp))?;
     std::fs::rename(&tmp, &p).map_err(io("renaming into", &p))?;
-    Ok(())
+    sync_dir(&dir)
+}
+
+/// fsyncs directory `dir` (a directory opened read-only can be fsynced).
+fn sync_dir(dir: &Path) -> Result<(), SlotError> {
+    let io = |op| {
+        move |source| SlotError::Io {
+            path: dir.to_owned(),
+            op,
+            source,
+        }
+    };
+    File::open(dir)
+        .map_err(io("opening"))?
+        .sync_all()
+        .map_err(io("syncing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    const CHILD: &str = "MATIC_WRITE_VERSION_CHILD";
+
+    /// The rename that publishes a version is made durable: under strace,
+    /// `write_version` renames the temp file into place, then opens the
+    /// `slots` directory and fsyncs that descriptor. (Run as a child of
+    /// this test binary so the trace holds only this call. Needs `strace`,
+    /// which `scripts/lib/deps.sh` installs; a missing one fails the test.)
+    #[test]
+    fn write_version_fsyncs_the_directory_after_the_rename() {
+        if let Some(dir) = std::env::var_os(CHILD) {
+            write_version(Path::new(&dir), Slot::B, "1.2.3").unwrap();
+            return;
+        }
+        let base = std::env::temp_dir().join(format!("matic-slots-fsync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let trace = base.join("trace");
+        let out = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=openat,open,rename,renameat,renameat2,fsync,fdatasync",
+                "-o",
+            ])
+            .arg(&trace)
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "slots::tests::write_version_fsyncs_the_directory_after_the_rename",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD, &base)
+            .output()
+            .expect("running strace (scripts/lib/deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_version(&base, Slot::B), "1.2.3");
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        let dir = base.join("slots").display().to_string();
+        let lines: Vec<&str> = trace.lines().collect();
+        let renamed = lines
+            .iter()
+            .position(|l| l.contains("rename") && l.contains("B.version.tmp"))
+            .unwrap_or_else(|| panic!("no rename of B.version.tmp in:\n{trace}"));
+        let fd = lines[renamed..]
+            .iter()
+            .find_map(|l| {
+                let (call, ret) = l.split_once(") = ")?;
+                (call.contains("open") && call.contains(&format!("\"{dir}\"")))
+                    .then(|| ret.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{dir} not opened after the rename:\n{trace}"));
+        assert!(
+            lines[renamed..]
+                .iter()
+                .any(|l| l.contains(&format!("fsync({fd})")) && l.ends_with("= 0")),
+            "{dir} (fd {fd}) not fsynced after the rename:\n{trace}"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

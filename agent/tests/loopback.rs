@@ -347,6 +347,20 @@ fn assert_refused(node: &Node, a_digest: &[u8], a_attrs: matic_boot::SlotAttrs) 
 /// Builds a (bad) install stream from an image.
 type MakeMsgs = Box<dyn Fn(&[u8]) -> Vec<InstallRequest>>;
 
+/// Marks the running slot A successful on the disk, as the agent does once
+/// the boot is healthy (these nodes run with `--no-boot-ok`): installs are
+/// refused while the running slot is on trial.
+fn prove_a(node: &Node) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&node.disk)
+        .unwrap();
+    let mut d = matic_boot::Disk::open(f).unwrap();
+    d.mark_successful(Slot::A).unwrap();
+    d.write().unwrap();
+}
+
 async fn good_install(node: &Node, c: &mut osctl::client::Client, seed: u64) -> Vec<u8> {
     let img = image(seed, 3 * MIB as usize + 12_345);
     let r = install(
@@ -372,6 +386,7 @@ async fn good_install(node: &Node, c: &mut osctl::client::Client, seed: u64) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_success_sets_slot_bits_and_bytes() {
     let node = Node::start("install-ok", NodeOpts::default());
+    prove_a(&node);
     let a_digest = node.slot_digest(Slot::A);
     let mut c = node.client(Role::Admin).await;
 
@@ -401,7 +416,7 @@ async fn install_success_sets_slot_bits_and_bytes() {
     assert_eq!((b.priority(), b.tries(), b.successful()), (2, 3, false));
     assert_eq!(
         (a.priority(), a.tries(), a.successful()),
-        (1, 2, false),
+        (1, 2, true),
         "A stays the fallback at priority 1"
     );
     assert_eq!(node.open_disk().status().next, Some(Slot::B));
@@ -440,6 +455,7 @@ async fn install_success_sets_slot_bits_and_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
     let mut node = Node::start("install-bad", NodeOpts::default());
+    prove_a(&node);
     let a_digest = node.slot_digest(Slot::A);
     let mut c = node.client(Role::Admin).await;
 
@@ -1069,5 +1085,114 @@ async fn malformed_requests_do_not_crash_it() {
     assert!(node.alive());
     let v = c.version(VersionRequest {}).await.unwrap().into_inner();
     assert_eq!(v.slot, "A");
+    assert_eq!(node.slot_digest(Slot::A), a_digest);
+}
+
+// ---------------------------------------------------------------- install safety (issue 10)
+
+/// Issue 10, item 1: B is the proven slot, A runs on trial (not yet marked
+/// successful). An install would target B and invalidate the only slot
+/// known to boot; it is refused with a sentence before anything changes.
+/// Once A is marked successful the same install goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refused_while_the_running_slot_is_on_trial() {
+    let node = Node::start(
+        "install-trial",
+        NodeOpts {
+            b_bootable: true,
+            ..Default::default()
+        },
+    );
+    let (a0, b0) = (node.attrs(Slot::A), node.attrs(Slot::B));
+    assert!(!a0.successful() && b0.successful() && b0.will_boot());
+    let b_digest = node.slot_digest(Slot::B);
+    let mut c = node.client(Role::Admin).await;
+    let img = image(11, 2 * MIB as usize);
+    let sentence = "slot A is still on trial; wait until it is marked successful, or roll back";
+    let e = assert_code(
+        install(
+            &mut c,
+            install_msgs(header_for(&img, "trial"), &img, 256 << 10),
+        )
+        .await,
+        Code::FailedPrecondition,
+        sentence,
+    );
+    assert_eq!(e.message(), sentence);
+    assert_eq!(
+        explain_status(&e, "n").to_string(),
+        format!("failed precondition: {sentence}")
+    );
+    assert_eq!(
+        (node.attrs(Slot::A), node.attrs(Slot::B)),
+        (a0, b0),
+        "a refused install changed the GPT"
+    );
+    assert_eq!(node.slot_digest(Slot::B), b_digest, "slot B was written");
+    assert_eq!(node.read("state/slots/B.version").trim(), "v0");
+    node.wait_log(&format!("install into slot B refused: {sentence}"));
+
+    prove_a(&node);
+    let r = install(
+        &mut c,
+        install_msgs(header_for(&img, "trial"), &img, 256 << 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.slot, "B");
+    assert_eq!(node.slot_bytes(Slot::B, img.len()), img);
+}
+
+/// Bounded, so that an install that is never aborted fails the test
+/// instead of hanging it.
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("the idle install was never aborted")
+}
+
+/// Issue 10, item 7: a client that stops sending (before the header, or
+/// mid-image) is cut off after `--install-idle-secs`, the target is left
+/// invalid, the agent logs why, and the lock is free for the next install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_idle_client_is_aborted_and_releases_the_lock() {
+    let node = Node::start(
+        "install-idle",
+        NodeOpts {
+            agent_args: vec!["--install-idle-secs", "1"],
+            ..Default::default()
+        },
+    );
+    prove_a(&node);
+    let a_digest = node.slot_digest(Slot::A);
+    let mut c = node.client(Role::Admin).await;
+    good_install(&node, &mut c, 20).await;
+    let a_attrs = node.attrs(Slot::A);
+
+    // The header, 1 MiB of a 3 MiB image, then silence.
+    let img = image(21, 3 * MIB as usize);
+    let first = install_msgs(header_for(&img, "idle"), &img[..MIB as usize], 256 << 10);
+    let t0 = std::time::Instant::now();
+    let r =
+        bounded(c.install(futures::stream::iter(first).chain(futures::stream::pending()))).await;
+    assert_code(
+        r,
+        Code::Aborted,
+        "the client sent nothing for 1 s after 1048576 of 3145728 bytes; target slot B left unbootable",
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
+    node.wait_log("install into slot B refused: install aborted: the client sent nothing for 1 s");
+    assert_refused(&node, &a_digest, a_attrs);
+
+    // Nothing at all, not even the header: the lock is not held forever.
+    let r = bounded(c.install(futures::stream::pending::<InstallRequest>())).await;
+    assert_code(
+        r,
+        Code::Aborted,
+        "sent nothing for 1 s while the header was awaited",
+    );
+
+    // The lock is free: the next install goes through.
+    good_install(&node, &mut c, 22).await;
     assert_eq!(node.slot_digest(Slot::A), a_digest);
 }

@@ -218,7 +218,34 @@ impl<D: BlockDevice> Disk<D> {
             health,
         };
         disk.roots = [disk.find(Part::RootA)?.0, disk.find(Part::RootB)?.0];
+        disk.check_roots_do_not_overlap()?;
         Ok(disk)
+    }
+
+    /// Refuses a table in which a root slot shares a sector with any other
+    /// used entry (the other slot, `MATIC_STATE`, the ESP, any partition
+    /// another tool added): an image written into that slot, bounded by its
+    /// own range, would overwrite the other partition — possibly the running
+    /// slot. Entries with reversed LBAs describe no sectors and are skipped.
+    fn check_roots_do_not_overlap(&self) -> Res<(), D> {
+        for (slot, &ri) in Slot::ALL.iter().zip(&self.roots) {
+            let root = self.entry(ri).expect("validated by find");
+            for i in 0..self.entry_count() {
+                let e = self.entry(i).expect("index below entry_count");
+                if i == ri || !e.is_used() || e.first_lba > e.last_lba {
+                    continue;
+                }
+                if e.first_lba <= root.last_lba && root.first_lba <= e.last_lba {
+                    let other = Part::ALL.into_iter().find(|p| e.name_is(p.name()));
+                    return Err(Error::PartitionsOverlap {
+                        part: slot.part(),
+                        number: i as u32 + 1,
+                        other,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Assembles a `Disk` from a freshly built table (used by `create`).
@@ -397,10 +424,20 @@ impl<D: BlockDevice> Disk<D> {
     }
 
     /// Invalidates `target` (P=0, T=0, S=0) before a new image is written to
-    /// it. Refused when `target == running`.
+    /// it. Refused when `target == running`, and when the running slot is not
+    /// proven (marked successful and bootable): during a trial boot the
+    /// target is the only slot known to work, and invalidating it would leave
+    /// nothing to fall back to if the trial fails.
     pub fn begin_update(&mut self, target: Slot, running: Slot) -> Res<(), D> {
         if target == running {
             return Err(Error::UpdateTargetIsRunning(target));
+        }
+        let r = self.slot_attrs(running);
+        if !r.successful() {
+            return Err(Error::RunningSlotOnTrial(running));
+        }
+        if !r.will_boot() {
+            return Err(Error::RunningSlotWillNotBoot(running));
         }
         self.set_slot_attrs(target, SlotAttrs::INVALID);
         Ok(())

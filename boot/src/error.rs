@@ -124,10 +124,28 @@ pub enum Error<E> {
     DuplicatePartition(Part),
     /// This partition's LBAs are reversed or outside the usable range.
     PartitionOutOfRange(Part),
+    /// A root slot's LBA range overlaps another used partition entry (the
+    /// other slot, `MATIC_STATE`, the ESP, anything): writing an image into
+    /// it would overwrite that partition, possibly the running slot.
+    PartitionsOverlap {
+        /// The root slot's partition.
+        part: Part,
+        /// The 1-based number (GPT entry index + 1) of the partition it overlaps.
+        number: u32,
+        /// That partition's MaticOS name, when it has one.
+        other: Option<Part>,
+    },
     /// No slot will boot (`choose_boot_slot`).
     NoBootableSlot,
     /// `begin_update` was asked to invalidate the slot that is running.
     UpdateTargetIsRunning(Slot),
+    /// `begin_update` while the running slot (named here) has not been marked
+    /// successful: the target may be the only proven slot, and invalidating
+    /// it would leave nothing to fall back to if the trial fails.
+    RunningSlotOnTrial(Slot),
+    /// `begin_update` while the running slot (named here) will not boot
+    /// (priority 0): invalidating the target would leave nothing bootable.
+    RunningSlotWillNotBoot(Slot),
     /// `rollback` was asked to go to a slot that will not boot.
     RollbackTargetWillNotBoot(Slot),
     /// `cancel_update` would leave no slot that will boot (the other slot
@@ -184,10 +202,29 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::PartitionOutOfRange(p) => {
                 write!(f, "partition {} lies outside the usable range", p.name())
             }
+            Error::PartitionsOverlap {
+                part,
+                number,
+                other,
+            } => {
+                write!(f, "partition {} overlaps partition {number}", part.name())?;
+                match other {
+                    Some(o) => write!(f, " ({})", o.name()),
+                    None => Ok(()),
+                }
+            }
             Error::NoBootableSlot => f.write_str("no slot will boot"),
             Error::UpdateTargetIsRunning(s) => {
                 write!(f, "refusing to update slot {s}: it is the running slot")
             }
+            Error::RunningSlotOnTrial(s) => write!(
+                f,
+                "slot {s} is still on trial; wait until it is marked successful, or roll back"
+            ),
+            Error::RunningSlotWillNotBoot(s) => write!(
+                f,
+                "refusing to update: the running slot {s} will not boot (priority 0), nothing would"
+            ),
             Error::RollbackTargetWillNotBoot(s) => {
                 write!(f, "refusing to roll back to slot {s}: it will not boot")
             }

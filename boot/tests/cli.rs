@@ -174,6 +174,36 @@ fn update_cycle_and_rollback() {
     assert!(err.contains("refusing to cancel"), "{err}");
 }
 
+/// Issue 10, item 1, as reported: A successful, B on trial, `choose` (B
+/// runs), `begin-update A` used to invalidate A and three more `choose`
+/// found no slot. It is refused now, and A is still there to boot.
+#[test]
+fn begin_update_refused_during_a_trial_boot() {
+    let img = Tmp::new("trial.img");
+    ok(&[
+        "create",
+        img.s(),
+        "--size",
+        "64M",
+        "--esp",
+        "1M",
+        "--slot",
+        "8M",
+    ]);
+    ok(&["set", img.s(), "A", "--priority", "1", "--successful", "1"]);
+    ok(&["set", img.s(), "B", "--priority", "2", "--tries", "3"]);
+    assert_eq!(ok(&["choose", img.s()]), "B\n");
+    let err = fails(1, &["begin-update", img.s(), "A"]);
+    assert!(
+        err.contains("slot B is still on trial; wait until it is marked successful, or roll back"),
+        "{err}"
+    );
+    assert!(ok(&["status", img.s()]).starts_with("A priority=1 tries=0 successful=1 bootable=1\n"));
+    assert_eq!(ok(&["choose", img.s()]), "B\n");
+    assert_eq!(ok(&["choose", img.s()]), "B\n");
+    assert_eq!(ok(&["choose", img.s()]), "A\n");
+}
+
 #[test]
 fn usage_errors_exit_2_and_io_errors_exit_1() {
     let img = Tmp::new("usage.img");

@@ -285,3 +285,99 @@ fn slot_state_survives_reopen_via_std_file() {
     assert_eq!(d.status().next, Some(Slot::B));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Reads entry `index`'s (first, last) LBA from the primary array.
+fn range_of(s: &mut Sparse, index: u64) -> (u64, u64) {
+    let mut b = [0u8; 16];
+    s.read_at_test(entries_off(s, false, index) + 32, &mut b);
+    (
+        u64::from_le_bytes(b[..8].try_into().unwrap()),
+        u64::from_le_bytes(b[8..].try_into().unwrap()),
+    )
+}
+
+/// A CRC-valid table whose slots overlap each other, `MATIC_STATE`, or a
+/// partition another tool added is refused at `open`, naming both: an
+/// install bounded by the target's range would otherwise write into the
+/// other partition (the running slot, the state).
+#[test]
+fn overlapping_slots_are_refused() {
+    let base = running_a();
+    let (a_first, a_last) = range_of(&mut base.clone(), 1);
+    let (b_first, b_last) = range_of(&mut base.clone(), 2);
+    let (st_first, _) = range_of(&mut base.clone(), 3);
+
+    // B starts on A's last sector.
+    let mut s = base.clone();
+    set_entry_range(&mut s, 2, a_last, b_last);
+    let e = Disk::open(&mut s).err().expect("overlap must be refused");
+    assert!(
+        matches!(
+            e,
+            Error::PartitionsOverlap {
+                part: Part::RootA,
+                number: 3,
+                other: Some(Part::RootB)
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "partition MATIC_ROOT_A overlaps partition 3 (MATIC_ROOT_B)"
+    );
+
+    // B lies wholly inside A.
+    let mut s = base.clone();
+    set_entry_range(&mut s, 2, a_first + 8, a_last - 8);
+    assert!(matches!(
+        Disk::open(&mut s),
+        Err(Error::PartitionsOverlap {
+            part: Part::RootA,
+            number: 3,
+            ..
+        })
+    ));
+
+    // B runs into MATIC_STATE.
+    let mut s = base.clone();
+    set_entry_range(&mut s, 2, b_first, st_first);
+    assert!(matches!(
+        Disk::open(&mut s),
+        Err(Error::PartitionsOverlap {
+            part: Part::RootB,
+            number: 4,
+            other: Some(Part::State)
+        })
+    ));
+
+    // A partition of no MaticOS name (here entry 5, added by another tool)
+    // over slot A.
+    let mut s = base.clone();
+    let mut e = [0u8; 128];
+    s.read_at_test(entries_off(&s, false, 3), &mut e);
+    for backup in [false, true] {
+        let off = entries_off(&s, backup, 4);
+        s.write_at_test(off, &e);
+    }
+    rename(&mut s, 4, "DATA");
+    set_entry_range(&mut s, 4, a_first + 1, a_first + 1);
+    let e = Disk::open(&mut s).err().expect("overlap must be refused");
+    assert!(
+        matches!(
+            e,
+            Error::PartitionsOverlap {
+                part: Part::RootA,
+                number: 5,
+                other: None
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "partition MATIC_ROOT_A overlaps partition 5");
+
+    // Adjacent is not overlapping: B moved to start right after A opens.
+    let mut s = base.clone();
+    set_entry_range(&mut s, 2, a_last + 1, b_last);
+    Disk::open(&mut s).expect("adjacent partitions are fine");
+}

@@ -98,9 +98,9 @@ proptest! {
             let before = disk.status();
             // Refusals must leave the state untouched.
             macro_rules! refused {
-                ($r:expr, $pat:pat) => {{
+                ($r:expr, $pat:pat $(if $guard:expr)?) => {{
                     let r = $r;
-                    prop_assert!(matches!(r, Err($pat)), "{:?}: expected refusal, got {:?}", op, r);
+                    prop_assert!(matches!(r, Err($pat) $(if $guard)?), "{:?}: expected refusal, got {:?}", op, r);
                     prop_assert_eq!(disk.status(), before, "{:?} refused but changed state", op);
                 }};
             }
@@ -143,6 +143,10 @@ proptest! {
                 Op::Begin(t, r) => {
                     if t == r {
                         refused!(disk.begin_update(t, r), Error::UpdateTargetIsRunning(_));
+                    } else if !before.get(r).successful() {
+                        refused!(disk.begin_update(t, r), Error::RunningSlotOnTrial(s) if s == r);
+                    } else if !before.get(r).will_boot() {
+                        refused!(disk.begin_update(t, r), Error::RunningSlotWillNotBoot(s) if s == r);
                     } else {
                         disk.begin_update(t, r).unwrap();
                         prop_assert_eq!(disk.slot_attrs(t), SlotAttrs::INVALID);

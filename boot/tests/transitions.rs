@@ -213,6 +213,56 @@ fn begin_update_invalidates_target_and_refuses_running() {
     assert_eq!(d.status().next, Some(Slot::A));
 }
 
+/// Issue 10, item 1: A proven, B freshly installed and on trial. An install
+/// now would target A, the only proven slot; it is refused, so when B's
+/// tries run out A still boots.
+#[test]
+fn begin_update_refused_while_running_slot_is_on_trial() {
+    let mut s = running_a();
+    let mut d = Disk::open(&mut s).unwrap();
+    d.begin_update(Slot::B, Slot::A).unwrap();
+    d.finish_update(Slot::B, 3).unwrap();
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+    let before = d.status();
+    let e = d.begin_update(Slot::A, Slot::B).unwrap_err();
+    assert!(matches!(e, Error::RunningSlotOnTrial(Slot::B)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "slot B is still on trial; wait until it is marked successful, or roll back"
+    );
+    assert_eq!(d.status(), before, "a refusal changes nothing");
+    // B never gets marked: its remaining tries are spent, then A boots.
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
+    assert_eq!(d.slot_attrs(Slot::B).priority(), 0);
+    // Once the running slot is proven the same install goes ahead.
+    let mut s = running_a();
+    let mut d = Disk::open(&mut s).unwrap();
+    d.begin_update(Slot::B, Slot::A).unwrap();
+    d.finish_update(Slot::B, 3).unwrap();
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+    d.mark_successful(Slot::B).unwrap();
+    d.begin_update(Slot::A, Slot::B).unwrap();
+    assert_eq!(d.status().next, Some(Slot::B));
+}
+
+/// A running slot that is marked successful but has priority 0 (only a raw
+/// `set` makes one) would not boot: invalidating the other slot is refused.
+#[test]
+fn begin_update_refused_when_running_slot_will_not_boot() {
+    let mut s = running_a();
+    let mut d = Disk::open(&mut s).unwrap();
+    d.set_slot_attrs(Slot::A, attrs(0, 0, true));
+    d.set_slot_attrs(Slot::B, attrs(1, 0, true));
+    let before = d.status();
+    assert!(matches!(
+        d.begin_update(Slot::B, Slot::A),
+        Err(Error::RunningSlotWillNotBoot(Slot::A))
+    ));
+    assert_eq!(d.status(), before);
+}
+
 #[test]
 fn cancel_update_invalidates_and_refuses_to_leave_nothing() {
     let mut s = running_a();

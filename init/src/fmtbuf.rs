@@ -295,6 +295,21 @@ impl Show for BootError<'_> {
             E::PartitionOutOfRange(p) => {
                 show!(out, "partition {} lies outside the usable range", p.name())
             }
+            E::PartitionsOverlap {
+                part,
+                number,
+                other,
+            } => {
+                show!(
+                    out,
+                    "partition {} overlaps partition {}",
+                    part.name(),
+                    number
+                );
+                if let Some(o) = other {
+                    show!(out, " ({})", o.name());
+                }
+            }
             E::NoBootableSlot => out.put(b"no slot will boot"),
             E::GiveUpLeavesNoBootableSlot(s) => show!(
                 out,
@@ -438,6 +453,16 @@ mod tests {
             Error::MissingPartition(Part::State),
             Error::UnsupportedSectorSize(4096),
             Error::GiveUpLeavesNoBootableSlot(matic_boot::Slot::A),
+            Error::PartitionsOverlap {
+                part: Part::RootA,
+                number: 3,
+                other: Some(Part::RootB),
+            },
+            Error::PartitionsOverlap {
+                part: Part::RootB,
+                number: 5,
+                other: None,
+            },
         ] {
             b.clear();
             show!(&mut b, "{}", BootError(&e));

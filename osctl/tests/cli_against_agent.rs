@@ -45,6 +45,11 @@ impl Drop for Agent {
 }
 
 fn start(tag: &str) -> Option<Agent> {
+    start_with(tag, |_| {})
+}
+
+/// `start`, with `prepare(dir)` run before the agent starts (a disk, a boot file).
+fn start_with(tag: &str, prepare: impl FnOnce(&Path)) -> Option<Agent> {
     let Some(bin) = agent_bin() else {
         eprintln!("skipping: matic-agent binary not built (set MATIC_AGENT_BIN)");
         return None;
@@ -73,6 +78,7 @@ fn start(tag: &str) -> Option<Agent> {
         "NAME=MaticOS\nVERSION_ID=\"4.5.6\"\n",
     )
     .unwrap();
+    prepare(&dir);
     let mut child = matic_tests::agent::command(&bin, &dir)
         .arg("--no-boot-ok")
         .stderr(Stdio::piped())
@@ -244,5 +250,54 @@ fn role_table_as_seen_by_a_person() {
         )),
         "{}",
         stderr(&o)
+    );
+}
+
+/// Issue 10, item 1: an install while the running slot is still on trial is
+/// refused, and osctl says why in the agent's sentence.
+#[test]
+fn install_during_a_trial_boot_is_refused_with_a_sentence() {
+    use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
+    let Some(a) = start_with("trial", |dir| {
+        // B proven, A freshly installed and now running its first tries.
+        let disk = dir.join("disk.img");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&disk)
+            .unwrap();
+        f.set_len(20 << 20).unwrap();
+        let layout = Layout {
+            esp_bytes: 1 << 20,
+            slot_bytes: 8 << 20,
+            state_bytes: Some(1 << 20),
+            disk_guid: Guid([9; 16]),
+        };
+        let mut d = Disk::create(f, &layout).unwrap();
+        d.set_slot_attrs(Slot::B, SlotAttrs::new(1, 0, true).unwrap());
+        d.finish_update(Slot::A, 3).unwrap();
+        assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
+        d.write().unwrap();
+        std::fs::write(
+            dir.join("run/boot"),
+            format!("slot=A\ndisk={}\nsuccessful=0\n", disk.display()),
+        )
+        .unwrap();
+    }) else {
+        return;
+    };
+    let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
+    let img = a.dir.join("maticos-9.9.img");
+    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let o = osctl(&admin, &["install", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: failed precondition: slot A is still on trial; wait until it is marked successful, or roll back\n",
+            a.addr
+        )
     );
 }

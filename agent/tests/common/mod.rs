@@ -57,6 +57,8 @@ pub struct NodeOpts {
     pub boot_ok: bool,
     /// Extra lines for the services file (after the header).
     pub services: Option<String>,
+    /// Extra agent flags.
+    pub agent_args: Vec<&'static str>,
 }
 
 pub struct Node {
@@ -189,6 +191,7 @@ impl Node {
         if !opts.boot_ok {
             cmd.arg("--no-boot-ok");
         }
+        cmd.args(&opts.agent_args);
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));

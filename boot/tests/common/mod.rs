@@ -350,3 +350,24 @@ pub fn recrc_header(h: &mut [u8; 512]) {
     let crc = crc32fast::hash(&h[..size]);
     h[16..20].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// Byte offset of entry `index` in the primary array (LBA 2) or the backup
+/// array (the 32 sectors before the last LBA), for 128 entries of 128 bytes.
+pub fn entry_offset(s: &Sparse, backup: bool, index: u64) -> u64 {
+    let base = if backup {
+        (s.last_lba() - 32) * SECTOR
+    } else {
+        2 * SECTOR
+    };
+    base + index * 128
+}
+
+/// Sets entry `index`'s LBA range in both arrays and fixes the CRCs.
+pub fn set_entry_range(s: &mut Sparse, index: u64, first: u64, last: u64) {
+    for backup in [false, true] {
+        let off = entry_offset(s, backup, index) + 32;
+        s.write_at_test(off, &first.to_le_bytes());
+        s.write_at_test(off + 8, &last.to_le_bytes());
+    }
+    fix_crcs(s);
+}

@@ -27,6 +27,16 @@ pub fn exercise(data: &[u8]) {
     for s in Slot::ALL {
         let p = disk.slot_partition(s);
         assert!(p.end() <= data.len() as u64);
+        // A slot that opened shares no sector with any other used entry.
+        for i in 0..disk.entry_count() {
+            let e = disk.entry(i).unwrap();
+            if i + 1 != p.number as usize && e.is_used() && e.first_lba <= e.last_lba {
+                assert!(
+                    e.last_lba < p.first_lba || e.first_lba > p.last_lba,
+                    "slot {s} overlaps entry {i}"
+                );
+            }
+        }
     }
     for i in 0..disk.entry_count() + 1 {
         let _ = disk.entry(i);
