@@ -18,7 +18,7 @@ use matic_init::fmtbuf::{Buf, Printable};
 use matic_init::rootfs::BINDS;
 use matic_init::show;
 use matic_init::supervisor::{Exit, RestartOutcome, ShutdownStep, Supervisor};
-use matic_init::table::{SERVICE_ENV, SERVICES};
+use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE, SERVICES};
 use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::{AsFd, OwnedFd};
@@ -90,6 +90,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     // PID namespace the kernel refuses this (EINVAL): nothing to do there.
     let _ = rustix::system::reboot(RebootCommand::CadOff);
 
+    raise_nofile();
     let mut cmdline = [0u8; 1024];
     let cmdline = util::read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
     let settings = Settings::load(cmdline, args.iter().skip(1).map(|a| a.to_bytes()));
@@ -132,6 +133,41 @@ pub fn run(args: &[&'static CStr]) -> ! {
         down: None,
     };
     rt.main_loop()
+}
+
+/// Sets init's `RLIMIT_NOFILE` to [`SERVICE_NOFILE`] (soft and hard), which
+/// every service inherits; init itself never `select`s, so a high soft limit
+/// costs it nothing. Raising the hard limit needs `CAP_SYS_RESOURCE` and
+/// `fs.nr_open` ≥ the figure; failing that, the soft limit is raised to the
+/// hard one (logged).
+fn raise_nofile() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = Rlimit {
+        current: Some(SERVICE_NOFILE),
+        maximum: Some(SERVICE_NOFILE),
+    };
+    let Err(e) = setrlimit(Resource::Nofile, want) else {
+        return;
+    };
+    let hard = getrlimit(Resource::Nofile).maximum;
+    let r = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: hard,
+            maximum: hard,
+        },
+    );
+    let got = hard.unwrap_or(u64::MAX);
+    match r {
+        Ok(()) => warn!(
+            "RLIMIT_NOFILE {}: {}; services get the hard limit, {}",
+            SERVICE_NOFILE, e, got
+        ),
+        Err(e2) => error!(
+            "RLIMIT_NOFILE {}: {}, and {}: {}; services keep init's limit",
+            SERVICE_NOFILE, e, got, e2
+        ),
+    }
 }
 
 fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
@@ -359,7 +395,7 @@ impl Runtime {
                 &mut self.boot_deadline_ms,
                 &mut self.status_dirty,
             );
-            self.lines.push(&buf[..n], |line| match line {
+            self.lines.push(&buf[..n], now, |line| match line {
                 Ok(Command::Reboot) => {
                     info!("control: reboot");
                     down.get_or_insert(Down::Reboot);
@@ -410,6 +446,13 @@ impl Runtime {
                 }
                 Err(LineError::Unknown(l)) => {
                     warn!("control: unknown command dropped: {}", Printable(l))
+                }
+                Err(LineError::Stale(l)) => {
+                    warn!(
+                        "control: partial line without newline for {} ms dropped: {}",
+                        matic_init::control::STALE_MS,
+                        Printable(l)
+                    )
                 }
             });
         }

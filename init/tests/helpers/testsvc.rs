@@ -33,6 +33,7 @@ unsafe extern "C" {
     fn getsid(pid: c_int) -> c_int;
     fn getpid() -> c_int;
     fn clock_gettime(clock: c_int, ts: *mut [i64; 2]) -> c_int;
+    fn getrlimit(resource: c_int, rlim: *mut [u64; 2]) -> c_int;
 }
 
 /// glibc's `struct sigaction` on x86_64 (only the handler is read).
@@ -269,7 +270,18 @@ fn sigcheck() {
     let _ = writeln!(out, "session-leader {}", u8::from(leader));
     let _ = writeln!(out, "cwd {cwd}");
     let _ = writeln!(out, "env {}", env.join(" "));
+    let _ = writeln!(out, "nofile {}", nofile());
     let _ = writeln!(out, "sigcheck-done");
+}
+
+/// `SOFT HARD` of RLIMIT_NOFILE (a test root has no `/proc`).
+fn nofile() -> String {
+    let mut lim = [0u64; 2];
+    // SAFETY: getrlimit writes one struct rlimit (two u64) into a local.
+    if unsafe { getrlimit(7, &mut lim) } != 0 {
+        return "unknown".to_string();
+    }
+    format!("{} {}", lim[0], lim[1])
 }
 
 /// Respawn-latency probe: each run records (exit → this exec) latency,
