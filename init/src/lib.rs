@@ -14,6 +14,7 @@ pub mod control;
 pub mod fmtbuf;
 pub mod modlist;
 pub mod rootfs;
+pub mod slotfault;
 pub mod status;
 pub mod supervisor;
 pub mod table;

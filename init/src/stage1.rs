@@ -3,20 +3,23 @@
 //! it and `MATIC_STATE`, hand the boot facts to stage 2 in
 //! `/run/matic/boot`, switch root and exec the image's `/sbin/init`.
 //!
-//! Every failure is logged to `/dev/kmsg`. A slot that cannot be mounted is
-//! marked unbootable (priority 0) before rebooting, so the next boot picks
-//! the other slot; anything else that prevents booting is `fatal!`: logged
-//! in full, then init syncs and reboots (spending another try of an
-//! unproven slot), as the panic handler does for a bug.
+//! Every failure is logged to `/dev/kmsg`. A chosen slot that fails to
+//! start is given up (`Disk::give_up`) only when the failure is its image's
+//! (`matic_init::slotfault`) and the other slot will boot; otherwise the
+//! partition table is kept and init reboots after [`RETRY_REBOOT_MS`]. It
+//! never writes slot attributes itself. Anything else that prevents booting
+//! is `fatal!`: logged in full, then init syncs and reboots (spending
+//! another try of an unproven slot), as the panic handler does for a bug.
 
 use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, sys, warn};
 use core::ffi::CStr;
-use matic_boot::{BlockDevice, Disk, Slot, SlotAttrs};
+use matic_boot::{BlockDevice, Disk, Slot};
 use matic_init::bootfile::BootInfo;
 use matic_init::fmtbuf::{BootError, Buf, Printable};
 use matic_init::rootfs::{self, BINDS};
 use matic_init::show;
+use matic_init::slotfault::{self, Fault, Step};
 use matic_init::{cmdline, modlist};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, openat};
@@ -25,6 +28,13 @@ use rustix::mount::{MountFlags, mount, mount_bind, mount_move};
 
 /// How long to wait for the disk to show up (drivers probe asynchronously).
 const DISK_WAIT_MS: u64 = 30_000;
+/// How long to wait before rebooting when the chosen slot failed and the
+/// table is kept (a failure not the image's, or no other slot to fall back
+/// to): a fixed delay, since nothing that survives a reboot may count the
+/// attempts (the GPT's slot bits are `matic-boot`'s), that keeps a retry
+/// loop slow and its console readable. `matic.test.retry_reboot_ms=` in
+/// argv (tests only) overrides it.
+const RETRY_REBOOT_MS: u64 = 30_000;
 /// `finit_module` flag: the kernel decompresses the file (Linux ≥ 6.4).
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
 
@@ -60,11 +70,16 @@ pub fn run(args: &[&'static CStr]) -> ! {
 
     let mut cmdline = [0u8; 1024];
     let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
+    let argv = |key: &[u8]| {
+        args.iter()
+            .skip(1)
+            .find_map(|a| cmdline::value(a.to_bytes(), key))
+    };
+    let retry_ms = argv(b"matic.test.retry_reboot_ms")
+        .and_then(cmdline::parse_u64)
+        .unwrap_or(RETRY_REBOOT_MS);
     let mut want = Buf::<64>::new();
-    let from_argv = args
-        .iter()
-        .skip(1)
-        .find_map(|a| cmdline::value(a.to_bytes(), b"matic.disk"));
+    let from_argv = argv(b"matic.disk");
     if let Some(d) = from_argv.or_else(|| cmdline::value(cmdline, b"matic.disk")) {
         want.push_bytes(d);
     }
@@ -104,29 +119,62 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let state = disk.state_partition().ok();
     let root_dev = partition_dev(disk_name.as_bytes(), root.number);
     if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
-        error!(
-            "slot {}: mounting {} (squashfs) failed: {}; marking it unbootable",
-            slot,
-            Printable(root_dev.as_bytes()),
-            e
-        );
-        let dead =
-            SlotAttrs::new(0, attrs.tries(), attrs.successful()).unwrap_or(SlotAttrs::INVALID);
-        disk.set_slot_attrs(slot, dead);
-        if let Err(e) = disk.write() {
-            error!("writing the partition table: {}", BootError(&e));
-        }
-        util::reboot_now();
+        slot_failed(&mut disk, slot, Step::Mount, e, retry_ms);
     }
-    drop(disk);
+    // Checked before the switch, which empties the initramfs.
+    match rustix::fs::stat(c"/newroot/sbin/init") {
+        Ok(st)
+            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && st.st_mode & 0o111 != 0 => {}
+        Ok(_) => slot_failed(&mut disk, slot, Step::FindInit, Errno::ACCESS, retry_ms),
+        Err(e) => slot_failed(&mut disk, slot, Step::FindInit, e, retry_ms),
+    }
     mount_state(disk_name.as_bytes(), state.map(|p| p.number));
     writable_mounts();
     write_boot_file(slot, disk_path.as_bytes(), successful);
     switch_root();
+    // The disk stays open (close-on-exec) in case the image's init cannot
+    // be executed.
     let argv = [c"/sbin/init".as_ptr(), core::ptr::null()];
     let envp = [core::ptr::null()];
     let e = sys::execve(c"/sbin/init", &argv, &envp);
-    fatal!("exec /sbin/init of slot {}: {}", slot, e);
+    slot_failed(&mut disk, slot, Step::ExecInit, e, retry_ms)
+}
+
+/// The chosen slot failed to start at `step`: it is given up when that is
+/// its image's fault and the other slot will boot (then reboot at once);
+/// otherwise the table stays as it is and init reboots after `retry_ms`.
+fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry_ms: u64) -> ! {
+    let what = step.as_str();
+    if slotfault::classify(step, e) == Fault::Image {
+        match disk.give_up(slot).and_then(|()| disk.write()) {
+            Ok(()) => {
+                error!(
+                    "slot {}: {} failed ({}): its image cannot boot; slot given up, rebooting",
+                    slot, what, e
+                );
+                util::reboot_now()
+            }
+            Err(g) => error!(
+                "slot {}: {} failed ({}): its image cannot boot, but: {}",
+                slot,
+                what,
+                e,
+                BootError(&g)
+            ),
+        }
+    } else {
+        error!(
+            "slot {}: {} failed ({}): not the image's fault",
+            slot, what, e
+        );
+    }
+    error!(
+        "slot {}: partition table kept; rebooting in {} ms",
+        slot, retry_ms
+    );
+    util::sleep_ms(retry_ms);
+    util::reboot_now()
 }
 
 fn mount_cstr(src: &Buf<64>, dst: &CStr, fs: &CStr, flags: MountFlags) -> Result<(), Errno> {
