@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod bootfile;
 pub mod cmdline;
 pub mod control;
+pub mod diskpick;
 pub mod fmtbuf;
 pub mod modlist;
 pub mod rootfs;

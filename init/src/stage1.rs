@@ -14,8 +14,9 @@
 use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, sys, warn};
 use core::ffi::CStr;
-use matic_boot::{BlockDevice, Disk, Slot};
+use matic_boot::{BlockDevice, Disk, Guid, Slot};
 use matic_init::bootfile::BootInfo;
+use matic_init::diskpick::{self, Found, Name, Picker, Scan, Verdict};
 use matic_init::fmtbuf::{BootError, Buf, Printable};
 use matic_init::rootfs::{self, BINDS};
 use matic_init::show;
@@ -83,7 +84,19 @@ pub fn run(args: &[&'static CStr]) -> ! {
     if let Some(d) = from_argv.or_else(|| cmdline::value(cmdline, b"matic.disk")) {
         want.push_bytes(d);
     }
-    let (mut disk, disk_name) = find_disk(want.as_bytes());
+    let guid =
+        match argv(b"matic.disk_guid").or_else(|| cmdline::value(cmdline, b"matic.disk_guid")) {
+            Some(t) => {
+                let g = diskpick::parse_guid(t);
+                if g.is_none() {
+                    error!("matic.disk_guid={}: not a GUID, ignored", Printable(t));
+                }
+                g
+            }
+            None => None,
+        };
+    let with_loop = argv(b"matic.test.loop_disks") == Some(b"1");
+    let (mut disk, disk_name) = find_disk(want.as_bytes(), guid, with_loop);
     let mut disk_path = Buf::<64>::new();
     show!(&mut disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
 
@@ -109,10 +122,11 @@ pub fn run(args: &[&'static CStr]) -> ! {
         );
     }
     info!(
-        "slot {} chosen ({}) on {}",
+        "slot {} chosen ({}) on {} (GUID {})",
         slot,
         attrs,
-        Printable(disk_path.as_bytes())
+        Printable(disk_path.as_bytes()),
+        disk.disk_guid()
     );
 
     let root = disk.slot_partition(slot);
@@ -317,78 +331,49 @@ impl BlockDevice for BlockFd {
     }
 }
 
-/// Waits (bounded) for the disk: the one `matic.disk=` names, else the
-/// first whole disk in `/sys/class/block` whose GPT has the MaticOS names.
-fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
+/// Waits (bounded) for the MaticOS disk: the one `matic.disk=` names, else
+/// every whole disk of `/sys/block` in name order. Among those whose GPT
+/// `matic-boot` opens, the one with `guid` (`matic.disk_guid=`) wins, or
+/// without a GUID the only one; when several would do, the boot stops.
+fn find_disk(want: &[u8], guid: Option<Guid>, with_loop: bool) -> (Disk<BlockFd>, Name) {
     let want = want.strip_prefix(b"/dev/").unwrap_or(want);
     let end = util::now_ms() + DISK_WAIT_MS;
     let mut last_err = Buf::<128>::new();
     loop {
-        let mut found = None;
-        let mut names = heapless::Vec::<Buf<32>, 16>::new();
+        let mut pick = Picker::new(guid);
         if !want.is_empty() {
-            let mut b = Buf::new();
-            b.push_bytes(want);
-            let _ = names.push(b);
-        } else if let Ok(dir) = open(
-            c"/sys/class/block",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
-            let mut it = RawDir::new(&dir, &mut buf);
-            while let Some(Ok(e)) = it.next() {
-                let n = e.file_name().to_bytes();
-                if rootfs::is_candidate_disk(n) {
-                    let mut b = Buf::new();
-                    b.push_bytes(n);
-                    let _ = names.push(b);
-                }
+            if let Some(d) = open_disk(want, &mut last_err) {
+                pick.offer(want, d.disk_guid());
             }
-            // Name order (vda before vdb): an insertion sort of ≤ 16 names,
-            // without pulling the library's general sort into PID 1.
-            for i in 1..names.len() {
-                let mut j = i;
-                while j > 0 && names[j - 1].as_bytes() > names[j].as_bytes() {
-                    names.swap(j - 1, j);
-                    j -= 1;
+        } else {
+            let mut scan = Scan::new(with_loop);
+            while let Some(name) = next_disk(&mut scan) {
+                if let Some(d) = open_disk(name, &mut last_err) {
+                    pick.offer(name, d.disk_guid());
                 }
             }
         }
-        for name in &names {
-            let mut path = Buf::<64>::new();
-            show!(&mut path, "/dev/{}", Printable(name.as_bytes()));
-            let Some(p) = path.as_cstr() else { continue };
-            let fd = match open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    last_err.clear();
-                    show!(&mut last_err, "{}: {}", Printable(path.as_bytes()), e);
-                    continue;
-                }
-            };
-            match Disk::open(BlockFd(fd)) {
-                Ok(d) => {
-                    let mut n = Buf::new();
-                    n.push_bytes(name.as_bytes());
-                    found = Some((d, n));
-                    break;
-                }
-                Err(e) => {
-                    last_err.clear();
-                    show!(
-                        &mut last_err,
-                        "{}: {}",
-                        Printable(path.as_bytes()),
-                        BootError(&e)
-                    );
+        match pick.verdict() {
+            Verdict::Use(name) => {
+                if let Some(d) = open_disk(name, &mut last_err) {
+                    let mut n = Name::new();
+                    n.push_bytes(name);
+                    return (d, n);
                 }
             }
-        }
-        if let Some((d, name)) = found {
-            return (d, name);
+            Verdict::Ambiguous(a, b, n) => stop_ambiguous(a, b, n),
+            Verdict::Wait => {}
         }
         if util::now_ms() >= end {
+            if let (Some(g), Some(o)) = (guid, pick.other()) {
+                fatal!(
+                    "no MaticOS disk with GUID {} (matic.disk_guid=) after {} s; /dev/{} has GUID {}",
+                    g,
+                    DISK_WAIT_MS / 1000,
+                    Printable(o.name.as_bytes()),
+                    o.guid
+                );
+            }
             fatal!(
                 "no MaticOS disk after {} s (last: {})",
                 DISK_WAIT_MS / 1000,
@@ -396,6 +381,61 @@ fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
             );
         }
         util::sleep_ms(100);
+    }
+}
+
+/// One pass over `/sys/block` (whole disks only: partitions are not
+/// there); the next candidate in name order.
+fn next_disk(scan: &mut Scan) -> Option<&[u8]> {
+    if let Ok(dir) = open(
+        c"/sys/block",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+        let mut it = RawDir::new(&dir, &mut buf);
+        while let Some(Ok(e)) = it.next() {
+            scan.offer(e.file_name().to_bytes());
+        }
+    }
+    scan.next()
+}
+
+/// Opens `/dev/NAME` and its MaticOS GPT; why not, into `last_err`.
+fn open_disk(name: &[u8], last_err: &mut Buf<128>) -> Option<Disk<BlockFd>> {
+    let mut path = Buf::<64>::new();
+    show!(&mut path, "/dev/{}", Printable(name));
+    let r = match path.as_cstr() {
+        Some(p) => open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()),
+        None => Err(Errno::NAMETOOLONG),
+    };
+    last_err.clear();
+    match r.map(|fd| Disk::open(BlockFd(fd))) {
+        Ok(Ok(d)) => return Some(d),
+        Ok(Err(e)) => show!(last_err, "/dev/{}: {}", Printable(name), BootError(&e)),
+        Err(e) => show!(last_err, "/dev/{}: {}", Printable(name), e),
+    }
+    None
+}
+
+/// Several disks carry a MaticOS table and the command line does not say
+/// which: booting either could run a stranger's image or write a data
+/// disk's table, so stage 1 stops here (the condition does not go away by
+/// rebooting), repeating why on the console.
+fn stop_ambiguous(a: &Found, b: &Found, n: u32) -> ! {
+    loop {
+        error!(
+            "{} disks carry a MaticOS partition table, among them /dev/{} (GUID {}) and /dev/{} (GUID {}): not guessing",
+            n,
+            Printable(a.name.as_bytes()),
+            a.guid,
+            Printable(b.name.as_bytes()),
+            b.guid
+        );
+        error!(
+            "boot stopped: put matic.disk_guid=GUID (or matic.disk=/dev/NAME) of the system disk on the kernel command line"
+        );
+        util::sleep_ms(60_000);
     }
 }
 

@@ -514,3 +514,108 @@ fn an_image_whose_init_is_missing_or_not_executable_is_given_up() {
         assert_eq!(d.status().next, Some(Slot::B), "{name}");
     }
 }
+
+/// Two MaticOS disks on loop devices with the given GUIDs (slot A good and
+/// on trial on both), the one whose name sorts last first.
+fn two_disks(name: &str, guids: [Guid; 2]) -> (Env, Env) {
+    let mk = |i: usize| {
+        setup_disk(
+            &format!("{name}-{i}"),
+            &Spec {
+                a: Content::Good,
+                b: Content::Zeros,
+                updates: &[Slot::A],
+                successful: &[],
+                guid: guids[i],
+            },
+        )
+    };
+    let (x, y) = (mk(0), mk(1));
+    let key = |e: &Env| {
+        let n = e.loopdev.trim_start_matches("/dev/").to_string();
+        n.into_bytes()
+    };
+    if key(&x) > key(&y) { (x, y) } else { (y, x) }
+}
+
+fn kmsg_len() -> usize {
+    let out = Command::new("dmesg").output().unwrap().stdout;
+    String::from_utf8_lossy(&out).lines().count()
+}
+
+fn kmsg_since(n: usize) -> String {
+    let out = Command::new("dmesg").output().unwrap().stdout;
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().skip(n).collect();
+    lines.join("\n")
+}
+
+#[test]
+fn the_disk_guid_picks_the_system_disk_among_several() {
+    // Found by scanning every whole disk (loop devices admitted for the
+    // test): two carry a MaticOS table, and the one named by
+    // matic.disk_guid= boots although the other comes first in name order.
+    let guids = [Guid([0x5a; 16]), Guid([0x5b; 16])];
+    let (target, other) = two_disks("guid", guids);
+    let want = if target.base.ends_with("guid-0") {
+        guids[0]
+    } else {
+        guids[1]
+    };
+    let root = target.initramfs();
+    let guid_arg = format!("matic.disk_guid={want}");
+    let mut ns = root.start_program("/init", &["matic.test.loop_disks=1", &guid_arg]);
+    let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
+    let boot = wait_until(Duration::from_secs(60), || {
+        fs::read_to_string(inside.join("run/matic/boot")).ok()
+    });
+    assert_eq!(
+        boot.as_deref(),
+        Some(format!("slot=A\ndisk={}\nsuccessful=0\n", target.loopdev).as_str()),
+        "{}",
+        kmsg_tail()
+    );
+    assert_eq!(attrs(&mut target.disk(), Slot::A), (2, 2, false));
+    assert_eq!(
+        attrs(&mut other.disk(), Slot::A),
+        (2, 3, false),
+        "the other disk must not be touched"
+    );
+    let up = wait_until(Duration::from_secs(30), || {
+        fs::read_to_string(inside.join("run/matic/services")).ok()
+    });
+    assert!(up.is_some(), "{}", kmsg_tail());
+    ns.signal(15);
+    assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
+}
+
+#[test]
+fn several_maticos_disks_and_no_guid_stop_the_boot() {
+    // The same two disks without matic.disk_guid=: stage 1 must not guess.
+    // It says why on the console and stays (no reboot), touching no table.
+    let (x, y) = two_disks("ambiguous", [Guid([0x6a; 16]), Guid([0x6b; 16])]);
+    let root = x.initramfs();
+    let mark = kmsg_len();
+    let mut ns = root.start_program("/init", &["matic.test.loop_disks=1"]);
+    let said = wait_until(Duration::from_secs(40), || {
+        let k = kmsg_since(mark);
+        (k.contains("carry a MaticOS partition table")
+            && k.contains("boot stopped: put matic.disk_guid="))
+        .then_some(k)
+    });
+    assert!(said.is_some(), "no stop message:\n{}", kmsg_since(mark));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        ns.wait_exit(Duration::ZERO).is_none(),
+        "stage 1 must stop, not reboot:\n{}",
+        kmsg_since(mark)
+    );
+    for e in [&x, &y] {
+        assert_eq!(
+            attrs(&mut e.disk(), Slot::A),
+            (2, 3, false),
+            "{}",
+            e.loopdev
+        );
+    }
+}
