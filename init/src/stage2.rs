@@ -616,8 +616,8 @@ impl Runtime {
         );
         self.sup.begin_shutdown(start);
         self.status_dirty = true;
-        // Services one at a time, in reverse dependency order.
-        let mut timed_out = false;
+        // Services one at a time, in reverse dependency order, within
+        // the stop timeout; those still there at its end are SIGKILLed.
         loop {
             let now = now_ms();
             match self.sup.shutdown_step(now) {
@@ -630,25 +630,32 @@ impl Runtime {
                 ShutdownStep::Wait => {}
             }
             if now >= deadline {
-                timed_out = true;
+                for pid in self.sup.live_pids() {
+                    warn!("pid {} still running at the stop timeout: SIGKILL", pid);
+                    signal(pid, Signal::KILL);
+                }
                 break;
             }
             self.write_status();
             self.pet_watchdog(now);
             self.wait((deadline - now).min(WATCHDOG_PET_MS), false);
         }
-        // Whatever else is left (containers' processes, shims): SIGTERM, and
-        // the rest of the same deadline to go.
-        if !timed_out && self.has_children() {
-            info!("services stopped; SIGTERM to all remaining processes");
+        // Whatever else is left (containers' processes, containerd's
+        // shims): SIGTERM, and a budget of their own to exit.
+        if self.has_children() {
+            let end = now_ms() + self.settings.container_stop_ms;
+            info!(
+                "services stopped; SIGTERM to all remaining processes (up to {} ms)",
+                self.settings.container_stop_ms
+            );
             let _ = kill_process_group(Pid::INIT, Signal::TERM);
             loop {
                 let now = now_ms();
-                if now >= deadline || !self.has_children() {
+                if now >= end || !self.has_children() {
                     break;
                 }
                 self.pet_watchdog(now);
-                self.wait((deadline - now).min(WATCHDOG_PET_MS), false);
+                self.wait((end - now).min(WATCHDOG_PET_MS), false);
             }
         }
         if self.has_children() {

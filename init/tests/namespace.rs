@@ -296,9 +296,64 @@ fn sigterm_stops_in_reverse_order_and_kills_what_ignores_it() {
         ["stopped", "0", "0", "exit:0"]
     );
     assert!(
-        r.init_log().contains("SIGKILL to all remaining processes"),
+        r.init_log()
+            .contains("still running at the stop timeout: SIGKILL"),
         "{}",
         r.init_log()
+    );
+}
+
+#[test]
+fn containers_get_their_own_time_after_the_services() {
+    // containerd exits on SIGTERM at once, leaving its "container" (taking
+    // 2 s to exit after SIGTERM) to init. The services' stop timeout is
+    // 1.5 s; the container must still get its own budget (4 s here) and
+    // exit by itself, not be SIGKILLed at the services' deadline.
+    let r = root(
+        "containers",
+        &[
+            ("matic-agent", "term-exit"),
+            ("containerd", "container 2000"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&[
+        "matic.test.stop_timeout_ms=1500",
+        "matic.test.container_stop_ms=4000",
+    ]);
+    wait_running(&r, &["matic-agent", "containerd"]);
+    let ev = |name: &str| {
+        events(&r.log("containerd"))
+            .into_iter()
+            .find(|e| e.0 == name)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ev("container-start")).is_some(),
+        "{}",
+        r.log("containerd")
+    );
+    let t0 = Instant::now();
+    ns.signal(SIGTERM);
+    let st = ns
+        .wait_exit(Duration::from_secs(20))
+        .expect("init did not finish shutdown");
+    let took = t0.elapsed();
+    assert_eq!(st.signal(), Some(SIGHUP), "{st:?}");
+    let (term, done) = (ev("container-term"), ev("container-done"));
+    assert!(
+        term.is_some() && done.is_some(),
+        "the container was killed before it could exit:\n{}\n{}",
+        r.log("containerd"),
+        r.init_log()
+    );
+    assert!(
+        !r.init_log().contains("SIGKILL to all remaining processes"),
+        "{}",
+        r.init_log()
+    );
+    assert!(
+        took >= Duration::from_millis(1_900) && took < Duration::from_secs(4),
+        "shutdown took {took:?}"
     );
 }
 

@@ -97,6 +97,19 @@ extern "C" fn on_term_ignore(_: c_int) {
     event_raw(b"term-ignored");
 }
 
+/// How long the "container" of mode `container` takes to exit after SIGTERM.
+static CONTAINER_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_term_container(_: c_int) {
+    event_raw(b"container-term");
+    let ms = CONTAINER_MS.load(std::sync::atomic::Ordering::Relaxed);
+    // nanosleep underneath: async-signal-safe.
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    event_raw(b"container-done");
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(0) }
+}
+
 fn sleep_forever() -> ! {
     loop {
         // SAFETY: pause has no preconditions.
@@ -134,6 +147,27 @@ fn main() {
             };
             // SAFETY: installs a handler that only calls async-signal-safe code.
             unsafe { signal(SIGTERM, h as extern "C" fn(c_int) as usize) };
+            event_raw(b"start");
+            sleep_forever();
+        }
+        "container" => {
+            // Like containerd with one container: the service exits on
+            // SIGTERM at once; its child (the "container", orphaned to init
+            // then) takes `ms` to exit after its own SIGTERM.
+            CONTAINER_MS.store(
+                arg(words.next(), 2_000),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            // SAFETY: fork in a single-threaded process; the child installs
+            // a handler and only runs async-signal-safe code after that.
+            if unsafe { fork() } == 0 {
+                // SAFETY: installs a handler that only calls async-signal-safe code.
+                unsafe { signal(SIGTERM, on_term_container as extern "C" fn(c_int) as usize) };
+                event_raw(b"container-start");
+                sleep_forever();
+            }
+            // SAFETY: as above.
+            unsafe { signal(SIGTERM, on_term_exit as extern "C" fn(c_int) as usize) };
             event_raw(b"start");
             sleep_forever();
         }
