@@ -16,9 +16,6 @@ use rustix::io::Errno;
 pub enum Step {
     /// `mount(2)` of the slot's partition as SquashFS, read-only.
     Mount,
-    /// Looking up `/sbin/init` in the mounted image (`stat`: a regular,
-    /// executable file is required; anything else is reported as `EACCES`).
-    FindInit,
     /// `execve("/sbin/init")` after the switch to the image.
     ExecInit,
 }
@@ -27,7 +24,6 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Mount => "mounting its squashfs",
-            Step::FindInit => "looking up its /sbin/init",
             Step::ExecInit => "executing its /sbin/init",
         }
     }
@@ -56,17 +52,11 @@ pub fn classify(step: Step, e: Errno) -> Fault {
         // or the squashfs driver is not there (yet): the machine's; so are
         // ENOMEM, EBUSY and anything unknown.
         Step::Mount => corrupt,
-        // Inside a mounted image every lookup error is the image's content.
-        Step::FindInit => {
-            corrupt
-                || e == Errno::NOENT
-                || e == Errno::NOTDIR
-                || e == Errno::LOOP
-                || e == Errno::ACCESS
-        }
-        // Not an executable for this machine (ENOEXEC, or EINVAL for a
-        // malformed ELF), or its interpreter missing (ENOENT). E2BIG,
-        // ENOMEM, EAGAIN, ETXTBSY, EMFILE… are the moment's.
+        // In the mounted image: no `/sbin/init` (ENOENT, ENOTDIR, ELOOP),
+        // not executable (EACCES), not an executable for this machine
+        // (ENOEXEC, ELIBBAD, or EINVAL for a malformed ELF), or its
+        // interpreter missing (ENOENT). E2BIG, ENOMEM, EAGAIN, ETXTBSY,
+        // EMFILE… are the moment's.
         Step::ExecInit => {
             corrupt
                 || e == Errno::NOEXEC
@@ -87,12 +77,11 @@ mod tests {
     #[test]
     fn a_bad_image_is_the_image_s_fault() {
         for e in [Errno::INVAL, Errno::IO, Errno::UCLEAN] {
-            for step in [Step::Mount, Step::FindInit, Step::ExecInit] {
+            for step in [Step::Mount, Step::ExecInit] {
                 assert_eq!(classify(step, e), Fault::Image, "{step:?} {e:?}");
             }
         }
         for e in [Errno::NOENT, Errno::NOTDIR, Errno::LOOP, Errno::ACCESS] {
-            assert_eq!(classify(Step::FindInit, e), Fault::Image, "{e:?}");
             assert_eq!(classify(Step::ExecInit, e), Fault::Image, "{e:?}");
         }
         assert_eq!(classify(Step::ExecInit, Errno::NOEXEC), Fault::Image);
@@ -116,9 +105,6 @@ mod tests {
             Errno::PERM,
         ] {
             assert_eq!(classify(Step::Mount, e), Fault::Machine, "{e:?}");
-        }
-        for e in [Errno::NOMEM, Errno::AGAIN, Errno::NFILE, Errno::MFILE] {
-            assert_eq!(classify(Step::FindInit, e), Fault::Machine, "{e:?}");
         }
         for e in [
             Errno::TOOBIG,
@@ -148,7 +134,7 @@ mod tests {
                 Errno::LIBBAD,
             ];
             if !known_bad.contains(&e) {
-                for step in [Step::Mount, Step::FindInit, Step::ExecInit] {
+                for step in [Step::Mount, Step::ExecInit] {
                     assert_eq!(classify(step, e), Fault::Machine, "{step:?} {e:?}");
                 }
             }

@@ -135,14 +135,6 @@ pub fn run(args: &[&'static CStr]) -> ! {
     if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
         slot_failed(&mut disk, slot, Step::Mount, e, retry_ms);
     }
-    // Checked before the switch, which empties the initramfs.
-    match rustix::fs::stat(c"/newroot/sbin/init") {
-        Ok(st)
-            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                && st.st_mode & 0o111 != 0 => {}
-        Ok(_) => slot_failed(&mut disk, slot, Step::FindInit, Errno::ACCESS, retry_ms),
-        Err(e) => slot_failed(&mut disk, slot, Step::FindInit, e, retry_ms),
-    }
     mount_state(disk_name.as_bytes(), state.map(|p| p.number));
     writable_mounts();
     write_boot_file(slot, disk_path.as_bytes(), successful);
@@ -159,29 +151,18 @@ pub fn run(args: &[&'static CStr]) -> ! {
 /// its image's fault and the other slot will boot (then reboot at once);
 /// otherwise the table stays as it is and init reboots after `retry_ms`.
 fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry_ms: u64) -> ! {
-    let what = step.as_str();
+    error!("slot {}: {} failed: {}", slot, step.as_str(), e);
     if slotfault::classify(step, e) == Fault::Image {
         match disk.give_up(slot).and_then(|()| disk.write()) {
-            Ok(()) => {
-                error!(
-                    "slot {}: {} failed ({}): its image cannot boot; slot given up, rebooting",
-                    slot, what, e
-                );
-                util::reboot_now()
-            }
+            Ok(()) => fatal!("slot {}: its image cannot boot; slot given up", slot),
             Err(g) => error!(
-                "slot {}: {} failed ({}): its image cannot boot, but: {}",
+                "slot {}: its image cannot boot, but {}",
                 slot,
-                what,
-                e,
                 BootError(&g)
             ),
         }
     } else {
-        error!(
-            "slot {}: {} failed ({}): not the image's fault",
-            slot, what, e
-        );
+        error!("slot {}: not the image's fault", slot);
     }
     error!(
         "slot {}: partition table kept; rebooting in {} ms",
@@ -425,15 +406,12 @@ fn open_disk(name: &[u8], last_err: &mut Buf<128>) -> Option<Disk<BlockFd>> {
 fn stop_ambiguous(a: &Found, b: &Found, n: u32) -> ! {
     loop {
         error!(
-            "{} disks carry a MaticOS partition table, among them /dev/{} (GUID {}) and /dev/{} (GUID {}): not guessing",
+            "{} disks carry a MaticOS table, e.g. /dev/{} ({}) and /dev/{} ({}): boot stopped; name one with matic.disk_guid= or matic.disk=",
             n,
             Printable(a.name.as_bytes()),
             a.guid,
             Printable(b.name.as_bytes()),
             b.guid
-        );
-        error!(
-            "boot stopped: put matic.disk_guid=GUID (or matic.disk=/dev/NAME) of the system disk on the kernel command line"
         );
         util::sleep_ms(60_000);
     }

@@ -146,27 +146,17 @@ fn raise_nofile() {
         current: Some(SERVICE_NOFILE),
         maximum: Some(SERVICE_NOFILE),
     };
-    let Err(e) = setrlimit(Resource::Nofile, want) else {
-        return;
-    };
-    let hard = getrlimit(Resource::Nofile).maximum;
-    let r = setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: hard,
-            maximum: hard,
-        },
-    );
-    let got = hard.unwrap_or(u64::MAX);
-    match r {
-        Ok(()) => warn!(
+    if let Err(e) = setrlimit(Resource::Nofile, want) {
+        let mut l = getrlimit(Resource::Nofile);
+        l.current = l.maximum;
+        // Raising the soft limit up to the hard one is always allowed.
+        let _ = setrlimit(Resource::Nofile, l);
+        warn!(
             "RLIMIT_NOFILE {}: {}; services get the hard limit, {}",
-            SERVICE_NOFILE, e, got
-        ),
-        Err(e2) => error!(
-            "RLIMIT_NOFILE {}: {}, and {}: {}; services keep init's limit",
-            SERVICE_NOFILE, e, got, e2
-        ),
+            SERVICE_NOFILE,
+            e,
+            l.maximum.unwrap_or(u64::MAX)
+        );
     }
 }
 

@@ -485,9 +485,9 @@ fn an_image_failure_never_leaves_no_bootable_slot() {
 
 #[test]
 fn an_image_whose_init_is_missing_or_not_executable_is_given_up() {
-    // A, on trial, mounts but has no /sbin/init (caught before the switch),
-    // or one the kernel cannot execute (ENOEXEC, after the switch): the
-    // image's fault, and B will boot, so A is given up and B boots next.
+    // A, on trial, mounts but has no /sbin/init (execve: ENOENT) or one the
+    // kernel cannot execute (ENOEXEC): the image's fault, and B will boot,
+    // so A is given up and B boots next.
     for (name, content) in [("no-init", Content::NoInit), ("bad-init", Content::BadInit)] {
         let env = setup_disk(
             name,
@@ -599,8 +599,8 @@ fn several_maticos_disks_and_no_guid_stop_the_boot() {
     let mut ns = root.start_program("/init", &["matic.test.loop_disks=1"]);
     let said = wait_until(Duration::from_secs(40), || {
         let k = kmsg_since(mark);
-        (k.contains("carry a MaticOS partition table")
-            && k.contains("boot stopped: put matic.disk_guid="))
+        (k.contains("carry a MaticOS table")
+            && k.contains("boot stopped; name one with matic.disk_guid="))
         .then_some(k)
     });
     assert!(said.is_some(), "no stop message:\n{}", kmsg_since(mark));
