@@ -29,7 +29,7 @@ pub fn is_candidate_disk(name: &[u8], with_loop: bool) -> bool {
 
 /// Walks the candidate names of a directory in byte order without holding
 /// the list: each pass over the directory ([`Scan::offer`] every entry)
-/// finds the smallest candidate after the previous one ([`Scan::next`]).
+/// finds the smallest candidate after the previous one ([`Scan::end_pass`]).
 /// Quadratic in the number of disks, which is small; no cap, no
 /// dependence on directory order.
 pub struct Scan {
@@ -66,7 +66,7 @@ impl Scan {
     }
 
     /// Ends a pass: the next name in order, or `None` when all were seen.
-    pub fn next(&mut self) -> Option<&[u8]> {
+    pub fn end_pass(&mut self) -> Option<&[u8]> {
         let best = self.best.take()?;
         self.after = Some(best);
         self.after.as_ref().map(|n| n.as_bytes())
@@ -162,7 +162,7 @@ mod tests {
             for n in dir {
                 s.offer(n.as_bytes());
             }
-            match s.next() {
+            match s.end_pass() {
                 Some(n) => out.push(String::from_utf8(n.to_vec()).unwrap()),
                 None => return out,
             }

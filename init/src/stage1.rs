@@ -379,7 +379,7 @@ fn next_disk(scan: &mut Scan) -> Option<&[u8]> {
             scan.offer(e.file_name().to_bytes());
         }
     }
-    scan.next()
+    scan.end_pass()
 }
 
 /// Opens `/dev/NAME` and its MaticOS GPT; why not, into `last_err`.
