@@ -133,7 +133,14 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let state = disk.state_partition().ok();
     let root_dev = partition_dev(disk_name.as_bytes(), root.number);
     if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
-        slot_failed(&mut disk, slot, Step::Mount, e, retry_ms);
+        slot_failed(
+            &mut disk,
+            slot,
+            root_dev.as_bytes(),
+            Step::Mount,
+            e,
+            retry_ms,
+        );
     }
     mount_state(disk_name.as_bytes(), state.map(|p| p.number));
     writable_mounts();
@@ -144,14 +151,35 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let argv = [c"/sbin/init".as_ptr(), core::ptr::null()];
     let envp = [core::ptr::null()];
     let e = sys::execve(c"/sbin/init", &argv, &envp);
-    slot_failed(&mut disk, slot, Step::ExecInit, e, retry_ms)
+    slot_failed(
+        &mut disk,
+        slot,
+        root_dev.as_bytes(),
+        Step::ExecInit,
+        e,
+        retry_ms,
+    )
 }
 
-/// The chosen slot failed to start at `step`: it is given up when that is
-/// its image's fault and the other slot will boot (then reboot at once);
-/// otherwise the table stays as it is and init reboots after `retry_ms`.
-fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry_ms: u64) -> ! {
-    error!("slot {}: {} failed: {}", slot, step.as_str(), e);
+/// The chosen slot (partition `dev`) failed to start at `step`: it is
+/// given up when that is its image's fault and the other slot will boot
+/// (then reboot at once); otherwise the table stays as it is and init
+/// reboots after `retry_ms`.
+fn slot_failed(
+    disk: &mut Disk<BlockFd>,
+    slot: Slot,
+    dev: &[u8],
+    step: Step,
+    e: Errno,
+    retry_ms: u64,
+) -> ! {
+    error!(
+        "slot {}: {} failed: {} ({})",
+        slot,
+        step.as_str(),
+        e,
+        Printable(dev)
+    );
     if slotfault::classify(step, e) == Fault::Image {
         match disk.give_up(slot).and_then(|()| disk.write()) {
             Ok(()) => fatal!("slot {}: its image cannot boot; slot given up", slot),
