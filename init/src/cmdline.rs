@@ -21,6 +21,12 @@ pub struct Settings {
     pub stop_timeout_ms: u64,
     /// Size at which `<name>.log` is rotated to `<name>.log.1`.
     pub log_limit_bytes: u64,
+    /// At shutdown, once the services are gone, how long everything left
+    /// (containers' processes, containerd's shims) has between SIGTERM and
+    /// SIGKILL: a budget of its own, so a slow service never eats the
+    /// containers' time. 30 s is Kubernetes' default
+    /// `terminationGracePeriodSeconds`.
+    pub container_stop_ms: u64,
 }
 
 impl Settings {
@@ -29,6 +35,7 @@ impl Settings {
         backoff: Backoff::RELEASE,
         stop_timeout_ms: 10_000,
         log_limit_bytes: 4 << 20,
+        container_stop_ms: 30_000,
     };
 
     /// Applies the kernel command line, then argv (`argv[0]` excluded).
@@ -56,13 +63,14 @@ impl Settings {
         // Test knobs, from init's argv only. Compared with `==` from a table
         // rather than matched as slice patterns, which compile to a compare
         // per byte (1.6 KB of PID 1 for these keys).
-        const TEST_KNOBS: [&[u8]; 6] = [
+        const TEST_KNOBS: [&[u8]; 7] = [
             b"boot_timeout_ms",
             b"backoff_base_ms",
             b"backoff_cap_ms",
             b"stable_ms",
             b"stop_timeout_ms",
             b"log_limit_bytes",
+            b"container_stop_ms",
         ];
         let Some(knob) = key.strip_prefix(b"matic.test.").filter(|_| test) else {
             return;
@@ -74,6 +82,7 @@ impl Settings {
             Some(3) => self.backoff.stable_ms = n,
             Some(4) => self.stop_timeout_ms = n,
             Some(5) if n > 0 => self.log_limit_bytes = n,
+            Some(6) => self.container_stop_ms = n,
             _ => {}
         }
     }
@@ -174,10 +183,11 @@ mod tests {
     fn test_knobs_only_from_argv() {
         let c = b"matic.test.backoff_base_ms=1 matic.test.stop_timeout_ms=5";
         assert_eq!(Settings::load(c, core::iter::empty()), Settings::RELEASE);
-        let argv: [&[u8]; 4] = [
+        let argv: [&[u8]; 5] = [
             b"matic.test.backoff_base_ms=50",
             b"matic.test.backoff_cap_ms=400",
             b"matic.test.stop_timeout_ms=1500",
+            b"matic.test.container_stop_ms=2500",
             b"matic.boot_timeout=7",
         ];
         let s = Settings::load(b"matic.boot_timeout=30", argv.into_iter());
@@ -185,6 +195,7 @@ mod tests {
         assert_eq!(s.backoff.cap_ms, 400);
         assert_eq!(s.backoff.stable_ms, Backoff::RELEASE.stable_ms);
         assert_eq!(s.stop_timeout_ms, 1500);
+        assert_eq!(s.container_stop_ms, 2500);
         assert_eq!(s.boot_timeout_ms, 7_000, "argv overrides the command line");
     }
 

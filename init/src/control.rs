@@ -1,8 +1,17 @@
 //! The `/run/matic/control` FIFO protocol: line framing with a fixed buffer
-//! and command parsing. Unknown and over-long lines are reported, never fatal.
+//! and command parsing. Unknown, over-long and stale partial lines are
+//! reported, never fatal; no line ever runs into the next writer's command.
 
 /// Longest accepted line, newline excluded (docs/interfaces.md).
 pub const MAX_LINE: usize = 64;
+
+/// How long an unterminated line may wait for its newline. Init holds a
+/// write end of the FIFO itself, so it never sees a writer close: without
+/// this, the fragment of a writer that died mid-line (or wrote no newline)
+/// would be glued onto the front of the next command (`rebo` + `reboot`).
+/// Every writer sends a whole line in one `write(2)` (at most `PIPE_BUF`
+/// bytes, so atomic), so a real command never takes anywhere near this.
+pub const STALE_MS: u64 = 1_000;
 
 /// A parsed command.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +31,10 @@ pub enum LineError<'a> {
     TooLong(&'a [u8]),
     /// Not a known command; carries the line.
     Unknown(&'a [u8]),
+    /// An unterminated line got no newline within [`STALE_MS`] and was
+    /// dropped when more bytes arrived; carries its first bytes (empty for
+    /// the tail of an over-long line).
+    Stale(&'a [u8]),
 }
 
 /// Parses one line (without its newline). Surrounding blanks and a trailing
@@ -43,11 +56,15 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, LineError<'_>> {
 
 /// Splits a byte stream into lines of at most [`MAX_LINE`] bytes, with a
 /// fixed buffer. A line that overflows is reported once and the rest of it,
-/// up to the next newline, is discarded.
+/// up to the next newline, is discarded. A line still unterminated
+/// [`STALE_MS`] after its first byte is dropped (reported) before the next
+/// bytes are framed, so it cannot corrupt a later command.
 pub struct LineReader {
     buf: [u8; MAX_LINE],
     len: usize,
     overflowed: bool,
+    /// When the pending fragment (bytes kept or being discarded) began.
+    started_ms: u64,
 }
 
 impl Default for LineReader {
@@ -62,17 +79,28 @@ impl LineReader {
             buf: [0; MAX_LINE],
             len: 0,
             overflowed: false,
+            started_ms: 0,
         }
     }
 
-    /// Feeds bytes; calls `on_line` for every complete line (empty lines are
-    /// skipped) and for every over-long line.
+    /// Feeds bytes that arrived at `now_ms`; calls `on_line` for every
+    /// complete line (empty lines are skipped), for every over-long line and
+    /// for a stale fragment dropped first.
     pub fn push(
         &mut self,
         data: &[u8],
+        now_ms: u64,
         mut on_line: impl FnMut(Result<Command<'_>, LineError<'_>>),
     ) {
+        let pending = self.len > 0 || self.overflowed;
+        if pending && now_ms.saturating_sub(self.started_ms) >= STALE_MS {
+            on_line(Err(LineError::Stale(&self.buf[..self.len])));
+            self.reset();
+        }
         for &b in data {
+            if self.len == 0 && !self.overflowed {
+                self.started_ms = now_ms;
+            }
             if b == b'\n' {
                 if self.overflowed {
                     self.overflowed = false;
@@ -96,8 +124,8 @@ impl LineReader {
         }
     }
 
-    /// A writer closed the FIFO: an unterminated line is dropped, so a
-    /// command is only ever acted on when it arrived whole.
+    /// Forgets an unterminated line, so a command is only ever acted on
+    /// when it arrived whole.
     pub fn reset(&mut self) {
         self.len = 0;
         self.overflowed = false;
@@ -109,8 +137,12 @@ mod tests {
     use super::*;
 
     fn collect(r: &mut LineReader, data: &[u8]) -> Vec<String> {
+        collect_at(r, data, 0)
+    }
+
+    fn collect_at(r: &mut LineReader, data: &[u8], now: u64) -> Vec<String> {
         let mut v = vec![];
-        r.push(data, |res| {
+        r.push(data, now, |res| {
             v.push(match res {
                 Ok(Command::Reboot) => "reboot".to_string(),
                 Ok(Command::Poweroff) => "poweroff".to_string(),
@@ -118,6 +150,7 @@ mod tests {
                 Ok(Command::Restart(n)) => format!("restart:{}", String::from_utf8_lossy(n)),
                 Err(LineError::TooLong(b)) => format!("toolong:{}", b.len()),
                 Err(LineError::Unknown(b)) => format!("unknown:{}", String::from_utf8_lossy(b)),
+                Err(LineError::Stale(b)) => format!("stale:{}", String::from_utf8_lossy(b)),
             })
         });
         v
@@ -174,5 +207,38 @@ mod tests {
         assert!(collect(&mut r, b"rebo").is_empty());
         r.reset();
         assert_eq!(collect(&mut r, b"ot\n"), ["unknown:ot"]);
+    }
+
+    #[test]
+    fn stale_fragment_is_dropped_before_the_next_command() {
+        let mut r = LineReader::new();
+        assert!(collect_at(&mut r, b"rebo", 5_000).is_empty());
+        // Completed in time: one command.
+        assert_eq!(collect_at(&mut r, b"ot\n", 5_999), ["reboot"]);
+        // A writer died mid-line; the agent's `poweroff` comes 1 s later.
+        assert!(collect_at(&mut r, b"rest", 7_000).is_empty());
+        assert_eq!(
+            collect_at(&mut r, b"poweroff\n", 8_000),
+            ["stale:rest", "poweroff"]
+        );
+        // Age counts from the fragment's first byte, not its last.
+        assert!(collect_at(&mut r, b"bo", 10_000).is_empty());
+        assert!(collect_at(&mut r, b"ot", 10_900).is_empty());
+        assert_eq!(
+            collect_at(&mut r, b"boot-ok\n", 11_000),
+            ["stale:boot", "boot-ok"]
+        );
+    }
+
+    #[test]
+    fn stale_tail_of_an_over_long_line_stops_swallowing() {
+        let mut r = LineReader::new();
+        // 100 bytes, no newline: reported as too long, the rest discarded…
+        assert_eq!(collect_at(&mut r, &[b'x'; 100], 1_000), ["toolong:64"]);
+        // …but only until it is stale: the next command is not swallowed.
+        assert_eq!(collect_at(&mut r, b"reboot\n", 2_500), ["stale:", "reboot"]);
+        // Within the time, the tail is still discarded up to its newline.
+        assert_eq!(collect_at(&mut r, &[b'y'; 70], 3_000), ["toolong:64"]);
+        assert_eq!(collect_at(&mut r, b"yyy\nboot-ok\n", 3_100), ["boot-ok"]);
     }
 }

@@ -240,6 +240,23 @@ impl Show for matic_boot::Slot {
     }
 }
 
+/// The text form `matic-boot`'s `Display` writes (upper-case hex; the
+/// first three fields are little-endian on disk).
+impl Show for matic_boot::Guid {
+    #[inline(never)]
+    fn show(&self, out: &mut dyn Sink) {
+        const ORDER: [u8; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for (i, &pos) in ORDER.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.put(b"-");
+            }
+            let b = self.0[usize::from(pos)];
+            out.put(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
 /// The same text as `matic-boot`'s `Display`.
 impl Show for matic_boot::SlotAttrs {
     #[inline(never)]
@@ -359,6 +376,15 @@ impl Show for Printable<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guid_in_matic_boot_s_words() {
+        let g = matic_boot::Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B").unwrap();
+        let mut b = Buf::<64>::new();
+        show!(&mut b, "{}", g);
+        assert_eq!(b.as_bytes(), g.to_string().as_bytes());
+        assert_eq!(b.as_bytes(), b"C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    }
 
     #[test]
     fn templates() {

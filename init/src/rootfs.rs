@@ -1,5 +1,4 @@
-//! Stage 1's fixed facts: which block devices may be the MaticOS disk, how
-//! a partition's device is named, the writable mounts of the new root, and
+//! Stage 1's fixed facts: how a partition's device is named, the writable mounts of the new root, and
 //! how init tells the initramfs from the image.
 
 use crate::fmtbuf::Buf;
@@ -28,15 +27,6 @@ pub fn is_stage1(root_fs_magic: u64, has_init: bool, has_boot_file: bool) -> boo
     (root_fs_magic == RAMFS_MAGIC || root_fs_magic == TMPFS_MAGIC) && has_init && !has_boot_file
 }
 
-/// Whether `/sys/class/block/NAME` may be a whole disk holding MaticOS:
-/// virtio, SCSI/SATA, Xen and NVMe namespaces; never loop, ram, zram,
-/// optical, device-mapper or md devices.
-pub fn is_candidate_disk(name: &[u8]) -> bool {
-    let starts = |p: &[u8]| name.starts_with(p) && name.len() > p.len();
-    (starts(b"vd") || starts(b"sd") || starts(b"xvd") || starts(b"hd") || starts(b"nvme"))
-        && name.iter().all(|b| b.is_ascii_alphanumeric())
-}
-
 /// The kernel's name of partition `number` of disk `disk`: `vda` + 2 is
 /// `vda2`; a disk whose name ends in a digit gets a `p`: `nvme0n1p2`.
 pub fn partition_name<const N: usize>(disk: &[u8], number: u32, out: &mut Buf<N>) {
@@ -61,26 +51,6 @@ mod tests {
         assert_eq!(b.as_bytes(), b"nvme0n1p4");
         partition_name(b"sdb", 13, &mut b);
         assert_eq!(b.as_bytes(), b"sdb13");
-    }
-
-    #[test]
-    fn candidate_disks() {
-        for ok in [&b"vda"[..], b"vdb", b"sda", b"nvme0n1", b"xvda"] {
-            assert!(is_candidate_disk(ok), "{ok:?}");
-        }
-        for no in [
-            &b"loop0"[..],
-            b"ram0",
-            b"zram0",
-            b"sr0",
-            b"dm-0",
-            b"md0",
-            b"vd",
-            b"",
-            b"vda/../x",
-        ] {
-            assert!(!is_candidate_disk(no), "{no:?}");
-        }
     }
 
     #[test]

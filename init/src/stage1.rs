@@ -3,20 +3,24 @@
 //! it and `MATIC_STATE`, hand the boot facts to stage 2 in
 //! `/run/matic/boot`, switch root and exec the image's `/sbin/init`.
 //!
-//! Every failure is logged to `/dev/kmsg`. A slot that cannot be mounted is
-//! marked unbootable (priority 0) before rebooting, so the next boot picks
-//! the other slot; anything else that prevents booting is `fatal!`: logged
-//! in full, then init syncs and reboots (spending another try of an
-//! unproven slot), as the panic handler does for a bug.
+//! Every failure is logged to `/dev/kmsg`. A chosen slot that fails to
+//! start is given up (`Disk::give_up`) only when the failure is its image's
+//! (`matic_init::slotfault`) and the other slot will boot; otherwise the
+//! partition table is kept and init reboots after [`RETRY_REBOOT_MS`]. It
+//! never writes slot attributes itself. Anything else that prevents booting
+//! is `fatal!`: logged in full, then init syncs and reboots (spending
+//! another try of an unproven slot), as the panic handler does for a bug.
 
 use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, sys, warn};
 use core::ffi::CStr;
-use matic_boot::{BlockDevice, Disk, Slot, SlotAttrs};
+use matic_boot::{BlockDevice, Disk, Guid, Slot};
 use matic_init::bootfile::BootInfo;
+use matic_init::diskpick::{self, Found, Name, Picker, Scan, Verdict};
 use matic_init::fmtbuf::{BootError, Buf, Printable};
 use matic_init::rootfs::{self, BINDS};
 use matic_init::show;
+use matic_init::slotfault::{self, Fault, Step};
 use matic_init::{cmdline, modlist};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, openat};
@@ -25,6 +29,13 @@ use rustix::mount::{MountFlags, mount, mount_bind, mount_move};
 
 /// How long to wait for the disk to show up (drivers probe asynchronously).
 const DISK_WAIT_MS: u64 = 30_000;
+/// How long to wait before rebooting when the chosen slot failed and the
+/// table is kept (a failure not the image's, or no other slot to fall back
+/// to): a fixed delay, since nothing that survives a reboot may count the
+/// attempts (the GPT's slot bits are `matic-boot`'s), that keeps a retry
+/// loop slow and its console readable. `matic.test.retry_reboot_ms=` in
+/// argv (tests only) overrides it.
+const RETRY_REBOOT_MS: u64 = 30_000;
 /// `finit_module` flag: the kernel decompresses the file (Linux ≥ 6.4).
 const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
 
@@ -60,15 +71,32 @@ pub fn run(args: &[&'static CStr]) -> ! {
 
     let mut cmdline = [0u8; 1024];
     let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
+    let argv = |key: &[u8]| {
+        args.iter()
+            .skip(1)
+            .find_map(|a| cmdline::value(a.to_bytes(), key))
+    };
+    let retry_ms = argv(b"matic.test.retry_reboot_ms")
+        .and_then(cmdline::parse_u64)
+        .unwrap_or(RETRY_REBOOT_MS);
     let mut want = Buf::<64>::new();
-    let from_argv = args
-        .iter()
-        .skip(1)
-        .find_map(|a| cmdline::value(a.to_bytes(), b"matic.disk"));
+    let from_argv = argv(b"matic.disk");
     if let Some(d) = from_argv.or_else(|| cmdline::value(cmdline, b"matic.disk")) {
         want.push_bytes(d);
     }
-    let (mut disk, disk_name) = find_disk(want.as_bytes());
+    let guid =
+        match argv(b"matic.disk_guid").or_else(|| cmdline::value(cmdline, b"matic.disk_guid")) {
+            Some(t) => {
+                let g = diskpick::parse_guid(t);
+                if g.is_none() {
+                    error!("matic.disk_guid={}: not a GUID, ignored", Printable(t));
+                }
+                g
+            }
+            None => None,
+        };
+    let with_loop = argv(b"matic.test.loop_disks") == Some(b"1");
+    let (mut disk, disk_name) = find_disk(want.as_bytes(), guid, with_loop);
     let mut disk_path = Buf::<64>::new();
     show!(&mut disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
 
@@ -94,39 +122,82 @@ pub fn run(args: &[&'static CStr]) -> ! {
         );
     }
     info!(
-        "slot {} chosen ({}) on {}",
+        "slot {} chosen ({}) on {} (GUID {})",
         slot,
         attrs,
-        Printable(disk_path.as_bytes())
+        Printable(disk_path.as_bytes()),
+        disk.disk_guid()
     );
 
     let root = disk.slot_partition(slot);
     let state = disk.state_partition().ok();
     let root_dev = partition_dev(disk_name.as_bytes(), root.number);
     if let Err(e) = mount_cstr(&root_dev, c"/newroot", c"squashfs", MountFlags::RDONLY) {
-        error!(
-            "slot {}: mounting {} (squashfs) failed: {}; marking it unbootable",
+        slot_failed(
+            &mut disk,
             slot,
-            Printable(root_dev.as_bytes()),
-            e
+            root_dev.as_bytes(),
+            Step::Mount,
+            e,
+            retry_ms,
         );
-        let dead =
-            SlotAttrs::new(0, attrs.tries(), attrs.successful()).unwrap_or(SlotAttrs::INVALID);
-        disk.set_slot_attrs(slot, dead);
-        if let Err(e) = disk.write() {
-            error!("writing the partition table: {}", BootError(&e));
-        }
-        util::reboot_now();
     }
-    drop(disk);
     mount_state(disk_name.as_bytes(), state.map(|p| p.number));
     writable_mounts();
     write_boot_file(slot, disk_path.as_bytes(), successful);
     switch_root();
+    // The disk stays open (close-on-exec) in case the image's init cannot
+    // be executed.
     let argv = [c"/sbin/init".as_ptr(), core::ptr::null()];
     let envp = [core::ptr::null()];
     let e = sys::execve(c"/sbin/init", &argv, &envp);
-    fatal!("exec /sbin/init of slot {}: {}", slot, e);
+    slot_failed(
+        &mut disk,
+        slot,
+        root_dev.as_bytes(),
+        Step::ExecInit,
+        e,
+        retry_ms,
+    )
+}
+
+/// The chosen slot (partition `dev`) failed to start at `step`: it is
+/// given up when that is its image's fault and the other slot will boot
+/// (then reboot at once); otherwise the table stays as it is and init
+/// reboots after `retry_ms`.
+fn slot_failed(
+    disk: &mut Disk<BlockFd>,
+    slot: Slot,
+    dev: &[u8],
+    step: Step,
+    e: Errno,
+    retry_ms: u64,
+) -> ! {
+    error!(
+        "slot {}: {} failed: {} ({})",
+        slot,
+        step.as_str(),
+        e,
+        Printable(dev)
+    );
+    if slotfault::classify(step, e) == Fault::Image {
+        match disk.give_up(slot).and_then(|()| disk.write()) {
+            Ok(()) => fatal!("slot {}: its image cannot boot; slot given up", slot),
+            Err(g) => error!(
+                "slot {}: its image cannot boot, but {}",
+                slot,
+                BootError(&g)
+            ),
+        }
+    } else {
+        error!("slot {}: not the image's fault", slot);
+    }
+    error!(
+        "slot {}: partition table kept; rebooting in {} ms",
+        slot, retry_ms
+    );
+    util::sleep_ms(retry_ms);
+    util::reboot_now()
 }
 
 fn mount_cstr(src: &Buf<64>, dst: &CStr, fs: &CStr, flags: MountFlags) -> Result<(), Errno> {
@@ -269,78 +340,49 @@ impl BlockDevice for BlockFd {
     }
 }
 
-/// Waits (bounded) for the disk: the one `matic.disk=` names, else the
-/// first whole disk in `/sys/class/block` whose GPT has the MaticOS names.
-fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
+/// Waits (bounded) for the MaticOS disk: the one `matic.disk=` names, else
+/// every whole disk of `/sys/block` in name order. Among those whose GPT
+/// `matic-boot` opens, the one with `guid` (`matic.disk_guid=`) wins, or
+/// without a GUID the only one; when several would do, the boot stops.
+fn find_disk(want: &[u8], guid: Option<Guid>, with_loop: bool) -> (Disk<BlockFd>, Name) {
     let want = want.strip_prefix(b"/dev/").unwrap_or(want);
     let end = util::now_ms() + DISK_WAIT_MS;
     let mut last_err = Buf::<128>::new();
     loop {
-        let mut found = None;
-        let mut names = heapless::Vec::<Buf<32>, 16>::new();
+        let mut pick = Picker::new(guid);
         if !want.is_empty() {
-            let mut b = Buf::new();
-            b.push_bytes(want);
-            let _ = names.push(b);
-        } else if let Ok(dir) = open(
-            c"/sys/class/block",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
-            let mut it = RawDir::new(&dir, &mut buf);
-            while let Some(Ok(e)) = it.next() {
-                let n = e.file_name().to_bytes();
-                if rootfs::is_candidate_disk(n) {
-                    let mut b = Buf::new();
-                    b.push_bytes(n);
-                    let _ = names.push(b);
-                }
+            if let Some(d) = open_disk(want, &mut last_err) {
+                pick.offer(want, d.disk_guid());
             }
-            // Name order (vda before vdb): an insertion sort of ≤ 16 names,
-            // without pulling the library's general sort into PID 1.
-            for i in 1..names.len() {
-                let mut j = i;
-                while j > 0 && names[j - 1].as_bytes() > names[j].as_bytes() {
-                    names.swap(j - 1, j);
-                    j -= 1;
+        } else {
+            let mut scan = Scan::new(with_loop);
+            while let Some(name) = next_disk(&mut scan) {
+                if let Some(d) = open_disk(name, &mut last_err) {
+                    pick.offer(name, d.disk_guid());
                 }
             }
         }
-        for name in &names {
-            let mut path = Buf::<64>::new();
-            show!(&mut path, "/dev/{}", Printable(name.as_bytes()));
-            let Some(p) = path.as_cstr() else { continue };
-            let fd = match open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    last_err.clear();
-                    show!(&mut last_err, "{}: {}", Printable(path.as_bytes()), e);
-                    continue;
-                }
-            };
-            match Disk::open(BlockFd(fd)) {
-                Ok(d) => {
-                    let mut n = Buf::new();
-                    n.push_bytes(name.as_bytes());
-                    found = Some((d, n));
-                    break;
-                }
-                Err(e) => {
-                    last_err.clear();
-                    show!(
-                        &mut last_err,
-                        "{}: {}",
-                        Printable(path.as_bytes()),
-                        BootError(&e)
-                    );
+        match pick.verdict() {
+            Verdict::Use(name) => {
+                if let Some(d) = open_disk(name, &mut last_err) {
+                    let mut n = Name::new();
+                    n.push_bytes(name);
+                    return (d, n);
                 }
             }
-        }
-        if let Some((d, name)) = found {
-            return (d, name);
+            Verdict::Ambiguous(a, b, n) => stop_ambiguous(a, b, n),
+            Verdict::Wait => {}
         }
         if util::now_ms() >= end {
+            if let (Some(g), Some(o)) = (guid, pick.other()) {
+                fatal!(
+                    "no MaticOS disk with GUID {} (matic.disk_guid=) after {} s; /dev/{} has GUID {}",
+                    g,
+                    DISK_WAIT_MS / 1000,
+                    Printable(o.name.as_bytes()),
+                    o.guid
+                );
+            }
             fatal!(
                 "no MaticOS disk after {} s (last: {})",
                 DISK_WAIT_MS / 1000,
@@ -348,6 +390,58 @@ fn find_disk(want: &[u8]) -> (Disk<BlockFd>, Buf<32>) {
             );
         }
         util::sleep_ms(100);
+    }
+}
+
+/// One pass over `/sys/block` (whole disks only: partitions are not
+/// there); the next candidate in name order.
+fn next_disk(scan: &mut Scan) -> Option<&[u8]> {
+    if let Ok(dir) = open(
+        c"/sys/block",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+        let mut it = RawDir::new(&dir, &mut buf);
+        while let Some(Ok(e)) = it.next() {
+            scan.offer(e.file_name().to_bytes());
+        }
+    }
+    scan.end_pass()
+}
+
+/// Opens `/dev/NAME` and its MaticOS GPT; why not, into `last_err`.
+fn open_disk(name: &[u8], last_err: &mut Buf<128>) -> Option<Disk<BlockFd>> {
+    let mut path = Buf::<64>::new();
+    show!(&mut path, "/dev/{}", Printable(name));
+    let r = match path.as_cstr() {
+        Some(p) => open(p, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()),
+        None => Err(Errno::NAMETOOLONG),
+    };
+    last_err.clear();
+    match r.map(|fd| Disk::open(BlockFd(fd))) {
+        Ok(Ok(d)) => return Some(d),
+        Ok(Err(e)) => show!(last_err, "/dev/{}: {}", Printable(name), BootError(&e)),
+        Err(e) => show!(last_err, "/dev/{}: {}", Printable(name), e),
+    }
+    None
+}
+
+/// Several disks carry a MaticOS table and the command line does not say
+/// which: booting either could run a stranger's image or write a data
+/// disk's table, so stage 1 stops here (the condition does not go away by
+/// rebooting), repeating why on the console.
+fn stop_ambiguous(a: &Found, b: &Found, n: u32) -> ! {
+    loop {
+        error!(
+            "{} disks carry a MaticOS table, e.g. /dev/{} ({}) and /dev/{} ({}): boot stopped; name one with matic.disk_guid= or matic.disk=",
+            n,
+            Printable(a.name.as_bytes()),
+            a.guid,
+            Printable(b.name.as_bytes()),
+            b.guid
+        );
+        util::sleep_ms(60_000);
     }
 }
 

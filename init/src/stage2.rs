@@ -18,7 +18,7 @@ use matic_init::fmtbuf::{Buf, Printable};
 use matic_init::rootfs::BINDS;
 use matic_init::show;
 use matic_init::supervisor::{Exit, RestartOutcome, ShutdownStep, Supervisor};
-use matic_init::table::{SERVICE_ENV, SERVICES};
+use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE, SERVICES};
 use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::{AsFd, OwnedFd};
@@ -90,6 +90,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     // PID namespace the kernel refuses this (EINVAL): nothing to do there.
     let _ = rustix::system::reboot(RebootCommand::CadOff);
 
+    raise_nofile();
     let mut cmdline = [0u8; 1024];
     let cmdline = util::read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
     let settings = Settings::load(cmdline, args.iter().skip(1).map(|a| a.to_bytes()));
@@ -132,6 +133,31 @@ pub fn run(args: &[&'static CStr]) -> ! {
         down: None,
     };
     rt.main_loop()
+}
+
+/// Sets init's `RLIMIT_NOFILE` to [`SERVICE_NOFILE`] (soft and hard), which
+/// every service inherits; init itself never `select`s, so a high soft limit
+/// costs it nothing. Raising the hard limit needs `CAP_SYS_RESOURCE` and
+/// `fs.nr_open` ≥ the figure; failing that, the soft limit is raised to the
+/// hard one (logged).
+fn raise_nofile() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = Rlimit {
+        current: Some(SERVICE_NOFILE),
+        maximum: Some(SERVICE_NOFILE),
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, want) {
+        let mut l = getrlimit(Resource::Nofile);
+        l.current = l.maximum;
+        // Raising the soft limit up to the hard one is always allowed.
+        let _ = setrlimit(Resource::Nofile, l);
+        warn!(
+            "RLIMIT_NOFILE {}: {}; services get the hard limit, {}",
+            SERVICE_NOFILE,
+            e,
+            l.maximum.unwrap_or(u64::MAX)
+        );
+    }
 }
 
 fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
@@ -359,7 +385,7 @@ impl Runtime {
                 &mut self.boot_deadline_ms,
                 &mut self.status_dirty,
             );
-            self.lines.push(&buf[..n], |line| match line {
+            self.lines.push(&buf[..n], now, |line| match line {
                 Ok(Command::Reboot) => {
                     info!("control: reboot");
                     down.get_or_insert(Down::Reboot);
@@ -410,6 +436,13 @@ impl Runtime {
                 }
                 Err(LineError::Unknown(l)) => {
                     warn!("control: unknown command dropped: {}", Printable(l))
+                }
+                Err(LineError::Stale(l)) => {
+                    warn!(
+                        "control: partial line without newline for {} ms dropped: {}",
+                        matic_init::control::STALE_MS,
+                        Printable(l)
+                    )
                 }
             });
         }
@@ -573,8 +606,8 @@ impl Runtime {
         );
         self.sup.begin_shutdown(start);
         self.status_dirty = true;
-        // Services one at a time, in reverse dependency order.
-        let mut timed_out = false;
+        // Services one at a time, in reverse dependency order, within
+        // the stop timeout; those still there at its end are SIGKILLed.
         loop {
             let now = now_ms();
             match self.sup.shutdown_step(now) {
@@ -587,25 +620,32 @@ impl Runtime {
                 ShutdownStep::Wait => {}
             }
             if now >= deadline {
-                timed_out = true;
+                for pid in self.sup.live_pids() {
+                    warn!("pid {} still running at the stop timeout: SIGKILL", pid);
+                    signal(pid, Signal::KILL);
+                }
                 break;
             }
             self.write_status();
             self.pet_watchdog(now);
             self.wait((deadline - now).min(WATCHDOG_PET_MS), false);
         }
-        // Whatever else is left (containers' processes, shims): SIGTERM, and
-        // the rest of the same deadline to go.
-        if !timed_out && self.has_children() {
-            info!("services stopped; SIGTERM to all remaining processes");
+        // Whatever else is left (containers' processes, containerd's
+        // shims): SIGTERM, and a budget of their own to exit.
+        if self.has_children() {
+            let end = now_ms() + self.settings.container_stop_ms;
+            info!(
+                "services stopped; SIGTERM to all remaining processes (up to {} ms)",
+                self.settings.container_stop_ms
+            );
             let _ = kill_process_group(Pid::INIT, Signal::TERM);
             loop {
                 let now = now_ms();
-                if now >= deadline || !self.has_children() {
+                if now >= end || !self.has_children() {
                     break;
                 }
                 self.pet_watchdog(now);
-                self.wait((deadline - now).min(WATCHDOG_PET_MS), false);
+                self.wait((end - now).min(WATCHDOG_PET_MS), false);
             }
         }
         if self.has_children() {

@@ -50,6 +50,14 @@ pub const SERVICES: [ServiceSpec; 3] = [
 /// The environment every service starts with: nothing of init's own.
 pub const SERVICE_ENV: &[&CStr] = &[c"PATH=/usr/bin:/usr/sbin"];
 
+/// `RLIMIT_NOFILE` (soft and hard) every service starts with: 1,048,576,
+/// the kernel's default `fs.nr_open` (the most a hard limit may be) and
+/// what containerd's own systemd unit asks for (`LimitNOFILE=infinity`).
+/// The kernel's default for PID 1, 1024 soft / 4096 hard, starves
+/// containerd (a descriptor or more per container, shim and log) and
+/// kubelet (watches, sockets) on a busy node.
+pub const SERVICE_NOFILE: u64 = 1 << 20;
+
 /// Checks that a table is usable: unique, log-safe names, absolute paths, and
 /// dependencies that name an *earlier* entry (so table order is a valid start
 /// order and its reverse a valid stop order). Returns the offending name.

@@ -296,9 +296,64 @@ fn sigterm_stops_in_reverse_order_and_kills_what_ignores_it() {
         ["stopped", "0", "0", "exit:0"]
     );
     assert!(
-        r.init_log().contains("SIGKILL to all remaining processes"),
+        r.init_log()
+            .contains("still running at the stop timeout: SIGKILL"),
         "{}",
         r.init_log()
+    );
+}
+
+#[test]
+fn containers_get_their_own_time_after_the_services() {
+    // containerd exits on SIGTERM at once, leaving its "container" (taking
+    // 2 s to exit after SIGTERM) to init. The services' stop timeout is
+    // 1.5 s; the container must still get its own budget (4 s here) and
+    // exit by itself, not be SIGKILLed at the services' deadline.
+    let r = root(
+        "containers",
+        &[
+            ("matic-agent", "term-exit"),
+            ("containerd", "container 2000"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&[
+        "matic.test.stop_timeout_ms=1500",
+        "matic.test.container_stop_ms=4000",
+    ]);
+    wait_running(&r, &["matic-agent", "containerd"]);
+    let ev = |name: &str| {
+        events(&r.log("containerd"))
+            .into_iter()
+            .find(|e| e.0 == name)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ev("container-start")).is_some(),
+        "{}",
+        r.log("containerd")
+    );
+    let t0 = Instant::now();
+    ns.signal(SIGTERM);
+    let st = ns
+        .wait_exit(Duration::from_secs(20))
+        .expect("init did not finish shutdown");
+    let took = t0.elapsed();
+    assert_eq!(st.signal(), Some(SIGHUP), "{st:?}");
+    let (term, done) = (ev("container-term"), ev("container-done"));
+    assert!(
+        term.is_some() && done.is_some(),
+        "the container was killed before it could exit:\n{}\n{}",
+        r.log("containerd"),
+        r.init_log()
+    );
+    assert!(
+        !r.init_log().contains("SIGKILL to all remaining processes"),
+        "{}",
+        r.init_log()
+    );
+    assert!(
+        took >= Duration::from_millis(1_900) && took < Duration::from_secs(4),
+        "shutdown took {took:?}"
     );
 }
 
@@ -331,6 +386,88 @@ fn child_gets_empty_mask_default_signals_own_session_clean_env() {
     );
     ns.signal(SIGTERM);
     assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn services_get_a_million_file_descriptors() {
+    // Init starts with a soft limit of 1024 (the kernel's default for PID 1);
+    // every service must get RLIMIT_NOFILE 1,048,576 soft and hard. Without
+    // CAP_SYS_RESOURCE (a sandboxed CI runner) the hard limit cannot rise:
+    // then the soft one must at least reach it.
+    let r = root(
+        "nofile",
+        &[("matic-agent", "sigcheck"), ("containerd", "sigcheck")],
+        None,
+    );
+    harness::install(&r.dir, Path::new("/bin/busybox"), "/busybox");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let want = if cap_eff & (1 << 24) != 0 {
+        "1048576 1048576".to_string()
+    } else {
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let hard = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .unwrap()
+            .to_string();
+        assert_ne!(hard, "1024", "pick a runner whose hard limit is not 1024");
+        format!("{hard} {hard}")
+    };
+    let mut ns = r.start_program(
+        "/busybox",
+        &["sh", "-c", "ulimit -S -n 1024 && exec /sbin/init"],
+    );
+    for svc in ["matic-agent", "containerd"] {
+        let log = wait_until(Duration::from_secs(10), || {
+            let l = r.log(svc);
+            l.contains("sigcheck-done").then_some(l)
+        })
+        .unwrap_or_else(|| panic!("{svc} did not report:\n{}", r.init_log()));
+        assert!(
+            log.contains(&format!("\nnofile {want}\n")),
+            "{svc}: RLIMIT_NOFILE is not {want}:\n{log}\n{}",
+            r.init_log()
+        );
+    }
+    ns.signal(SIGTERM);
+    assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn control_fifo_partial_line_does_not_swallow_the_next_command() {
+    let r = root(
+        "fifo-partial",
+        &[("matic-agent", "sleep"), ("containerd", "sleep")],
+        None,
+    );
+    let mut ns = r.start(&[]);
+    wait_running(&r, &["matic-agent", "containerd"]);
+    // A writer that died mid-line, then an over-long line without its
+    // newline: neither may eat the agent's next command.
+    ns.control(&r, b"rebo");
+    std::thread::sleep(Duration::from_millis(1_200));
+    ns.control(&r, &[b'x'; 100]);
+    std::thread::sleep(Duration::from_millis(1_200));
+    ns.control(&r, b"poweroff\n");
+    let st = ns
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("poweroff was lost behind a partial line:\n{}", r.init_log()));
+    assert_eq!(st.signal(), Some(SIGINT), "{st:?}\n{}", r.init_log());
+    let log = r.init_log();
+    for needle in [
+        "partial line without newline for 1000 ms dropped: rebo",
+        "line over 64 bytes dropped: xxxxxxxxxxxxxxxx...",
+        "partial line without newline for 1000 ms dropped: \n",
+        "control: poweroff",
+    ] {
+        assert!(log.contains(needle), "init log lacks {needle:?}:\n{log}");
+    }
 }
 
 #[test]

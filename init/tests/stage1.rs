@@ -13,10 +13,11 @@ mod harness;
 use harness::{TestRoot, install, require_root, wait_until};
 use matic_boot::{Disk, Guid, Layout, Slot};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const INIT: &str = env!("CARGO_BIN_EXE_matic-init");
 const HELPER: &str = env!("CARGO_BIN_EXE_matic-init-testsvc");
@@ -79,10 +80,55 @@ impl Env {
     }
 }
 
+/// What a slot holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Content {
+    /// Zeros: no SquashFS superblock.
+    Zeros,
+    /// The test image.
+    Good,
+    /// The test image without `/sbin/init`.
+    NoInit,
+    /// The test image whose `/sbin/init` is an executable text file
+    /// (`execve` fails with ENOEXEC).
+    BadInit,
+}
+
+/// A test disk: slot contents, the `finish_update`s applied in order, the
+/// slots then marked successful, and the disk GUID.
+struct Spec<'a> {
+    a: Content,
+    b: Content,
+    updates: &'a [Slot],
+    successful: &'a [Slot],
+    guid: Guid,
+}
+
 /// Builds the image tree, its SquashFS, a 64 MiB disk with `good` slots
 /// holding it (other slots hold zeros), attributes set by `finish_update` in
 /// the order given, and attaches it to a loop device.
 fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
+    let content = |s| {
+        if good.contains(&s) {
+            Content::Good
+        } else {
+            Content::Zeros
+        }
+    };
+    setup_disk(
+        name,
+        &Spec {
+            a: content(Slot::A),
+            b: content(Slot::B),
+            updates,
+            successful: &[],
+            guid: Guid([7; 16]),
+        },
+    )
+}
+
+/// [`setup`] for any [`Spec`].
+fn setup_disk(name: &str, spec: &Spec) -> Env {
     require_root();
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("matic-init-stage1")
@@ -105,29 +151,41 @@ fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
     ] {
         fs::create_dir_all(img.join(d)).unwrap();
     }
-    install(&img, Path::new(INIT), "/sbin/init");
     for svc in ["matic-agent", "containerd"] {
         install(&img, Path::new(HELPER), &format!("/usr/bin/{svc}"));
         fs::write(img.join("etc/testsvc").join(svc), "sleep").unwrap();
     }
-    let sqfs = base.join("root.sqfs");
-    run(Command::new("mksquashfs")
-        .arg(&img)
-        .arg(&sqfs)
-        .args(["-noappend", "-quiet", "-all-root"]));
-    let sq = fs::read(&sqfs).unwrap();
+    let squash = |file: &str| {
+        let sqfs = base.join(file);
+        run(Command::new("mksquashfs").arg(&img).arg(&sqfs).args([
+            "-noappend",
+            "-quiet",
+            "-all-root",
+        ]));
+        fs::read(&sqfs).unwrap()
+    };
+    let no_init = squash("noinit.sqfs");
+    fs::write(img.join("sbin/init"), "not an executable\n").unwrap();
+    fs::set_permissions(img.join("sbin/init"), fs::Permissions::from_mode(0o755)).unwrap();
+    let bad_init = squash("badinit.sqfs");
+    fs::remove_file(img.join("sbin/init")).unwrap();
+    install(&img, Path::new(INIT), "/sbin/init");
+    let sq = squash("root.sqfs");
 
     let mut mem = vec![0u8; 64 * MIB];
     let layout = Layout {
         esp_bytes: MIB as u64,
         slot_bytes: 24 * MIB as u64,
         state_bytes: None,
-        disk_guid: Guid([7; 16]),
+        disk_guid: spec.guid,
     };
     let (slots, state) = {
         let mut disk = Disk::create(&mut mem[..], &layout).unwrap();
-        for s in updates {
+        for s in spec.updates {
             disk.finish_update(*s, 3).unwrap();
+        }
+        for s in spec.successful {
+            disk.mark_successful(*s).unwrap();
         }
         disk.write().unwrap();
         (
@@ -135,14 +193,19 @@ fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
             disk.state_partition().unwrap(),
         )
     };
-    for s in good {
-        let p = slots[if *s == Slot::A { 0 } else { 1 }];
+    for (p, content) in slots.iter().zip([spec.a, spec.b]) {
+        let data = match content {
+            Content::Zeros => continue,
+            Content::Good => &sq,
+            Content::NoInit => &no_init,
+            Content::BadInit => &bad_init,
+        };
         assert!(
-            sq.len() as u64 <= p.size(),
+            data.len() as u64 <= p.size(),
             "squashfs {} bytes > slot",
-            sq.len()
+            data.len()
         );
-        mem[p.start() as usize..p.start() as usize + sq.len()].copy_from_slice(&sq);
+        mem[p.start() as usize..p.start() as usize + data.len()].copy_from_slice(data);
     }
     let ext4 = base.join("state.ext4");
     fs::write(&ext4, vec![0u8; state.size() as usize]).unwrap();
@@ -337,4 +400,222 @@ fn unmountable_slot_is_given_up_and_the_other_boots() {
         (1, 2, false),
         "B spent a try"
     );
+}
+
+/// Boots stage 1 once on `env` (delay before a kept-table reboot: 1 s) and
+/// returns how long until it rebooted.
+fn boot_until_reboot(env: &Env) -> Duration {
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+    let root = env.initramfs();
+    let t0 = Instant::now();
+    let mut ns = root.start_program("/init", &[&disk_arg, "matic.test.retry_reboot_ms=1000"]);
+    let st = ns
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("stage 1 should reboot\n{}", kmsg_tail()));
+    assert_eq!(
+        st.signal(),
+        Some(1),
+        "reboot expected: {st:?}\n{}",
+        kmsg_tail()
+    );
+    t0.elapsed()
+}
+
+#[test]
+fn a_successful_slot_survives_a_transient_mount_failure() {
+    // A is proven; its partition node is missing (as when the kernel has
+    // not created it yet): the mount fails with ENOENT, which is not the
+    // image's fault. A must stay as it is; init retries after the delay.
+    let env = setup_disk(
+        "transient",
+        &Spec {
+            a: Content::Good,
+            b: Content::Zeros,
+            updates: &[Slot::A],
+            successful: &[Slot::A],
+            guid: Guid([8; 16]),
+        },
+    );
+    run(Command::new("partx").arg("-d").arg(&env.loopdev));
+    let before = attrs(&mut env.disk(), Slot::A);
+    assert_eq!(before, (2, 3, true));
+    let took = boot_until_reboot(&env);
+    assert_eq!(
+        attrs(&mut env.disk(), Slot::A),
+        before,
+        "a transient failure must not touch slot A\n{}",
+        kmsg_tail()
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "rebooted without delay: {took:?}"
+    );
+}
+
+#[test]
+fn an_image_failure_never_leaves_no_bootable_slot() {
+    // A is proven but its image is gone (zeros: EINVAL, the image's fault),
+    // and B will not boot: giving A up would leave nothing to boot. The
+    // table must stay as it is; init retries after the delay.
+    let env = setup_disk(
+        "last-slot",
+        &Spec {
+            a: Content::Zeros,
+            b: Content::Zeros,
+            updates: &[Slot::A],
+            successful: &[Slot::A],
+            guid: Guid([9; 16]),
+        },
+    );
+    assert_eq!(attrs(&mut env.disk(), Slot::B), (0, 0, false));
+    for _ in 0..2 {
+        let took = boot_until_reboot(&env);
+        assert_eq!(
+            attrs(&mut env.disk(), Slot::A),
+            (2, 3, true),
+            "the only bootable slot was given up\n{}",
+            kmsg_tail()
+        );
+        assert!(
+            took >= Duration::from_secs(1),
+            "rebooted without delay: {took:?}"
+        );
+    }
+}
+
+#[test]
+fn an_image_whose_init_is_missing_or_not_executable_is_given_up() {
+    // A, on trial, mounts but has no /sbin/init (execve: ENOENT) or one the
+    // kernel cannot execute (ENOEXEC): the image's fault, and B will boot,
+    // so A is given up and B boots next.
+    for (name, content) in [("no-init", Content::NoInit), ("bad-init", Content::BadInit)] {
+        let env = setup_disk(
+            name,
+            &Spec {
+                a: content,
+                b: Content::Good,
+                updates: &[Slot::B, Slot::A],
+                successful: &[],
+                guid: Guid([10; 16]),
+            },
+        );
+        assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
+        boot_until_reboot(&env);
+        assert_eq!(
+            attrs(&mut env.disk(), Slot::A),
+            (0, 0, false),
+            "{name}: slot A must be given up\n{}",
+            kmsg_tail()
+        );
+        assert_eq!(attrs(&mut env.disk(), Slot::B), (1, 3, false), "{name}");
+        // The next boot is B's.
+        let mut disk = env.disk();
+        let d = Disk::open(&mut disk[..]).unwrap();
+        assert_eq!(d.status().next, Some(Slot::B), "{name}");
+    }
+}
+
+/// Two MaticOS disks on loop devices with the given GUIDs (slot A good and
+/// on trial on both), the one whose name sorts last first.
+fn two_disks(name: &str, guids: [Guid; 2]) -> (Env, Env) {
+    let mk = |i: usize| {
+        setup_disk(
+            &format!("{name}-{i}"),
+            &Spec {
+                a: Content::Good,
+                b: Content::Zeros,
+                updates: &[Slot::A],
+                successful: &[],
+                guid: guids[i],
+            },
+        )
+    };
+    let (x, y) = (mk(0), mk(1));
+    let key = |e: &Env| {
+        let n = e.loopdev.trim_start_matches("/dev/").to_string();
+        n.into_bytes()
+    };
+    if key(&x) > key(&y) { (x, y) } else { (y, x) }
+}
+
+fn kmsg_len() -> usize {
+    let out = Command::new("dmesg").output().unwrap().stdout;
+    String::from_utf8_lossy(&out).lines().count()
+}
+
+fn kmsg_since(n: usize) -> String {
+    let out = Command::new("dmesg").output().unwrap().stdout;
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().skip(n).collect();
+    lines.join("\n")
+}
+
+#[test]
+fn the_disk_guid_picks_the_system_disk_among_several() {
+    // Found by scanning every whole disk (loop devices admitted for the
+    // test): two carry a MaticOS table, and the one named by
+    // matic.disk_guid= boots although the other comes first in name order.
+    let guids = [Guid([0x5a; 16]), Guid([0x5b; 16])];
+    let (target, other) = two_disks("guid", guids);
+    let want = if target.base.ends_with("guid-0") {
+        guids[0]
+    } else {
+        guids[1]
+    };
+    let root = target.initramfs();
+    let guid_arg = format!("matic.disk_guid={want}");
+    let mut ns = root.start_program("/init", &["matic.test.loop_disks=1", &guid_arg]);
+    let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
+    let boot = wait_until(Duration::from_secs(60), || {
+        fs::read_to_string(inside.join("run/matic/boot")).ok()
+    });
+    assert_eq!(
+        boot.as_deref(),
+        Some(format!("slot=A\ndisk={}\nsuccessful=0\n", target.loopdev).as_str()),
+        "{}",
+        kmsg_tail()
+    );
+    assert_eq!(attrs(&mut target.disk(), Slot::A), (2, 2, false));
+    assert_eq!(
+        attrs(&mut other.disk(), Slot::A),
+        (2, 3, false),
+        "the other disk must not be touched"
+    );
+    let up = wait_until(Duration::from_secs(30), || {
+        fs::read_to_string(inside.join("run/matic/services")).ok()
+    });
+    assert!(up.is_some(), "{}", kmsg_tail());
+    ns.signal(15);
+    assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
+}
+
+#[test]
+fn several_maticos_disks_and_no_guid_stop_the_boot() {
+    // The same two disks without matic.disk_guid=: stage 1 must not guess.
+    // It says why on the console and stays (no reboot), touching no table.
+    let (x, y) = two_disks("ambiguous", [Guid([0x6a; 16]), Guid([0x6b; 16])]);
+    let root = x.initramfs();
+    let mark = kmsg_len();
+    let mut ns = root.start_program("/init", &["matic.test.loop_disks=1"]);
+    let said = wait_until(Duration::from_secs(40), || {
+        let k = kmsg_since(mark);
+        (k.contains("carry a MaticOS table")
+            && k.contains("boot stopped; name one with matic.disk_guid="))
+        .then_some(k)
+    });
+    assert!(said.is_some(), "no stop message:\n{}", kmsg_since(mark));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        ns.wait_exit(Duration::ZERO).is_none(),
+        "stage 1 must stop, not reboot:\n{}",
+        kmsg_since(mark)
+    );
+    for e in [&x, &y] {
+        assert_eq!(
+            attrs(&mut e.disk(), Slot::A),
+            (2, 3, false),
+            "{}",
+            e.loopdev
+        );
+    }
 }

@@ -25,9 +25,18 @@ VM_SMP=${VM_SMP:-2}
 VM_LOGLEVEL=${VM_LOGLEVEL:-7}
 VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity loglevel=$VM_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3"
 
+# vm_disk_guid DISK: the GPT disk GUID of the image, upper case (empty when
+# it has no GPT). The command line names the system disk by it
+# (matic.disk_guid=, docs/init.md): stage 1 never guesses between disks.
+vm_disk_guid() {
+  matic_need blkid
+  blkid -p -s PTUUID -o value "$1" 2>/dev/null | tr a-f A-F || true
+}
+
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
-# the background. Kernel and initramfs: $VM_KERNEL / $VM_INITRD (default the
-# ones scripts/build-image wrote).
+# the background, with matic.disk_guid= of DISK on its command line. Kernel
+# and initramfs: $VM_KERNEL / $VM_INITRD (default the ones
+# scripts/build-image wrote).
 vm_start() {
   local dir=$1 disk=$2 port=$3 extra=${4:-}
   shift 3; (($#)) && shift
@@ -36,6 +45,10 @@ vm_start() {
   [ -f "$kernel" ] || matic_die "kernel $kernel missing: run scripts/build-image"
   [ -f "$initrd" ] || matic_die "initramfs $initrd missing: run scripts/build-image"
   [ -f "$disk" ] || matic_die "disk $disk missing: run scripts/build-image"
+  local guid
+  guid=$(vm_disk_guid "$disk")
+  [ -n "$guid" ] || matic_die "$disk has no GPT disk GUID (blkid): not a MaticOS disk?"
+  extra="matic.disk_guid=$guid${extra:+ $extra}"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd) # QEMU -daemonize changes to /: paths must be absolute
   disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")

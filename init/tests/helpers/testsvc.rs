@@ -33,6 +33,7 @@ unsafe extern "C" {
     fn getsid(pid: c_int) -> c_int;
     fn getpid() -> c_int;
     fn clock_gettime(clock: c_int, ts: *mut [i64; 2]) -> c_int;
+    fn getrlimit(resource: c_int, rlim: *mut [u64; 2]) -> c_int;
 }
 
 /// glibc's `struct sigaction` on x86_64 (only the handler is read).
@@ -96,6 +97,19 @@ extern "C" fn on_term_ignore(_: c_int) {
     event_raw(b"term-ignored");
 }
 
+/// How long the "container" of mode `container` takes to exit after SIGTERM.
+static CONTAINER_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_term_container(_: c_int) {
+    event_raw(b"container-term");
+    let ms = CONTAINER_MS.load(std::sync::atomic::Ordering::Relaxed);
+    // nanosleep underneath: async-signal-safe.
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    event_raw(b"container-done");
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(0) }
+}
+
 fn sleep_forever() -> ! {
     loop {
         // SAFETY: pause has no preconditions.
@@ -133,6 +147,27 @@ fn main() {
             };
             // SAFETY: installs a handler that only calls async-signal-safe code.
             unsafe { signal(SIGTERM, h as extern "C" fn(c_int) as usize) };
+            event_raw(b"start");
+            sleep_forever();
+        }
+        "container" => {
+            // Like containerd with one container: the service exits on
+            // SIGTERM at once; its child (the "container", orphaned to init
+            // then) takes `ms` to exit after its own SIGTERM.
+            CONTAINER_MS.store(
+                arg(words.next(), 2_000),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            // SAFETY: fork in a single-threaded process; the child installs
+            // a handler and only runs async-signal-safe code after that.
+            if unsafe { fork() } == 0 {
+                // SAFETY: installs a handler that only calls async-signal-safe code.
+                unsafe { signal(SIGTERM, on_term_container as extern "C" fn(c_int) as usize) };
+                event_raw(b"container-start");
+                sleep_forever();
+            }
+            // SAFETY: as above.
+            unsafe { signal(SIGTERM, on_term_exit as extern "C" fn(c_int) as usize) };
             event_raw(b"start");
             sleep_forever();
         }
@@ -269,7 +304,18 @@ fn sigcheck() {
     let _ = writeln!(out, "session-leader {}", u8::from(leader));
     let _ = writeln!(out, "cwd {cwd}");
     let _ = writeln!(out, "env {}", env.join(" "));
+    let _ = writeln!(out, "nofile {}", nofile());
     let _ = writeln!(out, "sigcheck-done");
+}
+
+/// `SOFT HARD` of RLIMIT_NOFILE (a test root has no `/proc`).
+fn nofile() -> String {
+    let mut lim = [0u64; 2];
+    // SAFETY: getrlimit writes one struct rlimit (two u64) into a local.
+    if unsafe { getrlimit(7, &mut lim) } != 0 {
+        return "unknown".to_string();
+    }
+    format!("{} {}", lim[0], lim[1])
 }
 
 /// Respawn-latency probe: each run records (exit → this exec) latency,
