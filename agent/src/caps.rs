@@ -29,7 +29,8 @@ use crate::config::Config;
 pub fn needed(cfg: &Config) -> CapabilitySet {
     let mut keep = CapabilitySet::SYSLOG;
     if !cfg.no_network {
-        keep |= CapabilitySet::NET_ADMIN | CapabilitySet::NET_BIND_SERVICE | CapabilitySet::SYS_ADMIN;
+        keep |=
+            CapabilitySet::NET_ADMIN | CapabilitySet::NET_BIND_SERVICE | CapabilitySet::SYS_ADMIN;
     }
     keep
 }
@@ -71,7 +72,9 @@ pub fn drop_all_but(keep: CapabilitySet) -> Outcome {
         match remove_capability_from_bounding_set(cap) {
             Ok(()) => {}
             Err(e) => {
-                notes.push(format!("bounding set left as it is: dropping capability {n}: {e}"));
+                notes.push(format!(
+                    "bounding set left as it is: dropping capability {n}: {e}"
+                ));
                 break;
             }
         }

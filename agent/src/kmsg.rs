@@ -76,7 +76,11 @@ impl Kmsg {
 }
 
 impl Records {
-    fn read_available(&mut self, mut file: &File, max: usize) -> std::io::Result<Vec<KernelMessage>> {
+    fn read_available(
+        &mut self,
+        mut file: &File,
+        max: usize,
+    ) -> std::io::Result<Vec<KernelMessage>> {
         let mut out = Vec::new();
         while out.len() < max {
             match file.read(&mut self.buf) {

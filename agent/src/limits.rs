@@ -63,7 +63,7 @@ pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 /// A refusal: the shared budget is spent (and, for an admin, the reserve).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the node already serves {limit} {what}, the most it allows at once; close some (stop a `logs -f` or `dmesg -f`) and try again"
+    "already serving {limit} {what}, the most it allows at once; end some (a `logs -f` or `dmesg -f`) and try again"
 )]
 pub struct Exhausted {
     pub what: &'static str,
@@ -164,7 +164,10 @@ mod tests {
         let _r2 = b.try_acquire(false).unwrap();
         let e = b.try_acquire(false).unwrap_err();
         assert_eq!(e.limit, 2);
-        assert!(e.to_string().contains("already serves 2 log streams"), "{e}");
+        assert!(
+            e.to_string().starts_with("already serving 2 log streams"),
+            "{e}"
+        );
         assert_eq!(e.into_status().code(), tonic::Code::ResourceExhausted);
         let a = b.try_acquire(true).unwrap();
         assert!(b.try_acquire(true).is_err(), "the reserve is one");

@@ -21,9 +21,9 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use crate::auth::Peer;
@@ -301,7 +301,8 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
                 ));
             }
             let acceptor = acceptor.clone();
-            let (admin_tx, shared_tx, budget) = (admin_tx.clone(), shared_tx.clone(), budget.clone());
+            let (admin_tx, shared_tx, budget) =
+                (admin_tx.clone(), shared_tx.clone(), budget.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
@@ -351,7 +352,11 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
                     peer,
                     _slot: slot,
                 };
-                let _ = if admin { admin_tx.send(Ok(conn)).await } else { shared_tx.send(Ok(conn)).await };
+                let _ = if admin {
+                    admin_tx.send(Ok(conn)).await
+                } else {
+                    shared_tx.send(Ok(conn)).await
+                };
             });
         }
     });
