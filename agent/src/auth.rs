@@ -104,6 +104,11 @@ impl Peer {
         }
     }
 
+    /// Whether the certificate carries `os:admin` (the admin lane and reserves).
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+
     /// Ok when one of the peer's roles may call `path`; otherwise the
     /// PERMISSION_DENIED status naming the roles needed.
     pub fn authorize(&self, path: &str) -> Result<(), Status> {

@@ -1,14 +1,17 @@
 //! The kernel log from `/dev/kmsg`: one record per `read(2)`, formatted
 //! `pri,seq,ts_usec,flags;message` (plus `\n key=value` continuation lines,
-//! ignored). The device is read non-blocking, so "nothing more" is EAGAIN and
-//! following is polling. For tests the path may be a regular file holding
-//! one record per line; following then polls for appended lines.
+//! ignored). The device is read non-blocking, so "nothing more" is EAGAIN;
+//! following waits for it to become readable through the runtime's epoll
+//! ([`KmsgStream`]), holding no thread. For tests the path may be a regular
+//! file holding one record per line; following then polls for appended
+//! lines.
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use matic_proto::v1::KernelMessage;
+use tokio::io::unix::AsyncFd;
 
 /// Largest record the kernel hands out is under 8 KiB (LOG_LINE_MAX + prefix).
 const RECORD_BUF: usize = 8192;
@@ -36,6 +39,11 @@ pub fn parse_record(rec: &[u8]) -> Option<KernelMessage> {
 /// A kernel log opened for reading.
 pub struct Kmsg {
     file: File,
+    records: Records,
+}
+
+/// Turns reads of the log into messages.
+struct Records {
     device: bool,
     /// Regular file: bytes after the last complete line.
     partial: Vec<u8>,
@@ -52,18 +60,30 @@ impl Kmsg {
         let device = file.metadata()?.file_type().is_char_device();
         Ok(Kmsg {
             file,
-            device,
-            partial: Vec::new(),
-            buf: vec![0; RECORD_BUF],
+            records: Records {
+                device,
+                partial: Vec::new(),
+                buf: vec![0; RECORD_BUF],
+            },
         })
     }
 
     /// Everything readable right now, at most `max` messages; empty when
     /// there is nothing new.
     pub fn read_available(&mut self, max: usize) -> std::io::Result<Vec<KernelMessage>> {
+        self.records.read_available(&self.file, max)
+    }
+}
+
+impl Records {
+    fn read_available(
+        &mut self,
+        mut file: &File,
+        max: usize,
+    ) -> std::io::Result<Vec<KernelMessage>> {
         let mut out = Vec::new();
         while out.len() < max {
-            match self.file.read(&mut self.buf) {
+            match file.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) if self.device => out.extend(parse_record(&self.buf[..n])),
                 Ok(n) => {
@@ -86,6 +106,65 @@ impl Kmsg {
             }
         }
         Ok(out)
+    }
+}
+
+/// How a [`KmsgStream`] learns of new records.
+enum Wait {
+    /// The device, registered with the runtime's epoll: `/dev/kmsg` is
+    /// readable when a record newer than our position exists.
+    Ready(AsyncFd<File>, Records),
+    /// A regular file (tests; epoll refuses those), or not following: look
+    /// again every [`crate::logs::POLL`].
+    Poll(Kmsg),
+}
+
+/// One `Dmesg` stream: everything in the log, then (following) new records
+/// as they come. Holds no thread while it waits.
+pub struct KmsgStream {
+    src: Wait,
+    follow: bool,
+}
+
+impl KmsgStream {
+    /// Opens `path` (see [`Kmsg::open`]). Must run inside the runtime.
+    pub fn open(path: &Path, follow: bool) -> std::io::Result<KmsgStream> {
+        let k = Kmsg::open(path)?;
+        let src = if k.records.device && follow {
+            Wait::Ready(crate::sys::register_readable(k.file)?, k.records)
+        } else {
+            Wait::Poll(k)
+        };
+        Ok(KmsgStream { src, follow })
+    }
+
+    /// The next batch of at most [`BATCH`] messages; None at the end when
+    /// not following.
+    pub async fn next_batch(&mut self) -> std::io::Result<Option<Vec<KernelMessage>>> {
+        loop {
+            match &mut self.src {
+                Wait::Ready(fd, records) => {
+                    let mut guard = fd.readable().await?;
+                    let m = records.read_available(guard.get_inner(), BATCH)?;
+                    if m.is_empty() {
+                        // Read until EAGAIN: wait for the next edge.
+                        guard.clear_ready();
+                        continue;
+                    }
+                    return Ok(Some(m));
+                }
+                Wait::Poll(k) => {
+                    let m = k.read_available(BATCH)?;
+                    if !m.is_empty() {
+                        return Ok(Some(m));
+                    }
+                    if !self.follow {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(crate::logs::POLL).await;
+                }
+            }
+        }
     }
 }
 

@@ -6,15 +6,18 @@
 //! an image into the inactive slot; [`slot_writer`] puts the bytes on
 //! disk), [`slots`] (GPT slot state and versions), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
-//! [`health`], [`net`] and [`hostname`]; [`sys`] holds the only `unsafe`
-//! (system calls std and rustix lack).
+//! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
+//! and streams, the admin reserve) and [`caps`] (the capabilities kept);
+//! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
 pub mod auth;
+pub mod caps;
 pub mod config;
 pub mod health;
 pub mod hostname;
 pub mod init_link;
 pub mod install;
 pub mod kmsg;
+pub mod limits;
 pub mod logs;
 pub mod net;
 pub mod service;

@@ -1,14 +1,16 @@
 //! Service logs from `<log-dir>/<service>.log` (written by init): the last N
 //! lines, then optionally new output as it is appended. Following survives
 //! truncation (start again from 0) and rotation (drain the old file, then
-//! switch to the new one at the same path).
+//! switch to the new one at the same path). A follower never holds a
+//! thread while it waits (see [`LogStream`]); how many run at once is
+//! [`crate::limits`]' business, not this module's.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tonic::Status;
 
 /// Bytes per streamed message (well under tonic's 4 MiB limit).
@@ -68,28 +70,6 @@ fn tail_offset(f: &mut File, len: u64, n: u32) -> std::io::Result<u64> {
     Ok(0)
 }
 
-fn send(tx: &LogTx, data: Vec<u8>) -> bool {
-    tx.blocking_send(Ok(matic_proto::v1::LogsResponse { data }))
-        .is_ok()
-}
-
-/// Copies `f` from its current position to EOF into the stream. Returns
-/// false when the client has gone.
-fn drain(f: &mut File, tx: &LogTx) -> std::io::Result<bool> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        if !send(tx, buf[..n].to_vec()) {
-            return Ok(false);
-        }
-    }
-}
-
-type LogTx = mpsc::Sender<Result<matic_proto::v1::LogsResponse, Status>>;
-
 /// Opens the log (NOT_FOUND when the service has not logged yet).
 pub fn open(path: &Path) -> Result<File, Status> {
     File::open(path).map_err(|e| match e.kind() {
@@ -98,55 +78,113 @@ pub fn open(path: &Path) -> Result<File, Status> {
     })
 }
 
-/// Streams the tail (and, with `follow`, new output) of `f` opened at
-/// `path`. Runs on a blocking thread; ends when the client goes away.
-pub fn stream(path: PathBuf, mut f: File, tail_lines: u32, follow: bool, tx: LogTx) {
-    if let Err(e) = stream_inner(&path, &mut f, tail_lines, follow, &tx) {
-        let _ = tx.blocking_send(Err(Status::internal(format!(
-            "reading {}: {e}",
-            path.display()
-        ))));
-    }
+/// One `Logs` stream: the tail of a log and, when following, what is
+/// appended later. Holds no thread: it sleeps on a timer between looks
+/// (an `fstat` and a `stat`), and each read of new bytes is a short job
+/// on the runtime's blocking pool.
+pub struct LogStream {
+    path: PathBuf,
+    file: Arc<File>,
+    follow: bool,
+    /// Set once an error was sent: the stream ends after it.
+    done: bool,
 }
 
-fn stream_inner(
-    path: &Path,
-    f: &mut File,
-    tail_lines: u32,
-    follow: bool,
-    tx: &LogTx,
-) -> std::io::Result<()> {
-    let len = f.metadata()?.len();
-    let start = tail_offset(f, len, tail_lines)?;
-    f.seek(SeekFrom::Start(start))?;
-    if !drain(f, tx)? || !follow {
-        return Ok(());
+/// Runs `f` on the blocking pool (file reads may wait for the disk).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+impl LogStream {
+    /// Opens `path` and positions it at the start of its last `tail_lines`
+    /// lines (all of it for 0).
+    pub async fn open(path: PathBuf, tail_lines: u32, follow: bool) -> Result<LogStream, Status> {
+        let file = open(&path)?;
+        let p = path.clone();
+        let file = blocking(move || {
+            let mut f = file;
+            let len = f.metadata()?.len();
+            let start = tail_offset(&mut f, len, tail_lines)?;
+            f.seek(SeekFrom::Start(start))?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading {}: {e}", p.display())))?;
+        Ok(LogStream {
+            path,
+            file: Arc::new(file),
+            follow,
+            done: false,
+        })
     }
-    loop {
-        std::thread::sleep(POLL);
-        if tx.is_closed() {
-            return Ok(());
-        }
-        let pos = f.stream_position()?;
-        let meta = f.metadata()?;
-        if meta.len() < pos {
-            // Truncated in place: what is there now is new output.
-            f.seek(SeekFrom::Start(0))?;
-        }
-        if !drain(f, tx)? {
-            return Ok(());
-        }
-        // Rotated: the path names another file now. What the old one got
-        // before the switch was drained above; continue with the new one.
-        if let Ok(now) = std::fs::metadata(path)
-            && (now.ino(), now.dev()) != (meta.ino(), meta.dev())
-            && let Ok(newf) = File::open(path)
-        {
-            *f = newf;
-            if !drain(f, tx)? {
-                return Ok(());
+
+    /// Up to [`CHUNK`] bytes from the current position; empty at the end.
+    async fn read_chunk(&self) -> std::io::Result<Vec<u8>> {
+        let f = self.file.clone();
+        blocking(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let n = (&*f).read(&mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+        .await
+    }
+
+    /// The next piece of the log; None at its end when not following.
+    /// Following survives truncation (start again from 0) and rotation
+    /// (drain the old file, then switch to the new one at the same path).
+    async fn next_data(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            let data = self.read_chunk().await?;
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
+            if !self.follow {
+                return Ok(None);
+            }
+            // Drained. Rotated: the path names another file now; what the
+            // old one got before the switch was read above.
+            let meta = self.file.metadata()?;
+            if let Ok(now) = std::fs::metadata(&self.path)
+                && (now.ino(), now.dev()) != (meta.ino(), meta.dev())
+                && let Ok(newf) = File::open(&self.path)
+            {
+                self.file = Arc::new(newf);
+                continue;
+            }
+            tokio::time::sleep(POLL).await;
+            let pos = (&*self.file).stream_position()?;
+            if self.file.metadata()?.len() < pos {
+                // Truncated in place: what is there now is new output.
+                (&*self.file).seek(SeekFrom::Start(0))?;
             }
         }
+    }
+
+    /// The stream tonic sends: data messages, then (on a read error) one
+    /// INTERNAL status naming the file, then the end.
+    pub fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Result<matic_proto::v1::LogsResponse, Status>> + Send + 'static
+    {
+        futures::stream::unfold(self, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            match s.next_data().await {
+                Ok(Some(data)) => Some((Ok(matic_proto::v1::LogsResponse { data }), s)),
+                Ok(None) => None,
+                Err(e) => {
+                    s.done = true;
+                    let msg = format!("reading {}: {e}", s.path.display());
+                    Some((Err(Status::internal(msg)), s))
+                }
+            }
+        })
     }
 }
 

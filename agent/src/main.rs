@@ -1,15 +1,20 @@
-//! `matic-agent` entry point: parse flags, load the PKI, serve the API over
-//! mutual TLS, configure the network, and mark the boot successful once
-//! serving and healthy. Logs go to stderr, which init captures.
+//! `matic-agent` entry point: raise the descriptor limit and drop
+//! capabilities (before any thread exists), parse flags, load the PKI,
+//! serve the API over mutual TLS on two lanes (see [`main`]), configure the
+//! network, and mark the boot successful once serving and healthy. Logs go
+//! to stderr, which init captures.
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use matic_agent::config::Config;
 use matic_agent::service::Agent;
-use matic_agent::{auth, health, init_link, net, slots, tls};
+use matic_agent::{auth, caps, health, init_link, limits, net, slots, tls};
 use matic_boot::Slot;
 use matic_proto::v1::machine_service_server::MachineServiceServer;
+use tokio::runtime::Handle;
+use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
 
 /// HTTP/2 windows: large, so an image stream is not throttled by round trips.
 const STREAM_WINDOW: u32 = 16 << 20;
@@ -17,25 +22,70 @@ const CONNECTION_WINDOW: u32 = 32 << 20;
 /// Largest HTTP/2 frame we accept: fewer frames per image chunk.
 const MAX_FRAME: u32 = 1 << 20;
 
+/// Two runtimes: the main one serves readers and operators, the TLS
+/// handshakes and the network; the admin lane (its own worker thread and
+/// blocking pool) serves connections whose certificate has `os:admin` and
+/// marks the boot successful, so no number of readers can make either wait
+/// behind them (docs/api.md, "Limits under load").
 fn main() {
     let cfg = Config::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Before any thread exists: capability sets are per thread.
+    match limits::raise_nofile() {
+        Ok(n) => eprintln!("matic-agent: descriptor limit {n}"),
+        Err(e) => eprintln!("matic-agent: raising the descriptor limit: {e}"),
+    }
+    let dropped = caps::drop_all_but(caps::needed(&cfg));
+    eprintln!(
+        "matic-agent: capabilities kept: {}{}",
+        caps::names(dropped.kept),
+        if dropped.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", dropped.notes.join("; "))
+        }
+    );
+    let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
         .build()
-    {
-        Ok(rt) => rt,
+        .and_then(|rt| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(limits::ADMIN_BLOCKING_THREADS)
+                .thread_name("matic-admin")
+                .enable_all()
+                .build()
+                .map(|admin| (rt, admin))
+        });
+    let (rt, admin) = match built {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("matic-agent: starting the runtime: {e}");
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(cfg)) {
+    let result = rt.block_on(run(cfg, admin.handle().clone()));
+    admin.shutdown_background();
+    if let Err(e) = result {
         eprintln!("matic-agent: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
+/// The API server, configured the same for both lanes.
+fn router(agent: Agent) -> Router<Stack<auth::AuthLayer, Identity>> {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
+        .max_concurrent_streams(limits::STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(auth::AuthLayer)
+        .add_service(MachineServiceServer::new(agent))
+}
+
+async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error>> {
     tls::install_provider();
     let cfg = Arc::new(cfg);
     let boot = match init_link::read_boot(&cfg.boot_file()) {
@@ -68,19 +118,20 @@ async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let agent = Agent::new(cfg.clone(), disk.clone(), running);
-    let server = tonic::transport::Server::builder()
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(MAX_FRAME)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .layer(auth::AuthLayer)
-        .add_service(MachineServiceServer::new(agent))
-        .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown_signal());
-    let server = tokio::spawn(server);
+    let incoming = tls::incoming(listener, tls_config);
+    let admin_server = router(agent.clone()).serve_with_incoming(incoming.admin);
+    admin.spawn(async move {
+        if let Err(e) = admin_server.await {
+            eprintln!("matic-agent: admin lane: {e}");
+        }
+    });
+    let server = tokio::spawn(
+        router(agent).serve_with_incoming_shutdown(incoming.shared, shutdown_signal()),
+    );
 
     if !cfg.no_boot_ok {
-        tokio::spawn(mark_boot_successful(cfg.clone(), disk, running));
+        // On the admin lane: its GPT write uses that lane's blocking pool.
+        admin.spawn(mark_boot_successful(cfg.clone(), disk, running));
     }
     server.await??;
     eprintln!("matic-agent: stopped");

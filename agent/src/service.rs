@@ -6,16 +6,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use matic_boot::Slot;
 use matic_proto::v1::machine_service_server::MachineService;
 use matic_proto::v1::*;
-use tokio::sync::{Mutex, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Peer;
 use crate::config::Config;
 use crate::init_link::{self, ControlFifo};
+use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::{health, install, kmsg, logs, slots};
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
@@ -30,6 +31,8 @@ pub struct Agent {
     /// The slot this boot runs from, when known.
     pub running: Option<Slot>,
     install_lock: Arc<Mutex<()>>,
+    /// `Logs` and `Dmesg` streams open at once (shared by both lanes).
+    log_streams: Budget,
 }
 
 impl Agent {
@@ -39,6 +42,7 @@ impl Agent {
             disk,
             running,
             install_lock: Arc::new(Mutex::new(())),
+            log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
         }
     }
 
@@ -83,6 +87,23 @@ async fn blocking<T: Send + 'static>(
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `s`, keeping `permit` (its slot in the log-stream budget) until tonic
+/// drops the stream: at its end, or when the client goes away.
+fn holding<T: 'static>(
+    s: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    permit: Permit,
+) -> BoxStream<T> {
+    Box::pin(s.map(move |item| {
+        let _ = &permit;
+        item
+    }))
+}
+
+/// Whether the request came over a connection whose certificate has `os:admin`.
+fn is_admin<T>(req: &Request<T>) -> bool {
+    req.extensions().get::<Peer>().is_some_and(Peer::is_admin)
+}
 
 fn os_version(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -263,12 +284,15 @@ impl MachineService for Agent {
     type LogsStream = BoxStream<LogsResponse>;
 
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let admin = is_admin(&req);
         let r = req.into_inner();
         let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
-        let file = logs::open(&path)?;
-        let (tx, rx) = mpsc::channel(16);
-        tokio::task::spawn_blocking(move || logs::stream(path, file, r.tail_lines, r.follow, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let permit = self
+            .log_streams
+            .try_acquire(admin)
+            .map_err(Exhausted::into_status)?;
+        let s = logs::LogStream::open(path, r.tail_lines, r.follow).await?;
+        Ok(Response::new(holding(s.into_stream(), permit)))
     }
 
     type DmesgStream = BoxStream<DmesgResponse>;
@@ -277,39 +301,30 @@ impl MachineService for Agent {
         &self,
         req: Request<DmesgRequest>,
     ) -> Result<Response<Self::DmesgStream>, Status> {
+        let admin = is_admin(&req);
         let follow = req.into_inner().follow;
+        let permit = self
+            .log_streams
+            .try_acquire(admin)
+            .map_err(Exhausted::into_status)?;
         let path = self.cfg.kmsg.clone();
-        let mut k = kmsg::Kmsg::open(&path)
+        let k = kmsg::KmsgStream::open(&path, follow)
             .map_err(|e| Status::unavailable(format!("opening {}: {e}", path.display())))?;
-        let (tx, rx) = mpsc::channel(16);
-        tokio::task::spawn_blocking(move || {
-            loop {
-                match k.read_available(kmsg::BATCH) {
-                    Ok(messages) if messages.is_empty() => {
-                        if !follow {
-                            return;
-                        }
-                        std::thread::sleep(logs::POLL);
-                        if tx.is_closed() {
-                            return;
-                        }
-                    }
-                    Ok(messages) => {
-                        if tx.blocking_send(Ok(DmesgResponse { messages })).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(Status::internal(format!(
-                            "reading {}: {e}",
-                            path.display()
-                        ))));
-                        return;
-                    }
+        let s = futures::stream::unfold(Some(k), move |k| {
+            let path = path.clone();
+            async move {
+                let mut k = k?;
+                match k.next_batch().await {
+                    Ok(Some(messages)) => Some((Ok(DmesgResponse { messages }), Some(k))),
+                    Ok(None) => None,
+                    Err(e) => Some((
+                        Err(Status::internal(format!("reading {}: {e}", path.display()))),
+                        None,
+                    )),
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(holding(s, permit)))
     }
 
     async fn health(

@@ -1,7 +1,23 @@
 //! The agent's only `unsafe`: system calls that neither std nor rustix
-//! exposes. Each wrapper is safe to call and returns `std::io::Error`.
+//! exposes, and registering a descriptor with tokio's reactor (an `unsafe`
+//! API since tokio 1.53). Each wrapper is safe to call and returns
+//! `std::io::Error`.
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// Registers `file` with the current runtime's epoll for readability (a
+/// device that supports `poll`, such as `/dev/kmsg`; a regular file is
+/// refused with EPERM). Must be called inside the runtime.
+pub fn register_readable(file: File) -> io::Result<AsyncFd<File>> {
+    // SAFETY: the AsyncFd owns the File, and a File owns its descriptor: it
+    // stays open, and `as_raw_fd` keeps returning it, until the AsyncFd
+    // (and with it the File) is dropped.
+    unsafe { AsyncFd::register_with_interest(file, Interest::READABLE) }.map_err(io::Error::from)
+}
 
 /// `sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE)`: start
 /// writeback of the dirty pages in the range and return without waiting.

@@ -1,10 +1,14 @@
 //! TLS for the API: loads the node PKI, builds a TLS-1.3-only rustls server
 //! config (ring provider) whose client verifier demands a certificate that
 //! chains to the node CA *and* carries the clientAuth EKU, and turns accepted
-//! TCP connections into authenticated streams tonic can serve.
+//! TCP connections into authenticated streams tonic can serve, within the
+//! handshake and connection caps of [`crate::limits`] and split into the
+//! admin lane and the shared one. Never lets a connection past without a
+//! verified certificate, and never blocks the accept loop.
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,12 +20,17 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use crate::auth::Peer;
+use crate::limits::{
+    ADMIN_CONNECTIONS, Budget, CONNECTIONS, HANDSHAKE_TIMEOUT, PENDING_HANDSHAKES, Permit,
+    Throttled,
+};
 
 /// Errors setting up TLS.
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +175,12 @@ impl ClientCertVerifier for ClientAuthEkuVerifier {
     }
 }
 
-/// An accepted, mutually authenticated connection and who is on the other end.
+/// An accepted, mutually authenticated connection and who is on the other
+/// end. It holds its slot of the connection budget until tonic drops it.
 pub struct AuthedConn {
     inner: TlsStream<BufReader<TcpStream>>,
     peer: Peer,
+    _slot: Permit,
 }
 
 impl Connected for AuthedConn {
@@ -220,18 +231,57 @@ impl AsyncWrite for AuthedConn {
 /// 512 MiB into a few thousand (docs/api.md, "Install throughput").
 const SOCKET_READ_BUFFER: usize = 256 << 10;
 
-/// How long a client gets to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Authenticated connections, split by lane: `admin` (certificates with
+/// `os:admin`) is served on the admin runtime, `shared` (everyone else) on
+/// the main one.
+pub struct Incoming {
+    pub admin: ReceiverStream<Result<AuthedConn, std::io::Error>>,
+    pub shared: ReceiverStream<Result<AuthedConn, std::io::Error>>,
+}
 
-/// Accepts TCP connections, runs each TLS handshake in its own task and
-/// yields the authenticated ones. Failed handshakes are logged and dropped;
-/// they never stop the accept loop.
-pub fn incoming(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-) -> tokio_stream::wrappers::ReceiverStream<Result<AuthedConn, std::io::Error>> {
-    let (tx, rx) = mpsc::channel(64);
+/// Connections in their TLS handshake, oldest first. Each handshake task
+/// holds the receiving end of its entry; a closed entry is one that ended.
+#[derive(Default)]
+struct Pending {
+    queue: Mutex<VecDeque<oneshot::Sender<()>>>,
+}
+
+impl Pending {
+    /// Registers a new handshake; past [`PENDING_HANDSHAKES`] live ones the
+    /// oldest is told to give up. The receiver fires on eviction.
+    fn admit(&self) -> (oneshot::Receiver<()>, usize) {
+        let (tx, rx) = oneshot::channel();
+        let mut evicted = 0;
+        let Ok(mut q) = self.queue.lock() else {
+            return (rx, 0);
+        };
+        q.retain(|t| !t.is_closed());
+        while q.len() >= PENDING_HANDSHAKES {
+            if let Some(old) = q.pop_front()
+                && old.send(()).is_ok()
+            {
+                evicted += 1;
+            }
+        }
+        q.push_back(tx);
+        (rx, evicted)
+    }
+}
+
+static HANDSHAKE_LOG: Throttled = Throttled::new();
+static REFUSED_LOG: Throttled = Throttled::new();
+
+/// Accepts TCP connections, runs each TLS handshake in its own task (at most
+/// [`PENDING_HANDSHAKES`] at once, newest kept, each for at most
+/// [`HANDSHAKE_TIMEOUT`]) and yields the authenticated ones that fit the
+/// connection budget, on their lane. Failed and refused ones are logged
+/// (throttled) and closed; nothing stops the accept loop.
+pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Incoming {
+    let (admin_tx, admin_rx) = mpsc::channel(16);
+    let (shared_tx, shared_rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
+    let budget = Budget::new("connections", CONNECTIONS, ADMIN_CONNECTIONS);
+    let pending = Arc::new(Pending::default());
     tokio::spawn(async move {
         loop {
             let (tcp, addr) = match listener.accept().await {
@@ -244,24 +294,33 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
+            let (evict, evicted) = pending.admit();
+            if evicted > 0 {
+                HANDSHAKE_LOG.log(format_args!(
+                    "{PENDING_HANDSHAKES} TLS handshakes pending: closed the oldest"
+                ));
+            }
             let acceptor = acceptor.clone();
-            let tx = tx.clone();
+            let (admin_tx, shared_tx, budget) =
+                (admin_tx.clone(), shared_tx.clone(), budget.clone());
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(
+                let handshake = tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
                     acceptor.accept(BufReader::with_capacity(SOCKET_READ_BUFFER, tcp)),
-                )
-                .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        eprintln!("matic-agent: TLS handshake with {addr} failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        eprintln!("matic-agent: TLS handshake with {addr} timed out");
-                        return;
-                    }
+                );
+                let tls = tokio::select! {
+                    r = handshake => match r {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            HANDSHAKE_LOG.log(format_args!("TLS handshake with {addr} failed: {e}"));
+                            return;
+                        }
+                        Err(_) => {
+                            HANDSHAKE_LOG.log(format_args!("TLS handshake with {addr} timed out"));
+                            return;
+                        }
+                    },
+                    _ = evict => return,
                 };
                 let der = tls
                     .get_ref()
@@ -275,11 +334,36 @@ pub fn incoming(
                     return;
                 };
                 let peer = Peer::from_cert(addr, &der);
-                let _ = tx.send(Ok(AuthedConn { inner: tls, peer })).await;
+                let admin = peer.is_admin();
+                let slot = match budget.try_acquire(admin) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        REFUSED_LOG.log(format_args!(
+                            "closing the connection of {} ({addr}): {} authenticated connections open, the most for {}",
+                            peer.name,
+                            e.limit + if admin { ADMIN_CONNECTIONS } else { 0 },
+                            if admin { "os:admin" } else { "other roles" },
+                        ));
+                        return;
+                    }
+                };
+                let conn = AuthedConn {
+                    inner: tls,
+                    peer,
+                    _slot: slot,
+                };
+                let _ = if admin {
+                    admin_tx.send(Ok(conn)).await
+                } else {
+                    shared_tx.send(Ok(conn)).await
+                };
             });
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    Incoming {
+        admin: ReceiverStream::new(admin_rx),
+        shared: ReceiverStream::new(shared_rx),
+    }
 }
 
 #[cfg(test)]

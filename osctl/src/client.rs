@@ -456,6 +456,15 @@ pub fn explain_status(status: &Status, addr: &str) -> ClientError {
         Code::Unauthenticated => {
             return ClientError::Unauthenticated(status.message().to_string());
         }
+        // The agent's caps (log streams): its message says which and what to do.
+        Code::ResourceExhausted if status.source().is_none() => {
+            let m = status.message().trim();
+            return ClientError::Other(if m.is_empty() {
+                "the node is busy: it is at one of its limits; try again later".into()
+            } else {
+                format!("the node is busy: {m}")
+            });
+        }
         _ => {}
     }
     if let Some(src) = status.source() {
