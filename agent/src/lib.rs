@@ -10,6 +10,7 @@
 //! (system calls std and rustix lack).
 pub mod auth;
 pub mod config;
+pub mod dhcp;
 pub mod health;
 pub mod hostname;
 pub mod init_link;
