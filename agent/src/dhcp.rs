@@ -7,8 +7,8 @@
 //! the first OFFER, broadcast) → BOUND; at T1 RENEWING (REQUEST unicast to
 //! the server that granted the lease), at T2 REBINDING (REQUEST broadcast,
 //! any server), at expiry the address is removed and the client starts
-//! over in INIT. A NAK, a REQUEST nobody answers and a lease the host could
-//! not apply all go back to INIT after a backoff.
+//! over in INIT. Expiry, a NAK, a REQUEST nobody answers and a lease the
+//! host could not apply all go back to INIT after a backoff.
 //!
 //! This module must never touch netlink or files (applying and removing a
 //! lease is the [`Host`]'s job, in [`crate::net`]) and its driver must
@@ -33,9 +33,9 @@ pub const REQUEST_TRIES: u32 = 4;
 /// §4.4.5), shortened to an eighth of the lease for leases under 8 min so
 /// that a short lease still gets several tries before it expires.
 pub const RENEW_MIN_RETRY: Duration = Duration::from_secs(60);
-/// Backoff before INIT after a failure (NAK, unanswered REQUEST, a lease
-/// that could not be applied): 2 s, doubled per consecutive failure, capped
-/// here; reset by a lease.
+/// Backoff before INIT after a failure (NAK, unanswered REQUEST, expiry, a
+/// lease that could not be applied): 2 s, doubled per consecutive failure,
+/// capped here; reset by a lease.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 /// A retry is never sooner than this, whatever a server's lease says.
@@ -313,10 +313,11 @@ impl Client {
         );
         let ciaddr = lease.addr;
         if now >= end {
-            // Expired: the address is no longer ours.
-            let mut actions = vec![Action::Remove(lease)];
-            actions.extend(self.discover(now));
-            return actions;
+            // Expired: the address is no longer ours. A failure like any
+            // other (no server answered from T1 on), so the DISCOVER waits
+            // out the backoff: that also paces a server handing out
+            // zero-second leases.
+            return self.fail(now, vec![Action::Remove(lease)]);
         }
         let (xid, to, deadline) = match &self.state {
             State::Rebinding { xid, .. } => (*xid, Ipv4Addr::BROADCAST, end),
@@ -619,10 +620,7 @@ pub async fn run<H: Host>(host: &mut H, iface: &str, mac: &[u8]) -> ! {
         let s = match &sock {
             Some(s) => s,
             None => match open_socket(iface).await {
-                Ok(s) => {
-                    sock_backoff = FIRST_BACKOFF;
-                    sock.insert(s)
-                }
+                Ok(s) => sock.insert(s),
                 Err(e) => {
                     eprintln!(
                         "matic-agent: dhcp: {iface}: UDP port 68: {e}; retrying in {sock_backoff:?}"
@@ -638,12 +636,19 @@ pub async fn run<H: Host>(host: &mut H, iface: &str, mac: &[u8]) -> ! {
             _ = tokio::time::sleep_until(origin + client.wake_at()) => client.on_timer(origin.elapsed()),
             r = s.recv_from(&mut buf) => match r {
                 Ok((n, _)) => match parse_reply(&buf[..n], mac) {
-                    Some((xid, kind, lease)) => client.on_reply(origin.elapsed(), xid, kind, lease),
+                    Some((xid, kind, lease)) => {
+                        sock_backoff = FIRST_BACKOFF;
+                        client.on_reply(origin.elapsed(), xid, kind, lease)
+                    }
                     None => Vec::new(),
                 },
                 Err(e) => {
-                    eprintln!("matic-agent: dhcp: {iface}: receiving: {e}; reopening the socket");
+                    eprintln!(
+                        "matic-agent: dhcp: {iface}: receiving: {e}; reopening the socket in {sock_backoff:?}"
+                    );
                     sock = None;
+                    tokio::time::sleep(sock_backoff).await;
+                    sock_backoff = (sock_backoff * 2).min(MAX_BACKOFF);
                     Vec::new()
                 }
             },
@@ -804,12 +809,13 @@ mod tests {
             );
             assert_ne!(b.xid, r[0].xid);
         }
-        // Expiry: the address goes, and a DISCOVER follows at once.
-        let a = c.on_timer(1100 * S);
-        assert_eq!(a[0], Action::Remove(l.clone()));
-        assert_eq!(sent(&a)[0].msg, Message::Discover);
-        assert_eq!(c.state(), "SELECTING");
+        // Expiry: the address goes, and a DISCOVER follows the backoff.
+        assert_eq!(c.on_timer(1100 * S), [Action::Remove(l.clone())]);
+        assert_eq!((c.state(), c.failures()), ("INIT", 1));
         assert!(c.lease().is_none());
+        let wait = c.wake_at() - 1100 * S;
+        assert!(wait >= S && wait <= 3 * S, "{wait:?}");
+        assert_eq!(sent(&c.on_timer(c.wake_at()))[0].msg, Message::Discover);
     }
 
     #[test]
@@ -948,9 +954,36 @@ mod tests {
         let b = sent(&c.on_timer(90 * S));
         assert_eq!((c.state(), b[0].to), ("REBINDING", Ipv4Addr::BROADCAST));
         let mut c = bound(&l, Duration::ZERO);
-        let a = c.on_timer(200 * S);
-        assert_eq!(a[0], Action::Remove(l));
-        assert_eq!(c.state(), "SELECTING");
+        assert_eq!(c.on_timer(200 * S), [Action::Remove(l)]);
+        assert_eq!(c.state(), "INIT");
+    }
+
+    #[test]
+    fn zero_second_leases_are_paced() {
+        // A server answering at once with leases of 0 s: the client must
+        // not spin, each lease costs it the 2 s (±1 s) backoff.
+        let l = lease("10.0.0.9", 0);
+        let mut c = bound(&l, Duration::ZERO);
+        let (mut t, mut binds) = (Duration::ZERO, 0);
+        while t < 60 * S {
+            t = c.wake_at().max(t);
+            let mut queue = c.on_timer(t);
+            while let Some(a) = queue.pop() {
+                match a {
+                    Action::Send(Outgoing {
+                        xid,
+                        msg: Message::Discover,
+                        ..
+                    }) => queue.extend(c.on_reply(t, xid, MessageType::Offer, l.clone())),
+                    Action::Send(o) => {
+                        queue.extend(c.on_reply(t, o.xid, MessageType::Ack, l.clone()))
+                    }
+                    Action::Apply(_) => binds += 1,
+                    Action::Remove(_) => {}
+                }
+            }
+        }
+        assert!((15..=60).contains(&binds), "{binds} leases in 60 s");
     }
 
     #[test]

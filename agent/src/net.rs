@@ -265,13 +265,11 @@ impl dhcp::Host for DhcpHost<'_> {
 
     async fn apply(&mut self, lease: &dhcp::Lease, renewal: bool) -> Result<(), NetError> {
         let h = self.handle;
-        h.address()
-            .add(self.index, IpAddr::V4(lease.addr), lease.prefix)
-            .replace()
-            .execute()
-            .await?;
         // Only the lease's address: one left by an earlier lease (or an
         // earlier agent) would keep answering for an address that is gone.
+        // Deleted before the new one is added: deleting a subnet's primary
+        // address takes its secondaries (the new one, in the same subnet)
+        // with it.
         let addrs: Vec<_> = h
             .address()
             .get()
@@ -288,6 +286,11 @@ impl dhcp::Host for DhcpHost<'_> {
                 h.address().del(a).execute().await?;
             }
         }
+        h.address()
+            .add(self.index, IpAddr::V4(lease.addr), lease.prefix)
+            .replace()
+            .execute()
+            .await?;
         if let Some(r) = lease.router_off_subnet() {
             h.route()
                 .add(onlink_route(r, self.index))
@@ -296,11 +299,15 @@ impl dhcp::Host for DhcpHost<'_> {
                 .await?;
         }
         apply(h, self.index, lease.addr, lease.prefix, lease.router).await?;
-        write_resolv(
+        // The address works without them: a resolver file that cannot be
+        // written is logged, not a reason to drop the lease.
+        if let Err(e) = write_resolv(
             self.resolv_path,
             &lease.dns,
             &format!("DHCP server {}", lease.server),
-        )?;
+        ) {
+            eprintln!("matic-agent: {e}");
+        }
         if let Some(name) = lease.hostname.as_deref().filter(|_| self.dhcp_names) {
             match hostname::normalize(name, "DHCP") {
                 Ok(n) if self.named.as_ref() != Some(&n) => {
