@@ -500,13 +500,73 @@ pub fn build_packet(out: &Outgoing, mac: &[u8]) -> Vec<u8> {
     msg.to_vec().unwrap_or_default()
 }
 
+/// Length of the fixed BOOTP header, then the magic cookie.
+const HEADER_LEN: usize = 236;
+const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// Whether option `code` is one the client reads and `len` a length it
+/// may have.
+fn option_wanted(code: u8, len: usize) -> bool {
+    match code {
+        // Subnet mask, lease time, server identifier, T1, T2.
+        1 | 51 | 54 | 58 | 59 => len == 4,
+        // Routers, name servers: one address or more.
+        3 | 6 => len >= 4 && len.is_multiple_of(4),
+        // Host name.
+        12 => len >= 1,
+        // Message type.
+        53 => len == 1,
+        _ => false,
+    }
+}
+
+/// The packet with only the options the client reads, each of a valid
+/// length (the first of each code); None when the header is short, the
+/// cookie is wrong, or an option runs past the end. dhcproto 0.15 panics
+/// on some malformed options (debug assertions on lengths, an underflow
+/// in option 151), and the agent aborts on a panic: it only ever decodes
+/// this.
+fn sanitize(buf: &[u8]) -> Option<Vec<u8>> {
+    if buf.get(HEADER_LEN..HEADER_LEN + 4)? != MAGIC_COOKIE {
+        return None;
+    }
+    let mut out = buf[..HEADER_LEN + 4].to_vec();
+    let mut seen = [false; 256];
+    let mut i = HEADER_LEN + 4;
+    while let Some(&code) = buf.get(i) {
+        match code {
+            0 => i += 1,
+            255 => break,
+            _ => {
+                let len = usize::from(*buf.get(i + 1)?);
+                let body = buf.get(i + 2..i + 2 + len)?;
+                if option_wanted(code, len) && !seen[usize::from(code)] {
+                    seen[usize::from(code)] = true;
+                    out.push(code);
+                    out.push(len as u8);
+                    out.extend_from_slice(body);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    out.push(255);
+    Some(out)
+}
+
 /// Parses a server's reply for hardware address `mac`: its transaction id,
 /// message type and lease. None for anything else (junk, requests, replies
 /// to another client).
 pub fn parse_reply(buf: &[u8], mac: &[u8]) -> Option<(u32, MessageType, Lease)> {
-    let msg = v4::Message::decode(&mut Decoder::new(buf)).ok()?;
+    let clean = sanitize(buf)?;
+    let msg = v4::Message::decode(&mut Decoder::new(&clean)).ok()?;
     let n = mac.len().min(16);
-    if msg.opcode() != v4::Opcode::BootReply || msg.chaddr().get(..n) != Some(&mac[..n]) {
+    // dhcproto's `chaddr()` slices by the packet's `hlen` and panics past
+    // 16: check it first (the agent aborts on a panic).
+    if msg.opcode() != v4::Opcode::BootReply
+        || usize::from(msg.hlen()) > 16
+        || msg.chaddr().get(..n) != Some(&mac[..n])
+    {
         return None;
     }
     let opts = msg.opts();
@@ -1094,5 +1154,34 @@ mod tests {
             "another client's reply"
         );
         assert!(parse_reply(b"junk", &MAC).is_none());
+        // Truncated or corrupted replies are dropped or parsed, never a
+        // panic: they come from anyone on the link (a `hlen` over 16 made
+        // dhcproto's `chaddr()` panic).
+        for n in 0..bytes.len() {
+            let _ = parse_reply(&bytes[..n], &MAC);
+        }
+        // Options dhcproto asserts on (rapid commit with a body, bulk lease
+        // query status with none), a hlen over 16, an option past the end.
+        let end = bytes.len() - 1;
+        for extra in [&[80u8, 1, 0][..], &[151, 0], &[82, 200, 1]] {
+            let mut b = bytes[..end].to_vec();
+            b.extend_from_slice(extra);
+            b.push(255);
+            let r = parse_reply(&b, &MAC);
+            assert!(
+                extra[0] == 82 || r.is_some(),
+                "{extra:?}: the rest still counts"
+            );
+        }
+        let mut b = bytes.clone();
+        b[2] = 57;
+        assert!(parse_reply(&b, &MAC).is_none());
+        let mut x = 0x9e37_79b9u32;
+        for i in 0..bytes.len() * 64 {
+            let mut b = bytes.clone();
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b[i % bytes.len()] ^= (x >> 24) as u8 | 1;
+            let _ = parse_reply(&b, &MAC);
+        }
     }
 }
