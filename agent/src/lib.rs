@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod caps;
 pub mod config;
+pub mod dhcp;
 pub mod health;
 pub mod hostname;
 pub mod init_link;

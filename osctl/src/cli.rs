@@ -70,7 +70,7 @@ pub enum Command {
     },
     /// Write an OS image into each node's inactive slot.
     Install {
-        /// Image file, or http(s) URL (downloaded to a temporary file first).
+        /// Image file, or https URL (downloaded to a temporary file first).
         image: String,
         /// Reboot into the new image once it is installed.
         #[arg(long)]
@@ -79,6 +79,14 @@ pub enum Command {
         /// e.g. maticos-1.2.3.squashfs gives 1.2.3].
         #[arg(long = "version", value_name = "VERSION")]
         image_version: Option<String>,
+        /// Accept a plain http:// URL (a redirect from https to http is
+        /// refused all the same).
+        #[arg(long)]
+        insecure: bool,
+        /// The image's expected SHA-256 (64 hex digits, as sha256sum
+        /// prints it); checked before anything is sent to a node.
+        #[arg(long, value_name = "HEX", value_parser = image::parse_sha256)]
+        sha256: Option<[u8; 32]>,
     },
     /// Reboot the nodes.
     Reboot,
@@ -425,7 +433,16 @@ impl Ctx {
                 image,
                 reboot,
                 image_version,
-            } => self.install(&image, reboot, image_version).await?,
+                insecure,
+                sha256,
+            } => {
+                let source = InstallSource {
+                    src: &image,
+                    insecure,
+                    sha256,
+                };
+                self.install(source, reboot, image_version).await?
+            }
         };
         Ok(code)
     }
@@ -513,10 +530,11 @@ impl Ctx {
 
     async fn install(
         &self,
-        src: &str,
+        source: InstallSource<'_>,
         reboot: bool,
         version: Option<String>,
     ) -> Result<i32, AnyError> {
+        let src = source.src;
         let version = match version {
             Some(v) => v,
             None => image::version_from_name(src)?,
@@ -541,7 +559,7 @@ impl Ctx {
             let bar = multi.add(ProgressBar::no_length());
             bar.set_style(bytes_style.clone());
             bar.set_prefix("downloading");
-            image::download(src, &tmp.0, |done, total| {
+            image::download(src, source.insecure, &tmp.0, |done, total| {
                 if let Some(t) = total {
                     bar.set_length(t);
                 }
@@ -570,6 +588,8 @@ impl Ctx {
         hbar.set_prefix("sha256");
         let (digest, hashed) = image::sha256_file(&path, |n| hbar.set_position(n)).await?;
         hbar.finish_and_clear();
+        // Before any node is contacted: a wrong image is refused whole.
+        image::check_digest(src, &digest, source.sha256.as_ref())?;
         let header = InstallHeader {
             size: hashed,
             sha256: digest.to_vec(),
@@ -642,6 +662,16 @@ impl Ctx {
             },
         ))
     }
+}
+
+/// Where `osctl install` takes its image from and what it must be.
+struct InstallSource<'a> {
+    /// A file path or a URL.
+    src: &'a str,
+    /// `--insecure`: accept an http:// URL.
+    insecure: bool,
+    /// `--sha256`: the digest the image must have.
+    sha256: Option<[u8; 32]>,
 }
 
 /// `NODE: sentence` per successful node.
@@ -776,12 +806,40 @@ mod tests {
                 image,
                 reboot,
                 image_version,
+                insecure,
+                sha256,
             } => {
                 assert_eq!(image, "img.squashfs");
                 assert!(reboot);
                 assert_eq!(image_version.as_deref(), Some("9"));
+                assert!(!insecure);
+                assert_eq!(sha256, None);
             }
             other => panic!("{other:?}"),
         }
+        let hex = "00ff".repeat(16);
+        let c = Cli::try_parse_from([
+            "osctl",
+            "install",
+            "x-1.img",
+            "--insecure",
+            "--sha256",
+            &hex,
+        ])
+        .unwrap();
+        let Command::Install {
+            insecure, sha256, ..
+        } = c.command
+        else {
+            panic!("install expected")
+        };
+        assert!(insecure);
+        assert_eq!(sha256, Some([[0u8, 0xff]; 16].concat().try_into().unwrap()));
+        let e =
+            Cli::try_parse_from(["osctl", "install", "x-1.img", "--sha256", "abc"]).unwrap_err();
+        assert!(
+            e.to_string().contains("expected 64 hexadecimal digits"),
+            "{e}"
+        );
     }
 }

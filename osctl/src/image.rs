@@ -1,8 +1,11 @@
 //! The image side of `osctl install`: where the image comes from (a file, or
-//! an http(s) URL downloaded to a temporary file first), its version string,
-//! its SHA-256, and the request stream (header, then [`CHUNK`]-sized chunks
+//! an https URL downloaded to a temporary file first; plain http only when
+//! the operator says `--insecure`, and never by a redirect), its version
+//! string, its SHA-256 (checked against `--sha256` before any node is
+//! contacted), and the request stream (header, then [`CHUNK`]-sized chunks
 //! read from the file just ahead of tonic: the image is never held in
-//! memory).
+//! memory). It must never hand a node bytes whose digest it has not
+//! checked against what the operator asked for.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,56 @@ pub enum ImageError {
         "cannot tell the version from the name {0:?}; pass --version (e.g. maticos-1.2.3.squashfs gives 1.2.3)"
     )]
     NoVersion(String),
+    #[error(
+        "refusing {0}: plain http:// can be altered on the way; use https://, or pass --insecure (best with --sha256) to accept it"
+    )]
+    Insecure(String),
+    #[error(
+        "image {image} has SHA-256 {got}, not {want} as --sha256 expects; nothing was sent to any node"
+    )]
+    DigestMismatch {
+        image: String,
+        got: String,
+        want: String,
+    },
+}
+
+/// Lowercase hex of a digest, as `sha256sum` prints it.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses `--sha256 HEX`: exactly 64 hexadecimal digits (either case).
+pub fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "expected 64 hexadecimal digits (as sha256sum prints them), got {} characters",
+            s.len()
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        // Checked above: ASCII hex digits only, so this cannot fail.
+        *o = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// Refuses a digest other than the one the operator expects.
+pub fn check_digest(
+    image: &str,
+    got: &[u8; 32],
+    want: Option<&[u8; 32]>,
+) -> Result<(), ImageError> {
+    match want {
+        Some(w) if w != got => Err(ImageError::DigestMismatch {
+            image: image.to_string(),
+            got: hex(got),
+            want: hex(w),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Is `s` an http(s) URL rather than a path?
@@ -122,14 +175,44 @@ pub async fn sha256_file(
     Ok((h.finalize().into(), n))
 }
 
-/// Download `url` into `dest`, streaming; `progress(done, total)`.
+/// Redirects followed at most (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
+
+/// The redirect rule: at most [`MAX_REDIRECTS`] hops, and never from
+/// https to plain http, `--insecure` or not: `--insecure` accepts an http
+/// URL the operator typed, not a downgrade a server (or whoever sits
+/// between) chose.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let from_https = attempt.previous().iter().any(|u| u.scheme() == "https");
+        if from_https && attempt.url().scheme() != "https" {
+            let why = format!(
+                "redirected to {}, which would drop TLS; refused",
+                attempt.url()
+            );
+            attempt.error(why)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Download `url` into `dest`, streaming; `progress(done, total)`. Only
+/// `https://` unless `insecure` (then `http://` too); a redirect may never
+/// leave https.
 pub async fn download(
     url: &str,
+    insecure: bool,
     dest: &Path,
     progress: impl Fn(u64, Option<u64>),
 ) -> Result<(), ImageError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
+    if !url.starts_with("https://") && !insecure {
+        return Err(ImageError::Insecure(url.to_string()));
+    }
     let dl = |reason: String| ImageError::Download {
         url: url.to_string(),
         reason,
@@ -139,7 +222,11 @@ pub async fn download(
         Some(cause) => crate::client::chain_text(cause),
         None => e.to_string(),
     };
-    let resp = reqwest::get(url).await.map_err(|e| dl(reason(&e)))?;
+    let client = reqwest::Client::builder()
+        .redirect(redirect_policy())
+        .build()
+        .map_err(|e| dl(reason(&e)))?;
+    let resp = client.get(url).send().await.map_err(|e| dl(reason(&e)))?;
     if !resp.status().is_success() {
         return Err(dl(format!("the server answered {}", resp.status())));
     }
@@ -274,6 +361,43 @@ mod tests {
         assert!(version_from_name("image.img").is_err());
         assert!(version_from_name("maticos-latest.img").is_err());
         assert!(is_url("https://x/y") && is_url("http://x") && !is_url("/tmp/http:x"));
+    }
+
+    #[test]
+    fn expected_digests() {
+        let d: [u8; 32] = Sha256::digest(b"image").into();
+        let h = hex(&d);
+        assert_eq!(h.len(), 64);
+        assert_eq!(parse_sha256(&h).unwrap(), d);
+        assert_eq!(parse_sha256(&h.to_uppercase()).unwrap(), d);
+        assert!(parse_sha256(&h[1..]).is_err());
+        assert!(parse_sha256(&format!("{}g", &h[1..])).is_err());
+        assert!(check_digest("i", &d, None).is_ok());
+        assert!(check_digest("i", &d, Some(&d)).is_ok());
+        let other = [0u8; 32];
+        let e = check_digest("maticos-1.img", &d, Some(&other)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "image maticos-1.img has SHA-256 {h}, not {} as --sha256 expects; nothing was sent to any node",
+                "0".repeat(64)
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_needs_insecure() {
+        let d = TempDir::new("http");
+        let e = download(
+            "http://127.0.0.1:9/x-1.img",
+            false,
+            &d.path().join("x"),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, ImageError::Insecure(_)), "{e}");
+        assert!(!d.path().join("x").exists());
     }
 
     #[tokio::test]

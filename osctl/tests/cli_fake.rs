@@ -198,7 +198,11 @@ async fn install_from_an_http_url() {
         s.write_all(&body).await.unwrap();
     });
     let url = format!("http://{http}/rel/maticos-3.1.squashfs");
-    let o = osctl(&e.config(), &["install", &url, "-n", &e.addr, "-o", "json"]).await;
+    let o = osctl(
+        &e.config(),
+        &["install", &url, "--insecure", "-n", &e.addr, "-o", "json"],
+    )
+    .await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["result"]["version"], "3.1");
@@ -353,7 +357,7 @@ async fn failed_download_names_the_url() {
             .await;
     });
     let url = format!("http://{http}/maticos-1.0.img");
-    let o = osctl(&e.config(), &["install", &url, "-n", &e.addr]).await;
+    let o = osctl(&e.config(), &["install", &url, "--insecure", "-n", &e.addr]).await;
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         text(&o.stderr),
