@@ -101,10 +101,10 @@ fn load<D: BlockDevice>(
             dev.read_at(off, &mut buf[..n])
                 .map_err(Error::io(IoOp::Read, off))?;
             buf[n..].fill(0);
-            crc32fast::hash(&buf[..n])
+            crate::crc32::hash(&buf[..n])
         }
         None => {
-            let mut h = crc32fast::Hasher::new();
+            let mut h = crate::crc32::Hasher::new();
             let mut done = 0;
             while done < n {
                 let len = (n - done).min(512);
@@ -522,7 +522,7 @@ impl<D: BlockDevice> Disk<D> {
     /// survives until a good new copy exists.
     pub fn write(&mut self) -> Res<(), D> {
         let n = self.shape.entries_bytes();
-        let crc = crc32fast::hash(&self.entries[..n]);
+        let crc = crate::crc32::hash(&self.entries[..n]);
         let order = if self.health.primary.is_ok() {
             [Which::Backup, Which::Primary]
         } else {

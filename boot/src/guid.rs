@@ -67,7 +67,7 @@ impl Guid {
     pub fn derive(seed: &Guid, index: u8) -> Guid {
         let mut out = [0u8; 16];
         for word in 0..4u8 {
-            let mut h = crc32fast::Hasher::new();
+            let mut h = crate::crc32::Hasher::new();
             h.update(&seed.0);
             h.update(&[index, word, 0x4d, 0x41]);
             let v = h.finalize().to_le_bytes();

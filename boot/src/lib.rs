@@ -62,6 +62,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod crc32;
 pub mod device;
 pub mod disk;
 pub mod error;

@@ -80,7 +80,7 @@ impl Header {
             return Err(Check::HeaderSize);
         }
         let stored_crc = u32_at(sector, 16);
-        let mut h = crc32fast::Hasher::new();
+        let mut h = crate::crc32::Hasher::new();
         h.update(&sector[0..16]);
         h.update(&[0; 4]);
         h.update(&sector[20..size as usize]);
@@ -167,7 +167,7 @@ impl Header {
         s[80..84].copy_from_slice(&self.entry_count.to_le_bytes());
         s[84..88].copy_from_slice(&self.entry_size.to_le_bytes());
         s[88..92].copy_from_slice(&self.entries_crc.to_le_bytes());
-        let crc = crc32fast::hash(&s[0..HEADER_SIZE as usize]);
+        let crc = crate::crc32::hash(&s[0..HEADER_SIZE as usize]);
         s[16..20].copy_from_slice(&crc.to_le_bytes());
         s
     }
@@ -207,7 +207,7 @@ mod tests {
     /// Re-CRCs a mutated header so the geometry checks are reached.
     fn recrc(s: &mut [u8; 512]) {
         s[16..20].fill(0);
-        let crc = crc32fast::hash(&s[0..92]);
+        let crc = crate::crc32::hash(&s[0..92]);
         s[16..20].copy_from_slice(&crc.to_le_bytes());
     }
 
