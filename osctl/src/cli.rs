@@ -535,6 +535,10 @@ impl Ctx {
         version: Option<String>,
     ) -> Result<i32, AnyError> {
         let src = source.src;
+        // The scheme first: no other complaint about a URL refused anyway.
+        if image::is_url(src) {
+            image::check_scheme(src, source.insecure)?;
+        }
         let version = match version {
             Some(v) => v,
             None => image::version_from_name(src)?,

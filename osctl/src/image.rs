@@ -175,6 +175,15 @@ pub async fn sha256_file(
     Ok((h.finalize().into(), n))
 }
 
+/// Refuses a URL that is not `https://` unless `insecure`.
+pub fn check_scheme(url: &str, insecure: bool) -> Result<(), ImageError> {
+    if url.starts_with("https://") || insecure {
+        Ok(())
+    } else {
+        Err(ImageError::Insecure(url.to_string()))
+    }
+}
+
 /// Redirects followed at most (reqwest's default).
 const MAX_REDIRECTS: usize = 10;
 
@@ -210,9 +219,7 @@ pub async fn download(
 ) -> Result<(), ImageError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    if !url.starts_with("https://") && !insecure {
-        return Err(ImageError::Insecure(url.to_string()));
-    }
+    check_scheme(url, insecure)?;
     let dl = |reason: String| ImageError::Download {
         url: url.to_string(),
         reason,

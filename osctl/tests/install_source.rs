@@ -187,6 +187,15 @@ async fn plain_http_is_refused_unless_insecure() {
         )
     );
     assert!(hits.lock().unwrap().is_empty(), "nothing was downloaded");
+    // Refused for its scheme before anything else (here: no version in
+    // the name).
+    let bare = format!("http://{http}/image");
+    let o = e.osctl(&["install", &bare]).await;
+    assert!(
+        text(&o.stderr).starts_with(&format!("osctl: refusing {bare}: plain http://")),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(e.installs().is_none(), "nothing was sent to the node");
 
     let want = hex(&Sha256::digest(&data));
