@@ -15,7 +15,7 @@
 //!
 //! Usage: bench_load AGENT_BIN WORK_DIR [CALLS]
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -197,9 +197,12 @@ fn main() {
     {
         let log = log.clone();
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            log.lock().unwrap().push_str(&s);
+            for line in std::io::BufRead::lines(stderr) {
+                let Ok(line) = line else { break };
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
         });
     }
 
@@ -258,8 +261,9 @@ fn main() {
         let refused = follows.iter().filter(|t| t.is_finished()).count();
         let mut idle = Vec::new();
         let a: std::net::SocketAddr = addr.parse().unwrap();
+        let t = Instant::now();
         while idle.len() < 3000 {
-            match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)) {
+            match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
                 Ok(s) => idle.push(s),
                 Err(e) => {
                     println!("idle connection {}: {e}", idle.len());
@@ -267,10 +271,12 @@ fn main() {
                 }
             }
         }
+        let opening = t.elapsed();
         println!(
-            "reader: {} follow streams open ({refused} refused), {} idle TCP connections",
+            "reader: {} follow streams open ({refused} refused), {} idle TCP connections (opened in {:.2} s)",
             1000 - refused,
-            idle.len()
+            idle.len(),
+            opening.as_secs_f64()
         );
         measure("1000 follows + 3000 idle TCP", &addr, &admin, calls, pid).await;
 
@@ -315,4 +321,7 @@ fn main() {
     let log = log.lock().unwrap();
     let emfile = log.matches("Too many open files").count();
     println!("agent log lines: {}, EMFILE: {emfile}", log.lines().count());
+    if std::env::var_os("BENCH_SHOW_LOG").is_some() {
+        print!("{log}");
+    }
 }

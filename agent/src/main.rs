@@ -47,6 +47,7 @@ fn main() {
     let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
+        .on_thread_start(limits::lower_priority)
         .build()
         .and_then(|rt| {
             tokio::runtime::Builder::new_multi_thread()
@@ -138,12 +139,28 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
+/// Connections the kernel completes before the agent accepts them. tokio's
+/// default (128) overflows under a burst of connections, and an
+/// overflow drops the SYN: the client retries only after a second.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(LISTEN_BACKLOG)
+}
+
 /// Binds the API socket, waiting up to 30 s for an address that is not yet
 /// configured (lo coming up, a static address, a DHCP lease).
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match tokio::net::TcpListener::bind(addr).await {
+        match listen(addr) {
             Ok(l) => return Ok(l),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrNotAvailable
@@ -158,9 +175,7 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Str
             {
                 let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
                 eprintln!("matic-agent: cannot listen on {addr} ({e}); trying {v4}");
-                return tokio::net::TcpListener::bind(v4)
-                    .await
-                    .map_err(|e| format!("listening on {v4}: {e}"));
+                return listen(v4).map_err(|e| format!("listening on {v4}: {e}"));
             }
             Err(e) => return Err(format!("listening on {addr}: {e}")),
         }
