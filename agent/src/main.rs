@@ -109,7 +109,11 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         });
     }
 
-    let listener = bind(cfg.listen).await?;
+    // The listener, the accept loop and the handshakes live on the admin
+    // lane: a fresh admin connection never queues behind readers' calls
+    // (and the shared lane runs at a lower priority).
+    let listen_addr = cfg.listen;
+    let listener = admin.spawn(bind(listen_addr)).await??;
     eprintln!(
         "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
         env!("CARGO_PKG_VERSION"),
@@ -119,7 +123,10 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     );
 
     let agent = Agent::new(cfg.clone(), disk.clone(), running);
-    let incoming = tls::incoming(listener, tls_config);
+    let incoming = {
+        let _lane = admin.enter();
+        tls::incoming(listener, tls_config)
+    };
     let admin_server = router(agent.clone()).serve_with_incoming(incoming.admin);
     admin.spawn(async move {
         if let Err(e) = admin_server.await {
