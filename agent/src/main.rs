@@ -31,6 +31,10 @@ fn main() {
     let cfg = Config::parse();
     // Before any thread exists: capability sets are per thread.
     match limits::raise_nofile() {
+        Ok(n) if n < limits::DESCRIPTORS_NEEDED => eprintln!(
+            "matic-agent: descriptor limit {n}, below the {} the caps can use: expect EMFILE under load",
+            limits::DESCRIPTORS_NEEDED
+        ),
         Ok(n) => eprintln!("matic-agent: descriptor limit {n}"),
         Err(e) => eprintln!("matic-agent: raising the descriptor limit: {e}"),
     }
