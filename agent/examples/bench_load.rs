@@ -216,20 +216,6 @@ fn main() {
     rt.block_on(async {
         measure("idle", &addr, &admin, calls, pid).await;
 
-        // The log grows while followed: every follower has work.
-        let appending = Arc::new(AtomicBool::new(true));
-        let appender = {
-            let (appending, path) = (appending.clone(), dir.join("log/containerd.log"));
-            std::thread::spawn(move || {
-                let mut f = OpenOptions::new().append(true).open(path).unwrap();
-                let mut i = 0u64;
-                while appending.load(Ordering::Relaxed) {
-                    writeln!(f, "appended line {i}").unwrap();
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
         let mut readers = Vec::new();
         for _ in 0..40 {
             readers.push(client(&addr, &reader).await);
@@ -261,6 +247,29 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let refused = follows.iter().filter(|t| t.is_finished()).count();
+        // What waiting costs: the followers with nothing new to read.
+        let (cpu0, t0) = (cpu_secs(pid), Instant::now());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!(
+            "{} idle followers (log not growing): agent {:.1}% CPU, {} threads",
+            1000 - refused,
+            (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0,
+            status_field(pid, "Threads:")
+        );
+        // The log grows while followed: every follower has work.
+        let appending = Arc::new(AtomicBool::new(true));
+        let appender = {
+            let (appending, path) = (appending.clone(), dir.join("log/containerd.log"));
+            std::thread::spawn(move || {
+                let mut f = OpenOptions::new().append(true).open(path).unwrap();
+                let mut i = 0u64;
+                while appending.load(Ordering::Relaxed) {
+                    writeln!(f, "appended line {i}").unwrap();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
         let mut idle = Vec::new();
         let a: std::net::SocketAddr = addr.parse().unwrap();
         let t = Instant::now();
