@@ -15,7 +15,7 @@
 //!
 //! Usage: bench_load AGENT_BIN WORK_DIR [CALLS]
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -144,7 +144,9 @@ fn setup(dir: &Path) -> Ca {
     )
     .unwrap();
     std::fs::write(dir.join("run/services"), "# matic-init services v1\n").unwrap();
-    let lines: String = (0..1000).map(|i| format!("containerd line {i}\n")).collect();
+    let lines: String = (0..1000)
+        .map(|i| format!("containerd line {i}\n"))
+        .collect();
     std::fs::write(dir.join("log/containerd.log"), lines).unwrap();
     let kmsg: String = (1..200)
         .map(|i| format!("6,{i},{},-;kernel line {i}\n", i * 1000))
@@ -197,9 +199,12 @@ fn main() {
     {
         let log = log.clone();
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            log.lock().unwrap().push_str(&s);
+            for line in std::io::BufRead::lines(stderr) {
+                let Ok(line) = line else { break };
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
         });
     }
 
@@ -211,20 +216,6 @@ fn main() {
     rt.block_on(async {
         measure("idle", &addr, &admin, calls, pid).await;
 
-        // The log grows while followed: every follower has work.
-        let appending = Arc::new(AtomicBool::new(true));
-        let appender = {
-            let (appending, path) = (appending.clone(), dir.join("log/containerd.log"));
-            std::thread::spawn(move || {
-                let mut f = OpenOptions::new().append(true).open(path).unwrap();
-                let mut i = 0u64;
-                while appending.load(Ordering::Relaxed) {
-                    writeln!(f, "appended line {i}").unwrap();
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
         let mut readers = Vec::new();
         for _ in 0..40 {
             readers.push(client(&addr, &reader).await);
@@ -256,10 +247,34 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let refused = follows.iter().filter(|t| t.is_finished()).count();
+        // What waiting costs: the followers with nothing new to read.
+        let (cpu0, t0) = (cpu_secs(pid), Instant::now());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!(
+            "{} idle followers (log not growing): agent {:.1}% CPU, {} threads",
+            1000 - refused,
+            (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0,
+            status_field(pid, "Threads:")
+        );
+        // The log grows while followed: every follower has work.
+        let appending = Arc::new(AtomicBool::new(true));
+        let appender = {
+            let (appending, path) = (appending.clone(), dir.join("log/containerd.log"));
+            std::thread::spawn(move || {
+                let mut f = OpenOptions::new().append(true).open(path).unwrap();
+                let mut i = 0u64;
+                while appending.load(Ordering::Relaxed) {
+                    writeln!(f, "appended line {i}").unwrap();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
         let mut idle = Vec::new();
         let a: std::net::SocketAddr = addr.parse().unwrap();
+        let t = Instant::now();
         while idle.len() < 3000 {
-            match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)) {
+            match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
                 Ok(s) => idle.push(s),
                 Err(e) => {
                     println!("idle connection {}: {e}", idle.len());
@@ -267,10 +282,12 @@ fn main() {
                 }
             }
         }
+        let opening = t.elapsed();
         println!(
-            "reader: {} follow streams open ({refused} refused), {} idle TCP connections",
+            "reader: {} follow streams open ({refused} refused), {} idle TCP connections (opened in {:.2} s)",
             1000 - refused,
-            idle.len()
+            idle.len(),
+            opening.as_secs_f64()
         );
         measure("1000 follows + 3000 idle TCP", &addr, &admin, calls, pid).await;
 
@@ -315,4 +332,7 @@ fn main() {
     let log = log.lock().unwrap();
     let emfile = log.matches("Too many open files").count();
     println!("agent log lines: {}, EMFILE: {emfile}", log.lines().count());
+    if std::env::var_os("BENCH_SHOW_LOG").is_some() {
+        print!("{log}");
+    }
 }

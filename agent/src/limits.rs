@@ -115,6 +115,20 @@ pub fn raise_nofile() -> std::io::Result<u64> {
     Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
 }
 
+/// Nice value of the shared lane's threads: under CPU contention the admin
+/// lane (nice 0) gets several times their share (the kernel's weight for
+/// nice 5 is about a third of nice 0's).
+pub const SHARED_NICE: i32 = 5;
+
+/// Lowers the calling thread's priority to [`SHARED_NICE`] (no capability
+/// needed to lower it); a failure only costs the admin lane its head start.
+pub fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), SHARED_NICE) {
+        eprintln!("matic-agent: lowering a shared-lane thread's priority: {e}");
+    }
+}
+
 /// A log line that may repeat thousands of times a second under a flood
 /// (refused connections): printed at most once per second, with how many
 /// were left out since.

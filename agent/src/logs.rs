@@ -138,10 +138,15 @@ impl LogStream {
     /// Following survives truncation (start again from 0) and rotation
     /// (drain the old file, then switch to the new one at the same path).
     async fn next_data(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        // Whether a read may find bytes: false after one found none, until
+        // `fstat` says the file grew (an idle follower costs no read job).
+        let mut maybe_more = true;
         loop {
-            let data = self.read_chunk().await?;
-            if !data.is_empty() {
-                return Ok(Some(data));
+            if maybe_more {
+                let data = self.read_chunk().await?;
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
             }
             if !self.follow {
                 return Ok(None);
@@ -154,14 +159,17 @@ impl LogStream {
                 && let Ok(newf) = File::open(&self.path)
             {
                 self.file = Arc::new(newf);
+                maybe_more = true;
                 continue;
             }
             tokio::time::sleep(POLL).await;
             let pos = (&*self.file).stream_position()?;
-            if self.file.metadata()?.len() < pos {
+            let len = self.file.metadata()?.len();
+            if len < pos {
                 // Truncated in place: what is there now is new output.
                 (&*self.file).seek(SeekFrom::Start(0))?;
             }
+            maybe_more = len != pos;
         }
     }
 

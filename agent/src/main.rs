@@ -31,6 +31,10 @@ fn main() {
     let cfg = Config::parse();
     // Before any thread exists: capability sets are per thread.
     match limits::raise_nofile() {
+        Ok(n) if n < limits::DESCRIPTORS_NEEDED => eprintln!(
+            "matic-agent: descriptor limit {n}, below the {} the caps can use: expect EMFILE under load",
+            limits::DESCRIPTORS_NEEDED
+        ),
         Ok(n) => eprintln!("matic-agent: descriptor limit {n}"),
         Err(e) => eprintln!("matic-agent: raising the descriptor limit: {e}"),
     }
@@ -47,6 +51,7 @@ fn main() {
     let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
+        .on_thread_start(limits::lower_priority)
         .build()
         .and_then(|rt| {
             tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +113,11 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         });
     }
 
-    let listener = bind(cfg.listen).await?;
+    // The listener, the accept loop and the handshakes live on the admin
+    // lane: a fresh admin connection never queues behind readers' calls
+    // (and the shared lane runs at a lower priority).
+    let listen_addr = cfg.listen;
+    let listener = admin.spawn(bind(listen_addr)).await??;
     eprintln!(
         "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
         env!("CARGO_PKG_VERSION"),
@@ -118,7 +127,10 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     );
 
     let agent = Agent::new(cfg.clone(), disk.clone(), running);
-    let incoming = tls::incoming(listener, tls_config);
+    let incoming = {
+        let _lane = admin.enter();
+        tls::incoming(listener, tls_config)
+    };
     let admin_server = router(agent.clone()).serve_with_incoming(incoming.admin);
     admin.spawn(async move {
         if let Err(e) = admin_server.await {
@@ -138,12 +150,28 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
+/// Connections the kernel completes before the agent accepts them. tokio's
+/// default (128) overflows under a burst of connections, and an
+/// overflow drops the SYN: the client retries only after a second.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(LISTEN_BACKLOG)
+}
+
 /// Binds the API socket, waiting up to 30 s for an address that is not yet
 /// configured (lo coming up, a static address, a DHCP lease).
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match tokio::net::TcpListener::bind(addr).await {
+        match listen(addr) {
             Ok(l) => return Ok(l),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrNotAvailable
@@ -158,9 +186,7 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Str
             {
                 let v4 = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
                 eprintln!("matic-agent: cannot listen on {addr} ({e}); trying {v4}");
-                return tokio::net::TcpListener::bind(v4)
-                    .await
-                    .map_err(|e| format!("listening on {v4}: {e}"));
+                return listen(v4).map_err(|e| format!("listening on {v4}: {e}"));
             }
             Err(e) => return Err(format!("listening on {addr}: {e}")),
         }

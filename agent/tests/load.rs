@@ -319,3 +319,68 @@ async fn agent_keeps_only_the_capabilities_it_needs() {
         .into_inner();
     assert_eq!(st.slots.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_starts_without_the_privilege_to_drop() {
+    // setpriv (util-linux) starts it with empty bounding and inheritable
+    // sets, so it has no capabilities at all (not even CAP_SETPCAP to drop).
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no setpriv");
+        return;
+    }
+    let node = Node::start("nocaps", NodeOpts::default());
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
+    let inner = matic_tests::agent::command(bin, &node.dir);
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--bounding-set=-all", "--inh-caps=-all"])
+        .arg(bin)
+        .args(inner.get_args())
+        .arg("--no-boot-ok")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            eprintln!("[agent nocaps-2] {line}");
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut kept, mut addr) = (None, None);
+    while addr.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the unprivileged agent did not start listening");
+        if let Some(k) = line.strip_prefix("matic-agent: capabilities kept: ") {
+            kept = Some(k.to_owned());
+        }
+        addr = matic_tests::agent::listening_addr(&line);
+    }
+    let kept = kept.expect("no capabilities line");
+    assert!(
+        kept.starts_with("none (bounding set left as it is"),
+        "{kept}"
+    );
+    let key = node.cert(Role::Reader);
+    let mut c = osctl::client::connect(
+        &addr.unwrap().to_string(),
+        &node.creds(&key),
+        &osctl::client::Options::default(),
+    )
+    .await
+    .unwrap()
+    .client;
+    let v = c.version(VersionRequest {}).await.unwrap().into_inner();
+    assert_eq!(v.slot, "A");
+    let _ = child.kill();
+    let _ = child.wait();
+}
