@@ -2,12 +2,12 @@
 //! and the subcommands, and the parsers of their values.
 //!
 //! Owns every flag, its help text and its default: `osctl --help` and each
-//! subcommand's `--help` are rendered from this file alone, and
-//! docs/osctl.md and the tests pin them, so a change here is a change of
-//! osctl's interface.
+//! subcommand's `--help` are rendered from these definitions (the `-o`
+//! values' help from [`Format`]'s docs), and docs/osctl.md and the tests pin
+//! them, so a change here is a change of osctl's interface.
 //!
 //! Must never run anything: no I/O, no network, no config lookup. What a
-//! command does lives in [`crate::commands`], and [`crate::cli`] ties the two.
+//! command does lives in `commands`, and [`crate::cli`] ties the two.
 
 use std::path::PathBuf;
 

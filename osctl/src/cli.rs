@@ -1,9 +1,9 @@
 //! osctl's entry point: parse the command line ([`crate::args`]), start the
 //! async runtime, handle the commands that need no node, resolve the config
 //! into the target nodes and their credentials, hand the command to its body
-//! ([`crate::commands`]), and turn the outcome into the exit code: 0, or 1
-//! when any node failed or an error that is no one node's (printed as
-//! `osctl: sentence`) stopped the command.
+//! (`commands`), and turn the outcome into the exit code: 0, or 1 when any
+//! node failed (or, for `health`, is unhealthy) or an error that is no one
+//! node's (printed as `osctl: sentence`) stopped the command.
 //!
 //! Must never hold a command's logic or output format: it only wires the
 //! parsed arguments to a body.

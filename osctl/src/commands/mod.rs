@@ -9,8 +9,8 @@
 //! were given, each node's failure is printed as `NODE: sentence` on
 //! stderr, and the exit code is 1 if any node failed.
 //!
-//! Must never parse arguments, set up TLS or phrase an error (that is
-//! [`crate::client`]'s), and never write to stdout except through
+//! Must never parse arguments, set up TLS or phrase a node's error (that is
+//! [`crate::client`]'s); node commands write to stdout only through
 //! [`write_out`], which stops quietly when the reader has gone.
 
 pub(crate) mod install;
