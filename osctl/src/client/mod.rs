@@ -3,7 +3,7 @@
 //!
 //! Owns: the TLS 1.3 client configuration from a context's PEM files
 //! ([`credentials`]), node addresses ([`target`]), the connection to one node
-//! ([`connect`]) and to several at once ([`fanout`]), the failures phrased
+//! ([`connect`](mod@connect)) and to several at once ([`fanout`]), the failures phrased
 //! for a person ([`error`]) and the translation of TLS, network and gRPC
 //! failures into them ([`explain`]).
 //!
