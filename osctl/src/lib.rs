@@ -1,11 +1,23 @@
-//! `osctl`: the MaticOS operator CLI as a library: the API's PKI
-//! ([`pki`], also used by the agent's tests to make good and bad
-//! certificates), the client config ([`config`]), the mutual-TLS gRPC client
-//! with human error messages ([`client`]) and the command implementations
-//! ([`cli`], [`output`], [`image`]).
+//! `osctl`: the MaticOS operator CLI, as a library.
+//!
+//! Owns the operator's side of the machine API: the command line
+//! ([`args`], [`cli`]), what each command does (`commands`, private), the
+//! mutual-TLS gRPC client and its error sentences ([`client`]), the client
+//! config ([`config`]), the API's PKI ([`pki`], also used by the agent's
+//! tests to make good and bad certificates), the image to install
+//! ([`image`]) and the rendering of answers ([`output`]).
+//!
+//! Must never: decide what a caller may do (the agent's role table does;
+//! osctl only names roles when it issues certificates), keep state about
+//! nodes between runs (the config file is the operator's, written only by
+//! `gen-certs`), trust a node it cannot verify against the context's CA,
+//! or send a node an image it has not checked whole first. A failure is a
+//! sentence and an exit code, never a panic or a backtrace.
 
+pub mod args;
 pub mod cli;
 pub mod client;
+mod commands;
 pub mod config;
 pub mod image;
 pub mod output;

@@ -10,6 +10,14 @@
 //! [`CertSpec`] exposes every knob on purpose, so tests can build the bad
 //! certificates the agent must reject: expired, serverAuth-only, without any
 //! EKU extension, or from another CA.
+//!
+//! Must never: write a private key readable by others (even for an
+//! instant), replace a CA that `gen-certs` finds in its directory, or issue
+//! a certificate without an explicit validity and name.
+//!
+//! About 450 lines of non-test code in one file on purpose: it is one
+//! concept (issuing certificates), and the spec, the CA applying it and the
+//! files `gen-certs` writes are read together when a certificate is wrong.
 
 use std::fmt;
 use std::fs;

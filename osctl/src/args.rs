@@ -1,0 +1,273 @@
+//! The command line's grammar: clap derive definitions of the global flags
+//! and the subcommands, and the parsers of their values.
+//!
+//! Owns every flag, its help text and its default: `osctl --help` and each
+//! subcommand's `--help` are rendered from these definitions (the `-o`
+//! values' help from [`Format`]'s docs), and docs/osctl.md and the tests pin
+//! them, so a change here is a change of osctl's interface.
+//!
+//! Must never run anything: no I/O, no network, no config lookup. What a
+//! command does lives in `commands`, and [`crate::cli`] ties the two.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::image;
+use crate::output::Format;
+use crate::pki::{self, Role};
+
+/// Operate MaticOS nodes over their mutual-TLS API.
+#[derive(Debug, Parser)]
+#[command(name = "osctl", version, about)]
+pub struct Cli {
+    /// Client config file [default: $OSCTL_CONFIG, else <config dir>/osctl/config].
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Context of the config to use instead of its current one.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Endpoints to use instead of the context's (comma-separated).
+    #[arg(short, long, global = true, value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Nodes to run the command on (comma-separated, host[:port]).
+    #[arg(short, long, global = true, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Seconds allowed for TCP connect plus TLS handshake.
+    #[arg(long, global = true, default_value_t = 10)]
+    pub connect_timeout: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the CA, the node's server certificate, client certificates
+    /// and a client config (osctlconfig) pointing at them.
+    GenCerts {
+        /// Directory to write into (created if missing; an existing ca.crt and
+        /// ca.key there are reused).
+        #[arg(long)]
+        out: PathBuf,
+        /// IP addresses or DNS names of the node (`--san a b`, `--san a,b`
+        /// or `--san a --san b`).
+        #[arg(long = "san", required = true, num_args = 1.., value_delimiter = ',')]
+        sans: Vec<String>,
+        /// Extra client certificate NAME=ROLE, role one of os:admin,
+        /// os:operator, os:reader (repeatable).
+        #[arg(long = "role", value_parser = parse_role_arg)]
+        roles: Vec<(String, Role)>,
+    },
+    /// Versions of osctl and of each node's OS, agent and kernel.
+    Version {
+        /// Only print osctl's own version; contact no node.
+        #[arg(long)]
+        client: bool,
+    },
+    /// Write an OS image into each node's inactive slot.
+    Install {
+        /// Image file, or https URL (downloaded to a temporary file first).
+        image: String,
+        /// Reboot into the new image once it is installed.
+        #[arg(long)]
+        reboot: bool,
+        /// Version recorded for the image [default: from the file name,
+        /// e.g. maticos-1.2.3.squashfs gives 1.2.3].
+        #[arg(long = "version", value_name = "VERSION")]
+        image_version: Option<String>,
+        /// Accept a plain http:// URL (a redirect from https to http is
+        /// refused all the same).
+        #[arg(long)]
+        insecure: bool,
+        /// The image's expected SHA-256 (64 hex digits, as sha256sum
+        /// prints it); checked before anything is sent to a node.
+        #[arg(long, value_name = "HEX", value_parser = image::parse_sha256)]
+        sha256: Option<[u8; 32]>,
+    },
+    /// Reboot the nodes.
+    Reboot,
+    /// Power the nodes off.
+    Shutdown,
+    /// Boot the other slot next (if it will boot), then reboot.
+    Rollback {
+        /// Switch slots but do not reboot.
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// A/B slot state.
+    BootStatus,
+    /// The services init supervises.
+    Services,
+    /// Restart a service.
+    Restart {
+        /// Service name (see `osctl services`).
+        service: String,
+    },
+    /// A service's captured output.
+    Logs {
+        service: String,
+        /// Keep printing new output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines (0: all).
+        #[arg(long, default_value_t = 0)]
+        tail: u32,
+    },
+    /// The kernel log.
+    Dmesg {
+        /// Keep printing new messages.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// The agent's health checks (exit code 1 when a node is unhealthy).
+    Health,
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+fn parse_role_arg(s: &str) -> Result<(String, Role), String> {
+    let (name, role) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=ROLE, got {s:?}"))?;
+    let reserved = ["ca", "server", "admin", "osctlconfig"];
+    if name.is_empty()
+        || reserved.contains(&name)
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
+        return Err(format!(
+            "invalid certificate name {name:?} (letters, digits, - _ . only; not ca, server, admin)"
+        ));
+    }
+    Ok((
+        name.to_string(),
+        role.parse().map_err(|e: pki::PkiError| e.to_string())?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_after_the_subcommand() {
+        let c = Cli::try_parse_from([
+            "osctl",
+            "boot-status",
+            "--nodes",
+            "a,b",
+            "-n",
+            "c",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(c.nodes, ["a", "b", "c"]);
+        assert_eq!(c.output, Format::Json);
+        assert!(matches!(c.command, Command::BootStatus));
+    }
+
+    #[test]
+    fn sans_accept_lists_repeats_and_commas() {
+        let c = Cli::try_parse_from([
+            "osctl",
+            "gen-certs",
+            "--out",
+            "d",
+            "--san",
+            "a",
+            "b,c",
+            "--san",
+            "d",
+            "--role",
+            "x=os:reader",
+        ])
+        .unwrap();
+        match c.command {
+            Command::GenCerts { sans, roles, .. } => {
+                assert_eq!(sans, ["a", "b", "c", "d"]);
+                assert_eq!(roles, [("x".to_string(), Role::Reader)]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn role_arguments() {
+        assert_eq!(
+            parse_role_arg("ops=os:operator").unwrap(),
+            ("ops".to_string(), Role::Operator)
+        );
+        assert!(parse_role_arg("ops").is_err());
+        assert!(parse_role_arg("ca=os:admin").is_err());
+        assert!(parse_role_arg("../x=os:admin").is_err());
+        assert!(parse_role_arg("x=root").is_err());
+    }
+
+    #[test]
+    fn install_flags() {
+        let c = Cli::try_parse_from([
+            "osctl",
+            "install",
+            "img.squashfs",
+            "--reboot",
+            "--version",
+            "9",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Install {
+                image,
+                reboot,
+                image_version,
+                insecure,
+                sha256,
+            } => {
+                assert_eq!(image, "img.squashfs");
+                assert!(reboot);
+                assert_eq!(image_version.as_deref(), Some("9"));
+                assert!(!insecure);
+                assert_eq!(sha256, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let hex = "00ff".repeat(16);
+        let c = Cli::try_parse_from([
+            "osctl",
+            "install",
+            "x-1.img",
+            "--insecure",
+            "--sha256",
+            &hex,
+        ])
+        .unwrap();
+        let Command::Install {
+            insecure, sha256, ..
+        } = c.command
+        else {
+            panic!("install expected")
+        };
+        assert!(insecure);
+        assert_eq!(sha256, Some([[0u8, 0xff]; 16].concat().try_into().unwrap()));
+        let e =
+            Cli::try_parse_from(["osctl", "install", "x-1.img", "--sha256", "abc"]).unwrap_err();
+        assert!(
+            e.to_string().contains("expected 64 hexadecimal digits"),
+            "{e}"
+        );
+    }
+}
