@@ -220,7 +220,7 @@ fn set(img: &str, rest: &[String]) -> Result<(), Fail> {
         None => cur.successful(),
     };
     let attrs = SlotAttrs::new(priority, tries, successful).expect("ranges checked");
-    disk.set_slot_attrs(slot, attrs);
+    disk.force_slot_attrs(slot, attrs);
     write(&mut disk, img)
 }
 
