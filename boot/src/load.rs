@@ -36,10 +36,16 @@ pub(crate) fn load<D: BlockDevice>(
     let off = hdr.entries_lba * SECTOR_SIZE;
     let crc = match buf {
         Some(buf) => {
-            dev.read_at(off, &mut buf[..n])
+            // `Header::parse` bounds the array by the buffer (`EntryCount`);
+            // checked again without a panic path, which would cost PID 1
+            // this file's name in its binary.
+            let Some((entries, rest)) = buf.split_at_mut_checked(n) else {
+                return Ok(Err(Check::EntryCount));
+            };
+            dev.read_at(off, entries)
                 .map_err(Error::io(IoOp::Read, off))?;
-            buf[n..].fill(0);
-            crate::crc32::hash(&buf[..n])
+            rest.fill(0);
+            crate::crc32::hash(entries)
         }
         None => {
             let mut h = crate::crc32::Hasher::new();
