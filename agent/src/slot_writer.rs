@@ -95,15 +95,15 @@ impl SlotWriter {
     /// system and the offset allow it.
     pub fn new(disk: InstallDisk, offset: u64) -> Self {
         let mut w = Self::buffered(disk, offset, WRITEBACK_LAG);
-        if offset.is_multiple_of(DIRECT_ALIGN as u64) {
-            if let Some(block) = AlignedBlock::new() {
-                match set_direct(&w.disk, true) {
-                    Ok(()) => w.direct = Some(block),
-                    Err(e) => eprintln!(
-                        "matic-agent: install: {} refuses O_DIRECT ({e}); writing through the page cache",
-                        w.disk.path().display()
-                    ),
-                }
+        if offset.is_multiple_of(DIRECT_ALIGN as u64)
+            && let Some(block) = AlignedBlock::new()
+        {
+            match set_direct(&w.disk, true) {
+                Ok(()) => w.direct = Some(block),
+                Err(e) => eprintln!(
+                    "matic-agent: install: {} refuses O_DIRECT ({e}); writing through the page cache",
+                    w.disk.path().display()
+                ),
             }
         }
         w
