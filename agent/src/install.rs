@@ -19,22 +19,30 @@
 //! 7. fsync, compare the digest, record the version, `finish_update` with the
 //!    configured tries.
 //!
-//! Every refusal after step 3 leaves the target invalidated; the running slot
-//! is never opened for writing (the target is always the *other* slot and
-//! writes are bounds-checked against its partition).
+//! Every refusal after step 3 leaves the target invalidated; no image byte
+//! is written to the running slot (the target is always the *other* slot and
+//! the image must fit its partition's byte range).
+//!
+//! The disk is opened once per install ([`InstallDisk`], at step 3) and that
+//! one descriptor serves the first GPT write, the image and the last GPT
+//! write; each GPT step re-reads the table under the agent's GPT lock.
+//!
+//! Never changes slot state except through [`slots`] (matic-boot's
+//! transitions), and never holds a copy of the image.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use matic_boot::Slot;
-use matic_proto::v1::{InstallHeader, InstallResponse, install_request::Msg};
+use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use crate::slot_writer::SlotWriter;
-use crate::slots;
+use crate::slots::{self, InstallDisk};
 
 /// SquashFS superblock magic, little-endian `0x73717368`.
 pub const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
@@ -53,14 +61,19 @@ pub struct InstallCtx {
     pub idle: Duration,
 }
 
+/// The install's incoming messages: tonic's `Streaming<InstallRequest>`, or
+/// any stream of the same items (the tests').
+pub trait Requests: Stream<Item = Result<InstallRequest, Status>> + Unpin + Send + 'static {}
+impl<S: Stream<Item = Result<InstallRequest, Status>> + Unpin + Send + 'static> Requests for S {}
+
 /// The next message, or ABORTED when the client has sent nothing for
 /// `idle` (`what` says what was awaited, for the message).
 async fn next_message(
-    stream: &mut Streaming<matic_proto::v1::InstallRequest>,
+    stream: &mut impl Requests,
     idle: Duration,
     what: impl FnOnce() -> String,
-) -> Result<Result<Option<matic_proto::v1::InstallRequest>, Status>, Status> {
-    tokio::time::timeout(idle, stream.message())
+) -> Result<Result<Option<InstallRequest>, Status>, Status> {
+    tokio::time::timeout(idle, async { stream.next().await.transpose() })
         .await
         .map_err(|_| {
             Status::aborted(format!(
@@ -81,7 +94,7 @@ fn hex(b: &[u8]) -> String {
 pub async fn run(
     lock: Arc<Mutex<()>>,
     ctx: InstallCtx,
-    stream: Streaming<matic_proto::v1::InstallRequest>,
+    stream: impl Requests,
 ) -> Result<InstallResponse, Status> {
     let target = ctx.running.other();
     run_inner(lock, ctx, stream).await.inspect_err(|e| {
@@ -95,7 +108,7 @@ pub async fn run(
 async fn run_inner(
     lock: Arc<Mutex<()>>,
     ctx: InstallCtx,
-    mut stream: Streaming<matic_proto::v1::InstallRequest>,
+    mut stream: impl Requests,
 ) -> Result<InstallResponse, Status> {
     let guard = lock.try_lock_owned().map_err(|_| {
         Status::failed_precondition(
@@ -151,21 +164,18 @@ async fn run_inner(
         ctx.disk.display()
     );
 
-    // Step 3: invalidate the target before anything else touches it.
+    // Step 3: invalidate the target before anything else touches it. The
+    // disk is opened here, once, for the whole install. A refusal (running
+    // slot on trial) loses nothing: matic-boot decides before the target's
+    // recorded version is forgotten.
     let (disk, range) = {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || -> Result<_, Status> {
-            // A refusal (running slot on trial) must lose nothing: checked
-            // before the target's recorded version is forgotten.
-            slots::check_begin_update(&ctx.disk, target, ctx.running)
+            let mut disk = InstallDisk::open(&ctx.disk).map_err(slots::SlotError::into_status)?;
+            let range = disk
+                .begin_update(&ctx.state_dir, target, ctx.running)
                 .map_err(slots::SlotError::into_status)?;
-            slots::remove_version(&ctx.state_dir, target)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            let range = slots::begin_update(&ctx.disk, target, ctx.running)
-                .map_err(slots::SlotError::into_status)?;
-            let disk = SlotWriter::open(&ctx.disk, range.offset)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            Ok((disk, range))
+            Ok((SlotWriter::new(disk, range.offset), range))
         })
         .await
         .map_err(|e| Status::internal(format!("install setup task: {e}")))??
@@ -189,7 +199,7 @@ async fn run_inner(
         .await
         .map_err(|e| Status::internal(format!("install writer task: {e}")))?;
     let received = received?;
-    let digest = written.map_err(|e| Status::internal(e.to_string()))?;
+    let (mut disk, digest) = written.map_err(|e| Status::internal(e.to_string()))?;
     // `received` is short only when the writer stopped early, and then `written` held its error.
     debug_assert!(received == header.size);
     if digest[..] != header.sha256[..] {
@@ -205,7 +215,8 @@ async fn run_inner(
     tokio::task::spawn_blocking(move || -> Result<(), Status> {
         slots::write_version(&ctx.state_dir, target, &version)
             .map_err(|e| Status::internal(e.to_string()))?;
-        slots::finish_update(&ctx.disk, target, tries).map_err(|e| Status::internal(e.to_string()))
+        disk.finish_update(target, tries)
+            .map_err(|e| Status::internal(e.to_string()))
     })
     .await
     .map_err(|e| Status::internal(format!("install finish task: {e}")))??;
@@ -224,7 +235,7 @@ async fn run_inner(
 /// Pulls chunks off the stream, checks the magic and the length, hands them
 /// to the writer. Returns the byte count, which equals the header's size.
 async fn receive(
-    stream: &mut Streaming<matic_proto::v1::InstallRequest>,
+    stream: &mut impl Requests,
     header: &InstallHeader,
     tx: mpsc::Sender<Bytes>,
     idle: Duration,
@@ -300,12 +311,12 @@ async fn receive(
 
 /// Writes chunks in order through `disk` while a scoped hasher thread
 /// digests them; on the end of the channel finishes the write (durable) and
-/// returns the digest. Hashing (SHA-256 runs at about the speed of the page
-/// cache) and writing overlap instead of taking turns.
+/// returns the disk and the digest. Hashing (SHA-256 runs at about the
+/// speed of the page cache) and writing overlap instead of taking turns.
 fn write_loop(
     disk: SlotWriter,
     mut rx: mpsc::Receiver<Bytes>,
-) -> Result<[u8; 32], slots::SlotError> {
+) -> Result<(InstallDisk, [u8; 32]), slots::SlotError> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
     std::thread::scope(|s| {
         let hasher = std::thread::Builder::new()
@@ -326,7 +337,7 @@ fn write_loop(
         drop(to_hasher);
         // With panic = abort a hasher cannot unwind, so join cannot fail.
         let digest = hasher.join().expect("hasher thread");
-        written.map(|()| digest)
+        written.map(|disk| (disk, digest))
     })
 }
 
@@ -336,7 +347,7 @@ fn write_and_forward(
     mut disk: SlotWriter,
     rx: &mut mpsc::Receiver<Bytes>,
     to_hasher: &std::sync::mpsc::SyncSender<Bytes>,
-) -> Result<(), slots::SlotError> {
+) -> Result<InstallDisk, slots::SlotError> {
     while let Some(chunk) = rx.blocking_recv() {
         disk.write(&chunk)?;
         if to_hasher.send(chunk).is_err() {
@@ -349,7 +360,141 @@ fn write_and_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use matic_boot::{Disk, Guid, Layout};
+    use matic_proto::v1::InstallRequest;
     use std::os::unix::fs::FileExt;
+    use std::path::Path;
+    use std::process::Command;
+
+    const CHILD: &str = "MATIC_INSTALL_OPENS_CHILD";
+
+    /// A disk file with A installed, booted and marked successful: the
+    /// state in which an install into B is allowed.
+    fn proven_a_disk(path: &Path) {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.set_len(20 << 20).unwrap();
+        let layout = Layout {
+            esp_bytes: 1 << 20,
+            slot_bytes: 8 << 20,
+            state_bytes: Some(1 << 20),
+            disk_guid: Guid([3; 16]),
+        };
+        let mut d = Disk::create(f, &layout).unwrap();
+        d.finish_update(Slot::A, 3).unwrap();
+        assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
+        d.mark_successful(Slot::A).unwrap();
+        d.write().unwrap();
+    }
+
+    /// A fake SquashFS image whose length is not block-aligned.
+    fn test_image() -> Vec<u8> {
+        let mut image: Vec<u8> = (0..3_000_001u32)
+            .map(|i| (i * 13 + i / 977) as u8)
+            .collect();
+        image[..4].copy_from_slice(SQUASHFS_MAGIC);
+        image
+    }
+
+    /// One whole install of [`test_image`] into B through `run` (header,
+    /// then uneven chunks), in this process.
+    fn install_into_b(base: &Path) -> InstallResponse {
+        let image = test_image();
+        let header = InstallHeader {
+            size: image.len() as u64,
+            sha256: Sha256::digest(&image).to_vec(),
+            version: "9.9".into(),
+        };
+        let mut msgs = vec![Ok(InstallRequest {
+            msg: Some(Msg::Header(header)),
+        })];
+        msgs.extend(image.chunks(300_007).map(|c| {
+            Ok(InstallRequest {
+                msg: Some(Msg::Chunk(Bytes::copy_from_slice(c))),
+            })
+        }));
+        let ctx = InstallCtx {
+            disk: base.join("disk.img"),
+            running: Slot::A,
+            tries: 3,
+            state_dir: base.join("state"),
+            idle: Duration::from_secs(30),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(run(
+            Arc::new(Mutex::new(())),
+            ctx,
+            futures::stream::iter(msgs),
+        ))
+        .unwrap()
+    }
+
+    /// The disk is opened once per install: under strace, a whole install
+    /// (first GPT write, the image, the last GPT write) opens the disk's
+    /// path exactly once, and the install is complete. (The install runs in
+    /// a child of this test binary so the trace holds only it; the disk is
+    /// made and checked here. Needs `strace`, which
+    /// `scripts/lib/deps.sh` installs; a missing one fails the test.)
+    #[test]
+    fn an_install_opens_the_disk_once() {
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let resp = install_into_b(Path::new(&dir));
+            assert_eq!(resp.slot, "B");
+            return;
+        }
+        let base = std::env::temp_dir().join(format!("matic-install-opens-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("state")).unwrap();
+        let disk = base.join("disk.img");
+        proven_a_disk(&disk);
+        let trace = base.join("trace");
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+            .arg(&trace)
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "install::tests::an_install_opens_the_disk_once",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD, &base)
+            .output()
+            .expect("running strace (scripts/lib/deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The install is whole: B is next with 3 tries, holds the image,
+        // and its version is recorded.
+        let image = test_image();
+        let b = slots::read_table(&disk).unwrap().get(Slot::B);
+        assert_eq!((b.attrs.priority(), b.attrs.tries()), (2, 3));
+        let mut back = vec![0u8; image.len()];
+        std::fs::File::open(&disk)
+            .unwrap()
+            .read_exact_at(&mut back, b.offset)
+            .unwrap();
+        assert!(back == image, "slot B does not hold the image");
+        assert_eq!(slots::read_version(&base.join("state"), Slot::B), "9.9");
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        let quoted = format!("\"{}\"", disk.display());
+        let opens: Vec<&str> = trace.lines().filter(|l| l.contains(&quoted)).collect();
+        assert_eq!(
+            opens.len(),
+            1,
+            "the install opened {quoted} {} times:\n{}",
+            opens.len(),
+            opens.join("\n")
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     /// Many uneven chunks through the writer and the hasher: the bytes land
     /// at the offset, in order, and the digest is the image's.
@@ -375,7 +520,8 @@ mod tests {
                 }
             })
         };
-        let digest = write_loop(SlotWriter::open(&path, offset).unwrap(), rx).unwrap();
+        let disk = InstallDisk::open(&path).unwrap();
+        let (_, digest) = write_loop(SlotWriter::new(disk, offset), rx).unwrap();
         feeder.join().unwrap();
         assert_eq!(digest[..], Sha256::digest(&image)[..]);
         let mut back = vec![0u8; image.len()];

@@ -186,7 +186,7 @@ impl MachineService for Agent {
                     .map_err(|e| Status::unavailable(e.to_string()))?,
             )
         };
-        blocking(move || slots::make_next(&disk, target).map_err(slots::SlotError::into_status))
+        blocking(move || slots::rollback(&disk, running).map_err(slots::SlotError::into_status))
             .await?;
         eprintln!(
             "matic-agent: rollback: slot {target} boots next{}",

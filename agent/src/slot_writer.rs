@@ -1,19 +1,26 @@
-//! Writing an image stream into a slot's byte range of the disk.
+//! Writing an image stream into a slot's byte range of the disk, through
+//! the install's one open descriptor ([`InstallDisk`]).
 //!
-//! Direct I/O (`O_DIRECT`) in aligned 1 MiB blocks when the disk and the
-//! slot offset allow it: the image is not copied through the page cache, the
-//! node's cached working set is not evicted for an image it will only read
-//! after the reboot, and no gigabyte of dirty pages waits for the final
-//! `fsync`. Otherwise (a file system that refuses `O_DIRECT`, an offset
-//! that is not 4 KiB-aligned) positioned buffered writes, with writeback started per write
-//! and waited for a bounded distance behind, and the written range dropped
-//! from the cache. Either way [`SlotWriter::finish`] makes the bytes durable.
-use std::fs::{File, OpenOptions};
+//! Direct I/O (`O_DIRECT`, set on that descriptor for the image and cleared
+//! again before it goes back to GPT work) in aligned 1 MiB blocks when the
+//! disk and the slot offset allow it: the image is not copied through the
+//! page cache, the node's cached working set is not evicted for an image it
+//! will only read after the reboot, and no gigabyte of dirty pages waits for
+//! the final `fsync`. Otherwise (a file system that refuses `O_DIRECT`, an
+//! offset that is not 4 KiB-aligned) positioned buffered writes, with
+//! writeback started per write and waited for a bounded distance behind,
+//! and the written range dropped from the cache. Either way
+//! [`SlotWriter::finish`] makes the bytes durable.
+//!
+//! Never opens the disk (the install did, once), never touches the GPT, and
+//! never writes outside the consecutive range it was started at.
 use std::num::NonZeroU64;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
-use crate::slots::SlotError;
+use rustix::fs::OFlags;
+
+use crate::slots::{InstallDisk, SlotError};
 use crate::sys;
 
 /// Alignment O_DIRECT needs of buffer address, file offset and length: the
@@ -27,21 +34,16 @@ const WRITEBACK_LAG: u64 = 32 << 20;
 
 /// Streams bytes to consecutive offsets of one file or block device.
 pub struct SlotWriter {
-    path: PathBuf,
-    /// Buffered handle: the buffered mode, the unaligned tail, and `fsync`.
-    file: File,
-    direct: Option<Direct>,
+    disk: InstallDisk,
+    /// `Some` while `O_DIRECT` is set on the descriptor: the block being
+    /// filled.
+    direct: Option<AlignedBlock>,
     /// Disk offset of the next byte to write (direct mode: of the start of
     /// the block being filled).
     pos: u64,
     /// Buffered writes: everything before it is on the device and uncached.
     settled: u64,
     lag: u64,
-}
-
-struct Direct {
-    file: File,
-    block: AlignedBlock,
 }
 
 /// A [`DIRECT_BLOCK`]-sized buffer at a [`DIRECT_ALIGN`]ed address, carved
@@ -76,48 +78,52 @@ impl AlignedBlock {
     }
 }
 
+/// Sets or clears `O_DIRECT` on the install's descriptor.
+fn set_direct(disk: &InstallDisk, on: bool) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(disk.file())?;
+    let flags = if on {
+        flags | OFlags::DIRECT
+    } else {
+        flags - OFlags::DIRECT
+    };
+    rustix::fs::fcntl_setfl(disk.file(), flags)?;
+    Ok(())
+}
+
 impl SlotWriter {
-    /// Opens `path` for writing from `offset`, with direct I/O when the file
+    /// Writes through `disk` from `offset`, with direct I/O when the file
     /// system and the offset allow it.
-    pub fn open(path: &Path, offset: u64) -> Result<Self, SlotError> {
-        let mut w = Self::buffered(path, offset, WRITEBACK_LAG)?;
-        if offset.is_multiple_of(DIRECT_ALIGN as u64) {
-            let direct = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path);
-            match (direct, AlignedBlock::new()) {
-                (Ok(file), Some(block)) => w.direct = Some(Direct { file, block }),
-                (Err(e), _) => eprintln!(
+    pub fn new(disk: InstallDisk, offset: u64) -> Self {
+        let mut w = Self::buffered(disk, offset, WRITEBACK_LAG);
+        if offset.is_multiple_of(DIRECT_ALIGN as u64)
+            && let Some(block) = AlignedBlock::new()
+        {
+            match set_direct(&w.disk, true) {
+                Ok(()) => w.direct = Some(block),
+                Err(e) => eprintln!(
                     "matic-agent: install: {} refuses O_DIRECT ({e}); writing through the page cache",
-                    path.display()
+                    w.disk.path().display()
                 ),
-                (Ok(_), None) => {}
             }
         }
-        Ok(w)
+        w
     }
 
-    /// Opens `path` for buffered writing from `offset`, keeping at most
-    /// `lag` written bytes dirty.
-    pub fn buffered(path: &Path, offset: u64, lag: u64) -> Result<Self, SlotError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io(path, "opening for writing", e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            file,
+    /// Writes through `disk` from `offset`, buffered, keeping at most `lag`
+    /// written bytes dirty.
+    pub fn buffered(disk: InstallDisk, offset: u64, lag: u64) -> Self {
+        Self {
+            disk,
             direct: None,
             pos: offset,
             settled: offset,
             lag,
-        })
+        }
     }
 
     /// The file or device written.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.disk.path()
     }
 
     /// Whether writes bypass the page cache.
@@ -127,36 +133,41 @@ impl SlotWriter {
 
     /// Appends `data` at the current position.
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), SlotError> {
-        let Some(d) = self.direct.as_mut() else {
+        let Some(block) = self.direct.as_mut() else {
             return self.write_buffered(data);
         };
         while !data.is_empty() {
-            data = &data[d.block.fill(data)..];
-            if d.block.len == DIRECT_BLOCK {
-                write_direct(d, &mut self.pos, &self.path)?;
+            data = &data[block.fill(data)..];
+            if block.len == DIRECT_BLOCK {
+                write_direct(&self.disk, block, &mut self.pos)?;
             }
         }
         Ok(())
     }
 
     /// Writes the last partial block (its aligned part direct, the rest
-    /// buffered), syncs, and drops what went through the cache.
-    pub fn finish(mut self) -> Result<(), SlotError> {
-        if let Some(mut d) = self.direct.take() {
-            let filled = d.block.len;
+    /// buffered, `O_DIRECT` cleared again), syncs, drops what went through
+    /// the cache, and hands the descriptor back for the install's last GPT
+    /// step.
+    pub fn finish(mut self) -> Result<InstallDisk, SlotError> {
+        if let Some(mut block) = self.direct.take() {
+            let filled = block.len;
             let aligned = filled / DIRECT_ALIGN * DIRECT_ALIGN;
-            d.block.len = aligned;
-            write_direct(&mut d, &mut self.pos, &self.path)?;
+            block.len = aligned;
+            write_direct(&self.disk, &mut block, &mut self.pos)?;
+            set_direct(&self.disk, false)
+                .map_err(|e| io(self.disk.path(), "clearing O_DIRECT on", e))?;
             // Everything before the tail is on the device, not in the cache.
             self.settled = self.pos;
-            let at = d.block.start + aligned;
-            self.write_buffered(&d.block.storage[at..d.block.start + filled])?;
+            let at = block.start + aligned;
+            self.write_buffered(&block.storage[at..block.start + filled])?;
         }
-        self.file
+        self.disk
+            .file()
             .sync_all()
-            .map_err(|e| io(&self.path, "syncing", e))?;
+            .map_err(|e| io(self.disk.path(), "syncing", e))?;
         self.drop_cached(self.settled, self.pos - self.settled);
-        Ok(())
+        Ok(self.disk)
     }
 
     fn write_buffered(&mut self, data: &[u8]) -> Result<(), SlotError> {
@@ -164,16 +175,15 @@ impl SlotWriter {
             return Ok(());
         }
         let len = data.len() as u64;
-        self.file
-            .write_all_at(data, self.pos)
-            .map_err(|e| io(&self.path, "writing image", e))?;
-        sys::start_writeback(&self.file, self.pos, len)
-            .map_err(|e| io(&self.path, "starting writeback", e))?;
+        let (file, path) = (self.disk.file(), self.disk.path());
+        file.write_all_at(data, self.pos)
+            .map_err(|e| io(path, "writing image", e))?;
+        sys::start_writeback(file, self.pos, len).map_err(|e| io(path, "starting writeback", e))?;
         self.pos += len;
         if self.pos - self.settled >= 2 * self.lag {
             let upto = self.pos - self.lag;
-            sys::wait_writeback(&self.file, self.settled, upto - self.settled)
-                .map_err(|e| io(&self.path, "writing back image", e))?;
+            sys::wait_writeback(file, self.settled, upto - self.settled)
+                .map_err(|e| io(path, "writing back image", e))?;
             self.drop_cached(self.settled, upto - self.settled);
             self.settled = upto;
         }
@@ -185,19 +195,28 @@ impl SlotWriter {
     /// so a failure is not an install failure.
     fn drop_cached(&self, offset: u64, len: u64) {
         if let Some(len) = NonZeroU64::new(len) {
-            let _ =
-                rustix::fs::fadvise(&self.file, offset, Some(len), rustix::fs::Advice::DontNeed);
+            let _ = rustix::fs::fadvise(
+                self.disk.file(),
+                offset,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
         }
     }
 }
 
-/// Writes `d`'s filled block at `*pos` and advances `*pos` past it.
-fn write_direct(d: &mut Direct, pos: &mut u64, path: &Path) -> Result<(), SlotError> {
-    d.file
-        .write_all_at(d.block.filled(), *pos)
-        .map_err(|e| io(path, "writing image", e))?;
-    *pos += d.block.len as u64;
-    d.block.len = 0;
+/// Writes `block` at `*pos` through `disk` (`O_DIRECT` set) and advances
+/// `*pos` past it.
+fn write_direct(
+    disk: &InstallDisk,
+    block: &mut AlignedBlock,
+    pos: &mut u64,
+) -> Result<(), SlotError> {
+    disk.file()
+        .write_all_at(block.filled(), *pos)
+        .map_err(|e| io(disk.path(), "writing image", e))?;
+    *pos += block.len as u64;
+    block.len = 0;
     Ok(())
 }
 
@@ -212,6 +231,8 @@ fn io(path: &Path, op: &'static str, source: std::io::Error) -> SlotError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
+    use std::path::PathBuf;
 
     struct Scratch(PathBuf);
     impl Scratch {
@@ -251,7 +272,14 @@ mod tests {
         for p in img.chunks(piece) {
             w.write(p).unwrap();
         }
-        w.finish().unwrap();
+        let back = w.finish().unwrap();
+        assert!(
+            rustix::fs::fcntl_getfl(back.file())
+                .unwrap()
+                .intersection(OFlags::DIRECT)
+                .is_empty(),
+            "O_DIRECT still set when the descriptor goes back to GPT work"
+        );
         assert!(
             disk.read(offset, img.len()) == img,
             "slot bytes differ from the image"
@@ -278,7 +306,7 @@ mod tests {
         let disk = Scratch::new(dir, "direct", 8 << 20);
         let offset = 1 << 20;
         let img = image(3 * DIRECT_BLOCK + 12_345);
-        let w = SlotWriter::open(&disk.0, offset).unwrap();
+        let w = SlotWriter::new(InstallDisk::open(&disk.0).unwrap(), offset);
         let direct = round_trip(w, &disk, offset, &img, 300_001);
         assert!(
             direct || on_tmpfs,
@@ -291,7 +319,7 @@ mod tests {
     fn unaligned_offset_writes_buffered() {
         let disk = Scratch::new(&std::env::temp_dir(), "unaligned", 8 << 20);
         let offset = 12_345;
-        let w = SlotWriter::open(&disk.0, offset).unwrap();
+        let w = SlotWriter::new(InstallDisk::open(&disk.0).unwrap(), offset);
         assert!(!w.is_direct());
         round_trip(w, &disk, offset, &image(2_000_000), 65_537);
     }
@@ -302,7 +330,7 @@ mod tests {
     fn buffered_writes_with_bounded_writeback() {
         let disk = Scratch::new(&std::env::temp_dir(), "buffered", 8 << 20);
         let offset = 4096;
-        let w = SlotWriter::buffered(&disk.0, offset, 100_000).unwrap();
+        let w = SlotWriter::buffered(InstallDisk::open(&disk.0).unwrap(), offset, 100_000);
         round_trip(w, &disk, offset, &image(3_000_000), 40_001);
     }
 }

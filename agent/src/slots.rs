@@ -1,7 +1,14 @@
 //! The A/B slot state on the disk (via `matic-boot`) and the version string
 //! recorded for each slot in `<state-dir>/slots/<SLOT>.version`. Every GPT
 //! change in the agent goes through here, serialized by one lock, and each
-//! is staged in memory and written once (`Disk::write`).
+//! is one matic-boot transition staged in memory and written once
+//! (`Disk::write`). Each transition is given the slot this boot really runs
+//! (from init's boot file), so matic-boot's own checks see it.
+//!
+//! Never sets slot attribute bits itself (the rules are matic-boot's), and
+//! never writes image bytes (that is [`crate::slot_writer`]'s). An install
+//! holds the disk open once, as an [`InstallDisk`], from its first GPT step
+//! to its last.
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,8 +85,8 @@ impl Table {
     }
 }
 
-fn open(path: &Path, write: bool) -> Result<Disk<File>, SlotError> {
-    let f = OpenOptions::new()
+fn open_file(path: &Path, write: bool) -> Result<File, SlotError> {
+    OpenOptions::new()
         .read(true)
         .write(write)
         .open(path)
@@ -87,14 +94,10 @@ fn open(path: &Path, write: bool) -> Result<Disk<File>, SlotError> {
             path: path.to_owned(),
             op: "opening",
             source,
-        })?;
-    Disk::open(f).map_err(|source| SlotError::Gpt {
-        path: path.to_owned(),
-        source,
-    })
+        })
 }
 
-fn table_of(d: &Disk<File>) -> Table {
+fn table_of<D: matic_boot::BlockDevice>(d: &Disk<D>) -> Table {
     let info = |s: Slot| {
         let p = d.slot_partition(s);
         SlotInfo {
@@ -112,61 +115,119 @@ fn table_of(d: &Disk<File>) -> Table {
 
 /// Reads the table (no writes).
 pub fn read_table(path: &Path) -> Result<Table, SlotError> {
-    Ok(table_of(&open(path, false)?))
+    let d = Disk::open(open_file(path, false)?).map_err(|source| SlotError::Gpt {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(table_of(&d))
 }
 
-/// Opens the disk, applies `change` to the staged table, writes it once.
-fn modify<T>(
+/// One GPT step on an open descriptor: under [`GPT_LOCK`], reads the table,
+/// applies `change` to it in memory, runs `before_write` (only when `change`
+/// was allowed: a refusal writes and forgets nothing), writes the table once.
+fn step<T>(
+    file: &mut File,
     path: &Path,
-    change: impl FnOnce(&mut Disk<File>) -> Result<T, matic_boot::Error<std::io::Error>>,
+    change: impl FnOnce(&mut Disk<&mut File>) -> Result<T, matic_boot::Error<std::io::Error>>,
+    before_write: impl FnOnce() -> Result<(), SlotError>,
 ) -> Result<(T, Table), SlotError> {
     let _g = GPT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let mut d = open(path, true)?;
     let gpt = |source| SlotError::Gpt {
         path: path.to_owned(),
         source,
     };
+    let mut d = Disk::open(file).map_err(gpt)?;
     let out = change(&mut d).map_err(gpt)?;
+    before_write()?;
     d.write().map_err(gpt)?;
-    Ok((out, table_of(&d)))
+    let t = table_of(&d);
+    Ok((out, t))
 }
 
-/// Whether `begin_update(target, running)` would be allowed now, changing
-/// nothing (matic-boot's rule, on a read-only copy of the table): lets the
-/// install refuse before it forgets anything about the target.
-pub fn check_begin_update(path: &Path, target: Slot, running: Slot) -> Result<(), SlotError> {
-    open(path, false)?
-        .begin_update(target, running)
-        .map_err(|source| SlotError::Gpt {
-            path: path.to_owned(),
-            source,
-        })
+/// Opens the disk for one step, applies `change`, writes the table once.
+fn modify<T>(
+    path: &Path,
+    change: impl FnOnce(&mut Disk<&mut File>) -> Result<T, matic_boot::Error<std::io::Error>>,
+) -> Result<(T, Table), SlotError> {
+    let mut file = open_file(path, true)?;
+    step(&mut file, path, change, || Ok(()))
 }
 
-/// Invalidates `target` and writes the table; returns where its bytes go.
-/// `running` is the slot this boot runs (from init's boot file), so that
-/// matic-boot's own checks see it: refused when `target` is the running
-/// slot, or when the running slot is still on trial (the target may be the
-/// only proven slot).
-pub fn begin_update(path: &Path, target: Slot, running: Slot) -> Result<SlotInfo, SlotError> {
-    let ((), t) = modify(path, |d| d.begin_update(target, running))?;
-    Ok(t.get(target))
-}
-
-/// Makes the freshly written `target` the next boot with `tries` tries.
-pub fn finish_update(path: &Path, target: Slot, tries: u8) -> Result<(), SlotError> {
-    modify(path, |d| d.finish_update(target, tries)).map(|_| ())
-}
-
-/// Sets `slot`'s successful bit.
+/// Sets `slot`'s successful bit (`slot` is the running slot: the agent
+/// marks only the boot it runs in).
 pub fn mark_successful(path: &Path, slot: Slot) -> Result<(), SlotError> {
     modify(path, |d| d.mark_successful(slot)).map(|_| ())
 }
 
-/// Makes `target` (the slot that is not running) the next boot; refused
-/// when it will not boot.
-pub fn make_next(path: &Path, target: Slot) -> Result<(), SlotError> {
-    modify(path, |d| d.rollback(!target)).map(|_| ())
+/// Makes the slot that is not `running` the next boot (matic-boot's
+/// `rollback(running)`); refused when that slot will not boot. Returns it.
+pub fn rollback(path: &Path, running: Slot) -> Result<Slot, SlotError> {
+    modify(path, |d| d.rollback(running)).map(|(next, _)| next)
+}
+
+/// The disk as one install holds it: opened once, read-write, when the
+/// install begins, and kept until it ends. Each GPT step re-reads the table
+/// from this descriptor under [`GPT_LOCK`] (a rollback or the boot check may
+/// have changed it in between) and writes it once; the image goes through
+/// the same descriptor ([`crate::slot_writer::SlotWriter`] borrows it for
+/// the byte range of the target slot).
+#[derive(Debug)]
+pub struct InstallDisk {
+    path: PathBuf,
+    file: File,
+}
+
+impl InstallDisk {
+    /// Opens `path` read-write; reads nothing yet.
+    pub fn open(path: &Path) -> Result<Self, SlotError> {
+        Ok(Self {
+            path: path.to_owned(),
+            file: open_file(path, true)?,
+        })
+    }
+
+    /// The disk's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open descriptor (the image writer's).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Invalidates `target` and writes the table; returns where its bytes go.
+    /// `running` is the slot this boot runs (from init's boot file), so that
+    /// matic-boot's own checks see it: refused when `target` is the running
+    /// slot, or when the running slot is still on trial (the target may be
+    /// the only proven slot). A refusal changes nothing, on the disk or in
+    /// `state_dir`; otherwise the target's recorded version is forgotten
+    /// before the table is written.
+    pub fn begin_update(
+        &mut self,
+        state_dir: &Path,
+        target: Slot,
+        running: Slot,
+    ) -> Result<SlotInfo, SlotError> {
+        let ((), t) = step(
+            &mut self.file,
+            &self.path,
+            |d| d.begin_update(target, running),
+            || remove_version(state_dir, target),
+        )?;
+        Ok(t.get(target))
+    }
+
+    /// Makes the freshly written `target` the next boot with `tries` tries.
+    pub fn finish_update(&mut self, target: Slot, tries: u8) -> Result<(), SlotError> {
+        step(
+            &mut self.file,
+            &self.path,
+            |d| d.finish_update(target, tries),
+            || Ok(()),
+        )
+        .map(|_| ())
+    }
 }
 
 fn version_path(state_dir: &Path, s: Slot) -> PathBuf {

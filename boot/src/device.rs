@@ -3,6 +3,9 @@
 //! Implemented here for `[u8]` (an in-memory disk, in `no_std` too), for
 //! `&mut T`, and, with the `std` feature, for [`std::fs::File`]. Init can
 //! implement it over rustix in a few lines.
+//!
+//! Knows nothing of GPTs or slots, and never returns a short transfer: an
+//! implementation moves all of a buffer or fails.
 
 use core::fmt;
 

@@ -1,9 +1,14 @@
 //! [`Disk`]: a block device plus its GPT, held in memory.
 //!
 //! `open` reads and validates the table (primary first, the backup when the
-//! primary fails); the slot transitions change only the in-memory copy;
-//! `write` puts it back, backup first, so a write torn at any point leaves
-//! either the old or the new table readable.
+//! primary fails; one copy is read by [`crate::load`]); the lookups read the
+//! in-memory copy; `write` puts it back, backup first, so a write torn at
+//! any point leaves either the old or the new table readable. `write` is
+//! the only code in the crate (besides `create`) that writes to the device.
+//!
+//! Never decides a slot's state: the transitions are in
+//! [`crate::transitions`], and the raw attribute setter they use is
+//! crate-private.
 
 use crate::device::{BlockDevice, SECTOR_SIZE};
 use crate::error::{Check, Error, IoOp, Which};
@@ -12,6 +17,7 @@ use crate::gpt::entry::Entry;
 use crate::gpt::header::{self, Header};
 use crate::gpt::mbr;
 use crate::guid::Guid;
+use crate::load::{check_sector_size, load};
 use crate::slot::{self, BootStatus, Part, Slot, SlotAttrs};
 
 /// One partition's place on the disk.
@@ -74,67 +80,6 @@ pub struct Disk<D: BlockDevice> {
 }
 
 type Res<T, D> = Result<T, Error<<D as BlockDevice>::Error>>;
-
-/// Reads the header at `lba` and its entry array. With `buf`, the array is
-/// kept there; without, it is streamed through the CRC (to check the other
-/// copy without a second 16 KiB buffer). The outer error is I/O, the inner
-/// the failed check.
-fn load<D: BlockDevice>(
-    dev: &mut D,
-    which: Which,
-    lba: u64,
-    last_lba: u64,
-    buf: Option<&mut [u8; MAX_ENTRIES_BYTES]>,
-) -> Res<Result<Header, Check>, D> {
-    let mut sector = [0u8; 512];
-    let off = lba * SECTOR_SIZE;
-    dev.read_at(off, &mut sector)
-        .map_err(Error::io(IoOp::Read, off))?;
-    let hdr = match Header::parse(&sector, which, lba, last_lba) {
-        Ok(h) => h,
-        Err(c) => return Ok(Err(c)),
-    };
-    let n = hdr.entries_bytes();
-    let off = hdr.entries_lba * SECTOR_SIZE;
-    let crc = match buf {
-        Some(buf) => {
-            dev.read_at(off, &mut buf[..n])
-                .map_err(Error::io(IoOp::Read, off))?;
-            buf[n..].fill(0);
-            crate::crc32::hash(&buf[..n])
-        }
-        None => {
-            let mut h = crate::crc32::Hasher::new();
-            let mut done = 0;
-            while done < n {
-                let len = (n - done).min(512);
-                let o = off + done as u64;
-                dev.read_at(o, &mut sector[..len])
-                    .map_err(Error::io(IoOp::Read, o))?;
-                h.update(&sector[..len]);
-                done += len;
-            }
-            h.finalize()
-        }
-    };
-    if crc != hdr.entries_crc {
-        return Ok(Err(Check::EntriesCrc));
-    }
-    Ok(Ok(hdr))
-}
-
-fn check_sector_size<D: BlockDevice>(dev: &mut D) -> Res<u64, D> {
-    let ss = dev.sector_size().map_err(Error::io(IoOp::Size, 0))?;
-    if u64::from(ss) != SECTOR_SIZE {
-        return Err(Error::UnsupportedSectorSize(ss));
-    }
-    let size = dev.size().map_err(Error::io(IoOp::Size, 0))?;
-    // MBR, two headers and one sector of entries each at the very least.
-    if size < 5 * SECTOR_SIZE {
-        return Err(Error::DeviceTooSmall { bytes: size });
-    }
-    Ok(size)
-}
 
 impl<D: BlockDevice> Disk<D> {
     /// Reads and validates the GPT of `dev`: the primary header and entries,
@@ -370,8 +315,10 @@ impl<D: BlockDevice> Disk<D> {
         SlotAttrs::from_attributes(self.slot_partition(slot).attributes)
     }
 
-    /// Sets the slot's boot attributes, keeping the entry's other attribute bits.
-    pub fn set_slot_attrs(&mut self, slot: Slot, attrs: SlotAttrs) {
+    /// Sets the slot's boot attributes, keeping the entry's other attribute
+    /// bits. Memory only. Crate-private: every change of slot state is a
+    /// transition (`transitions.rs`), so the slot rules cannot be skipped.
+    pub(crate) fn set_slot_attrs(&mut self, slot: Slot, attrs: SlotAttrs) {
         let i = self.roots[slot as usize];
         let raw = attrs.apply_to(self.slot_partition(slot).attributes);
         self.set_entry_attributes(i, raw);
@@ -385,117 +332,6 @@ impl<D: BlockDevice> Disk<D> {
             b,
             next: slot::pick(a, b),
         }
-    }
-
-    /// Picks the slot to boot now, as stage 1 of init does on every boot:
-    /// first a not-yet-successful slot with no tries left is given up for
-    /// good (priority 0); then the bootable slot with the highest priority
-    /// (A on a tie) is chosen, and if it has not yet succeeded one of its
-    /// tries is spent. Nothing changes when no slot will boot.
-    pub fn choose_boot_slot(&mut self) -> Res<Slot, D> {
-        let give_up = |s: SlotAttrs| {
-            if !s.successful() && s.tries() == 0 {
-                s.with_priority(0)
-            } else {
-                s
-            }
-        };
-        let a = give_up(self.slot_attrs(Slot::A));
-        let b = give_up(self.slot_attrs(Slot::B));
-        let chosen = slot::pick(a, b).ok_or(Error::NoBootableSlot)?;
-        self.set_slot_attrs(Slot::A, a);
-        self.set_slot_attrs(Slot::B, b);
-        let c = self.slot_attrs(chosen);
-        if !c.successful() {
-            self.set_slot_attrs(chosen, c.with_tries(c.tries() - 1));
-        }
-        Ok(chosen)
-    }
-
-    /// Sets `slot`'s successful bit (idempotent). Refused for a slot with
-    /// priority 0: an invalidated or given-up slot is never resurrected.
-    pub fn mark_successful(&mut self, slot: Slot) -> Res<(), D> {
-        let s = self.slot_attrs(slot);
-        if s.priority() == 0 {
-            return Err(Error::SlotInvalidated(slot));
-        }
-        self.set_slot_attrs(slot, s.with_successful(true));
-        Ok(())
-    }
-
-    /// Invalidates `target` (P=0, T=0, S=0) before a new image is written to
-    /// it. Refused when `target == running`, and when the running slot is not
-    /// proven (marked successful and bootable): during a trial boot the
-    /// target is the only slot known to work, and invalidating it would leave
-    /// nothing to fall back to if the trial fails.
-    pub fn begin_update(&mut self, target: Slot, running: Slot) -> Res<(), D> {
-        if target == running {
-            return Err(Error::UpdateTargetIsRunning(target));
-        }
-        let r = self.slot_attrs(running);
-        if !r.successful() {
-            return Err(Error::RunningSlotOnTrial(running));
-        }
-        if !r.will_boot() {
-            return Err(Error::RunningSlotWillNotBoot(running));
-        }
-        self.set_slot_attrs(target, SlotAttrs::INVALID);
-        Ok(())
-    }
-
-    /// Makes the freshly written `target` the next boot: P=2, T=`tries`,
-    /// S=0; the other slot drops to P=1 so it stays the fallback (an other
-    /// slot already at priority 0 stays there). `tries` must be 1–15.
-    pub fn finish_update(&mut self, target: Slot, tries: u8) -> Res<(), D> {
-        if tries == 0 || tries > SlotAttrs::MAX {
-            return Err(Error::ValueOutOfRange(tries));
-        }
-        let other = self.slot_attrs(!target);
-        if other.priority() > 0 {
-            self.set_slot_attrs(!target, other.with_priority(1));
-        }
-        let t = SlotAttrs::new(2, tries, false).expect("checked range");
-        self.set_slot_attrs(target, t);
-        Ok(())
-    }
-
-    /// Abandons an update of `target`: it is invalidated (P=0, T=0, S=0)
-    /// whatever stage the update reached. Refused when the other slot will
-    /// not boot, since nothing would.
-    pub fn cancel_update(&mut self, target: Slot) -> Res<(), D> {
-        if !self.slot_attrs(!target).will_boot() {
-            return Err(Error::CancelLeavesNoBootableSlot(!target));
-        }
-        self.set_slot_attrs(target, SlotAttrs::INVALID);
-        Ok(())
-    }
-
-    /// Stage 1 found `slot`'s *image* unbootable (bad superblock, no
-    /// `/sbin/init`): it is invalidated (P=0, T=0, S=0), successful or not,
-    /// so the next boot picks the other slot. Refused when the other slot
-    /// will not boot: giving up would leave nothing to boot, so the caller
-    /// keeps the table as it is and retries instead.
-    pub fn give_up(&mut self, slot: Slot) -> Res<(), D> {
-        if !self.slot_attrs(!slot).will_boot() {
-            return Err(Error::GiveUpLeavesNoBootableSlot(!slot));
-        }
-        self.set_slot_attrs(slot, SlotAttrs::INVALID);
-        Ok(())
-    }
-
-    /// Makes the slot that is not `running` the next boot (P=2, the running
-    /// slot drops to P=1 if it had a priority, remaining the fallback).
-    /// Refused when that slot will not boot. Returns the new next slot.
-    pub fn rollback(&mut self, running: Slot) -> Res<Slot, D> {
-        let target = !running;
-        let t = self.slot_attrs(target);
-        if !t.will_boot() {
-            return Err(Error::RollbackTargetWillNotBoot(target));
-        }
-        let r = self.slot_attrs(running);
-        self.set_slot_attrs(running, r.with_priority(r.priority().min(1)));
-        self.set_slot_attrs(target, t.with_priority(2));
-        Ok(target)
     }
 
     fn header(&self, which: Which, entries_crc: u32) -> Header {

@@ -1,5 +1,8 @@
 //! The crate's one error type, [`Error`], and the names of the checks it
 //! reports. Hand-written (no `thiserror`) because the crate is `no_std`.
+//!
+//! Never allocates to describe an error (init prints these without an
+//! allocator), and decides nothing: callers choose what a variant means.
 
 use core::fmt;
 

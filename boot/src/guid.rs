@@ -2,6 +2,7 @@
 //!
 //! [`Guid`] keeps the on-disk byte order and converts to and from the usual
 //! text form (`C12A7328-F81F-11D2-BA4B-00A0C93EC93B`) that `sgdisk` prints.
+//! Never generates random GUIDs (no RNG in `no_std`): callers pass bytes.
 
 use core::fmt;
 

@@ -2,6 +2,9 @@
 //! `MATIC_ROOT_A`, `MATIC_ROOT_B` and `MATIC_STATE`, in that order, each
 //! aligned to 1 MiB, so neither the image builder nor the tests need an
 //! external partitioner.
+//!
+//! Never touches an existing table's slot state: `create` overwrites the
+//! whole table, and is for image builders and tests, never a running node.
 
 use crate::device::{BlockDevice, SECTOR_SIZE};
 use crate::disk::Disk;

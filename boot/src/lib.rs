@@ -9,9 +9,18 @@
 //!   finding the MaticOS partitions by name ([`Disk::open`], [`Disk::partition`]),
 //! - creating a fresh MaticOS disk ([`Disk::create`], [`Layout`]),
 //! - the slot state in the root entries' attribute bits ([`SlotAttrs`]) and
-//!   its transitions, which only change the in-memory table, and
+//!   every transition of it (`transitions.rs`: [`Disk::choose_boot_slot`],
+//!   [`Disk::give_up`], [`Disk::mark_successful`], [`Disk::begin_update`],
+//!   [`Disk::finish_update`], [`Disk::cancel_update`], [`Disk::rollback`]),
+//!   which only change the in-memory table, and
 //! - [`Disk::write`], which writes it back so that a torn write leaves the old
 //!   or the new table, never neither.
+//!
+//! It never lets a caller set slot attribute bits directly (that would skip
+//! the rules that keep one proven slot): the only raw setter outside the
+//! crate is [`Disk::force_slot_attrs`], behind the `raw-attrs` feature, for
+//! the `matic-disk set` command and test fixtures; init and the agent depend
+//! on matic-boot without it.
 //!
 //! Sector size is 512 bytes; 4096-byte-sector disks are refused with
 //! [`Error::UnsupportedSectorSize`].
@@ -58,6 +67,17 @@
 //! assert_eq!(disk.status().next, Some(Slot::B));
 //! # Ok::<(), matic_boot::Error<matic_boot::OutOfBounds>>(())
 //! ```
+//!
+//! Slot bits change only through a transition; outside this crate,
+//! `set_slot_attrs` does not exist:
+//!
+//! ```compile_fail,E0624
+//! # use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
+//! # let mut mem = vec![0u8; 64 << 20];
+//! # let layout = Layout { esp_bytes: 1 << 20, slot_bytes: 16 << 20, state_bytes: None, disk_guid: Guid([0x42; 16]) };
+//! let mut disk = Disk::create(&mut mem[..], &layout).unwrap();
+//! disk.set_slot_attrs(Slot::B, SlotAttrs::INVALID); // private
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -69,7 +89,11 @@ pub mod error;
 pub mod gpt;
 pub mod guid;
 pub mod layout;
+mod load;
 pub mod slot;
+#[cfg(feature = "raw-attrs")]
+pub mod tools;
+mod transitions;
 
 pub use device::{BlockDevice, OutOfBounds, SECTOR_SIZE};
 pub use disk::{Disk, Health, Partition};

@@ -4,6 +4,9 @@
 //! (0 = never boot), 52–55 the tries remaining, 56 the successful flag (the
 //! ChromeOS layout, so `cgpt show` and `sgdisk -A` can read it). A slot
 //! *will boot* when `priority > 0 && (tries > 0 || successful)`.
+//!
+//! Values and the selection rule only: never changes a table (the
+//! transitions are in `transitions.rs`), never does I/O.
 
 use core::fmt;
 

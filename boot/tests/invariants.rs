@@ -212,8 +212,8 @@ proptest! {
         w.good[idx(!proven)] = o_good || o_attrs.successful();
         {
             let mut d = Disk::open(&mut w.dev).unwrap();
-            d.set_slot_attrs(proven, p_attrs);
-            d.set_slot_attrs(!proven, o_attrs);
+            d.force_slot_attrs(proven, p_attrs);
+            d.force_slot_attrs(!proven, o_attrs);
             d.write().unwrap();
         }
         for s in Slot::ALL {

@@ -90,8 +90,8 @@ proptest! {
         ops in prop::collection::vec(op(), 1..60),
     ) {
         let mut disk = Disk::open(fresh()).unwrap();
-        disk.set_slot_attrs(Slot::A, a0);
-        disk.set_slot_attrs(Slot::B, b0);
+        disk.force_slot_attrs(Slot::A, a0);
+        disk.force_slot_attrs(Slot::B, b0);
         let mut m = Model::default();
 
         for op in ops {

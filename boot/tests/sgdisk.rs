@@ -210,8 +210,8 @@ fn attribute_bits_we_set_are_what_sgdisk_shows() {
         (SlotAttrs::INVALID, attrs(2, 3, false)),
     ];
     for (a, b) in cases {
-        d.set_slot_attrs(Slot::A, a);
-        d.set_slot_attrs(Slot::B, b);
+        d.force_slot_attrs(Slot::A, a);
+        d.force_slot_attrs(Slot::B, b);
         d.write().unwrap();
         assert_eq!(shown_bits(&img.0, 2), bits_of(a), "A = {a}");
         assert_eq!(shown_bits(&img.0, 3), bits_of(b), "B = {b}");

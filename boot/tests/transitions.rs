@@ -163,7 +163,7 @@ fn last_try_can_still_be_marked_successful() {
 fn choose_refuses_when_nothing_boots_and_changes_nothing() {
     let mut s = fresh();
     let mut d = Disk::open(&mut s).unwrap();
-    d.set_slot_attrs(Slot::A, attrs(3, 0, false));
+    d.force_slot_attrs(Slot::A, attrs(3, 0, false));
     let before = d.status();
     assert!(matches!(d.choose_boot_slot(), Err(Error::NoBootableSlot)));
     assert_eq!(d.status(), before);
@@ -173,10 +173,10 @@ fn choose_refuses_when_nothing_boots_and_changes_nothing() {
 fn choose_prefers_priority_then_slot_a() {
     let mut s = fresh();
     let mut d = Disk::open(&mut s).unwrap();
-    d.set_slot_attrs(Slot::A, attrs(1, 0, true));
-    d.set_slot_attrs(Slot::B, attrs(1, 0, true));
+    d.force_slot_attrs(Slot::A, attrs(1, 0, true));
+    d.force_slot_attrs(Slot::B, attrs(1, 0, true));
     assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
-    d.set_slot_attrs(Slot::B, attrs(4, 0, true));
+    d.force_slot_attrs(Slot::B, attrs(4, 0, true));
     assert_eq!(d.status().next, Some(Slot::B));
     assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
 }
@@ -185,7 +185,7 @@ fn choose_prefers_priority_then_slot_a() {
 fn mark_successful_sets_only_the_bit() {
     let mut s = fresh();
     let mut d = Disk::open(&mut s).unwrap();
-    d.set_slot_attrs(Slot::B, attrs(7, 9, false));
+    d.force_slot_attrs(Slot::B, attrs(7, 9, false));
     d.mark_successful(Slot::B).unwrap();
     assert_eq!(d.slot_attrs(Slot::B), attrs(7, 9, true));
     d.mark_successful(Slot::B).unwrap();
@@ -206,7 +206,7 @@ fn begin_update_invalidates_target_and_refuses_running() {
         Err(Error::UpdateTargetIsRunning(Slot::A))
     ));
     assert_eq!(d.status(), before);
-    d.set_slot_attrs(Slot::B, attrs(5, 5, true));
+    d.force_slot_attrs(Slot::B, attrs(5, 5, true));
     d.begin_update(Slot::B, Slot::A).unwrap();
     assert_eq!(d.slot_attrs(Slot::B), SlotAttrs::INVALID);
     assert_eq!(d.slot_attrs(Slot::A), before.a, "running slot untouched");
@@ -253,8 +253,8 @@ fn begin_update_refused_while_running_slot_is_on_trial() {
 fn begin_update_refused_when_running_slot_will_not_boot() {
     let mut s = running_a();
     let mut d = Disk::open(&mut s).unwrap();
-    d.set_slot_attrs(Slot::A, attrs(0, 0, true));
-    d.set_slot_attrs(Slot::B, attrs(1, 0, true));
+    d.force_slot_attrs(Slot::A, attrs(0, 0, true));
+    d.force_slot_attrs(Slot::B, attrs(1, 0, true));
     let before = d.status();
     assert!(matches!(
         d.begin_update(Slot::B, Slot::A),
@@ -308,7 +308,7 @@ fn rollback_refuses_a_slot_that_will_not_boot() {
     ));
     assert_eq!(d.status(), before);
     // Priority but no tries and never successful: will not boot either.
-    d.set_slot_attrs(Slot::B, attrs(9, 0, false));
+    d.force_slot_attrs(Slot::B, attrs(9, 0, false));
     assert!(matches!(
         d.rollback(Slot::A),
         Err(Error::RollbackTargetWillNotBoot(Slot::B))
@@ -316,12 +316,12 @@ fn rollback_refuses_a_slot_that_will_not_boot() {
 }
 
 #[test]
-fn set_slot_attrs_preserves_other_attribute_bits() {
+fn slot_changes_preserve_other_attribute_bits() {
     let mut s = fresh();
     let d = Disk::open(&mut s).unwrap();
     let p = d.slot_partition(Slot::A);
-    // Set bit 0 (platform required) and bit 60 directly on disk, re-CRC by
-    // going through set_slot_attrs of B + write, then check A keeps them.
+    // Set bit 0 (platform required) and bit 60 directly on disk (CRCs
+    // fixed), then check that a transition of A + write keeps them.
     let off = 2 * SECTOR + (p.number as u64 - 1) * 128 + 48;
     let mut raw = [0u8; 8];
     s.read_at_test(off, &mut raw);

@@ -220,8 +220,12 @@ fn install_during_a_trial_boot_is_refused_with_a_sentence() {
             disk_guid: Guid([9; 16]),
         };
         let mut d = Disk::create(f, &layout).unwrap();
-        d.set_slot_attrs(Slot::B, SlotAttrs::new(1, 0, true).unwrap());
+        // B installed, booted and marked successful; then A installed.
+        d.finish_update(Slot::B, 1).unwrap();
+        assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+        d.mark_successful(Slot::B).unwrap();
         d.finish_update(Slot::A, 3).unwrap();
+        assert_eq!(d.slot_attrs(Slot::B), SlotAttrs::new(1, 0, true).unwrap());
         assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
         d.write().unwrap();
         std::fs::write(

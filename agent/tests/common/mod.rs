@@ -117,18 +117,26 @@ impl Node {
             disk_guid: Guid([7; 16]),
         };
         let mut d = Disk::create(f, &layout).unwrap();
+        if opts.b_bootable {
+            let b = d.slot_partition(Slot::B);
+            d.device()
+                .write_all_at(&pattern(0xB, b.size() as usize), b.start())
+                .unwrap();
+            // B's history, by the transitions a node makes: installed with
+            // one try, booted, marked successful (A's install below drops
+            // it to priority 1).
+            d.finish_update(Slot::B, 1).unwrap();
+            assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
+            d.mark_successful(Slot::B).unwrap();
+            std::fs::write(dir.join("state/slots/B.version"), "v0\n").unwrap();
+        }
         let a = d.slot_partition(Slot::A);
         d.device()
             .write_all_at(&pattern(0xA, a.size() as usize), a.start())
             .unwrap();
         d.finish_update(Slot::A, 3).unwrap();
         if opts.b_bootable {
-            let b = d.slot_partition(Slot::B);
-            d.device()
-                .write_all_at(&pattern(0xB, b.size() as usize), b.start())
-                .unwrap();
-            d.set_slot_attrs(Slot::B, SlotAttrs::new(1, 0, true).unwrap());
-            std::fs::write(dir.join("state/slots/B.version"), "v0\n").unwrap();
+            assert_eq!(d.slot_attrs(Slot::B), SlotAttrs::new(1, 0, true).unwrap());
         }
         std::fs::write(dir.join("state/slots/A.version"), "v1\n").unwrap();
         // What init stage 1 does: choose (spends a try) and write.

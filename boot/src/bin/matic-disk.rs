@@ -15,6 +15,11 @@
 //! ```
 //! Sizes take K, M, G, T suffixes (powers of 1024). Exit status 2 for usage
 //! errors, 1 for anything else; errors go to stderr.
+//!
+//! Every command but `set` is one matic-boot call (a transition, or `create`)
+//! plus one `write`; `set` is the `raw-attrs` escape hatch
+//! (`Disk::force_slot_attrs`), which is why this binary requires that
+//! feature. For image builders, tests and debugging: never run on a node.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -220,7 +225,7 @@ fn set(img: &str, rest: &[String]) -> Result<(), Fail> {
         None => cur.successful(),
     };
     let attrs = SlotAttrs::new(priority, tries, successful).expect("ranges checked");
-    disk.set_slot_attrs(slot, attrs);
+    disk.force_slot_attrs(slot, attrs);
     write(&mut disk, img)
 }
 

@@ -1,5 +1,6 @@
 //! One 128-byte GPT partition entry: type and unique GUIDs, LBA range,
-//! attribute bits, and a 36-unit UTF-16LE name.
+//! attribute bits, and a 36-unit UTF-16LE name. Bytes only: never does I/O
+//! and never interprets the slot bits (that is `slot.rs`).
 
 use crate::guid::Guid;
 

@@ -1,5 +1,6 @@
 //! The 92-byte GPT header: parse with every check the spec asks for, and
-//! serialise with its CRC32.
+//! serialise with its CRC32. Bytes only: never does I/O, and never picks
+//! between the primary and the backup (that is `disk.rs`).
 
 use crate::device::SECTOR_SIZE;
 use crate::error::{Check, Which};

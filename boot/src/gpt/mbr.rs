@@ -1,5 +1,5 @@
 //! The protective MBR in sector 0: one partition of type 0xEE covering the
-//! disk, so MBR-only tools see it as in use.
+//! disk, so MBR-only tools see it as in use. Bytes only: never does I/O.
 
 /// Is `sector` an MBR with the 0x55AA signature and a type-0xEE entry?
 pub fn is_protective(sector: &[u8; 512]) -> bool {
