@@ -76,6 +76,9 @@ pub struct Peer {
     /// Subject CN, for logs.
     pub name: Arc<str>,
     pub roles: Arc<[Role]>,
+    /// Set on a connection over the connection cap: every call is refused
+    /// with `RESOURCE_EXHAUSTED` and this sentence until it is closed.
+    pub refused: Option<Arc<str>>,
 }
 
 impl Peer {
@@ -101,6 +104,7 @@ impl Peer {
             addr,
             name: name.into(),
             roles: roles.into(),
+            refused: None,
         }
     }
 
@@ -173,6 +177,9 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         let verdict = match req.extensions().get::<Peer>() {
+            Some(Peer {
+                refused: Some(why), ..
+            }) => Err(Status::resource_exhausted(why.to_string())),
             Some(peer) => peer.authorize(path).inspect_err(|_| {
                 eprintln!(
                     "matic-agent: denied {path} to {} ({}) roles {:?}",
@@ -201,6 +208,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             name: "t".into(),
             roles: roles.into(),
+            refused: None,
         }
     }
 

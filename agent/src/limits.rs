@@ -25,6 +25,13 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CONNECTIONS: usize = 256;
 /// Further authenticated connections only an `os:admin` certificate gets.
 pub const ADMIN_CONNECTIONS: usize = 16;
+/// Connections past the caps above that are still answered — every call
+/// gets `RESOURCE_EXHAUSTED` with the sentence, so `osctl` can say why —
+/// for [`REFUSED_LINGER`] before they are closed. Past this many at once,
+/// a connection over the cap is simply closed.
+pub const REFUSED_CONNECTIONS: usize = 32;
+/// How long a refused connection stays open for its answer.
+pub const REFUSED_LINGER: Duration = Duration::from_secs(2);
 /// HTTP/2 streams (calls) in flight on one connection; a client that opens
 /// more waits for one to end (`SETTINGS_MAX_CONCURRENT_STREAMS`).
 pub const STREAMS_PER_CONNECTION: u32 = 32;
@@ -41,9 +48,13 @@ pub const ADMIN_BLOCKING_THREADS: usize = 8;
 
 /// Descriptors the caps above can hold at once, plus a margin for the
 /// listener, the runtimes, an install and the files each RPC opens briefly.
-pub const DESCRIPTORS_NEEDED: u64 =
-    (PENDING_HANDSHAKES + CONNECTIONS + ADMIN_CONNECTIONS + LOG_STREAMS + ADMIN_LOG_STREAMS) as u64
-        + 128;
+pub const DESCRIPTORS_NEEDED: u64 = (PENDING_HANDSHAKES
+    + CONNECTIONS
+    + ADMIN_CONNECTIONS
+    + REFUSED_CONNECTIONS
+    + LOG_STREAMS
+    + ADMIN_LOG_STREAMS) as u64
+    + 128;
 
 /// A number of permits everyone shares plus a reserve only admins draw on
 /// once the shared ones are gone.

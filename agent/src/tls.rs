@@ -6,6 +6,7 @@
 //! admin lane and the shared one. Never lets a connection past without a
 //! verified certificate, and never blocks the accept loop.
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use tonic::transport::server::Connected;
 use crate::auth::Peer;
 use crate::limits::{
     ADMIN_CONNECTIONS, Budget, CONNECTIONS, HANDSHAKE_TIMEOUT, PENDING_HANDSHAKES, Permit,
-    Throttled,
+    REFUSED_CONNECTIONS, REFUSED_LINGER, Throttled,
 };
 
 /// Errors setting up TLS.
@@ -181,6 +182,9 @@ pub struct AuthedConn {
     inner: TlsStream<BufReader<TcpStream>>,
     peer: Peer,
     _slot: Permit,
+    /// A refused connection (over the cap) reads end of file when this
+    /// fires, which ends it once its calls have had their answer.
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Connected for AuthedConn {
@@ -196,6 +200,11 @@ impl AsyncRead for AuthedConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Some(linger) = self.linger.as_mut()
+            && linger.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -281,6 +290,7 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
     let (shared_tx, shared_rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     let budget = Budget::new("connections", CONNECTIONS, ADMIN_CONNECTIONS);
+    let refusals = Budget::new("refused connections", REFUSED_CONNECTIONS, 0);
     let pending = Arc::new(Pending::default());
     tokio::spawn(async move {
         loop {
@@ -301,8 +311,12 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
                 ));
             }
             let acceptor = acceptor.clone();
-            let (admin_tx, shared_tx, budget) =
-                (admin_tx.clone(), shared_tx.clone(), budget.clone());
+            let (admin_tx, shared_tx, budget, refusals) = (
+                admin_tx.clone(),
+                shared_tx.clone(),
+                budget.clone(),
+                refusals.clone(),
+            );
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
@@ -333,24 +347,37 @@ pub fn incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Inc
                     eprintln!("matic-agent: {addr} presented no client certificate");
                     return;
                 };
-                let peer = Peer::from_cert(addr, &der);
+                let mut peer = Peer::from_cert(addr, &der);
                 let admin = peer.is_admin();
-                let slot = match budget.try_acquire(admin) {
-                    Ok(p) => p,
+                let (slot, linger) = match budget.try_acquire(admin) {
+                    Ok(p) => (p, None),
                     Err(e) => {
+                        let most = e.limit + if admin { ADMIN_CONNECTIONS } else { 0 };
+                        let role = if admin { "os:admin" } else { "other roles" };
+                        // Answered with the reason for a moment, so the
+                        // client can say why; past a few, simply closed.
+                        let Ok(p) = refusals.try_acquire(false) else {
+                            REFUSED_LOG.log(format_args!(
+                                "closing the connection of {} ({addr}): {most} authenticated connections open, the most for {role}",
+                                peer.name,
+                            ));
+                            return;
+                        };
                         REFUSED_LOG.log(format_args!(
-                            "closing the connection of {} ({addr}): {} authenticated connections open, the most for {}",
+                            "refusing every call of {} ({addr}) with RESOURCE_EXHAUSTED: {most} authenticated connections open, the most for {role}",
                             peer.name,
-                            e.limit + if admin { ADMIN_CONNECTIONS } else { 0 },
-                            if admin { "os:admin" } else { "other roles" },
                         ));
-                        return;
+                        peer.refused = Some(e.to_string().into());
+                        (p, Some(Box::pin(tokio::time::sleep(REFUSED_LINGER))))
                     }
                 };
+                // Refused connections never take the admin lane's time.
+                let admin = admin && linger.is_none();
                 let conn = AuthedConn {
                     inner: tls,
                     peer,
                     _slot: slot,
+                    linger,
                 };
                 let _ = if admin {
                     admin_tx.send(Ok(conn)).await

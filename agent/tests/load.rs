@@ -208,15 +208,29 @@ async fn connection_cap_keeps_room_for_admins() {
     let _one_at_a_time = LOAD.lock().await;
     let node = start_with_node_limits("conncap", NodeOpts::default());
     let mut open = Vec::new();
-    let mut closed = 0;
+    let mut refused = Vec::new();
     for _ in 0..SHARED + 20 {
         let mut c = node.client(Role::Reader).await;
         match c.version(VersionRequest {}).await {
             Ok(_) => open.push(c),
-            Err(_) => closed += 1,
+            Err(s) => refused.push(s),
         }
     }
-    assert_eq!((open.len(), closed), (SHARED, 20));
+    assert_eq!((open.len(), refused.len()), (SHARED, 20));
+    // Each one over the cap is told why, in a sentence osctl can show.
+    for s in &refused {
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+        assert!(
+            s.message()
+                .starts_with("already serving 256 connections, the most it allows at once"),
+            "{s:?}"
+        );
+    }
+    let sentence = explain_status(&refused[0], &node.addr.to_string()).to_string();
+    assert!(
+        sentence.starts_with("the node is busy: already serving 256 connections"),
+        "{sentence}"
+    );
     node.wait_log("authenticated connections open, the most for other roles");
     let mut a = node.client(Role::Admin).await;
     let v = a
