@@ -89,8 +89,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Runs one install to completion. The caller holds nothing; the lock is
-/// taken here and held until the writer thread has stopped, so a client
-/// that disappears can never have its late writes overlap the next install.
+/// taken here and held until the install has ended: past the writer
+/// thread's last write (so a client that disappears can never have its late
+/// writes overlap the next install) and past `finish_update`.
 pub async fn run(
     lock: Arc<Mutex<()>>,
     ctx: InstallCtx,
@@ -188,14 +189,16 @@ async fn run_inner(
     }
 
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let writer = tokio::task::spawn_blocking(move || {
-        let r = write_loop(disk, rx);
-        drop(guard);
-        r
-    });
+    // The writer thread holds the lock while it runs — if this future is
+    // dropped (client gone), its late writes still cannot overlap the next
+    // install — and hands it back when it stops: the lock is then held
+    // here until `finish_update` has been written, so no second install
+    // can invalidate the target in between and have its half-written image
+    // marked bootable by this one.
+    let writer = tokio::task::spawn_blocking(move || (write_loop(disk, rx), guard));
     let received = receive(&mut stream, &header, tx, ctx.idle, target).await;
     // Always wait for the writer: it owns the lock and the disk handle.
-    let written = writer
+    let (written, _guard) = writer
         .await
         .map_err(|e| Status::internal(format!("install writer task: {e}")))?;
     let received = received?;
@@ -401,9 +404,9 @@ mod tests {
         image
     }
 
-    /// One whole install of [`test_image`] into B through `run` (header,
-    /// then uneven chunks), in this process.
-    fn install_into_b(base: &Path) -> InstallResponse {
+    /// The messages of an install of [`test_image`]: the header, then
+    /// uneven chunks.
+    fn install_messages() -> Vec<Result<InstallRequest, Status>> {
         let image = test_image();
         let header = InstallHeader {
             size: image.len() as u64,
@@ -418,20 +421,87 @@ mod tests {
                 msg: Some(Msg::Chunk(Bytes::copy_from_slice(c))),
             })
         }));
-        let ctx = InstallCtx {
+        msgs
+    }
+
+    /// An install into B, A running, on the disk in `base`.
+    fn ctx_for(base: &Path) -> InstallCtx {
+        InstallCtx {
             disk: base.join("disk.img"),
             running: Slot::A,
             tries: 3,
             state_dir: base.join("state"),
             idle: Duration::from_secs(30),
-        };
+        }
+    }
+
+    /// One whole install of [`test_image`] into B through `run`, in this
+    /// process.
+    fn install_into_b(base: &Path) -> InstallResponse {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(run(
             Arc::new(Mutex::new(())),
-            ctx,
-            futures::stream::iter(msgs),
+            ctx_for(base),
+            futures::stream::iter(install_messages()),
         ))
         .unwrap()
+    }
+
+    /// The install lock is held until the install has ended, `finish_update`
+    /// included: a second install taking it between the last image byte and
+    /// the GPT write could invalidate the target, start writing, and have
+    /// its half-written image marked bootable by the first. A thread tries
+    /// the lock without pause from the moment the install holds it; when it
+    /// gets it, B must already be the next boot on the disk.
+    #[test]
+    fn the_install_lock_is_held_until_the_target_is_marked_bootable() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let base = std::env::temp_dir().join(format!("matic-install-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("state")).unwrap();
+        proven_a_disk(&base.join("disk.img"));
+        let lock = Arc::new(Mutex::new(()));
+        let done = Arc::new(AtomicBool::new(false));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (resp, free_early) = rt.block_on(async {
+            let (tx, rx) = mpsc::channel(4);
+            let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+            let mut install = Box::pin(run(lock.clone(), ctx_for(&base), stream));
+            // The first poll takes the lock, then waits for the header.
+            assert!(futures::poll!(&mut install).is_pending());
+            assert!(lock.try_lock().is_err(), "the install holds the lock");
+            // Whoever gets the lock must find the install finished: B
+            // already the next boot on the disk.
+            let prober = {
+                let (lock, done, disk) = (lock.clone(), done.clone(), base.join("disk.img"));
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::SeqCst) {
+                        if let Ok(_held) = lock.try_lock() {
+                            let f = std::fs::File::open(&disk).unwrap();
+                            return Disk::open(f).unwrap().status().next != Some(Slot::B);
+                        }
+                        std::hint::spin_loop();
+                    }
+                    false
+                })
+            };
+            tokio::spawn(async move {
+                for m in install_messages() {
+                    tx.send(m).await.unwrap();
+                }
+            });
+            let resp = install.await;
+            done.store(true, Ordering::SeqCst);
+            (resp, prober.join().unwrap())
+        });
+        assert_eq!(resp.unwrap().slot, "B");
+        assert!(
+            !free_early,
+            "the install lock was free before the install had ended"
+        );
+        let d = Disk::open(std::fs::File::open(base.join("disk.img")).unwrap()).unwrap();
+        assert_eq!(d.status().next, Some(Slot::B));
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     /// The disk is opened once per install: under strace, a whole install
