@@ -17,10 +17,12 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod blockdev;
+mod fifo;
 mod log;
 mod modules;
 mod mounts;
 mod shutdown;
+mod spawn;
 mod stage1;
 mod stage2;
 mod svclog;

@@ -5,25 +5,32 @@
 //! reaps every child, starts what is due, kills what overstayed a stop,
 //! copies service output into the size-bounded log files, pets the
 //! watchdog, rewrites the status file if anything changed, and holds the
-//! boot deadline.
+//! boot deadline. This file owns that loop, signal and command dispatch,
+//! reaping and the status file; the parts live in `fifo`, `spawn`,
+//! `svclog`, `watchdog` and `shutdown`. It must never return, and never
+//! block but in its one `poll`. (About 420 lines: the loop's handlers
+//! share the `Runtime`'s fields, and splitting them further would spread
+//! one state across files.)
 
+use crate::fifo::ControlFifo;
 use crate::shutdown::{self, Down, Machine};
+use crate::spawn;
 use crate::svclog::ServiceLog;
 use crate::sys::{self, sigbit};
 use crate::util::{self, now_ms, open, signal};
 use crate::watchdog::Watchdog;
 use crate::{error, fatal, info, warn};
-use core::ffi::{CStr, c_char};
+use core::ffi::CStr;
 use linux_raw_sys::general as g;
 use matic_init::cmdline::Settings;
-use matic_init::control::{Command, LineError, LineReader};
+use matic_init::control::Command;
 use matic_init::fmtbuf::{Buf, Printable};
 use matic_init::supervisor::{Exit, RestartOutcome, Supervisor};
-use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE, SERVICES};
+use matic_init::table::SERVICES;
 use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Signal, WaitOptions};
 use rustix::system::RebootCommand;
@@ -32,17 +39,13 @@ const N: usize = SERVICES.len();
 const RUN_DIR: &CStr = c"/run/matic";
 const STATUS: &CStr = c"/run/matic/services";
 const STATUS_TMP: &CStr = c"/run/matic/services.tmp";
-const CONTROL: &CStr = c"/run/matic/control";
 const BOOT_FILE: &CStr = c"/run/matic/boot";
 
 struct Runtime {
     sup: Supervisor<'static, N>,
     settings: Settings,
     sigfd: OwnedFd,
-    /// Control FIFO read end, plus a write end init holds so the FIFO never
-    /// reports end-of-file between writers.
-    fifo: Option<(OwnedFd, OwnedFd)>,
-    lines: LineReader,
+    fifo: ControlFifo,
     logs: [ServiceLog; N],
     devnull: Option<OwnedFd>,
     watchdog: Watchdog,
@@ -67,7 +70,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     // PID namespace the kernel refuses this (EINVAL): nothing to do there.
     let _ = rustix::system::reboot(RebootCommand::CadOff);
 
-    raise_nofile();
+    spawn::raise_nofile();
     let mut cmdline = [0u8; 1024];
     let cmdline = util::read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
     let settings = Settings::load(cmdline, args.iter().skip(1).map(|a| a.to_bytes()));
@@ -93,8 +96,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
         sup,
         settings,
         sigfd,
-        fifo: open_fifo(),
-        lines: LineReader::new(),
+        fifo: ControlFifo::open(),
         logs: [const { ServiceLog::new() }; N],
         devnull: open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).ok(),
         watchdog: Watchdog::open(),
@@ -104,31 +106,6 @@ pub fn run(args: &[&'static CStr]) -> ! {
         down: None,
     };
     rt.main_loop()
-}
-
-/// Sets init's `RLIMIT_NOFILE` to [`SERVICE_NOFILE`] (soft and hard), which
-/// every service inherits; init itself never `select`s, so a high soft limit
-/// costs it nothing. Raising the hard limit needs `CAP_SYS_RESOURCE` and
-/// `fs.nr_open` ≥ the figure; failing that, the soft limit is raised to the
-/// hard one (logged).
-fn raise_nofile() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let want = Rlimit {
-        current: Some(SERVICE_NOFILE),
-        maximum: Some(SERVICE_NOFILE),
-    };
-    if let Err(e) = setrlimit(Resource::Nofile, want) {
-        let mut l = getrlimit(Resource::Nofile);
-        l.current = l.maximum;
-        // Raising the soft limit up to the hard one is always allowed.
-        let _ = setrlimit(Resource::Nofile, l);
-        warn!(
-            "RLIMIT_NOFILE {}: {}; services get the hard limit, {}",
-            SERVICE_NOFILE,
-            e,
-            l.maximum.unwrap_or(u64::MAX)
-        );
-    }
 }
 
 fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
@@ -168,33 +145,6 @@ fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
             s.boot_timeout_ms
         );
         Some(now.saturating_add(s.boot_timeout_ms))
-    }
-}
-
-fn open_fifo() -> Option<(OwnedFd, OwnedFd)> {
-    match rustix::fs::lstat(CONTROL) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Fifo => {}
-        Ok(_) => {
-            let _ = rustix::fs::unlink(CONTROL);
-        }
-        Err(_) => {}
-    }
-    match rustix::fs::mkfifoat(rustix::fs::CWD, CONTROL, Mode::from_raw_mode(0o600)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => {
-            error!("mkfifo /run/matic/control: {}: no control FIFO", e);
-            return None;
-        }
-    }
-    let flags = OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let r = open(CONTROL, OFlags::RDONLY | flags, Mode::empty());
-    let w = open(CONTROL, OFlags::WRONLY | flags, Mode::empty());
-    match (r, w) {
-        (Ok(r), Ok(w)) => Some((r, w)),
-        (Err(e), _) | (_, Err(e)) => {
-            error!("open /run/matic/control: {}: no control FIFO", e);
-            None
-        }
     }
 }
 
@@ -241,7 +191,7 @@ impl Runtime {
         let mut fds = heapless::Vec::<PollFd<'_>, { N + 2 }>::new();
         let _ = fds.push(PollFd::new(&self.sigfd, PollFlags::IN));
         let mut have_fifo = false;
-        if let (true, Some((r, _))) = (control, &self.fifo) {
+        if let (true, Some(r)) = (control, self.fifo.reader()) {
             let _ = fds.push(PollFd::new(r, PollFlags::IN));
             have_fifo = true;
         }
@@ -291,82 +241,57 @@ impl Runtime {
         }
     }
 
+    /// Acts on the commands that arrived on the control FIFO.
     fn read_control(&mut self) {
-        let Some((r, _)) = &self.fifo else { return };
-        let mut buf = [0u8; 256];
-        loop {
-            let n = match rustix::io::read(r, &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let now = now_ms();
-            let (sup, down, deadline, dirty) = (
-                &mut self.sup,
-                &mut self.down,
-                &mut self.boot_deadline_ms,
-                &mut self.status_dirty,
-            );
-            self.lines.push(&buf[..n], now, |line| match line {
-                Ok(Command::Reboot) => {
-                    info!("control: reboot");
-                    down.get_or_insert(Down::Reboot);
+        let (sup, down, deadline, dirty) = (
+            &mut self.sup,
+            &mut self.down,
+            &mut self.boot_deadline_ms,
+            &mut self.status_dirty,
+        );
+        self.fifo.read(|command, now| match command {
+            Command::Reboot => {
+                info!("control: reboot");
+                down.get_or_insert(Down::Reboot);
+            }
+            Command::Poweroff => {
+                info!("control: poweroff");
+                down.get_or_insert(Down::Poweroff);
+            }
+            Command::BootOk => {
+                if deadline.take().is_some() {
+                    info!("control: boot-ok, boot deadline cleared");
+                } else {
+                    info!("control: boot-ok (no deadline was held)");
                 }
-                Ok(Command::Poweroff) => {
-                    info!("control: poweroff");
-                    down.get_or_insert(Down::Poweroff);
-                }
-                Ok(Command::BootOk) => {
-                    if deadline.take().is_some() {
-                        info!("control: boot-ok, boot deadline cleared");
-                    } else {
-                        info!("control: boot-ok (no deadline was held)");
+            }
+            Command::Restart(name) => {
+                let name = Printable(name);
+                match sup.request_restart(name.0, now) {
+                    RestartOutcome::Unknown => {
+                        warn!("control: restart {}: no such service", name)
+                    }
+                    RestartOutcome::Refused => {
+                        warn!(
+                            "control: restart {}: refused (skipped or shutting down)",
+                            name
+                        )
+                    }
+                    RestartOutcome::AlreadyStopping => {
+                        info!("control: restart {}: already stopping", name)
+                    }
+                    RestartOutcome::StartNow => {
+                        info!("control: restart {}: starting now", name);
+                        *dirty = true;
+                    }
+                    RestartOutcome::Terminate(pid) => {
+                        info!("control: restart {}: SIGTERM to {}", name, pid);
+                        signal(pid, Signal::TERM);
+                        *dirty = true;
                     }
                 }
-                Ok(Command::Restart(name)) => {
-                    let name = Printable(name);
-                    match sup.request_restart(name.0, now) {
-                        RestartOutcome::Unknown => {
-                            warn!("control: restart {}: no such service", name)
-                        }
-                        RestartOutcome::Refused => {
-                            warn!(
-                                "control: restart {}: refused (skipped or shutting down)",
-                                name
-                            )
-                        }
-                        RestartOutcome::AlreadyStopping => {
-                            info!("control: restart {}: already stopping", name)
-                        }
-                        RestartOutcome::StartNow => {
-                            info!("control: restart {}: starting now", name);
-                            *dirty = true;
-                        }
-                        RestartOutcome::Terminate(pid) => {
-                            info!("control: restart {}: SIGTERM to {}", name, pid);
-                            signal(pid, Signal::TERM);
-                            *dirty = true;
-                        }
-                    }
-                }
-                Err(LineError::TooLong(start)) => {
-                    warn!(
-                        "control: line over {} bytes dropped: {}...",
-                        matic_init::control::MAX_LINE,
-                        Printable(start.get(..16).unwrap_or(start))
-                    )
-                }
-                Err(LineError::Unknown(l)) => {
-                    warn!("control: unknown command dropped: {}", Printable(l))
-                }
-                Err(LineError::Stale(l)) => {
-                    warn!(
-                        "control: partial line without newline for {} ms dropped: {}",
-                        matic_init::control::STALE_MS,
-                        Printable(l)
-                    )
-                }
-            });
-        }
+            }
+        });
     }
 
     fn reap(&mut self) {
@@ -416,8 +341,7 @@ impl Runtime {
         let spec = &SERVICES[i];
         self.logs[i].prepare(spec.name, self.settings.log_limit_bytes);
         let out = self.logs[i].writer();
-        match sys::fork() {
-            Ok(0) => child(spec.path, out, self.devnull.as_ref()),
+        match spawn::spawn(spec.path, out, self.devnull.as_ref()) {
             Ok(pid) => {
                 self.sup.spawned(i, pid, now);
                 info!("{}: started, pid {}", spec.name, pid);
@@ -499,26 +423,4 @@ impl Machine for Runtime {
             l.close_file();
         }
     }
-}
-
-/// In the forked child: a clean process for the service, then exec.
-fn child(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> ! {
-    sys::reset_signals();
-    let _ = rustix::process::setsid();
-    let _ = rustix::process::chdir(c"/");
-    if let Some(n) = devnull {
-        let _ = rustix::stdio::dup2_stdin(n.as_fd());
-    }
-    if let Some(o) = out.or(devnull) {
-        let _ = rustix::stdio::dup2_stdout(o.as_fd());
-        let _ = rustix::stdio::dup2_stderr(o.as_fd());
-    }
-    let argv = [path.as_ptr(), core::ptr::null()];
-    let mut envp = [core::ptr::null::<c_char>(); 4];
-    for (slot, e) in envp.iter_mut().zip(SERVICE_ENV) {
-        *slot = e.as_ptr();
-    }
-    let e = sys::execve(path, &argv, &envp);
-    error!("exec {} failed: {}", Printable(path.to_bytes()), e);
-    sys::exit_group(127)
 }

@@ -10,7 +10,8 @@
 //! names its man page and hands back a safe, typed result. This module must
 //! never log, allocate, or call back into the rest of init (it imports no
 //! other module of the binary: `main.rs` passes its entry function to
-//! `entry!`).
+//! `entry!`). (Over 400 lines because every `unsafe` must be here: the
+//! syscalls, the entry and the six `mem*` functions belong together.)
 
 use core::arch::asm;
 use core::ffi::{CStr, c_char};
