@@ -9,6 +9,8 @@
 //! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod auth;
 pub mod caps;
 pub mod config;
@@ -24,5 +26,6 @@ pub mod net;
 pub mod service;
 pub mod slot_writer;
 pub mod slots;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

@@ -3,6 +3,8 @@
 //! serve the API over mutual TLS on two lanes (see [`main`]), configure the
 //! network, and mark the boot successful once serving and healthy. Logs go
 //! to stderr, which init captures.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -5,7 +5,11 @@
 //! files init shares with the agent and the initramfs builder). The binary
 //! (`src/main.rs`) adds the syscalls: it owns `_start`, the raw-syscall module,
 //! and the stage 1 / stage 2 runtimes that drive these modules.
+//!
+//! Nothing here may make a system call, allocate, or hold `unsafe` code:
+//! what cannot be decided from bytes and numbers belongs to the binary.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 pub mod backoff;
 pub mod bootfile;
@@ -16,6 +20,7 @@ pub mod fmtbuf;
 pub mod modlist;
 pub mod rootfs;
 pub mod slotfault;
+pub mod stage1_error;
 pub mod status;
 pub mod supervisor;
 pub mod table;

@@ -5,18 +5,37 @@
 //! the slot's image, where it runs again as `/sbin/init` (stage 2) and
 //! supervises the service table for the life of the machine. See
 //! docs/init.md.
+//!
+//! This file owns the entry point (`_start`, from `sys::entry!`), the choice
+//! of stage and the panic handler; it must never do a stage's work itself.
+//! Modules import only downwards (`stage*` → their parts → `log`, `util` →
+//! `sys`); `sys.rs` imports none of them and is the only place `unsafe` is
+//! allowed.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+mod blockdev;
+mod fifo;
 mod log;
+mod modules;
+mod mounts;
+mod shutdown;
+mod spawn;
 mod stage1;
 mod stage2;
+mod svclog;
+#[allow(unsafe_code)]
 mod sys;
 mod util;
+mod watchdog;
+
+sys::entry!(main);
 
 use core::ffi::CStr;
 
-/// Called from `_start` with the process arguments.
+/// Called from `_start` (`sys::entry!`) with the process arguments.
 fn main(args: &[&'static CStr]) -> ! {
     // Stage 2 (and a test root) has /dev; in stage 1 this finds none yet
     // and is repeated once /dev is mounted.

@@ -1,10 +1,14 @@
-//! Stage 1's fixed facts: how a partition's device is named, the writable mounts of the new root, and
-//! how init tells the initramfs from the image.
+//! Stage 1's fixed facts: how a partition's device is named, where the new
+//! root is mounted and its writable mounts, and how init tells the
+//! initramfs from the image. Facts only: it must never mount or open
+//! anything (the binary's `mounts.rs` does).
 
 use crate::fmtbuf::Buf;
+use core::ffi::CStr;
 
-/// Where the image's root is mounted before the switch.
-pub const NEW_ROOT: &str = "/newroot";
+/// Where the image's root is mounted before the switch; every path of the
+/// new root is built from it (the binary's `mounts::in_new_root`).
+pub const NEW_ROOT: &CStr = c"/newroot";
 
 /// Directories of the read-only image that are bind-mounted from `/var`
 /// (`MATIC_STATE`) because Kubernetes writes them: `(source under /var,

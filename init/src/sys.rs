@@ -1,14 +1,22 @@
-//! The raw system interface of `matic-init`: the process entry point, the
-//! `mem*` functions a libc would provide, and the few syscalls rustix 1.x does
-//! not expose (fork, execve, the signal mask and dispositions, signalfd,
-//! exit_group, and a write to a raw fd for the logger), plus
-//! `clock_gettime` without rustix's vDSO lookup. Every `unsafe` block
-//! of the binary that talks to the kernel directly lives here.
+//! The raw system interface of `matic-init`: the process entry point's
+//! code (`entry!`, expanded by `main.rs`), the `mem*` functions a libc would
+//! provide, the few syscalls rustix 1.x does not expose (fork, execve, the
+//! signal mask and dispositions, signalfd, exit_group, a write to a raw fd
+//! for the logger), `clock_gettime` without rustix's vDSO lookup, and the
+//! watchdog's `ioctl`.
+//!
+//! Every `unsafe` of the binary lives here (the rest of init is
+//! `#![deny(unsafe_code)]`), each with a `// SAFETY:` note; each wrapper
+//! names its man page and hands back a safe, typed result. This module must
+//! never log, allocate, or call back into the rest of init (it imports no
+//! other module of the binary: `main.rs` passes its entry function to
+//! `entry!`). (Over 400 lines because every `unsafe` must be here: the
+//! syscalls, the entry and the six `mem*` functions belong together.)
 
-use core::arch::{asm, naked_asm};
+use core::arch::asm;
 use core::ffi::{CStr, c_char};
 use linux_raw_sys::general as g;
-use rustix::fd::{FromRawFd, OwnedFd};
+use rustix::fd::{AsFd, FromRawFd, OwnedFd};
 use rustix::io::Errno;
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -17,23 +25,48 @@ compile_error!("matic-init's raw syscall layer is written for x86_64 only");
 /// Most arguments init looks at (the rest are ignored).
 pub const MAX_ARGS: usize = 16;
 
-/// Process entry: hand the initial stack pointer (argc, argv, envp, auxv) to
-/// Rust with the stack aligned as the SysV ABI expects at a call.
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _start() -> ! {
-    naked_asm!(
-        "xor ebp, ebp",
-        "mov rdi, rsp",
-        "and rsp, -16",
-        "call {entry}",
-        "ud2",
-        entry = sym start_rust,
-    )
-}
+/// Defines the process entry point `_start` in the invoking module (the
+/// crate root), which calls `$main(&args)` with up to [`MAX_ARGS`]
+/// arguments. `_start` hands the initial stack pointer (argc, argv, envp,
+/// auxv) to Rust with the stack aligned as the SysV ABI expects at a call.
+macro_rules! entry {
+    ($main:path) => {
+        /// Process entry (the kernel jumps here): see `sys::entry!`.
+        ///
+        /// # Safety
+        /// Only the kernel may call it, once, as the process entry.
+        #[allow(unsafe_code)]
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn _start() -> ! {
+            core::arch::naked_asm!(
+                "xor ebp, ebp",
+                "mov rdi, rsp",
+                "and rsp, -16",
+                "call {entry}",
+                "ud2",
+                entry = sym start_rust,
+            )
+        }
 
-unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
-    let mut args = heapless::Vec::<&'static CStr, MAX_ARGS>::new();
+        #[allow(unsafe_code)]
+        unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
+            // SAFETY: `sp` is the stack pointer the kernel started the
+            // process with, passed on unchanged by `_start`.
+            let args = unsafe { $crate::sys::args_from_stack(sp) };
+            $main(&args)
+        }
+    };
+}
+pub(crate) use entry;
+
+/// The process arguments (at most [`MAX_ARGS`]) from the initial stack.
+///
+/// # Safety
+/// `sp` must be the stack pointer the kernel started the process with.
+#[inline]
+pub unsafe fn args_from_stack(sp: *const usize) -> heapless::Vec<&'static CStr, MAX_ARGS> {
+    let mut args = heapless::Vec::new();
     // SAFETY: the kernel starts a process with `argc` at the stack pointer,
     // followed by `argc` pointers to NUL-terminated strings that live (on
     // that same stack, never unwound) for the life of the process.
@@ -47,7 +80,7 @@ unsafe extern "C" fn start_rust(sp: *const usize) -> ! {
             }
         }
     }
-    crate::main(&args)
+    args
 }
 
 #[inline(always)]
@@ -81,12 +114,14 @@ pub const fn sigbit(sig: u32) -> u64 {
     1u64 << (sig - 1)
 }
 
-/// `clock_gettime(CLOCK_BOOTTIME)` as a plain syscall, in milliseconds.
+/// `clock_gettime(CLOCK_BOOTTIME)` (clock_gettime(2)) as a plain syscall,
+/// in milliseconds.
 /// rustix's `clock_gettime` goes through the vDSO, and finding the vDSO
 /// without a libc (reading the auxiliary vector from `/proc/self/auxv`,
 /// then the vDSO's ELF symbol table) costs PID 1 about 2.5 KB of its
 /// 64 KiB; init reads the clock a few times per wakeup, where the
 /// syscall's extra fraction of a microsecond does not matter.
+#[inline]
 pub fn boottime_ms() -> u64 {
     let mut ts = g::__kernel_timespec {
         tv_sec: 0,
@@ -114,8 +149,9 @@ pub fn boottime_ms() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
 }
 
-/// `fork()` as `clone(SIGCHLD)`: `Ok(0)` in the child, the child's pid in
-/// the parent.
+/// `fork()` as `clone(SIGCHLD)` (fork(2), clone(2)): `Ok(0)` in the
+/// child, the child's pid in the parent.
+#[inline]
 pub fn fork() -> Result<i32, Errno> {
     // SAFETY: clone with only SIGCHLD and no new stack is fork(2): the child
     // gets a copy of this single-threaded address space, so every Rust
@@ -124,8 +160,9 @@ pub fn fork() -> Result<i32, Errno> {
     check(r).map(|pid| pid as i32)
 }
 
-/// `execve(path, argv, envp)`; returns only on failure. `argv` and `envp`
+/// `execve(path, argv, envp)` (execve(2)); returns only on failure. `argv` and `envp`
 /// must end with a null pointer.
+#[inline]
 pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
     if argv.last().is_none_or(|p| !p.is_null()) || envp.last().is_none_or(|p| !p.is_null()) {
         return Errno::INVAL;
@@ -152,7 +189,8 @@ pub fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Er
     }
 }
 
-/// Replaces the blocked-signal mask with `mask`.
+/// Replaces the blocked-signal mask with `mask` (rt_sigprocmask(2)).
+#[inline]
 pub fn set_sigmask(mask: u64) -> Result<(), Errno> {
     // SAFETY: rt_sigprocmask reads 8 bytes from a valid local and writes
     // nothing (old set pointer is null).
@@ -173,7 +211,8 @@ pub fn set_sigmask(mask: u64) -> Result<(), Errno> {
 }
 
 /// A non-blocking, close-on-exec signalfd for the signals in `mask` (which
-/// must also be blocked).
+/// must also be blocked): signalfd4 (signalfd(2)).
+#[inline]
 pub fn signalfd(mask: u64) -> Result<OwnedFd, Errno> {
     // SFD_CLOEXEC and SFD_NONBLOCK are defined as O_CLOEXEC and O_NONBLOCK.
     let flags = (g::O_CLOEXEC | g::O_NONBLOCK) as usize;
@@ -206,7 +245,9 @@ struct KSigaction {
 
 /// For a freshly forked child, before `execve`: unblock every signal and put
 /// every catchable signal back to its default action, so no blocked mask or
-/// ignored signal of init leaks into a service.
+/// ignored signal of init leaks into a service (sigprocmask(2),
+/// sigaction(2)).
+#[inline]
 pub fn reset_signals() {
     let _ = set_sigmask(0);
     let dfl = KSigaction {
@@ -230,7 +271,8 @@ pub fn reset_signals() {
     }
 }
 
-/// Ends this process (used by a child whose `execve` failed).
+/// Ends this process (exit_group(2); used by a child whose `execve` failed).
+#[inline]
 pub fn exit_group(code: i32) -> ! {
     // SAFETY: exit_group takes an integer and does not return.
     unsafe {
@@ -243,6 +285,7 @@ pub fn exit_group(code: i32) -> ! {
 
 /// `write(2)` to a raw descriptor number that may or may not be open (the
 /// logger's target). Errors are returned, never fatal.
+#[inline]
 pub fn write_raw(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel reads `buf.len()` bytes from a valid slice; a
     // closed or foreign fd number yields EBADF, not memory unsafety.
@@ -255,7 +298,9 @@ pub fn write_raw(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
     check(r)
 }
 
-/// Whether descriptor number `fd` is open (`fcntl(fd, F_GETFD)` succeeds).
+/// Whether descriptor number `fd` is open (`fcntl(fd, F_GETFD)` succeeds;
+/// fcntl(2)).
+#[inline]
 pub fn fd_is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD only reads the descriptor table; a closed number
     // yields EBADF.
@@ -266,6 +311,26 @@ pub fn fd_is_open(fd: i32) -> bool {
         )
     };
     check(r).is_ok()
+}
+
+/// `ioctl(fd, WDIOC_SETTIMEOUT, &secs)` on a watchdog device (Linux's
+/// Documentation/watchdog/watchdog-api.rst; ioctl(2)): asks for a timeout of
+/// `secs` seconds and returns the one the driver set.
+#[inline]
+pub fn watchdog_set_timeout(fd: impl AsFd, secs: i32) -> Result<i32, Errno> {
+    let mut timeout = secs;
+    // WDIOC_SETTIMEOUT = _IOWR('W', 6, int).
+    const SETTIMEOUT: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<i32>(b'W', 6);
+    // SAFETY: WDIOC_SETTIMEOUT reads and writes one int, which the Updater
+    // points at (a local that outlives the call); on any other device the
+    // opcode fails with ENOTTY.
+    unsafe {
+        rustix::ioctl::ioctl(
+            fd,
+            rustix::ioctl::Updater::<SETTIMEOUT, i32>::new(&mut timeout),
+        )
+    }?;
+    Ok(timeout)
 }
 
 // ---- The memory functions that compiler-generated code calls. ----------

@@ -1,5 +1,8 @@
 //! Small helpers shared by both stages: the clock, whole-file reads into
-//! fixed buffers, directory creation, sleeping.
+//! fixed buffers, directory creation, signalling, sleeping, rebooting.
+//!
+//! Leaf helpers over rustix and `sys`: this module must never log or import
+//! another module of init (every module may import it).
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
@@ -87,6 +90,13 @@ pub fn ensure_std_fds() {
             }
             Err(_) => return,
         }
+    }
+}
+
+/// Sends `sig` to process `pid` (errors ignored: it may have just exited).
+pub fn signal(pid: i32, sig: rustix::process::Signal) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, sig);
     }
 }
 

@@ -12,6 +12,8 @@
 #[allow(dead_code)]
 mod sys;
 
+sys::entry!(main);
+
 use core::ffi::CStr;
 use rustix::fs::{Mode, OFlags, open};
 use rustix::time::{ClockId, clock_gettime};
