@@ -141,20 +141,30 @@ mod tests {
     fn rejects_bad_files() {
         use BootFileError::*;
         let parse = BootFile::parse;
-        assert_eq!(parse(b"slot=C\ndisk=/dev/vda\nsuccessful=0\n"), Err(BadValue));
+        assert_eq!(
+            parse(b"slot=C\ndisk=/dev/vda\nsuccessful=0\n"),
+            Err(BadValue)
+        );
         assert_eq!(parse(b"slot=A\nsuccessful=1\n"), Err(MissingDisk));
         assert_eq!(parse(b"slot=B\ndisk=/dev/vda\n"), Err(MissingSuccessful));
         assert_eq!(parse(b"disk=/dev/vda\nsuccessful=1\n"), Err(MissingSlot));
         assert_eq!(parse(b""), Err(MissingSlot));
         assert_eq!(MissingSlot.as_str(), "no slot= line");
         assert_eq!(parse(b"slot=A\ndisk=vda\nsuccessful=1\n"), Err(BadValue));
-        assert_eq!(parse(b"slot=A\ndisk=/dev/vda\nsuccessful=yes\n"), Err(BadValue));
-        assert_eq!(parse(b"slot=a\ndisk=/dev/vda\nsuccessful=1\n"), Err(BadValue));
+        assert_eq!(
+            parse(b"slot=A\ndisk=/dev/vda\nsuccessful=yes\n"),
+            Err(BadValue)
+        );
+        assert_eq!(
+            parse(b"slot=a\ndisk=/dev/vda\nsuccessful=1\n"),
+            Err(BadValue)
+        );
     }
 
     #[test]
     fn ignores_comments_and_unknown_keys() {
-        let ok = BootFile::parse(b"# x\nslot=B\nfuture=1\ndisk=/dev/nvme0n1\nsuccessful=1").unwrap();
+        let ok =
+            BootFile::parse(b"# x\nslot=B\nfuture=1\ndisk=/dev/nvme0n1\nsuccessful=1").unwrap();
         assert_eq!(
             (ok.slot, ok.disk, ok.successful),
             (Slot::B, &b"/dev/nvme0n1"[..], true)

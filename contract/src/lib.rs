@@ -115,7 +115,15 @@ mod tests {
 
     #[test]
     fn decimals_refuse_other_forms() {
-        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"0x1", b"-", b"18446744073709551616"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"0x1",
+            b"-",
+            b"18446744073709551616",
+        ] {
             assert_eq!(parse_u64(bad), None, "{bad:?}");
         }
         assert_eq!(parse_i32(b"2147483648"), None);

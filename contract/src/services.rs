@@ -174,8 +174,10 @@ impl<'a> ServiceLine<'a> {
             return Err(ServicesError::FieldCount(count));
         }
         let state = State::parse(f[1]).ok_or(ServicesError::UnknownState(f[1]))?;
-        let num = |s: &'a str, what| parse_u64(s.as_bytes()).ok_or(ServicesError::BadNumber(what, s));
-        let pid = u32::try_from(num(f[2], "pid")?).map_err(|_| ServicesError::BadNumber("pid", f[2]))?;
+        let num =
+            |s: &'a str, what| parse_u64(s.as_bytes()).ok_or(ServicesError::BadNumber(what, s));
+        let pid =
+            u32::try_from(num(f[2], "pid")?).map_err(|_| ServicesError::BadNumber("pid", f[2]))?;
         // A restart count past u32 (never written by init) saturates.
         let restarts = u32::try_from(num(f[3], "restarts")?).unwrap_or(u32::MAX);
         let last_exit = LastExit::parse(f[4]).ok_or(ServicesError::BadLastExit(f[4]))?;
@@ -243,7 +245,10 @@ mod tests {
         assert_eq!(p("x  running 1 0 - 3"), Err(FieldCount(7)));
         assert_eq!(p("x dancing 1 0 - 3"), Err(UnknownState("dancing")));
         assert_eq!(p("x running -1 0 - 3"), Err(BadNumber("pid", "-1")));
-        assert_eq!(p("x running 4294967296 0 - 3"), Err(BadNumber("pid", "4294967296")));
+        assert_eq!(
+            p("x running 4294967296 0 - 3"),
+            Err(BadNumber("pid", "4294967296"))
+        );
         assert_eq!(p("x running 1 0 - +3"), Err(BadNumber("since", "+3")));
         assert_eq!(p("x running 1 0 quit 3"), Err(BadLastExit("quit")));
         assert_eq!(p("x running 1 0 exit: 3"), Err(BadLastExit("exit:")));
@@ -254,7 +259,10 @@ mod tests {
         assert_eq!(e, "unknown state \"dancing\"");
         assert_eq!(FieldCount(5).to_string(), "expected 6 fields, found 5");
         // Restarts past u32 saturate rather than fail.
-        assert_eq!(p("x running 1 99999999999 - 3").unwrap().unwrap().restarts, u32::MAX);
+        assert_eq!(
+            p("x running 1 99999999999 - 3").unwrap().unwrap().restarts,
+            u32::MAX
+        );
     }
 
     #[test]

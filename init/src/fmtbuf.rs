@@ -10,6 +10,9 @@
 //! long, and must never allocate: [`Buf`] keeps what fits and remembers that
 //! it cut.
 
+// The contract's decimal writer: one copy of the digit loop in the binary.
+use matic_contract::put_decimal as decimal;
+
 /// A byte buffer of capacity `N`; writes past the end are silently cut and
 /// flagged in [`Buf::truncated`].
 pub struct Buf<const N: usize> {
@@ -143,11 +146,9 @@ pub fn fill(out: &mut dyn Sink, template: &str, args: &[&dyn Show]) {
     out.put(rest);
 }
 
-/// Where [`Show`] writes: a [`Buf`] of any size.
-pub trait Sink {
-    /// Appends raw bytes (cut when full).
-    fn put(&mut self, bytes: &[u8]);
-}
+/// Where [`Show`] writes: the contract's sink (so the files init renders
+/// through `matic-contract` and its log lines share one buffer type).
+pub use matic_contract::Sink;
 
 impl<const N: usize> Sink for Buf<N> {
     fn put(&mut self, bytes: &[u8]) {
@@ -175,26 +176,6 @@ impl<T: Show + ?Sized> Show for &T {
     fn show(&self, out: &mut dyn Sink) {
         (**self).show(out);
     }
-}
-
-/// Writes `n` in decimal, with a `-` when `negative`.
-#[inline(never)]
-fn decimal(out: &mut dyn Sink, negative: bool, mut n: u64) {
-    let mut digits = [0u8; 21];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if negative {
-        i -= 1;
-        digits[i] = b'-';
-    }
-    out.put(digits.get(i..).unwrap_or(&[]));
 }
 
 macro_rules! show_unsigned {

@@ -12,14 +12,19 @@ use crate::util::{self, now_ms, open};
 use crate::{error, fatal, info, warn};
 use core::ffi::{CStr, c_char};
 use linux_raw_sys::general as g;
+use matic_contract::boot::BootFile;
+use matic_contract::paths::{
+    BOOT_PATH as BOOT_FILE, CONTROL_PATH as CONTROL, RUN_DIR, SERVICES_PATH as STATUS,
+    SERVICES_TMP_PATH as STATUS_TMP,
+};
 use matic_init::cmdline::Settings;
 use matic_init::control::{Command, LineError, LineReader};
 use matic_init::fmtbuf::{Buf, Printable};
 use matic_init::rootfs::BINDS;
 use matic_init::show;
+use matic_init::status;
 use matic_init::supervisor::{Exit, RestartOutcome, ShutdownStep, Supervisor};
 use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE, SERVICES};
-use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags, SeekFrom};
@@ -29,11 +34,6 @@ use rustix::process::{Pid, Signal, WaitOptions, kill_process, kill_process_group
 use rustix::system::RebootCommand;
 
 const N: usize = SERVICES.len();
-const RUN_DIR: &CStr = c"/run/matic";
-const STATUS: &CStr = c"/run/matic/services";
-const STATUS_TMP: &CStr = c"/run/matic/services.tmp";
-const CONTROL: &CStr = c"/run/matic/control";
-const BOOT_FILE: &CStr = c"/run/matic/boot";
 const LOG_DIR: &str = "/var/log/matic";
 /// The watchdog timeout init asks for, and how often it pets.
 const WATCHDOG_TIMEOUT_S: i32 = 30;
@@ -163,7 +163,7 @@ fn raise_nofile() {
 fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
     let mut buf = [0u8; 256];
     let info = match util::read_file(BOOT_FILE, &mut buf) {
-        Ok(t) => match bootfile::parse(t) {
+        Ok(t) => match BootFile::parse(t) {
             Ok(b) => b,
             Err(e) => {
                 warn!(
@@ -179,22 +179,18 @@ fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
         }
     };
     if info.successful {
-        info!(
-            "slot {} already successful: no boot deadline",
-            Printable(&[info.slot])
-        );
+        info!("slot {} already successful: no boot deadline", info.slot);
         None
     } else if s.boot_timeout_ms == 0 {
         warn!(
             "slot {} on trial but matic.boot_timeout=0: no boot deadline",
-            Printable(&[info.slot])
+            info.slot
         );
         None
     } else {
         info!(
             "slot {} on trial: must be marked successful within {} ms",
-            Printable(&[info.slot]),
-            s.boot_timeout_ms
+            info.slot, s.boot_timeout_ms
         );
         Some(now.saturating_add(s.boot_timeout_ms))
     }
