@@ -144,9 +144,7 @@ fn setup(dir: &Path) -> Ca {
     )
     .unwrap();
     std::fs::write(dir.join("run/services"), "# matic-init services v1\n").unwrap();
-    let lines: String = (0..1000)
-        .map(|i| format!("containerd line {i}\n"))
-        .collect();
+    let lines: String = (0..1000).map(|i| format!("containerd line {i}\n")).collect();
     std::fs::write(dir.join("log/containerd.log"), lines).unwrap();
     let kmsg: String = (1..200)
         .map(|i| format!("6,{i},{},-;kernel line {i}\n", i * 1000))
