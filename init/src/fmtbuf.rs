@@ -253,90 +253,19 @@ impl Show for matic_boot::SlotAttrs {
     }
 }
 
-/// A `matic-boot` error, in the words of its `Display` (which would need
-/// `core::fmt`).
+/// A `matic-boot` error, in matic-boot's own words: the pieces its
+/// `Error::describe` hands out (its `Display` would need `core::fmt`).
 pub struct BootError<'a>(pub &'a matic_boot::Error<rustix::io::Errno>);
 
 impl Show for BootError<'_> {
     #[inline(never)]
     fn show(&self, out: &mut dyn Sink) {
-        use matic_boot::{Error as E, IoOp};
-        match *self.0 {
-            E::Io { op, offset, source } => {
-                let what = match op {
-                    IoOp::Read => "read",
-                    IoOp::Write => "write",
-                    IoOp::Flush => "flush",
-                    IoOp::Size => "size query",
-                };
-                show!(
-                    out,
-                    "block device {} at byte {} failed: {}",
-                    what,
-                    offset,
-                    source
-                )
-            }
-            E::UnsupportedSectorSize(n) => {
-                show!(out, "{}-byte sectors are not supported (only 512)", n)
-            }
-            E::DeviceTooSmall { bytes } => show!(out, "device too small ({} bytes)", bytes),
-            E::NoProtectiveMbr => out.put(b"no protective MBR in sector 0"),
-            E::NoValidGpt { primary, backup } => show!(
-                out,
-                "no valid GPT: primary header: {}; backup header: {}",
-                check(primary),
-                check(backup)
-            ),
-            E::MissingPartition(p) => show!(out, "no partition named {}", p.name()),
-            E::DuplicatePartition(p) => show!(out, "more than one partition named {}", p.name()),
-            E::PartitionOutOfRange(p) => {
-                show!(out, "partition {} lies outside the usable range", p.name())
-            }
-            E::PartitionsOverlap {
-                part,
-                number,
-                other,
-            } => {
-                show!(
-                    out,
-                    "partition {} overlaps partition {}",
-                    part.name(),
-                    number
-                );
-                if let Some(o) = other {
-                    show!(out, " ({})", o.name());
-                }
-            }
-            E::NoBootableSlot => out.put(b"no slot will boot"),
-            E::GiveUpLeavesNoBootableSlot(s) => show!(
-                out,
-                "refusing to give up the slot: the other slot {} will not boot either",
-                s
-            ),
-            // The rest come from operations stage 1 never performs (updates,
-            // rollback, layout creation, attribute values).
-            _ => out.put(b"unexpected matic-boot error (update, rollback or layout)"),
-        }
-    }
-}
-
-/// `matic-boot`'s words for a failed GPT check.
-fn check(c: matic_boot::Check) -> &'static str {
-    use matic_boot::Check as C;
-    match c {
-        C::Signature => "signature is not \"EFI PART\"",
-        C::Revision => "unsupported revision",
-        C::HeaderSize => "bad header size",
-        C::HeaderCrc => "header CRC32 mismatch",
-        C::MyLba => "my_lba is not where the header is",
-        C::AlternateLba => "alternate_lba is wrong",
-        C::EntrySize => "unsupported partition entry size",
-        C::EntryCount => "unsupported partition entry count",
-        C::EntriesLocation => "partition entry array misplaced",
-        C::UsableRange => "bad usable LBA range",
-        C::EntriesCrc => "partition entry array CRC32 mismatch",
-        C::BackupNotAtEnd => "backup header is not at the last LBA",
+        use matic_boot::error::Piece;
+        self.0.describe(&mut |p| match p {
+            Piece::Text(t) => out.put(t.as_bytes()),
+            Piece::Number(n) => n.show(out),
+            Piece::Source(e) => e.show(out),
+        });
     }
 }
 
@@ -469,6 +398,16 @@ mod tests {
                 part: Part::RootB,
                 number: 5,
                 other: None,
+            },
+            Error::DeviceTooSmall { bytes: 4096 },
+            Error::NoProtectiveMbr,
+            Error::DuplicatePartition(Part::RootA),
+            Error::PartitionOutOfRange(Part::RootB),
+            // Stage 1 never meets these; their words are matic-boot's all the same.
+            Error::RunningSlotOnTrial(matic_boot::Slot::B),
+            Error::LayoutTooLarge {
+                needed: 10,
+                available: 9,
             },
         ] {
             b.clear();
