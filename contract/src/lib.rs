@@ -13,6 +13,7 @@
 //! or know about transport: reading, writing, atomic rename and the FIFO's
 //! line framing belong to init and the agent.
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod boot;
 pub mod control;
