@@ -3,7 +3,6 @@
 //! table ([`RULES`]) says which roles may call each RPC. An RPC missing from
 //! the table is admin-only. Enforced by [`AuthLayer`], a tower layer in front
 //! of every service, so no handler can forget it.
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,35 +10,8 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::codegen::http;
 
-/// A role a client certificate can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Operator,
-    Reader,
-}
-
-impl Role {
-    /// The Subject Organization value that grants the role.
-    pub fn org(self) -> &'static str {
-        match self {
-            Role::Admin => "os:admin",
-            Role::Operator => "os:operator",
-            Role::Reader => "os:reader",
-        }
-    }
-    fn from_org(o: &str) -> Option<Role> {
-        [Role::Admin, Role::Operator, Role::Reader]
-            .into_iter()
-            .find(|r| r.org() == o)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.org())
-    }
-}
+/// A role a client certificate can carry (the contract's, shared with osctl).
+pub use matic_contract::role::Role;
 
 const SERVICE: &str = "/matic.machine.v1.MachineService/";
 const READ: &[Role] = &[Role::Reader, Role::Operator, Role::Admin];

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use matic_contract::paths;
 
 /// `matic-agent` flags. Defaults are the paths on a running node.
 #[derive(Debug, Clone, Parser)]
@@ -73,15 +74,15 @@ impl Config {
 
     /// `<run-dir>/boot`.
     pub fn boot_file(&self) -> PathBuf {
-        self.run_dir.join("boot")
+        self.run_dir.join(paths::BOOT)
     }
     /// `<run-dir>/services`.
     pub fn services_file(&self) -> PathBuf {
-        self.run_dir.join("services")
+        self.run_dir.join(paths::SERVICES)
     }
     /// `<run-dir>/control`.
     pub fn control_fifo(&self) -> PathBuf {
-        self.run_dir.join("control")
+        self.run_dir.join(paths::CONTROL)
     }
     /// `<state-dir>/slots`.
     pub fn slots_dir(&self) -> PathBuf {

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use matic_contract::services::State;
 use matic_proto::v1::{HealthCheck, HealthResponse};
 
 use crate::config::Config;
@@ -44,7 +45,7 @@ pub async fn run(cfg: &Config, disk: Option<&Path>) -> HealthResponse {
     let containerd_wanted = match &services {
         Ok(list) => list
             .iter()
-            .any(|s| s.name == "containerd" && s.state != "skipped"),
+            .any(|s| s.name == "containerd" && s.state != State::Skipped),
         Err(_) => false,
     };
     checks.push(check(

@@ -1,15 +1,23 @@
-//! The agent's side of the init <-> agent contract (docs/interfaces.md):
-//! `<run-dir>/boot` (written once by init stage 1), `<run-dir>/services`
-//! (init's status file) and `<run-dir>/control` (init's command FIFO).
+//! The agent's side of the init <-> agent contract: reading `<run-dir>/boot`
+//! and `<run-dir>/services` and writing commands to `<run-dir>/control`.
+//! The formats themselves are `matic-contract`'s (docs/interfaces.md); this
+//! module only does the I/O and turns their errors into ones naming the file.
+//!
+//! Must never: parse or format a contract file itself, write to init's
+//! files, or block on the FIFO (a missing init is an error, not a hang).
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use matic_boot::Slot;
+use matic_contract::Sink;
+use matic_contract::boot::{BootFile, BootFileError};
+use matic_contract::control::{Command, MAX_LINE};
+use matic_contract::services::{self, LastExit, State};
 use matic_proto::v1::Service;
-
-/// Longest line init's FIFO reader accepts, newline included.
-pub const MAX_COMMAND_LEN: usize = 64;
 
 /// Errors talking to init.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +26,11 @@ pub enum InitError {
     Read {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    BootFile {
+        path: PathBuf,
+        source: BootFileError,
     },
     #[error("{path}: line {line}: {why}")]
     Parse {
@@ -36,101 +49,87 @@ pub enum InitError {
         command: String,
         source: std::io::Error,
     },
-    #[error("control command {0:?} is longer than {MAX_COMMAND_LEN} bytes or contains a newline")]
+    #[error(
+        "control command {0:?} is not one word after the verb or is longer than {MAX_LINE} bytes"
+    )]
     BadCommand(String),
 }
 
-/// What init stage 1 recorded about this boot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Collects what a contract type renders.
+fn rendered(render: impl FnOnce(&mut dyn Sink)) -> Vec<u8> {
+    struct VecSink(Vec<u8>);
+    impl Sink for VecSink {
+        fn put(&mut self, b: &[u8]) {
+            self.0.extend_from_slice(b);
+        }
+    }
+    let mut s = VecSink(Vec::new());
+    render(&mut s);
+    s.0
+}
+
+/// What init stage 1 recorded about this boot (the contract's
+/// [`BootFile`], owned).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootInfo {
-    /// `A` or `B`.
-    pub slot: Option<char>,
-    pub disk: Option<PathBuf>,
+    /// The slot this node booted.
+    pub slot: Slot,
+    /// The disk it booted from.
+    pub disk: PathBuf,
+    /// Whether the slot was already marked successful before this boot.
     pub successful: bool,
 }
 
-/// Parses `<run-dir>/boot` (`key=value` lines; unknown keys are ignored so
-/// init may add more).
-pub fn parse_boot(text: &str) -> BootInfo {
-    let mut info = BootInfo::default();
-    for line in text.lines() {
-        let Some((k, v)) = line.trim().split_once('=') else {
-            continue;
-        };
-        match k {
-            "slot" => {
-                info.slot = match v {
-                    "A" => Some('A'),
-                    "B" => Some('B'),
-                    _ => None,
-                }
-            }
-            "disk" if !v.is_empty() => info.disk = Some(PathBuf::from(v)),
-            "successful" => info.successful = v == "1",
-            _ => {}
-        }
-    }
-    info
-}
-
-/// Reads and parses `<run-dir>/boot`.
+/// Reads and parses `<run-dir>/boot`. A file the contract refuses is an
+/// error: the running slot and disk are then both unknown.
 pub fn read_boot(path: &Path) -> Result<BootInfo, InitError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InitError::Read {
+    let text = std::fs::read(path).map_err(|source| InitError::Read {
         path: path.to_owned(),
         source,
     })?;
-    Ok(parse_boot(&text))
+    let b = BootFile::parse(&text).map_err(|source| InitError::BootFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(BootInfo {
+        slot: b.slot,
+        disk: PathBuf::from(OsStr::from_bytes(b.disk)),
+        successful: b.successful,
+    })
 }
 
-/// One line of init's services file, before `since` is turned into an age.
+/// One line of init's services file (the contract's
+/// [`services::ServiceLine`], owned), before `since` is turned into an age.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceLine {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub pid: u32,
     pub restarts: u32,
-    pub last_exit: String,
+    pub last_exit: LastExit,
     /// CLOCK_BOOTTIME second at which the service entered `state`.
     pub since: u64,
 }
 
-const STATES: [&str; 6] = [
-    "starting", "running", "backoff", "stopping", "stopped", "skipped",
-];
-
-/// Parses init's services file: `name state pid restarts last_exit since`,
-/// lines starting with `#` skipped.
+/// Parses init's services file; an error names the file and the line.
 pub fn parse_services(path: &Path, text: &str) -> Result<Vec<ServiceLine>, InitError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |why: String| InitError::Parse {
+        let parsed = services::ServiceLine::parse(line).map_err(|e| InitError::Parse {
             path: path.to_owned(),
             line: i + 1,
-            why,
-        };
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() != 6 {
-            return Err(err(format!("expected 6 fields, found {}", f.len())));
+            why: e.to_string(),
+        })?;
+        if let Some(l) = parsed {
+            out.push(ServiceLine {
+                name: l.name.to_owned(),
+                state: l.state,
+                pid: l.pid,
+                restarts: l.restarts,
+                last_exit: l.last_exit,
+                since: l.since,
+            });
         }
-        if !STATES.contains(&f[1]) {
-            return Err(err(format!("unknown state {:?}", f[1])));
-        }
-        let num = |s: &str, what: &str| {
-            s.parse::<u64>()
-                .map_err(|_| err(format!("bad {what} {s:?}")))
-        };
-        out.push(ServiceLine {
-            name: f[0].to_owned(),
-            state: f[1].to_owned(),
-            pid: u32::try_from(num(f[2], "pid")?).map_err(|_| err("pid out of range".into()))?,
-            restarts: u32::try_from(num(f[3], "restarts")?).unwrap_or(u32::MAX),
-            last_exit: f[4].to_owned(),
-            since: num(f[5], "since")?,
-        });
     }
     Ok(out)
 }
@@ -153,12 +152,13 @@ pub fn boottime_secs() -> u64 {
 impl ServiceLine {
     /// The API form, with `since` turned into seconds in the current state.
     pub fn to_proto(&self, now_boottime: u64) -> Service {
+        let last_exit = rendered(|o| self.last_exit.render(o));
         Service {
             name: self.name.clone(),
-            state: self.state.clone(),
+            state: self.state.as_str().to_owned(),
             pid: self.pid,
             restarts: self.restarts,
-            last_exit: self.last_exit.clone(),
+            last_exit: String::from_utf8_lossy(&last_exit).into_owned(),
             state_seconds: now_boottime.saturating_sub(self.since),
         }
     }
@@ -189,25 +189,27 @@ impl ControlFifo {
         })
     }
 
-    /// Writes one command line in a single `write` (at most 64 bytes, so
-    /// atomic on a pipe).
-    pub fn send(&self, command: &str) -> Result<(), InitError> {
-        if command.contains('\n') || command.len() + 1 > MAX_COMMAND_LEN {
-            return Err(InitError::BadCommand(command.to_owned()));
+    /// Writes one command line in a single `write` (at most 65 bytes, so
+    /// atomic on a pipe). A command that would not parse back the same
+    /// (a `restart` name with blanks, too long) is refused unsent.
+    pub fn send(&self, command: Command<'_>) -> Result<(), InitError> {
+        if !command.fits() {
+            return Err(InitError::BadCommand(command.to_string()));
         }
-        let line = format!("{command}\n");
+        let mut line = rendered(|o| command.render(o));
+        line.push(b'\n');
         (&self.file)
-            .write_all(line.as_bytes())
+            .write_all(&line)
             .map_err(|source| InitError::FifoWrite {
                 path: self.path.clone(),
-                command: command.to_owned(),
+                command: command.to_string(),
                 source,
             })
     }
 }
 
 /// Opens the FIFO and sends one command.
-pub fn send_command(fifo: &Path, command: &str) -> Result<(), InitError> {
+pub fn send_command(fifo: &Path, command: Command<'_>) -> Result<(), InitError> {
     ControlFifo::open(fifo)?.send(command)
 }
 
@@ -217,13 +219,22 @@ mod tests {
 
     #[test]
     fn boot_file() {
-        let b = parse_boot("slot=B\ndisk=/dev/vda\nsuccessful=1\nfuture=x\n");
-        assert_eq!(b.slot, Some('B'));
-        assert_eq!(b.disk.as_deref(), Some(Path::new("/dev/vda")));
+        let dir = std::env::temp_dir().join(format!("matic-bootfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("boot");
+        std::fs::write(&p, "slot=B\ndisk=/dev/vda\nsuccessful=1\nfuture=x\n").unwrap();
+        let b = read_boot(&p).unwrap();
+        assert_eq!(b.slot, Slot::B);
+        assert_eq!(b.disk, Path::new("/dev/vda"));
         assert!(b.successful);
-        let b = parse_boot("slot=C\nsuccessful=0\n");
-        assert_eq!(b.slot, None);
-        assert!(!b.successful);
+        // Refused whole, naming the file: no half-known boot.
+        std::fs::write(&p, "slot=C\ndisk=/dev/vda\nsuccessful=0\n").unwrap();
+        let e = read_boot(&p).unwrap_err().to_string();
+        assert!(e.contains("boot") && e.contains("not valid"), "{e}");
+        std::fs::write(&p, "slot=A\nsuccessful=0\n").unwrap();
+        let e = read_boot(&p).unwrap_err().to_string();
+        assert!(e.contains("no disk= line"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -237,8 +248,13 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].name, "containerd");
         assert_eq!(s[1].restarts, 2);
-        assert_eq!(s[1].last_exit, "exit:1");
-        assert_eq!(s[1].to_proto(20).state_seconds, 3);
+        assert_eq!(s[1].last_exit, LastExit::Code(1));
+        let proto = s[1].to_proto(20);
+        assert_eq!(proto.state_seconds, 3);
+        assert_eq!(
+            (proto.state.as_str(), proto.last_exit.as_str()),
+            ("backoff", "exit:1")
+        );
         let e = parse_services(p, "x running 1 0 -\n")
             .unwrap_err()
             .to_string();
@@ -261,7 +277,7 @@ mod tests {
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
-        let e = send_command(&fifo, "reboot").unwrap_err();
+        let e = send_command(&fifo, Command::Reboot).unwrap_err();
         assert!(matches!(e, InitError::FifoOpen { .. }), "{e}");
         // With a reader: one line per command; over-long commands refused.
         let reader = std::fs::OpenOptions::new()
@@ -269,13 +285,13 @@ mod tests {
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(&fifo)
             .unwrap();
-        send_command(&fifo, "restart containerd").unwrap();
+        send_command(&fifo, Command::Restart(b"containerd")).unwrap();
         assert!(matches!(
-            send_command(&fifo, &"x".repeat(64)),
+            send_command(&fifo, Command::Restart(&[b'x'; 57])),
             Err(InitError::BadCommand(_))
         ));
         assert!(matches!(
-            send_command(&fifo, "a\nb"),
+            send_command(&fifo, Command::Restart(b"a\nb")),
             Err(InitError::BadCommand(_))
         ));
         let mut got = String::new();

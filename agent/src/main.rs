@@ -13,6 +13,7 @@ use matic_agent::config::Config;
 use matic_agent::service::Agent;
 use matic_agent::{auth, caps, health, init_link, limits, net, slots, tls};
 use matic_boot::Slot;
+use matic_contract::control::Command;
 use matic_proto::v1::machine_service_server::MachineServiceServer;
 use tokio::runtime::Handle;
 use tonic::transport::server::Router;
@@ -96,14 +97,14 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     tls::install_provider();
     let cfg = Arc::new(cfg);
     let boot = match init_link::read_boot(&cfg.boot_file()) {
-        Ok(b) => b,
+        Ok(b) => Some(b),
         Err(e) => {
             eprintln!("matic-agent: {e}; running slot unknown");
-            init_link::BootInfo::default()
+            None
         }
     };
-    let disk = cfg.disk.clone().or(boot.disk.clone());
-    let running = boot.slot.map(|c| if c == 'A' { Slot::A } else { Slot::B });
+    let disk = cfg.disk.clone().or(boot.as_ref().map(|b| b.disk.clone()));
+    let running = boot.map(|b| b.slot);
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
@@ -250,7 +251,7 @@ async fn mark_boot_successful(
                 Err(e) => report(e.to_string()),
             }
         } else {
-            match init_link::send_command(&cfg.control_fifo(), "boot-ok") {
+            match init_link::send_command(&cfg.control_fifo(), Command::BootOk) {
                 Ok(()) => {
                     eprintln!("matic-agent: told init boot-ok");
                     return;

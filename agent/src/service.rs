@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::{health, install, kmsg, logs, slots};
+use matic_contract::control::Command;
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
 pub const FAULT_ABORT: &str = "fault:abort-agent";
@@ -63,14 +64,14 @@ impl Agent {
 
     /// Opens init's FIFO now (so a missing init is an error in the reply),
     /// sends `command` shortly after the reply has gone out.
-    fn after_reply(&self, command: &'static str) -> Result<(), Status> {
+    fn after_reply(&self, command: Command<'static>) -> Result<(), Status> {
         let fifo = ControlFifo::open(&self.cfg.control_fifo())
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let delay = Duration::from_millis(self.cfg.power_delay_ms);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             match fifo.send(command) {
-                Ok(()) => eprintln!("matic-agent: sent {command:?} to init"),
+                Ok(()) => eprintln!("matic-agent: sent \"{command}\" to init"),
                 Err(e) => eprintln!("matic-agent: {e}"),
             }
         });
@@ -158,7 +159,7 @@ impl MachineService for Agent {
         &self,
         _req: Request<RebootRequest>,
     ) -> Result<Response<RebootResponse>, Status> {
-        self.after_reply("reboot")?;
+        self.after_reply(Command::Reboot)?;
         Ok(Response::new(RebootResponse {}))
     }
 
@@ -166,7 +167,7 @@ impl MachineService for Agent {
         &self,
         _req: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownResponse>, Status> {
-        self.after_reply("poweroff")?;
+        self.after_reply(Command::Poweroff)?;
         Ok(Response::new(ShutdownResponse {}))
     }
 
@@ -196,7 +197,7 @@ impl MachineService for Agent {
             let delay = Duration::from_millis(self.cfg.power_delay_ms);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Err(e) = fifo.send("reboot") {
+                if let Err(e) = fifo.send(Command::Reboot) {
                     eprintln!("matic-agent: {e}");
                 }
             });
@@ -275,7 +276,7 @@ impl MachineService for Agent {
             )));
         }
         ControlFifo::open(&self.cfg.control_fifo())
-            .and_then(|f| f.send(&format!("restart {name}")))
+            .and_then(|f| f.send(Command::Restart(name.as_bytes())))
             .map_err(|e| Status::unavailable(e.to_string()))?;
         eprintln!("matic-agent: asked init to restart {name}");
         Ok(Response::new(ServiceRestartResponse {}))

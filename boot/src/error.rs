@@ -1,8 +1,13 @@
 //! The crate's one error type, [`Error`], and the names of the checks it
 //! reports. Hand-written (no `thiserror`) because the crate is `no_std`.
 //!
-//! Never allocates to describe an error (init prints these without an
-//! allocator), and decides nothing: callers choose what a variant means.
+//! The words of every message live in one place, [`Error::describe`], which
+//! hands a message out as [`Piece`]s (text, numbers, the device's error):
+//! `Display` writes them through `core::fmt`, and matic-init, which cannot
+//! afford `core::fmt`, writes the same pieces with its own formatter.
+//!
+//! Must never: allocate, word a message anywhere but `describe`, or decide
+//! anything (callers choose what a variant means).
 
 use core::fmt;
 
@@ -60,9 +65,10 @@ pub enum Check {
     BackupNotAtEnd,
 }
 
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Check {
+    /// What failed, in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Check::Signature => "signature is not \"EFI PART\"",
             Check::Revision => "unsupported revision",
             Check::HeaderSize => "bad header size",
@@ -75,7 +81,13 @@ impl fmt::Display for Check {
             Check::UsableRange => "bad usable LBA range",
             Check::EntriesCrc => "partition entry array CRC32 mismatch",
             Check::BackupNotAtEnd => "backup header is not at the last LBA",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -179,76 +191,146 @@ impl<E> Error<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// A piece of an error's message, as [`Error::describe`] hands it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a, E> {
+    /// Words, as they are.
+    Text(&'static str),
+    /// A number, in decimal.
+    Number(u64),
+    /// The block device's own error, in its own words.
+    Source(&'a E),
+}
+
+impl<E> Error<E> {
+    /// Hands out the message, piece by piece, in order: the one source of
+    /// the words `Display` and matic-init print.
+    pub fn describe(&self, out: &mut dyn FnMut(Piece<'_, E>)) {
+        use Piece::{Number as N, Text as T};
         match self {
             Error::Io { op, offset, source } => {
-                let what = match op {
+                out(T("block device "));
+                out(T(match op {
                     IoOp::Read => "read",
                     IoOp::Write => "write",
                     IoOp::Flush => "flush",
                     IoOp::Size => "size query",
-                };
-                write!(f, "block device {what} at byte {offset} failed: {source}")
+                }));
+                out(T(" at byte "));
+                out(N(*offset));
+                out(T(" failed: "));
+                out(Piece::Source(source));
             }
             Error::UnsupportedSectorSize(n) => {
-                write!(f, "{n}-byte sectors are not supported (only 512)")
+                out(N(u64::from(*n)));
+                out(T("-byte sectors are not supported (only 512)"));
             }
-            Error::DeviceTooSmall { bytes } => write!(f, "device too small ({bytes} bytes)"),
-            Error::NoProtectiveMbr => f.write_str("no protective MBR in sector 0"),
-            Error::NoValidGpt { primary, backup } => write!(
-                f,
-                "no valid GPT: primary header: {primary}; backup header: {backup}"
-            ),
-            Error::MissingPartition(p) => write!(f, "no partition named {}", p.name()),
-            Error::DuplicatePartition(p) => write!(f, "more than one partition named {}", p.name()),
+            Error::DeviceTooSmall { bytes } => {
+                out(T("device too small ("));
+                out(N(*bytes));
+                out(T(" bytes)"));
+            }
+            Error::NoProtectiveMbr => out(T("no protective MBR in sector 0")),
+            Error::NoValidGpt { primary, backup } => {
+                out(T("no valid GPT: primary header: "));
+                out(T(primary.as_str()));
+                out(T("; backup header: "));
+                out(T(backup.as_str()));
+            }
+            Error::MissingPartition(p) => {
+                out(T("no partition named "));
+                out(T(p.name()));
+            }
+            Error::DuplicatePartition(p) => {
+                out(T("more than one partition named "));
+                out(T(p.name()));
+            }
             Error::PartitionOutOfRange(p) => {
-                write!(f, "partition {} lies outside the usable range", p.name())
+                out(T("partition "));
+                out(T(p.name()));
+                out(T(" lies outside the usable range"));
             }
             Error::PartitionsOverlap {
                 part,
                 number,
                 other,
             } => {
-                write!(f, "partition {} overlaps partition {number}", part.name())?;
-                match other {
-                    Some(o) => write!(f, " ({})", o.name()),
-                    None => Ok(()),
+                out(T("partition "));
+                out(T(part.name()));
+                out(T(" overlaps partition "));
+                out(N(u64::from(*number)));
+                if let Some(o) = other {
+                    out(T(" ("));
+                    out(T(o.name()));
+                    out(T(")"));
                 }
             }
-            Error::NoBootableSlot => f.write_str("no slot will boot"),
+            Error::NoBootableSlot => out(T("no slot will boot")),
             Error::UpdateTargetIsRunning(s) => {
-                write!(f, "refusing to update slot {s}: it is the running slot")
+                out(T("refusing to update slot "));
+                out(T(s.as_str()));
+                out(T(": it is the running slot"));
             }
-            Error::RunningSlotOnTrial(s) => write!(
-                f,
-                "slot {s} is still on trial; wait until it is marked successful, or roll back"
-            ),
-            Error::RunningSlotWillNotBoot(s) => write!(
-                f,
-                "refusing to update: the running slot {s} will not boot (priority 0), nothing would"
-            ),
+            Error::RunningSlotOnTrial(s) => {
+                out(T("slot "));
+                out(T(s.as_str()));
+                out(T(
+                    " is still on trial; wait until it is marked successful, or roll back",
+                ));
+            }
+            Error::RunningSlotWillNotBoot(s) => {
+                out(T("refusing to update: the running slot "));
+                out(T(s.as_str()));
+                out(T(" will not boot (priority 0), nothing would"));
+            }
             Error::RollbackTargetWillNotBoot(s) => {
-                write!(f, "refusing to roll back to slot {s}: it will not boot")
+                out(T("refusing to roll back to slot "));
+                out(T(s.as_str()));
+                out(T(": it will not boot"));
             }
-            Error::CancelLeavesNoBootableSlot(s) => write!(
-                f,
-                "refusing to cancel: the other slot {s} will not boot, nothing would"
-            ),
-            Error::GiveUpLeavesNoBootableSlot(s) => write!(
-                f,
-                "refusing to give up the slot: the other slot {s} will not boot either"
-            ),
-            Error::SlotInvalidated(s) => write!(
-                f,
-                "refusing to mark slot {s} successful: its priority is 0 (invalidated)"
-            ),
-            Error::ValueOutOfRange(v) => write!(f, "value {v} out of range"),
-            Error::LayoutTooLarge { needed, available } => write!(
-                f,
-                "layout needs {needed} bytes but the device has {available}"
-            ),
+            Error::CancelLeavesNoBootableSlot(s) => {
+                out(T("refusing to cancel: the other slot "));
+                out(T(s.as_str()));
+                out(T(" will not boot, nothing would"));
+            }
+            Error::GiveUpLeavesNoBootableSlot(s) => {
+                out(T("refusing to give up the slot: the other slot "));
+                out(T(s.as_str()));
+                out(T(" will not boot either"));
+            }
+            Error::SlotInvalidated(s) => {
+                out(T("refusing to mark slot "));
+                out(T(s.as_str()));
+                out(T(" successful: its priority is 0 (invalidated)"));
+            }
+            Error::ValueOutOfRange(v) => {
+                out(T("value "));
+                out(N(u64::from(*v)));
+                out(T(" out of range"));
+            }
+            Error::LayoutTooLarge { needed, available } => {
+                out(T("layout needs "));
+                out(N(*needed));
+                out(T(" bytes but the device has "));
+                out(N(*available));
+            }
         }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut r = Ok(());
+        self.describe(&mut |p| {
+            if r.is_ok() {
+                r = match p {
+                    Piece::Text(t) => f.write_str(t),
+                    Piece::Number(n) => write!(f, "{n}"),
+                    Piece::Source(s) => write!(f, "{s}"),
+                };
+            }
+        });
+        r
     }
 }
 
@@ -258,5 +340,161 @@ impl<E: core::error::Error + 'static> core::error::Error for Error<E> {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// Every message, word for word: `describe` is the only place they are
+    /// written, so this pins what the agent, osctl and init print.
+    #[test]
+    fn every_message_in_its_words() {
+        type E = Error<&'static str>;
+        let cases: [(E, &str); 22] = [
+            (
+                Error::Io {
+                    op: IoOp::Read,
+                    offset: 512,
+                    source: "EIO",
+                },
+                "block device read at byte 512 failed: EIO",
+            ),
+            (
+                Error::Io {
+                    op: IoOp::Size,
+                    offset: 0,
+                    source: "x",
+                },
+                "block device size query at byte 0 failed: x",
+            ),
+            (
+                Error::Io {
+                    op: IoOp::Flush,
+                    offset: 0,
+                    source: "y",
+                },
+                "block device flush at byte 0 failed: y",
+            ),
+            (
+                Error::Io {
+                    op: IoOp::Write,
+                    offset: u64::MAX,
+                    source: "z",
+                },
+                "block device write at byte 18446744073709551615 failed: z",
+            ),
+            (
+                Error::UnsupportedSectorSize(4096),
+                "4096-byte sectors are not supported (only 512)",
+            ),
+            (
+                Error::DeviceTooSmall { bytes: 1024 },
+                "device too small (1024 bytes)",
+            ),
+            (Error::NoProtectiveMbr, "no protective MBR in sector 0"),
+            (
+                Error::NoValidGpt {
+                    primary: Check::HeaderCrc,
+                    backup: Check::Signature,
+                },
+                "no valid GPT: primary header: header CRC32 mismatch; backup header: signature is not \"EFI PART\"",
+            ),
+            (
+                Error::MissingPartition(Part::State),
+                "no partition named MATIC_STATE",
+            ),
+            (
+                Error::DuplicatePartition(Part::RootA),
+                "more than one partition named MATIC_ROOT_A",
+            ),
+            (
+                Error::PartitionOutOfRange(Part::RootB),
+                "partition MATIC_ROOT_B lies outside the usable range",
+            ),
+            (
+                Error::PartitionsOverlap {
+                    part: Part::RootA,
+                    number: 3,
+                    other: Some(Part::RootB),
+                },
+                "partition MATIC_ROOT_A overlaps partition 3 (MATIC_ROOT_B)",
+            ),
+            (
+                Error::PartitionsOverlap {
+                    part: Part::RootB,
+                    number: 5,
+                    other: None,
+                },
+                "partition MATIC_ROOT_B overlaps partition 5",
+            ),
+            (Error::NoBootableSlot, "no slot will boot"),
+            (
+                Error::UpdateTargetIsRunning(Slot::A),
+                "refusing to update slot A: it is the running slot",
+            ),
+            (
+                Error::RunningSlotOnTrial(Slot::B),
+                "slot B is still on trial; wait until it is marked successful, or roll back",
+            ),
+            (
+                Error::RunningSlotWillNotBoot(Slot::A),
+                "refusing to update: the running slot A will not boot (priority 0), nothing would",
+            ),
+            (
+                Error::RollbackTargetWillNotBoot(Slot::B),
+                "refusing to roll back to slot B: it will not boot",
+            ),
+            (
+                Error::CancelLeavesNoBootableSlot(Slot::A),
+                "refusing to cancel: the other slot A will not boot, nothing would",
+            ),
+            (
+                Error::GiveUpLeavesNoBootableSlot(Slot::B),
+                "refusing to give up the slot: the other slot B will not boot either",
+            ),
+            (
+                Error::SlotInvalidated(Slot::A),
+                "refusing to mark slot A successful: its priority is 0 (invalidated)",
+            ),
+            (
+                Error::LayoutTooLarge {
+                    needed: 10,
+                    available: 9,
+                },
+                "layout needs 10 bytes but the device has 9",
+            ),
+        ];
+        for (e, want) in &cases {
+            assert_eq!(e.to_string(), *want);
+            // The pieces, joined by hand, are the same text.
+            let mut joined = String::new();
+            e.describe(&mut |p| match p {
+                Piece::Text(t) => joined.push_str(t),
+                Piece::Number(n) => joined.push_str(&n.to_string()),
+                Piece::Source(s) => joined.push_str(s),
+            });
+            assert_eq!(joined, *want);
+        }
+        assert_eq!(
+            Error::<&str>::ValueOutOfRange(16).to_string(),
+            "value 16 out of range"
+        );
+        let checks: Vec<String> = [Check::MyLba, Check::BackupNotAtEnd]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                "my_lba is not where the header is",
+                "backup header is not at the last LBA"
+            ]
+        );
     }
 }

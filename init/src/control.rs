@@ -1,9 +1,12 @@
-//! The `/run/matic/control` FIFO protocol: line framing with a fixed buffer
-//! and command parsing. Unknown, over-long and stale partial lines are
-//! reported, never fatal; no line ever runs into the next writer's command.
+//! The `/run/matic/control` FIFO's framing: lines cut from a byte stream
+//! with a fixed buffer, then parsed by the contract
+//! (`matic_contract::control` owns the commands and [`MAX_LINE`]). Unknown,
+//! over-long and stale partial lines are reported, never fatal; no line
+//! ever runs into the next writer's command.
+//!
+//! Must never: allocate, block, or act on a line that did not arrive whole.
 
-/// Longest accepted line, newline excluded (docs/interfaces.md).
-pub const MAX_LINE: usize = 64;
+pub use matic_contract::control::{Command, MAX_LINE};
 
 /// How long an unterminated line may wait for its newline. Init holds a
 /// write end of the FIFO itself, so it never sees a writer close: without
@@ -12,17 +15,6 @@ pub const MAX_LINE: usize = 64;
 /// Every writer sends a whole line in one `write(2)` (at most `PIPE_BUF`
 /// bytes, so atomic), so a real command never takes anywhere near this.
 pub const STALE_MS: u64 = 1_000;
-
-/// A parsed command.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command<'a> {
-    Reboot,
-    Poweroff,
-    /// `restart NAME`.
-    Restart(&'a [u8]),
-    /// The agent marked the running slot successful: drop the boot deadline.
-    BootOk,
-}
 
 /// Why a line was dropped.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,21 +29,10 @@ pub enum LineError<'a> {
     Stale(&'a [u8]),
 }
 
-/// Parses one line (without its newline). Surrounding blanks and a trailing
-/// `\r` are ignored; words are separated by blanks.
+/// Parses one line (without its newline), as the contract does; an
+/// unknown line is carried in the error for the log.
 pub fn parse(line: &[u8]) -> Result<Command<'_>, LineError<'_>> {
-    let mut words = line
-        .split(|b| *b == b' ' || *b == b'\t' || *b == b'\r')
-        .filter(|w| !w.is_empty());
-    // `==` guards, not slice patterns: those compile to a compare per byte.
-    let cmd = match (words.next(), words.next(), words.next()) {
-        (Some(w), None, None) if w == b"reboot" => Command::Reboot,
-        (Some(w), None, None) if w == b"poweroff" => Command::Poweroff,
-        (Some(w), None, None) if w == b"boot-ok" => Command::BootOk,
-        (Some(w), Some(name), None) if w == b"restart" => Command::Restart(name),
-        _ => return Err(LineError::Unknown(line)),
-    };
-    Ok(cmd)
+    Command::parse(line).ok_or(LineError::Unknown(line))
 }
 
 /// Splits a byte stream into lines of at most [`MAX_LINE`] bytes, with a

@@ -7,14 +7,12 @@
 
 use crate::util::{now_ms, open};
 use crate::{error, warn};
-use core::ffi::CStr;
+use matic_contract::paths::CONTROL_PATH as CONTROL;
 use matic_init::control::{Command, LineError, LineReader};
 use matic_init::fmtbuf::Printable;
 use rustix::fd::OwnedFd;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
-
-const CONTROL: &CStr = c"/run/matic/control";
 
 /// The FIFO's read end and a write end init holds, and the partial line.
 pub struct ControlFifo {

@@ -10,6 +10,9 @@
 //! long, and must never allocate: [`Buf`] keeps what fits and remembers that
 //! it cut.
 
+// The contract's decimal writer: one copy of the digit loop in the binary.
+use matic_contract::put_decimal as decimal;
+
 /// A byte buffer of capacity `N`; writes past the end are silently cut and
 /// flagged in [`Buf::truncated`].
 pub struct Buf<const N: usize> {
@@ -143,11 +146,9 @@ pub fn fill(out: &mut dyn Sink, template: &str, args: &[&dyn Show]) {
     out.put(rest);
 }
 
-/// Where [`Show`] writes: a [`Buf`] of any size.
-pub trait Sink {
-    /// Appends raw bytes (cut when full).
-    fn put(&mut self, bytes: &[u8]);
-}
+/// Where [`Show`] writes: the contract's sink (so the files init renders
+/// through `matic-contract` and its log lines share one buffer type).
+pub use matic_contract::Sink;
 
 impl<const N: usize> Sink for Buf<N> {
     fn put(&mut self, bytes: &[u8]) {
@@ -175,26 +176,6 @@ impl<T: Show + ?Sized> Show for &T {
     fn show(&self, out: &mut dyn Sink) {
         (**self).show(out);
     }
-}
-
-/// Writes `n` in decimal, with a `-` when `negative`.
-#[inline(never)]
-fn decimal(out: &mut dyn Sink, negative: bool, mut n: u64) {
-    let mut digits = [0u8; 21];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if negative {
-        i -= 1;
-        digits[i] = b'-';
-    }
-    out.put(digits.get(i..).unwrap_or(&[]));
 }
 
 macro_rules! show_unsigned {
@@ -272,90 +253,19 @@ impl Show for matic_boot::SlotAttrs {
     }
 }
 
-/// A `matic-boot` error, in the words of its `Display` (which would need
-/// `core::fmt`).
+/// A `matic-boot` error, in matic-boot's own words: the pieces its
+/// `Error::describe` hands out (its `Display` would need `core::fmt`).
 pub struct BootError<'a>(pub &'a matic_boot::Error<rustix::io::Errno>);
 
 impl Show for BootError<'_> {
     #[inline(never)]
     fn show(&self, out: &mut dyn Sink) {
-        use matic_boot::{Error as E, IoOp};
-        match *self.0 {
-            E::Io { op, offset, source } => {
-                let what = match op {
-                    IoOp::Read => "read",
-                    IoOp::Write => "write",
-                    IoOp::Flush => "flush",
-                    IoOp::Size => "size query",
-                };
-                show!(
-                    out,
-                    "block device {} at byte {} failed: {}",
-                    what,
-                    offset,
-                    source
-                )
-            }
-            E::UnsupportedSectorSize(n) => {
-                show!(out, "{}-byte sectors are not supported (only 512)", n)
-            }
-            E::DeviceTooSmall { bytes } => show!(out, "device too small ({} bytes)", bytes),
-            E::NoProtectiveMbr => out.put(b"no protective MBR in sector 0"),
-            E::NoValidGpt { primary, backup } => show!(
-                out,
-                "no valid GPT: primary header: {}; backup header: {}",
-                check(primary),
-                check(backup)
-            ),
-            E::MissingPartition(p) => show!(out, "no partition named {}", p.name()),
-            E::DuplicatePartition(p) => show!(out, "more than one partition named {}", p.name()),
-            E::PartitionOutOfRange(p) => {
-                show!(out, "partition {} lies outside the usable range", p.name())
-            }
-            E::PartitionsOverlap {
-                part,
-                number,
-                other,
-            } => {
-                show!(
-                    out,
-                    "partition {} overlaps partition {}",
-                    part.name(),
-                    number
-                );
-                if let Some(o) = other {
-                    show!(out, " ({})", o.name());
-                }
-            }
-            E::NoBootableSlot => out.put(b"no slot will boot"),
-            E::GiveUpLeavesNoBootableSlot(s) => show!(
-                out,
-                "refusing to give up the slot: the other slot {} will not boot either",
-                s
-            ),
-            // The rest come from operations stage 1 never performs (updates,
-            // rollback, layout creation, attribute values).
-            _ => out.put(b"unexpected matic-boot error (update, rollback or layout)"),
-        }
-    }
-}
-
-/// `matic-boot`'s words for a failed GPT check.
-fn check(c: matic_boot::Check) -> &'static str {
-    use matic_boot::Check as C;
-    match c {
-        C::Signature => "signature is not \"EFI PART\"",
-        C::Revision => "unsupported revision",
-        C::HeaderSize => "bad header size",
-        C::HeaderCrc => "header CRC32 mismatch",
-        C::MyLba => "my_lba is not where the header is",
-        C::AlternateLba => "alternate_lba is wrong",
-        C::EntrySize => "unsupported partition entry size",
-        C::EntryCount => "unsupported partition entry count",
-        C::EntriesLocation => "partition entry array misplaced",
-        C::UsableRange => "bad usable LBA range",
-        C::EntriesCrc => "partition entry array CRC32 mismatch",
-        C::BackupNotAtEnd => "backup header is not at the last LBA",
+        use matic_boot::error::Piece;
+        self.0.describe(&mut |p| match p {
+            Piece::Text(t) => out.put(t.as_bytes()),
+            Piece::Number(n) => n.show(out),
+            Piece::Source(e) => e.show(out),
+        });
     }
 }
 
@@ -488,6 +398,16 @@ mod tests {
                 part: Part::RootB,
                 number: 5,
                 other: None,
+            },
+            Error::DeviceTooSmall { bytes: 4096 },
+            Error::NoProtectiveMbr,
+            Error::DuplicatePartition(Part::RootA),
+            Error::PartitionOutOfRange(Part::RootB),
+            // Stage 1 never meets these; their words are matic-boot's all the same.
+            Error::RunningSlotOnTrial(matic_boot::Slot::B),
+            Error::LayoutTooLarge {
+                needed: 10,
+                available: 9,
             },
         ] {
             b.clear();

@@ -1,8 +1,10 @@
 //! `matic-init`: the logic of MaticOS's PID 1, testable on the host.
 //!
 //! Everything here is plain, allocation-free logic (the service table, the
-//! supervisor state machine, backoff, and the parsers and formatters of the
-//! files init shares with the agent and the initramfs builder). The binary
+//! supervisor state machine, backoff, the control FIFO's framing, and the
+//! parsers and formatters of the files init shares with the initramfs
+//! builder). The files and commands shared with the agent are
+//! `matic-contract`'s; init only fills them from its own state. The binary
 //! (`src/main.rs`) adds the syscalls: it owns `_start`, the raw-syscall module,
 //! and the stage 1 / stage 2 runtimes that drive these modules.
 //!
@@ -12,7 +14,6 @@
 #![deny(unsafe_code)]
 
 pub mod backoff;
-pub mod bootfile;
 pub mod cmdline;
 pub mod control;
 pub mod diskpick;

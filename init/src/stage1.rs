@@ -19,7 +19,8 @@ use crate::util::{self, open, read_file};
 use crate::{error, fatal, info, mounts, sys, warn};
 use core::ffi::CStr;
 use matic_boot::{Disk, Slot};
-use matic_init::bootfile::BootInfo;
+use matic_contract::boot::BootFile;
+use matic_contract::paths;
 use matic_init::cmdline;
 use matic_init::diskpick;
 use matic_init::fmtbuf::{BootError, Buf, Printable};
@@ -44,7 +45,7 @@ pub fn applies() -> bool {
         .map(|s| s.f_type as u64)
         .unwrap_or(0);
     let has_init = rustix::fs::access(c"/init", rustix::fs::Access::EXISTS).is_ok();
-    let has_boot = rustix::fs::access(c"/run/matic/boot", rustix::fs::Access::EXISTS).is_ok();
+    let has_boot = rustix::fs::access(paths::BOOT_PATH, rustix::fs::Access::EXISTS).is_ok();
     rootfs::is_stage1(magic, has_init, has_boot)
 }
 
@@ -224,16 +225,16 @@ fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry
 }
 
 fn write_boot_file(slot: Slot, disk: &[u8], successful: bool) {
-    let _ = util::mkdir(c"/run/matic", 0o755);
+    let _ = util::mkdir(paths::RUN_DIR, 0o755);
     let mut text = Buf::<128>::new();
-    let info = BootInfo {
-        slot: slot.as_str().as_bytes()[0],
+    let info = BootFile {
+        slot,
         disk,
         successful,
     };
     info.render(&mut text);
     let r = open(
-        c"/run/matic/boot",
+        paths::BOOT_PATH,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )

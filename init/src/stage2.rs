@@ -22,12 +22,16 @@ use crate::watchdog::Watchdog;
 use crate::{error, fatal, info, warn};
 use core::ffi::CStr;
 use linux_raw_sys::general as g;
+use matic_contract::boot::BootFile;
+use matic_contract::paths::{
+    BOOT_PATH as BOOT_FILE, RUN_DIR, SERVICES_PATH as STATUS, SERVICES_TMP_PATH as STATUS_TMP,
+};
 use matic_init::cmdline::Settings;
 use matic_init::control::Command;
 use matic_init::fmtbuf::{Buf, Printable};
+use matic_init::status;
 use matic_init::supervisor::{Exit, RestartOutcome, Supervisor};
 use matic_init::table::SERVICES;
-use matic_init::{bootfile, status};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
@@ -36,10 +40,6 @@ use rustix::process::{Signal, WaitOptions};
 use rustix::system::RebootCommand;
 
 const N: usize = SERVICES.len();
-const RUN_DIR: &CStr = c"/run/matic";
-const STATUS: &CStr = c"/run/matic/services";
-const STATUS_TMP: &CStr = c"/run/matic/services.tmp";
-const BOOT_FILE: &CStr = c"/run/matic/boot";
 
 struct Runtime {
     sup: Supervisor<'static, N>,
@@ -111,7 +111,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
 fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
     let mut buf = [0u8; 256];
     let info = match util::read_file(BOOT_FILE, &mut buf) {
-        Ok(t) => match bootfile::parse(t) {
+        Ok(t) => match BootFile::parse(t) {
             Ok(b) => b,
             Err(e) => {
                 warn!(
@@ -127,22 +127,18 @@ fn boot_deadline(now: u64, s: &Settings) -> Option<u64> {
         }
     };
     if info.successful {
-        info!(
-            "slot {} already successful: no boot deadline",
-            Printable(&[info.slot])
-        );
+        info!("slot {} already successful: no boot deadline", info.slot);
         None
     } else if s.boot_timeout_ms == 0 {
         warn!(
             "slot {} on trial but matic.boot_timeout=0: no boot deadline",
-            Printable(&[info.slot])
+            info.slot
         );
         None
     } else {
         info!(
             "slot {} on trial: must be marked successful within {} ms",
-            Printable(&[info.slot]),
-            s.boot_timeout_ms
+            info.slot, s.boot_timeout_ms
         );
         Some(now.saturating_add(s.boot_timeout_ms))
     }

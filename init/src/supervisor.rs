@@ -6,36 +6,8 @@
 use crate::backoff::Backoff;
 use crate::table::ServiceSpec;
 
-/// A service's state, as written to `/run/matic/services`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    /// Not yet started: waiting for its dependencies, or about to be spawned.
-    Starting,
-    /// Spawned and not yet reaped.
-    Running,
-    /// Exited; waiting for its backoff delay before the next start.
-    Backoff,
-    /// Sent SIGTERM (restart request or shutdown); waiting for it to exit.
-    Stopping,
-    /// Stopped for good (shutdown).
-    Stopped,
-    /// Optional service whose binary is absent.
-    Skipped,
-}
-
-impl State {
-    /// The word used in the status file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Backoff => "backoff",
-            State::Stopping => "stopping",
-            State::Stopped => "stopped",
-            State::Skipped => "skipped",
-        }
-    }
-}
+/// A service's state: the contract's, as written to `/run/matic/services`.
+pub use matic_contract::services::State;
 
 /// How a service's last run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -149,7 +149,7 @@ fn parse_role_arg(s: &str) -> Result<(String, Role), String> {
     }
     Ok((
         name.to_string(),
-        role.parse().map_err(|e: pki::PkiError| e.to_string())?,
+        pki::parse_role(role).map_err(|e| e.to_string())?,
     ))
 }
 

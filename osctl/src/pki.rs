@@ -19,11 +19,9 @@
 //! concept (issuing certificates), and the spec, the CA applying it and the
 //! files `gen-certs` writes are read together when a certificate is wrong.
 
-use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -79,45 +77,13 @@ pub enum PkiError {
     UnknownRole(String),
 }
 
-/// An API role, carried as a Subject Organization value of a client certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Reader plus reboot, shutdown and rollback.
-    Operator,
-    /// Read-only calls.
-    Reader,
-}
+/// An API role, carried as a Subject Organization value of a client
+/// certificate (the contract's, shared with the agent).
+pub use matic_contract::role::Role;
 
-impl Role {
-    /// The Organization value, e.g. `os:admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "os:admin",
-            Role::Operator => "os:operator",
-            Role::Reader => "os:reader",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = PkiError;
-    /// Accepts `os:admin` as well as the short `admin`.
-    fn from_str(s: &str) -> Result<Self, PkiError> {
-        match s.strip_prefix("os:").unwrap_or(s) {
-            "admin" => Ok(Role::Admin),
-            "operator" => Ok(Role::Operator),
-            "reader" => Ok(Role::Reader),
-            _ => Err(PkiError::UnknownRole(s.to_string())),
-        }
-    }
+/// Parses a role given on the command line (`os:admin` or `admin`).
+pub fn parse_role(s: &str) -> Result<Role, PkiError> {
+    s.parse().map_err(|_| PkiError::UnknownRole(s.to_string()))
 }
 
 /// Extended key usages a [`CertSpec`] can ask for.
@@ -178,7 +144,7 @@ impl CertSpec {
     /// A client certificate carrying `role`, clientAuth only, valid for 1 year.
     pub fn client(common_name: &str, role: Role) -> Self {
         let mut s = Self::base(common_name, CLIENT_VALIDITY);
-        s.organizations = vec![role.as_str().into()];
+        s.organizations = vec![role.org().into()];
         s.ekus = vec![Eku::ClientAuth];
         s
     }
@@ -540,7 +506,7 @@ mod tests {
             let k = ca.client_cert("alice", role).unwrap();
             let c = parse(&k.cert_der);
             assert_eq!(cn(&c), "alice");
-            assert_eq!(orgs(&c), [role.as_str()]);
+            assert_eq!(orgs(&c), [role.org()]);
             let eku = c.extended_key_usage().unwrap().unwrap().value;
             assert!(eku.client_auth && !eku.server_auth);
             assert_eq!(days(&c), 365);
@@ -587,6 +553,12 @@ mod tests {
         assert_eq!("operator".parse::<Role>().unwrap(), Role::Operator);
         assert_eq!("os:reader".parse::<Role>().unwrap(), Role::Reader);
         assert!("os:root".parse::<Role>().is_err());
+        let e = parse_role("root").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown role \"root\": expected os:admin, os:operator or os:reader"
+        );
+        assert_eq!(parse_role("admin").unwrap(), Role::Admin);
     }
 
     #[test]
