@@ -9,6 +9,11 @@
 //! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
+//!
+//! The agent must never write the running slot, change slot state except
+//! through `matic-boot`'s transitions, reboot the machine itself (it asks
+//! init over the control FIFO), crash on a malformed request, or let a
+//! caller of a lower role hold resources an admin needs (`limits`).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod auth;

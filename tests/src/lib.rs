@@ -1,6 +1,9 @@
 //! `matic-tests`: helpers shared by the integration and end-to-end tests,
 //! and the test-only programs that `scripts/build-rootfs` puts into test
 //! images (`matic-probe`, `matic-broken-agent`).
+//!
+//! Test support only: nothing here may be a dependency of a program that
+//! ships in a release image, and its programs go only into test images.
 
 pub mod agent;
 pub mod probe;
