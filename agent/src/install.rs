@@ -367,9 +367,6 @@ mod tests {
     use matic_proto::v1::InstallRequest;
     use std::os::unix::fs::FileExt;
     use std::path::Path;
-    use std::process::Command;
-
-    const CHILD: &str = "MATIC_INSTALL_OPENS_CHILD";
 
     /// A disk file with A installed, booted and marked successful: the
     /// state in which an install into B is allowed.
@@ -512,7 +509,7 @@ mod tests {
     /// `scripts/lib/deps.sh` installs; a missing one fails the test.)
     #[test]
     fn an_install_opens_the_disk_once() {
-        if let Some(dir) = std::env::var_os(CHILD) {
+        if let Some(dir) = crate::strace_test::child_dir() {
             let resp = install_into_b(Path::new(&dir));
             assert_eq!(resp.slot, "B");
             return;
@@ -522,24 +519,10 @@ mod tests {
         std::fs::create_dir_all(base.join("state")).unwrap();
         let disk = base.join("disk.img");
         proven_a_disk(&disk);
-        let trace = base.join("trace");
-        let out = Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
-            .arg(&trace)
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "install::tests::an_install_opens_the_disk_once",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD, &base)
-            .output()
-            .expect("running strace (scripts/lib/deps.sh installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let trace = crate::strace_test::trace_test(
+            "install::tests::an_install_opens_the_disk_once",
+            "open,openat,openat2",
+            &base,
         );
         // The install is whole: B is next with 3 tries, holds the image,
         // and its version is recorded.
@@ -553,7 +536,6 @@ mod tests {
             .unwrap();
         assert!(back == image, "slot B does not hold the image");
         assert_eq!(slots::read_version(&base.join("state"), Slot::B), "9.9");
-        let trace = std::fs::read_to_string(&trace).unwrap();
         let quoted = format!("\"{}\"", disk.display());
         let opens: Vec<&str> = trace.lines().filter(|l| l.contains(&quoted)).collect();
         assert_eq!(

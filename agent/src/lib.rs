@@ -31,6 +31,8 @@ pub mod net;
 pub mod service;
 pub mod slot_writer;
 pub mod slots;
+#[cfg(test)]
+mod strace_test;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

@@ -294,9 +294,6 @@ fn sync_dir(dir: &Path) -> Result<(), SlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    const CHILD: &str = "MATIC_WRITE_VERSION_CHILD";
 
     /// The rename that publishes a version is made durable: under strace,
     /// `write_version` renames the temp file into place, then opens the
@@ -305,40 +302,19 @@ mod tests {
     /// which `scripts/lib/deps.sh` installs; a missing one fails the test.)
     #[test]
     fn write_version_fsyncs_the_directory_after_the_rename() {
-        if let Some(dir) = std::env::var_os(CHILD) {
+        if let Some(dir) = crate::strace_test::child_dir() {
             write_version(Path::new(&dir), Slot::B, "1.2.3").unwrap();
             return;
         }
         let base = std::env::temp_dir().join(format!("matic-slots-fsync-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
-        let trace = base.join("trace");
-        let out = Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-e",
-                "trace=openat,open,rename,renameat,renameat2,fsync,fdatasync",
-                "-o",
-            ])
-            .arg(&trace)
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "slots::tests::write_version_fsyncs_the_directory_after_the_rename",
-                "--test-threads",
-                "1",
-            ])
-            .env(CHILD, &base)
-            .output()
-            .expect("running strace (scripts/lib/deps.sh installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let trace = crate::strace_test::trace_test(
+            "slots::tests::write_version_fsyncs_the_directory_after_the_rename",
+            "openat,open,rename,renameat,renameat2,fsync,fdatasync",
+            &base,
         );
         assert_eq!(read_version(&base, Slot::B), "1.2.3");
-        let trace = std::fs::read_to_string(&trace).unwrap();
         let dir = base.join("slots").display().to_string();
         let lines: Vec<&str> = trace.lines().collect();
         let renamed = lines
