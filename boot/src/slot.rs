@@ -114,7 +114,7 @@ impl Part {
         }
     }
 
-    /// The partition type GUID `create` gives it (DESIGN.md "Disk layout").
+    /// The partition type GUID `create` gives it (docs/boot.md, "On-disk format").
     pub fn type_guid(self) -> Guid {
         match self {
             Part::Esp => ESP_TYPE,

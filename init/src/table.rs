@@ -1,4 +1,8 @@
-//! The compiled-in service table (DESIGN.md "Service table").
+//! The compiled-in service table (docs/init.md, "Service table"): which
+//! services init runs, in which order, and which may be absent.
+//!
+//! The table and its own checks (`validate`, `find`) only: it must never
+//! start, stop or order anything at run time; the supervisor does.
 
 use core::ffi::CStr;
 
