@@ -22,13 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use matic_boot::{Disk, Guid, Layout, Slot};
+use matic_boot::Slot;
 use matic_proto::v1::{BootStatusRequest, DmesgRequest, LogsRequest};
 use osctl::client::{Client, Credentials, Options};
 use osctl::pki::{Ca, Role};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-
-const MIB: u64 = 1 << 20;
 
 fn status_field(pid: u32, name: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -119,21 +117,7 @@ fn setup(dir: &Path) -> Ca {
         .write(&dir.join("pki"), "server")
         .unwrap();
     let disk = dir.join("disk.img");
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&disk)
-        .unwrap();
-    f.set_len(20 * MIB).unwrap();
-    let layout = Layout {
-        esp_bytes: MIB,
-        slot_bytes: 8 * MIB,
-        state_bytes: Some(MIB),
-        disk_guid: Guid([9; 16]),
-    };
-    let mut d = Disk::create(f, &layout).unwrap();
+    let mut d = matic_tests::disk::create(&disk, 9);
     d.finish_update(Slot::A, 3).unwrap();
     d.choose_boot_slot().unwrap();
     d.write().unwrap();

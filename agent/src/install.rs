@@ -363,7 +363,7 @@ fn write_and_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use matic_boot::{Disk, Guid, Layout};
+    use matic_boot::Disk;
     use matic_proto::v1::InstallRequest;
     use std::os::unix::fs::FileExt;
     use std::path::Path;
@@ -371,21 +371,7 @@ mod tests {
     /// A disk file with A installed, booted and marked successful: the
     /// state in which an install into B is allowed.
     fn proven_a_disk(path: &Path) {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .unwrap();
-        f.set_len(20 << 20).unwrap();
-        let layout = Layout {
-            esp_bytes: 1 << 20,
-            slot_bytes: 8 << 20,
-            state_bytes: Some(1 << 20),
-            disk_guid: Guid([3; 16]),
-        };
-        let mut d = Disk::create(f, &layout).unwrap();
+        let mut d = matic_tests::disk::create(path, 3);
         d.finish_update(Slot::A, 3).unwrap();
         assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
         d.mark_successful(Slot::A).unwrap();

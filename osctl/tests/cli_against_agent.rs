@@ -201,25 +201,11 @@ fn role_table_as_seen_by_a_person() {
 /// refused, and osctl says why in the agent's sentence.
 #[test]
 fn install_during_a_trial_boot_is_refused_with_a_sentence() {
-    use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
+    use matic_boot::{Slot, SlotAttrs};
     let a = start_with("trial", |dir| {
         // B proven, A freshly installed and now running its first tries.
         let disk = dir.join("disk.img");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&disk)
-            .unwrap();
-        f.set_len(20 << 20).unwrap();
-        let layout = Layout {
-            esp_bytes: 1 << 20,
-            slot_bytes: 8 << 20,
-            state_bytes: Some(1 << 20),
-            disk_guid: Guid([9; 16]),
-        };
-        let mut d = Disk::create(f, &layout).unwrap();
+        let mut d = matic_tests::disk::create(&disk, 9);
         // B installed, booted and marked successful; then A installed.
         d.finish_update(Slot::B, 1).unwrap();
         assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);

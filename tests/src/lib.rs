@@ -6,4 +6,5 @@
 //! ships in a release image, and its programs go only into test images.
 
 pub mod agent;
+pub mod disk;
 pub mod probe;

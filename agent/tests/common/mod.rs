@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use matic_boot::{Disk, Guid, Layout, Slot, SlotAttrs};
+use matic_boot::{Disk, Slot, SlotAttrs};
 use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
 use osctl::client::{Client, Credentials, Options};
 use osctl::pki::{Ca, CertifiedKey, Role};
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 
 pub const MIB: u64 = 1 << 20;
-pub const SLOT_BYTES: u64 = 8 * MIB;
+pub const SLOT_BYTES: u64 = matic_tests::disk::SLOT_BYTES;
 
 /// Deterministic pseudo-random bytes (xorshift), so slot contents differ.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -102,21 +102,7 @@ impl Node {
 
         // Disk: ESP 1 MiB, slots 8 MiB, state 1 MiB; slot A written and booted.
         let disk = dir.join("disk.img");
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&disk)
-            .unwrap();
-        f.set_len(20 * MIB).unwrap();
-        let layout = Layout {
-            esp_bytes: MIB,
-            slot_bytes: SLOT_BYTES,
-            state_bytes: Some(MIB),
-            disk_guid: Guid([7; 16]),
-        };
-        let mut d = Disk::create(f, &layout).unwrap();
+        let mut d = matic_tests::disk::create(&disk, 7);
         if opts.b_bootable {
             let b = d.slot_partition(Slot::B);
             d.device()
