@@ -6,7 +6,7 @@ set -euo pipefail
 MATIC_APT_PACKAGES=(
   qemu-system-x86 qemu-utils squashfs-tools e2fsprogs gdisk cpio zstd kmod strace
   tini catatonit dumb-init busybox-static runit s6 util-linux procps
-  socat libseccomp2 jq iproute2
+  socat libseccomp2 jq iproute2 cryptsetup-bin
 )
 
 missing=()
