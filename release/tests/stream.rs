@@ -14,12 +14,7 @@ fn manifest(built: &Built, salt: &[u8], root: [u8; 32]) -> Manifest {
 }
 
 /// Pushes `payload` cut at `cuts` (sizes, cycled) into a verifier.
-fn stream(
-    payload: &[u8],
-    m: &Manifest,
-    cuts: &[usize],
-    threads: usize,
-) -> Result<(), VerityError> {
+fn stream(payload: &[u8], m: &Manifest, cuts: &[usize], threads: usize) -> Result<(), VerityError> {
     let mut v = StreamVerifier::new(m, threads)?;
     let bytes = Bytes::copy_from_slice(payload);
     let (mut at, mut i) = (0, 0);
