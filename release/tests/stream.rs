@@ -30,7 +30,8 @@ fn stream(payload: &[u8], m: &Manifest, cuts: &[usize], threads: usize) -> Resul
 /// Data of `len` bytes (1 to ~300 blocks), a salt of 0..=64 bytes.
 fn inputs() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, [u8; 16])> {
     (
-        1usize..300 * 4096,
+        // A third of the cases 1 or 2 blocks (no tree; one leaf block).
+        prop_oneof![1usize..2 * 4096 + 1, 1usize..300 * 4096, 1usize..300 * 4096],
         any::<u64>(),
         prop::collection::vec(any::<u8>(), 0..=64),
         any::<[u8; 16]>(),
@@ -206,4 +207,16 @@ fn tree_padding_must_be_zero() {
             offset: leaf as u64
         })
     );
+}
+
+/// One data block has no tree: its digest is the root hash.
+#[test]
+fn one_block_is_checked_against_the_root() {
+    let built = build::payload(b"only block", &[7; 5], [0; 16]);
+    assert_eq!(built.geometry.levels, 0);
+    let m = manifest(&built, &[7; 5], built.root_hash);
+    assert_eq!(stream(&built.payload, &m, &[4096], 2), Ok(()));
+    let mut bad = built.payload.clone();
+    bad[4095] ^= 0x80;
+    assert_eq!(stream(&bad, &m, &[4096], 2), Err(VerityError::Root));
 }
