@@ -161,7 +161,8 @@ impl StreamVerifier {
     }
 
     /// The payload's next bytes, in order, any chunk size. Blocks while the
-    /// workers' queue is full. After an error, returns that error again.
+    /// workers' queue is full (call it where blocking is allowed, not on an
+    /// async executor's thread). After an error, returns that error again.
     pub fn push(&mut self, chunk: Bytes) -> Result<(), VerityError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
