@@ -158,3 +158,41 @@ fn two_levels() {
 fn twenty_thousand_blocks() {
     check(20_000);
 }
+
+/// The manifest allows other hash block sizes (data blocks are always
+/// 4 KiB); the verifier must read such a payload as veritysetup wrote it.
+#[test]
+fn other_hash_block_sizes() {
+    for (hash_block, blocks) in [(512u64, 40u64), (1024, 300), (65536, 16 * 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data_len = blocks * 4096;
+        let path = dir.path().join("payload");
+        std::fs::write(&path, random(data_len as usize, hash_block)).unwrap();
+        let out = veritysetup(
+            &[
+                "format",
+                &format!("--hash-offset={data_len}"),
+                "--data-block-size=4096",
+                &format!("--hash-block-size={hash_block}"),
+                "FILE",
+                "FILE",
+            ],
+            &path,
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "veritysetup format: {out:?}");
+        let root: [u8; 32] = unhex(field(&text, "Root hash"));
+        let salt: [u8; 32] = unhex(field(&text, "Salt"));
+        let g = Geometry::new(blocks, 4096, hash_block as u32, data_len + hash_block).unwrap();
+        let m = manifest(g, &salt, root);
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(m.payload_size, file.len() as u64, "hash block {hash_block}");
+        let bytes = Bytes::from(file);
+        let mut v = StreamVerifier::new(&m, 2).unwrap();
+        for at in (0..bytes.len()).step_by(7_777) {
+            v.push(bytes.slice(at..(at + 7_777).min(bytes.len())))
+                .unwrap();
+        }
+        assert_eq!(v.finish(), Ok(()), "hash block {hash_block}");
+    }
+}

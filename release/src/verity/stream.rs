@@ -295,7 +295,10 @@ impl StreamVerifier {
                 let start = g.level_start(l);
                 (at < start + g.level_blocks(l)).then(|| (l, at - start))
             })
-            .expect("the payload size bounds the tree blocks");
+            // Unreachable: `take` refuses bytes past the payload's end.
+            .ok_or(VerityError::TooLong {
+                size: self.payload_size,
+            })?;
         let offset = at * u64::from(g.hash_block_size);
         let digest = self.salted.digest(block);
         let expected: &[u8] = if level + 1 == g.levels {
