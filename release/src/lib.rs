@@ -10,7 +10,9 @@
 //!
 //! Owns: the manifest's byte layout and every rule about what a manifest may
 //! hold, the public-key file format and key ids, and the dm-verity tree's
-//! geometry (levels, where each lives in the payload). The byte layout is
+//! geometry (levels, where each lives in the payload); with `std`, checking
+//! a payload against its manifest as it streams in, on several cores
+//! ([`verity::stream`]). The byte layout is
 //! documented in `docs/interfaces.md`; change both together.
 //!
 //! Must never: use `std` or allocate in its default build (PID 1 links it),
