@@ -12,13 +12,13 @@
 //! hold, the public-key file format and key ids, and the dm-verity tree's
 //! geometry (levels, where each lives in the payload); with `std`, checking
 //! a payload against its manifest as it streams in, on several cores
-//! ([`verity::stream`]). The byte layout is
+//! (`verity::stream`). The byte layout is
 //! documented in `docs/interfaces.md`; change both together.
 //!
 //! Must never: use `std` or allocate in its default build (PID 1 links it),
 //! carry a signature implementation (each program brings its own Ed25519
 //! through [`manifest::SignatureCheck`]: `ring` in the agent and osctl, a
-//! small no_std verifier in init), or read a file or a device (except [`trusted`], with `std`, which reads
+//! small no_std verifier in init), or read a file or a device (except `trusted`, with `std`, which reads
 //! the one key file a manifest names).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]

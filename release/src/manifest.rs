@@ -34,7 +34,7 @@
 //!
 //! Every byte of the block is checked: the signed ones by the signature, the
 //! zero ones (reserved fields, padding of salt and version, the rest of the
-//! block) by [`Manifest::parse`], so no bit of a valid block can change and
+//! block) by [`Manifest::parse_unverified`], so no bit of a valid block can change and
 //! still be accepted.
 //!
 //! Must never: accept a manifest before its signature has been checked with
