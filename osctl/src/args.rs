@@ -162,7 +162,7 @@ pub enum ReleaseCommand {
         counter: u64,
         /// The verity salt in hex [default: 32 random bytes, veritysetup's].
         #[arg(long, value_name = "HEX", value_parser = parse_salt_arg)]
-        salt: Option<Vec<u8>>,
+        salt: Option<Salt>,
         /// The SquashFS root image.
         squashfs: PathBuf,
         /// The release file to write (replaced atomically).
@@ -186,8 +186,13 @@ pub enum ReleaseCommand {
     },
 }
 
-fn parse_salt_arg(s: &str) -> Result<Vec<u8>, String> {
-    crate::release::veritysetup::parse_salt(s)
+/// A verity salt given in hex (a newtype: clap would read a bare
+/// `Vec<u8>` as a list of values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Salt(pub Vec<u8>);
+
+fn parse_salt_arg(s: &str) -> Result<Salt, String> {
+    crate::release::veritysetup::parse_salt(s).map(Salt)
 }
 
 fn parse_role_arg(s: &str) -> Result<(String, Role), String> {
@@ -356,7 +361,7 @@ mod tests {
         };
         assert_eq!(
             (release_version.as_str(), counter, salt),
-            ("1.2", 7, Some(vec![0, 0xff]))
+            ("1.2", 7, Some(Salt(vec![0, 0xff])))
         );
         assert_eq!(squashfs, PathBuf::from("root.squashfs"));
         // The counter is required: no silent 0 that any release passes.

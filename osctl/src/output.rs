@@ -444,6 +444,14 @@ mod tests {
                     version: "1.2.3".into(),
                     running: true,
                     next_boot: true,
+                    release: Some(SlotRelease {
+                        version: "1.2.3".into(),
+                        security_counter: 7,
+                        key_id: "0011223344556677".into(),
+                        root_hash: "0123456789abcdef".repeat(4),
+                        payload_size: 8192,
+                    }),
+                    release_error: String::new(),
                 },
                 SlotStatus {
                     name: "B".into(),
@@ -454,6 +462,9 @@ mod tests {
                     version: String::new(),
                     running: false,
                     next_boot: false,
+                    release: None,
+                    release_error:
+                        "the manifest's signature does not verify (key id 0011223344556677)".into(),
                 },
             ],
         }
@@ -465,13 +476,30 @@ mod tests {
         rows.extend(boot_status_rows("n2", &boot()));
         let t = table(BOOT_STATUS_HEADERS, &rows);
         let want = "\
-NODE        SLOT   PRIORITY   TRIES   SUCCESSFUL   BOOTABLE   VERSION   RUNNING   NEXT
-10.0.2.15   A      2          0       yes          yes        1.2.3     yes       yes
-10.0.2.15   B      1          3       no           yes        -         no        no
-n2          A      2          0       yes          yes        1.2.3     yes       yes
-n2          B      1          3       no           yes        -         no        no
+NODE        SLOT   PRIORITY   TRIES   SUCCESSFUL   BOOTABLE   VERSION   COUNTER   KEY ID             ROOT HASH      RUNNING   NEXT
+10.0.2.15   A      2          0       yes          yes        1.2.3     7         0011223344556677   0123456789ab   yes       yes
+10.0.2.15   B      1          3       no           yes        -         -         -                  -              no        no
+n2          A      2          0       yes          yes        1.2.3     7         0011223344556677   0123456789ab   yes       yes
+n2          B      1          3       no           yes        -         -         -                  -              no        no
 ";
         assert_eq!(t, want);
+        assert_eq!(
+            boot_status_notes("n2", &boot()),
+            "n2: slot B: the manifest's signature does not verify (key id 0011223344556677)\n"
+        );
+        let j = boot_status_json(&boot());
+        assert_eq!(
+            j["slots"][0]["release"]["root_hash"],
+            "0123456789abcdef".repeat(4)
+        );
+        assert_eq!(j["slots"][0]["release"]["security_counter"], 7);
+        assert_eq!(j["slots"][1]["release"], Value::Null);
+        assert!(
+            j["slots"][1]["release_error"]
+                .as_str()
+                .unwrap()
+                .contains("does not verify")
+        );
     }
 
     #[test]
@@ -556,7 +584,28 @@ n      kubelet       skipped   -     0          -           0s ago
             os_version: "1.0".into(),
             ..Default::default()
         };
-        assert_eq!(version_row("n", &v), ["n", "1.0", "-", "-", "-", "-", "-"]);
+        assert_eq!(
+            version_row("n", &v),
+            [
+                "n", "1.0", "-", "-", "-", "-", "-", "-", "no", "-", "-", "-"
+            ]
+        );
+        let v = VersionResponse {
+            root_device: "/dev/dm-0".into(),
+            root_verity: true,
+            release: boot().slots[0].release.clone(),
+            ..v
+        };
+        assert_eq!(
+            version_row("n", &v)[7..],
+            ["/dev/dm-0", "yes", "7", "0011223344556677", "0123456789ab"]
+        );
+        let j = version_json(&v);
+        assert_eq!(
+            (&j["root_device"], &j["root_verity"]),
+            (&json!("/dev/dm-0"), &json!(true))
+        );
+        assert_eq!(j["release"]["key_id"], "0011223344556677");
     }
 
     #[test]

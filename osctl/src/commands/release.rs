@@ -34,7 +34,7 @@ pub(crate) fn run(cmd: &ReleaseCommand, format: Format) -> Result<i32, AnyError>
                 key,
                 version: release_version,
                 counter: *counter,
-                salt: salt.as_deref(),
+                salt: salt.as_ref().map(|s| s.0.as_slice()),
                 squashfs,
                 out,
             };

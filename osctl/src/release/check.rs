@@ -90,15 +90,16 @@ pub fn check_tree(path: &Path, offset: u64, manifest: &Manifest) -> Result<[u8; 
         Ok(())
     };
     // The data blocks: only their digests are kept.
-    let mut below: Vec<[u8; DIGEST_LEN]> = Vec::with_capacity(g.data_blocks as usize);
+    let mut data_digests: Vec<[u8; DIGEST_LEN]> = Vec::with_capacity(g.data_blocks as usize);
     for _ in 0..g.data_blocks {
         fill(&mut buf, &mut sha)?;
-        below.push(salted_digest(salt, &buf));
+        data_digests.push(salted_digest(salt, &buf));
     }
     let hash_block = g.hash_block_size as u64;
     let sb_at = g.data_len();
-    fill(&mut buf[..g.hash_block_size as usize], &mut sha)?;
-    let superblock_ok = superblock::check(&buf[..g.hash_block_size as usize], g, salt);
+    let mut sb = vec![0u8; g.hash_block_size as usize];
+    fill(&mut sb, &mut sha)?;
+    let superblock_ok = superblock::check(&sb, g, salt);
     // The tree, top level first as it lies in the payload.
     let tree_len = (g.payload_len().unwrap_or(0) - g.hash_start()) as usize;
     let mut tree = vec![0u8; tree_len];
@@ -109,54 +110,64 @@ pub fn check_tree(path: &Path, offset: u64, manifest: &Manifest) -> Result<[u8; 
             end: sb_at + hash_block,
         });
     }
-    // Level by level from the data up: each digest of the level below must
-    // be where the geometry puts it; then this level's blocks are hashed.
+    // From the top down, as the kernel checks a read: the top block against
+    // the signed root hash, each tree block against its digest in the level
+    // above, each data block against its digest in level 0. A changed byte
+    // is so blamed on the block it is in, not on the one it describes.
+    let hb = g.hash_block_size as usize;
     let first = g.hash_start_block;
-    for level in 0..g.levels {
-        for (i, digest) in below.iter().enumerate() {
-            let (blk, off) = g.digest_position(level, i as u64);
-            let at = (blk - first) as usize * g.hash_block_size as usize + off;
-            if tree[at..at + DIGEST_LEN] != digest[..] {
-                let i = i as u64;
-                return Err(if level == 0 {
-                    PayloadError::DataBlock {
-                        block: i,
-                        at: i * block as u64,
-                        end: (i + 1) * block as u64,
-                    }
-                } else {
-                    let b = g.level_start(level - 1) + i;
-                    PayloadError::TreeBlock {
-                        level: level - 1,
-                        block: i,
-                        at: b * hash_block,
-                        end: (b + 1) * hash_block,
-                    }
-                });
-            }
-        }
-        let start = (g.level_start(level) - first) as usize * g.hash_block_size as usize;
-        let len = g.level_blocks(level) as usize * g.hash_block_size as usize;
-        below = tree[start..start + len]
-            .chunks_exact(g.hash_block_size as usize)
-            .map(|b| salted_digest(salt, b))
-            .collect();
-    }
-    // `below` is now the one top block's digest (the one data block's when
-    // there are no levels): it must be the signed root hash.
-    if below.first() != Some(&manifest.root_hash) {
+    let tree_block = |level: usize, i: u64| {
+        let start = (g.level_start(level) + i - first) as usize * hb;
+        &tree[start..start + hb]
+    };
+    let entry = |level: usize, i: u64| {
+        let (blk, off) = g.digest_position(level, i);
+        let at = (blk - first) as usize * hb + off;
+        &tree[at..at + DIGEST_LEN]
+    };
+    let block_bytes = |level: usize, i: u64| {
+        let b = g.level_start(level) + i;
+        (b * hash_block, (b + 1) * hash_block)
+    };
+    let top = match g.levels {
+        0 => data_digests[0],
+        n => salted_digest(salt, tree_block(n - 1, 0)),
+    };
+    if top != manifest.root_hash {
         let (at, end) = match g.levels {
             0 => (0, block as u64),
-            n => {
-                let b = g.level_start(n - 1);
-                (b * hash_block, (b + 1) * hash_block)
-            }
+            n => block_bytes(n - 1, 0),
         };
         return Err(PayloadError::Root {
             at,
             end,
             want: hex::string(&manifest.root_hash),
         });
+    }
+    for level in (1..g.levels).rev() {
+        for i in 0..g.level_blocks(level - 1) {
+            if salted_digest(salt, tree_block(level - 1, i))[..] != *entry(level, i) {
+                let (at, end) = block_bytes(level - 1, i);
+                return Err(PayloadError::TreeBlock {
+                    level: level - 1,
+                    block: i,
+                    at,
+                    end,
+                });
+            }
+        }
+    }
+    if g.levels > 0 {
+        for (i, digest) in data_digests.iter().enumerate() {
+            let i = i as u64;
+            if digest[..] != *entry(0, i) {
+                return Err(PayloadError::DataBlock {
+                    block: i,
+                    at: i * block as u64,
+                    end: (i + 1) * block as u64,
+                });
+            }
+        }
     }
     // A block-level failure above names the block; the digest is compared
     // after it (a digest that differs with every block in place would be

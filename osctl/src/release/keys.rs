@@ -58,7 +58,10 @@ pub fn generate(out: &Path) -> Result<Generated, ReleaseError> {
         .try_into()
         .map_err(|_| ReleaseError::Random)?;
     let id = key_id(&public);
-    let pem = pem::encode(&pem::Pem::new(PEM_TAG, pkcs8.as_ref()));
+    let pem = pem::encode_config(
+        &pem::Pem::new(PEM_TAG, pkcs8.as_ref()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
     write_new(&private, pem.as_bytes(), 0o600)?;
     let public_path = out.join(std::str::from_utf8(&id.file_name()).unwrap_or_default());
     write_new(&public_path, &key::render_public(&public), 0o644)?;

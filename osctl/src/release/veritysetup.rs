@@ -45,7 +45,6 @@ pub fn format(
     let hash_offset = data_blocks * u64::from(BLOCK);
     let mut cmd = Command::new(program());
     cmd.arg("format")
-        .arg("--batch-mode")
         .arg("--format=1")
         .arg("--hash=sha256")
         .arg(format!("--data-block-size={BLOCK}"))
