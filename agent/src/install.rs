@@ -432,9 +432,11 @@ fn write_and_forward(
 mod tests {
     use super::*;
     use matic_boot::Disk;
-    use matic_proto::v1::InstallRequest;
+    use matic_proto::v1::{InstallHeader, InstallRequest};
     use std::os::unix::fs::FileExt;
     use std::path::Path;
+
+    use matic_tests::release::{Release, TestKey};
 
     /// A disk file with A installed, booted and marked successful: the
     /// state in which an install into B is allowed.
@@ -446,28 +448,28 @@ mod tests {
         d.write().unwrap();
     }
 
-    /// A fake SquashFS image whose length is not block-aligned.
-    fn test_image() -> Vec<u8> {
-        let mut image: Vec<u8> = (0..3_000_001u32)
-            .map(|i| (i * 13 + i / 977) as u8)
-            .collect();
-        image[..4].copy_from_slice(SQUASHFS_MAGIC);
-        image
+    /// The test release key, trusted in `base/keys`.
+    fn key() -> TestKey {
+        TestKey::from_seed(9)
     }
 
-    /// The messages of an install of [`test_image`]: the header, then
-    /// uneven chunks.
-    fn install_messages() -> Vec<Result<InstallRequest, Status>> {
-        let image = test_image();
+    /// A release whose data is not block-aligned (version 9.9, counter 1).
+    fn test_release() -> Release {
+        let data: Vec<u8> = (0..3_000_001u32)
+            .map(|i| (i * 13 + i / 977) as u8)
+            .collect();
+        Release::build(&key(), "9.9", 1, &data)
+    }
+
+    /// The messages of an install of `r`: the header, then uneven chunks.
+    fn install_messages(r: &Release) -> Vec<Result<InstallRequest, Status>> {
         let header = InstallHeader {
-            size: image.len() as u64,
-            sha256: Sha256::digest(&image).to_vec(),
-            version: "9.9".into(),
+            manifest: r.block.clone().into(),
         };
         let mut msgs = vec![Ok(InstallRequest {
             msg: Some(Msg::Header(header)),
         })];
-        msgs.extend(image.chunks(300_007).map(|c| {
+        msgs.extend(r.payload.chunks(300_007).map(|c| {
             Ok(InstallRequest {
                 msg: Some(Msg::Chunk(Bytes::copy_from_slice(c))),
             })
@@ -475,13 +477,15 @@ mod tests {
         msgs
     }
 
-    /// An install into B, A running, on the disk in `base`.
+    /// An install into B, A running, on the disk in `base`, trusting the
+    /// test key.
     fn ctx_for(base: &Path) -> InstallCtx {
+        key().trust_in(&base.join("keys"));
         InstallCtx {
             disk: base.join("disk.img"),
             running: Slot::A,
             tries: 3,
-            state_dir: base.join("state"),
+            keys: TrustedKeys::new(base.join("keys")),
             idle: Duration::from_secs(30),
         }
     }
@@ -493,7 +497,7 @@ mod tests {
         rt.block_on(run(
             Arc::new(Mutex::new(())),
             ctx_for(base),
-            futures::stream::iter(install_messages()),
+            futures::stream::iter(install_messages(&test_release())),
         ))
         .unwrap()
     }
@@ -537,7 +541,7 @@ mod tests {
                 })
             };
             tokio::spawn(async move {
-                for m in install_messages() {
+                for m in install_messages(&test_release()) {
                     tx.send(m).await.unwrap();
                 }
             });
@@ -578,18 +582,18 @@ mod tests {
             "open,openat,openat2",
             &base,
         );
-        // The install is whole: B is next with 3 tries, holds the image,
-        // and its version is recorded.
-        let image = test_image();
-        let b = slots::read_table(&disk).unwrap().get(Slot::B);
+        // The install is whole: B is next with 3 tries, holds the payload,
+        // and its manifest block verifies at the slot's tail.
+        let r = test_release();
+        let (file, table) = slots::open_table(&disk).unwrap();
+        let b = table.get(Slot::B);
         assert_eq!((b.attrs.priority(), b.attrs.tries()), (2, 3));
-        let mut back = vec![0u8; image.len()];
-        std::fs::File::open(&disk)
-            .unwrap()
-            .read_exact_at(&mut back, b.offset)
-            .unwrap();
-        assert!(back == image, "slot B does not hold the image");
-        assert_eq!(slots::read_version(&base.join("state"), Slot::B), "9.9");
+        let mut back = vec![0u8; r.payload.len()];
+        file.read_exact_at(&mut back, b.offset).unwrap();
+        assert!(back == r.payload, "slot B does not hold the payload");
+        let keys = TrustedKeys::new(base.join("keys"));
+        let m = crate::release::read_slot(&file, &disk, Slot::B, &b, &keys).unwrap();
+        assert_eq!(m, r.manifest);
         let quoted = format!("\"{}\"", disk.display());
         let opens: Vec<&str> = trace.lines().filter(|l| l.contains(&quoted)).collect();
         assert_eq!(
@@ -602,40 +606,67 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
-    /// Many uneven chunks through the writer and the hasher: the bytes land
-    /// at the offset, in order, and the digest is the image's.
-    #[test]
-    fn writer_places_every_chunk_and_hashes_in_order() {
-        let dir = std::env::temp_dir().join(format!("matic-install-writer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Writes `payload` in uneven chunks through [`write_loop`] at 1 MiB
+    /// into an 8 MiB file in `dir`, checked against `r`'s manifest; returns
+    /// the check's verdict and the bytes at the offset.
+    fn write_checked(dir: &Path, r: &Release, payload: &[u8]) -> (Result<(), CheckError>, Vec<u8>) {
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("disk");
         std::fs::File::create(&path)
             .unwrap()
             .set_len(8 << 20)
             .unwrap();
         let offset = 1 << 20;
-        let image: Vec<u8> = (0..3_000_000u32)
-            .map(|i| (i * 7 + i / 4093) as u8)
-            .collect();
         let (tx, rx) = mpsc::channel(QUEUE);
         let feeder = {
-            let image = image.clone();
+            let payload = payload.to_vec();
             std::thread::spawn(move || {
-                for piece in image.chunks(40_000 + 1) {
-                    tx.blocking_send(Bytes::copy_from_slice(piece)).unwrap();
+                for piece in payload.chunks(40_000 + 1) {
+                    // The writer stops taking chunks when the check refuses.
+                    if tx.blocking_send(Bytes::copy_from_slice(piece)).is_err() {
+                        return;
+                    }
                 }
             })
         };
         let disk = InstallDisk::open(&path).unwrap();
-        let (_, digest) = write_loop(SlotWriter::new(disk, offset), rx).unwrap();
+        let check = PayloadCheck::new(&r.manifest);
+        let (_, checked) = write_loop(SlotWriter::new(disk, offset), check, rx).unwrap();
         feeder.join().unwrap();
-        assert_eq!(digest[..], Sha256::digest(&image)[..]);
-        let mut back = vec![0u8; image.len()];
+        let mut back = vec![0u8; payload.len()];
         std::fs::File::open(&path)
             .unwrap()
             .read_exact_at(&mut back, offset)
             .unwrap();
-        assert!(back == image, "bytes on disk differ from the image");
+        (checked, back)
+    }
+
+    /// Many uneven chunks through the writer and the checker: the bytes
+    /// land at the offset, in order, and the payload passes its check.
+    #[test]
+    fn writer_places_every_chunk_and_the_check_passes() {
+        let dir = std::env::temp_dir().join(format!("matic-install-writer-{}", std::process::id()));
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 7 + i / 4093) as u8)
+            .collect();
+        let r = Release::build(&key(), "1.0", 1, &data);
+        let (checked, back) = write_checked(&dir, &r, &r.payload);
+        checked.unwrap();
+        assert!(back == r.payload, "bytes on disk differ from the payload");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One byte changed anywhere in the payload fails the check.
+    #[test]
+    fn a_flipped_payload_byte_fails_the_check() {
+        let dir = std::env::temp_dir().join(format!("matic-install-flip-{}", std::process::id()));
+        let r = Release::build(&key(), "1.0", 1, &[0x5a; 200_000]);
+        for at in [0, 4096 * 20 + 7, r.payload.len() - 1] {
+            let mut bad = r.payload.clone();
+            bad[at] ^= 0x01;
+            let (checked, _) = write_checked(&dir, &r, &bad);
+            assert!(checked.is_err(), "byte {at} flipped passed the check");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

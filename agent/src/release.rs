@@ -154,13 +154,21 @@ mod tests {
 
     #[test]
     fn a_missing_key_directory_trusts_nothing_and_says_so() {
-        let keys = TrustedKeys::new("/nonexistent/matic-release-keys");
+        use matic_tests::release::{Release, TestKey};
+        let dir = std::env::temp_dir().join(format!("matic-release-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = TestKey::from_seed(4);
+        let r = Release::build(&key, "2.0", 1, &[1u8; 5000]);
+        let keys = TrustedKeys::new(&dir);
+        let e = verify(&keys, &r.block).unwrap_err();
+        assert!(matches!(e, ReleaseError::NoKeys(_)), "{e}");
+        assert!(e.to_string().contains("no release key is trusted"), "{e}");
+        // An unsigned image is that, whatever the node trusts.
         let e = verify(&keys, &[0u8; BLOCK_LEN]).unwrap_err();
-        // Not a manifest at all: that is the refusal, whatever the keys.
         assert!(matches!(e.manifest(), Some(ManifestError::Magic)), "{e}");
-        let mut block = [0u8; BLOCK_LEN];
-        block[..8].copy_from_slice(b"MATICREL");
-        let e = verify(&keys, &block).unwrap_err();
-        assert!(e.manifest().is_some(), "{e}");
+        // With the key's file in place the same block verifies.
+        key.trust_in(&dir);
+        assert_eq!(verify(&keys, &r.block).unwrap(), r.manifest);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
