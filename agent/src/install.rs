@@ -21,8 +21,10 @@
 //!    successful): the target may be the only proven slot;
 //! 5. stream every chunk to the slot's byte range on a writer thread
 //!    ([`SlotWriter`]: direct I/O where possible) while a checker thread
-//!    checks the same chunks against the manifest (shared `Bytes`: no copy
-//!    of the payload is kept);
+//!    feeds the same chunks to a [`StreamVerifier`], which checks every
+//!    byte against the manifest's dm-verity tree and root hash on all
+//!    cores (shared `Bytes`: no copy of the payload is kept; no serial
+//!    SHA-256 of the whole payload, which would be the floor on one core);
 //! 6. refuse a stream longer or shorter than the manifest's payload size,
 //!    one that breaks off (client gone), or one that sends no message for
 //!    [`InstallCtx::idle`] (it would hold the install lock forever);
@@ -52,7 +54,7 @@ use matic_proto::v1::{InstallRequest, InstallResponse, install_request::Msg};
 use matic_release::Manifest;
 use matic_release::manifest::{BLOCK_LEN, ManifestError, SLOT_RESERVE};
 use matic_release::trusted::{TrustError, TrustedKeys};
-use sha2::{Digest, Sha256};
+use matic_release::verity::stream::{StreamVerifier, VerityError};
 use tokio::sync::{Mutex, mpsc};
 use tonic::Status;
 
@@ -239,7 +241,8 @@ async fn run_inner(
         manifest.key_id,
         ctx.disk.display()
     );
-    let check = PayloadCheck::new(&manifest);
+    let check = StreamVerifier::new(&manifest, verifier_threads())
+        .map_err(|e| Status::internal(format!("install: {e}")))?;
     let writer = SlotWriter::new(disk, range.offset);
 
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -340,41 +343,10 @@ async fn receive(
     Ok(total)
 }
 
-/// The payload against the manifest, chunk by chunk, beside the writer.
-struct PayloadCheck {
-    hasher: Sha256,
-    expected: [u8; 32],
-}
-
-/// Why the payload does not match its manifest.
-#[derive(Debug, thiserror::Error)]
-#[error("the payload's SHA-256 is {got}, its manifest says {expected}")]
-struct CheckError {
-    got: String,
-    expected: String,
-}
-
-impl PayloadCheck {
-    fn new(m: &Manifest) -> Self {
-        Self {
-            hasher: Sha256::new(),
-            expected: m.payload_sha256,
-        }
-    }
-    fn push(&mut self, chunk: Bytes) -> Result<(), CheckError> {
-        self.hasher.update(&chunk);
-        Ok(())
-    }
-    fn finish(self) -> Result<(), CheckError> {
-        let got: [u8; 32] = self.hasher.finalize().into();
-        if got == self.expected {
-            return Ok(());
-        }
-        Err(CheckError {
-            got: matic_release::hex::string(&got),
-            expected: matic_release::hex::string(&self.expected),
-        })
-    }
+/// Threads hashing the payload's data blocks: every core (the writer
+/// mostly waits for the disk, the network side for the client).
+fn verifier_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Writes chunks in order through `disk` while a scoped checker thread
@@ -384,9 +356,9 @@ impl PayloadCheck {
 /// writing a refused payload); a failed write is the error.
 fn write_loop(
     disk: SlotWriter,
-    check: PayloadCheck,
+    check: StreamVerifier,
     mut rx: mpsc::Receiver<Bytes>,
-) -> Result<(InstallDisk, Result<(), CheckError>), slots::SlotError> {
+) -> Result<(InstallDisk, Result<(), VerityError>), slots::SlotError> {
     let (to_checker, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
     std::thread::scope(|s| {
         let checker = std::thread::Builder::new()
@@ -609,7 +581,11 @@ mod tests {
     /// Writes `payload` in uneven chunks through [`write_loop`] at 1 MiB
     /// into an 8 MiB file in `dir`, checked against `r`'s manifest; returns
     /// the check's verdict and the bytes at the offset.
-    fn write_checked(dir: &Path, r: &Release, payload: &[u8]) -> (Result<(), CheckError>, Vec<u8>) {
+    fn write_checked(
+        dir: &Path,
+        r: &Release,
+        payload: &[u8],
+    ) -> (Result<(), VerityError>, Vec<u8>) {
         std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("disk");
         std::fs::File::create(&path)
@@ -630,7 +606,7 @@ mod tests {
             })
         };
         let disk = InstallDisk::open(&path).unwrap();
-        let check = PayloadCheck::new(&r.manifest);
+        let check = StreamVerifier::new(&r.manifest, 2).unwrap();
         let (_, checked) = write_loop(SlotWriter::new(disk, offset), check, rx).unwrap();
         feeder.join().unwrap();
         let mut back = vec![0u8; payload.len()];
