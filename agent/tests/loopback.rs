@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use matic_tests::release::TestKey;
 use futures::StreamExt;
 use matic_boot::Slot;
 use matic_proto::v1::install_request::Msg;
 use matic_proto::v1::*;
+use matic_tests::release::TestKey;
 use osctl::client::{ClientError, Credentials, explain_status};
 
 use osctl::pki::{Ca, CertSpec, Eku, Role};

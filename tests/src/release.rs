@@ -51,7 +51,8 @@ impl TestKey {
         path
     }
 
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// The Ed25519 signature of `message` (for `Manifest::sign`).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.pair
             .sign(message)
             .as_ref()
