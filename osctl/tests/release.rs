@@ -221,20 +221,19 @@ fn verify_names_the_changed_block() {
     let m = 4096; // payload offset in the file
     assert_eq!(
         verify_flipped(&keys, &rel, m + 5 * 4096 + 10),
-        "osctl: data block 5 (payload bytes 20480..24576) does not match its digest in the verity tree\n"
+        "osctl: data block 5 (payload byte 20480) does not match its digest in the verity tree\n"
     );
     assert_eq!(
         verify_flipped(&keys, &rel, m + 171 * 4096 + 80),
-        "osctl: the verity superblock (payload bytes 700416..704512) does not match the manifest's data blocks, block sizes and salt\n"
+        "osctl: the verity superblock (payload bytes 700416..704512) does not match the manifest's verity parameters\n"
     );
     assert_eq!(
         verify_flipped(&keys, &rel, m + 174 * 4096 + 3),
-        "osctl: verity tree level 0 block 1 (payload bytes 712704..716800) does not match its digest in the level above\n"
+        "osctl: verity tree level 0 block 1 (payload byte 712704) does not match its digest in the level above\n"
     );
-    assert!(
-        verify_flipped(&keys, &rel, m + 172 * 4096).starts_with(
-            "osctl: the verity tree's top block (payload bytes 704512..708608) does not hash to the manifest's root hash "
-        )
+    assert_eq!(
+        verify_flipped(&keys, &rel, m + 172 * 4096),
+        "osctl: the top of the verity tree does not hash to the manifest's root hash\n"
     );
     // The manifest: a signed byte, a reserved byte.
     assert_eq!(
