@@ -322,5 +322,21 @@ qmp_close() {
   wait "$pid" 2>/dev/null || true
 }
 
+# power_off: osctl shutdown, and wait until QEMU has exited.
+power_off() {
+  vm_osctl "$E2E_VM" shutdown >/dev/null || die "osctl shutdown failed"
+  local until=$(($(date +%s) + 120))
+  while node_up; do
+    (($(date +%s) < until)) || die "QEMU still runs 120 s after osctl shutdown"
+    sleep 0.5
+  done
+}
+# flip_byte FILE OFFSET: invert every bit of one byte of FILE, in place.
+flip_byte() {
+  local old
+  old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $((old ^ 255)))" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none
+}
+
 # power_cut: SIGKILL QEMU (vm_kill): what QEMU wrote to the image stays.
 power_cut() { qmp_close; vm_kill "$E2E_VM"; }

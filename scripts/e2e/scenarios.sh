@@ -278,6 +278,63 @@ scenario_5() {
   cat "$E2E_DIR/cuts.txt"
 }
 
+# 10. A changed byte in an installed slot is caught. The running root is a
+# dm-verity device. A good release is installed into the other slot, the
+# node powered off, one byte of that slot changed on the host, the node
+# booted:
+# a) a byte of its SquashFS (block 0, which every mount reads): the
+#    kernel's dm-verity finds the block corrupted and restarts the machine
+#    (restart_on_corruption), once per try; the previous slot boots;
+# b) a byte of its manifest (the security counter): stage 1 refuses the
+#    signature and gives the slot up at once; the previous slot boots.
+scenario_10() {
+  need_good_node
+  local slot cur tgt new r tries start size b log v
+  slot=$(running_slot) cur=$(running_version) tgt=$(other "$slot")
+  v=$(osctl_json version)
+  jq -e '.[0].result.root_verity and (.[0].result.root_device | test("^/dev/dm-[0-9]+$")) and (.[0].result.release.root_hash | length == 64)' <<<"$v" >/dev/null ||
+    die "the running root is not a verity device: $(jq -c '.[0].result | {root_device, root_verity, release}' <<<"$v")"
+  say "running $cur from $slot, root on $(jq -r '.[0].result.root_device' <<<"$v") (verity, root hash $(jq -r '.[0].result.release.root_hash[:12]' <<<"$v")...)"
+  local part
+  for part in squashfs manifest; do
+    new=$(pick_image "$cur")
+    r=$(install "$new")
+    tries=$(jq -er '.[0].result.tries' <<<"$r")
+    expect_slot "$tgt" ".bootable and .next_boot and .release.version == \"$new\""
+    say "$part: $new installed into $tgt ($tries tries); power off, change one byte of its $part, boot"
+    power_off
+    read -r start size < <(part_range "MATIC_ROOT_$tgt")
+    case $part in
+      squashfs) flip_byte "$E2E_DISK" $((start + 1000)) ;;
+      manifest) flip_byte "$E2E_DISK" $((start + size - 65536 + 16)) ;;
+    esac
+    b=$(boots)
+    node_boot
+    expect_running "$cur" "$slot"
+    log=$(console_since_boot "$b")
+    case $part in
+      squashfs)
+        grep -qE 'device-mapper: verity: .*data block 0 is corrupted' <<<"$log" ||
+          die "the console does not show dm-verity finding data block 0 corrupted"
+        ((RECOVERY_BOOTS = $(boots) - b, RECOVERY_BOOTS == tries + 1)) ||
+          die "expected $tries boots of the changed slot (one per try) and one of $slot, saw $(($(boots) - b))"
+        say "   dm-verity restarted the node $tries times; back on $cur from $slot"
+        ;;
+      manifest)
+        grep -qE "matic-init: slot $tgt: .*signature does not verify" <<<"$log" ||
+          die "the console does not show stage 1 refusing the manifest's signature"
+        grep -qE "matic-init: slot $tgt: its image cannot boot; slot given up" <<<"$log" ||
+          die "the console does not show stage 1 giving the slot up"
+        (($(boots) - b == 2)) || die "expected 2 boots (the slot refused by stage 1, then $slot), saw $(($(boots) - b))"
+        expect_slot "$tgt" '.release_error | length > 0'
+        say "   stage 1 refused the manifest and gave $tgt up; back on $cur from $slot"
+        ;;
+    esac
+    expect_slot "$tgt" '(.bootable | not) and (.next_boot | not)'
+    expect_slot "$slot" '.running and .successful and .next_boot'
+  done
+}
+
 # 9. Graceful reboot and poweroff.
 scenario_9() {
   need_good_node
