@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn what_does_not_fit_is_refused() {
         assert!(IoctlBuf::header(&[b'a'; 127], 0).is_some());
-        assert!(IoctlBuf::header(&[b'a'; 128], 0).is_none(), "no room for NUL");
+        assert!(
+            IoctlBuf::header(&[b'a'; 128], 0).is_none(),
+            "no room for NUL"
+        );
         assert!(IoctlBuf::header(b"", 0).is_none());
         assert!(IoctlBuf::header(b"a\0b", 0).is_none());
         let params = [b'x'; BUF_LEN - HEADER_LEN - SPEC_LEN - 1];

@@ -35,10 +35,10 @@ pub fn key_from_file(bytes: &[u8]) -> Option<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use matic_release::KeyId;
     use matic_release::hex;
     use matic_release::manifest::{BLOCK_LEN, Manifest, ManifestError};
     use matic_release::verity::{BLOCK, Geometry};
-    use matic_release::KeyId;
 
     fn unhex<const N: usize>(s: &str) -> [u8; N] {
         let mut out = [0u8; N];
@@ -74,8 +74,7 @@ mod tests {
         let public: PublicKey = *pair.pk;
         let id = KeyId([seed; 8]);
         let g = Geometry::new(300, BLOCK, BLOCK, 301 * 4096).unwrap();
-        let mut m =
-            Manifest::new("1.2.3", 7, [9; 32], g, &[5; 32], [6; 32], id).unwrap();
+        let mut m = Manifest::new("1.2.3", 7, [9; 32], g, &[5; 32], [6; 32], id).unwrap();
         m.sign(|msg| *pair.sk.sign(msg, None));
         (public, m.render_block())
     }

@@ -335,9 +335,9 @@ mod tests {
         let e = Stage1Error::BadManifest {
             slot: Slot::B,
             dev: dev("/dev/vda3"),
-            problem: ManifestProblem::Invalid(ManifestError::BadSignature(
-                matic_release::KeyId([0x0f; 8]),
-            )),
+            problem: ManifestProblem::Invalid(ManifestError::BadSignature(matic_release::KeyId(
+                [0x0f; 8],
+            ))),
         };
         assert_eq!(
             line(&e),

@@ -12,10 +12,10 @@
 use crate::fmtbuf::{Buf, Printable, Show, Sink};
 use crate::show;
 use matic_boot::Slot;
+use matic_release::KeyId;
 use matic_release::hex;
 use matic_release::key::TRUSTED_KEYS_DIR;
 use matic_release::manifest::{BLOCK_LEN, Manifest, ManifestError, SLOT_RESERVE};
-use matic_release::KeyId;
 use rustix::io::Errno;
 
 /// The target type.
@@ -60,15 +60,11 @@ impl ManifestProblem {
 impl Show for ManifestProblem {
     fn show(&self, out: &mut dyn Sink) {
         out.put(self.describe().as_bytes());
-        match *self {
-            Self::SlotTooSmall { part_len } => show!(out, " ({} bytes)", part_len),
-            Self::PayloadTooLarge { payload, room } => {
-                show!(out, " ({} bytes; room for {})", payload, room)
-            }
-            Self::Invalid(ManifestError::UnknownKey(id) | ManifestError::BadSignature(id)) => {
-                show!(out, " (key id {})", Printable(&id.hex()))
-            }
-            Self::Invalid(_) => {}
+        // The key id tells which key file is missing or which key did not
+        // sign; the sizes of a slot that does not fit are in the GPT.
+        if let Self::Invalid(ManifestError::UnknownKey(id) | ManifestError::BadSignature(id)) = self
+        {
+            show!(out, " (key id {})", Printable(&id.hex()))
         }
     }
 }
