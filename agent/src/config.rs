@@ -35,9 +35,12 @@ pub struct Config {
     /// The kernel log device (a regular file is read line by line and polled).
     #[arg(long, default_value = "/dev/kmsg")]
     pub kmsg: PathBuf,
-    /// Persistent agent state; slot versions live in `<state-dir>/slots/<SLOT>.version`.
-    #[arg(long, default_value = "/var/lib/matic")]
-    pub state_dir: PathBuf,
+    /// Directory of the trusted release keys (`<key id>.pub`): an install
+    /// is accepted only when one of them signed its manifest, and a slot's
+    /// manifest is shown only when one of them verifies it. A missing
+    /// directory trusts no key.
+    #[arg(long, default_value = matic_release::key::TRUSTED_KEYS_DIR)]
+    pub release_keys: PathBuf,
     /// os-release file of the running image (for `VERSION_ID`).
     #[arg(long, default_value = "/etc/os-release")]
     pub os_release: PathBuf,
@@ -83,9 +86,5 @@ impl Config {
     /// `<run-dir>/control`.
     pub fn control_fifo(&self) -> PathBuf {
         self.run_dir.join(paths::CONTROL)
-    }
-    /// `<state-dir>/slots`.
-    pub fn slots_dir(&self) -> PathBuf {
-        self.state_dir.join("slots")
     }
 }

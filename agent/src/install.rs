@@ -1,62 +1,79 @@
-//! `Install`: stream a root image into the inactive slot.
+//! `Install`: a signed release into the inactive slot.
 //!
 //! Order of operations, so that no failure can leave a half-written slot
-//! bootable or touch the running one:
+//! bootable, touch the running one, or touch the target for a release the
+//! node would refuse anyway:
 //! 1. take the install lock (a second install gets FAILED_PRECONDITION);
-//! 2. the first message must be a header with a 32-byte sha256 and size > 0;
-//! 3. invalidate the target slot (P=0 T=0 S=0), write the GPT, forget its
-//!    recorded version — all before the first byte of the image is written.
-//!    matic-boot refuses this while the running slot is still on trial (not
-//!    marked successful): the target may be the only proven slot;
-//! 4. refuse an image larger than the slot, or whose first bytes are not the
-//!    SquashFS magic `hsqs`;
+//! 2. the first message must be a header carrying the release's 4096-byte
+//!    manifest block;
+//! 3. before the target is touched: verify the manifest with the node's
+//!    trusted keys (`--release-keys`; an unsigned or malformed one is
+//!    INVALID_ARGUMENT "not a signed release", an unknown key or a bad
+//!    signature INVALID_ARGUMENT, no key directory FAILED_PRECONDITION),
+//!    check that its payload fits the slot before the manifest reserve
+//!    (INVALID_ARGUMENT), and that its security counter is not below the
+//!    running slot's (the running slot's manifest block, verified; none
+//!    that verifies counts as 0) — else FAILED_PRECONDITION. A refusal here
+//!    leaves the target as it was, GPT and bytes;
+//! 4. invalidate the target slot (P=0 T=0 S=0), write the GPT, then zero its
+//!    old manifest block (the slot no longer holds that release). matic-boot
+//!    refuses this while the running slot is still on trial (not marked
+//!    successful): the target may be the only proven slot;
 //! 5. stream every chunk to the slot's byte range on a writer thread
-//!    ([`SlotWriter`]: direct I/O where possible) while a hasher thread
-//!    digests the same chunks (shared `Bytes`: no copy of the image is kept);
-//! 6. refuse a stream longer or shorter than the header said, one that
-//!    breaks off (client gone), or one that sends no message for
+//!    ([`SlotWriter`]: direct I/O where possible) while a checker thread
+//!    feeds the same chunks to a [`StreamVerifier`], which checks every
+//!    byte against the manifest's dm-verity tree and root hash on all
+//!    cores (shared `Bytes`: no copy of the payload is kept; no serial
+//!    SHA-256 of the whole payload, which would be the floor on one core);
+//! 6. refuse a stream longer or shorter than the manifest's payload size,
+//!    one that breaks off (client gone), or one that sends no message for
 //!    [`InstallCtx::idle`] (it would hold the install lock forever);
-//! 7. fsync, compare the digest, record the version, `finish_update` with the
-//!    configured tries.
+//! 7. fsync the payload; refuse it (INVALID_ARGUMENT) when the check failed;
+//!    write the manifest block at the start of the slot's last 64 KiB and
+//!    fsync it; `finish_update` with the configured tries.
 //!
-//! Every refusal after step 3 leaves the target invalidated; no image byte
+//! Every refusal after step 4 leaves the target invalidated; no payload byte
 //! is written to the running slot (the target is always the *other* slot and
-//! the image must fit its partition's byte range).
+//! the payload must fit its partition's byte range).
 //!
 //! The disk is opened once per install ([`InstallDisk`], at step 3) and that
-//! one descriptor serves the first GPT write, the image and the last GPT
-//! write; each GPT step re-reads the table under the agent's GPT lock.
+//! one descriptor serves the reading of the running slot's manifest, the
+//! GPT writes, the payload and the manifest block; each GPT step re-reads
+//! the table under the agent's GPT lock.
 //!
 //! Never changes slot state except through [`slots`] (matic-boot's
-//! transitions), and never holds a copy of the image.
-use std::path::PathBuf;
+//! transitions), never writes a slot before its release has been verified,
+//! and never holds a copy of the payload.
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use matic_boot::Slot;
-use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
-use sha2::{Digest, Sha256};
+use matic_proto::v1::{InstallRequest, InstallResponse, install_request::Msg};
+use matic_release::Manifest;
+use matic_release::manifest::{BLOCK_LEN, ManifestError, SLOT_RESERVE};
+use matic_release::trusted::{TrustError, TrustedKeys};
+use matic_release::verity::stream::{StreamVerifier, VerityError};
 use tokio::sync::{Mutex, mpsc};
 use tonic::Status;
 
+use crate::release::{self, ReleaseError};
 use crate::slot_writer::SlotWriter;
-use crate::slots::{self, InstallDisk};
+use crate::slots::{self, InstallDisk, SlotInfo};
 
-/// SquashFS superblock magic, little-endian `0x73717368`.
-pub const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
 /// Chunks buffered between the network and the writer thread, and again
-/// between the writer and the hasher.
+/// between the writer and the checker.
 const QUEUE: usize = 8;
 
 /// What an install needs from the agent.
 #[derive(Debug, Clone)]
 pub struct InstallCtx {
-    pub disk: PathBuf,
+    pub disk: std::path::PathBuf,
     pub running: Slot,
     pub tries: u8,
-    pub state_dir: PathBuf,
+    /// The node's trusted release keys (`--release-keys`).
+    pub keys: TrustedKeys,
     /// Longest wait for the client's next message (`--install-idle-secs`).
     pub idle: Duration,
 }
@@ -84,8 +101,18 @@ async fn next_message(
         })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// The status of a release the node refuses to verify or trust.
+fn refusal(e: ReleaseError) -> Status {
+    match &e {
+        ReleaseError::NoKeys(_) => Status::failed_precondition(e.to_string()),
+        ReleaseError::Trust(TrustError::Manifest(
+            ManifestError::UnknownKey(_) | ManifestError::BadSignature(_),
+        )) => Status::invalid_argument(format!("release refused: {e}")),
+        ReleaseError::Trust(TrustError::Manifest(_)) => {
+            Status::invalid_argument(format!("not a signed release: {e}"))
+        }
+        _ => Status::internal(e.to_string()),
+    }
 }
 
 /// Runs one install to completion. The caller holds nothing; the lock is
@@ -104,6 +131,56 @@ pub async fn run(
             e.message()
         );
     })
+}
+
+/// Steps 3 and 4: the checks that need no payload byte, then the target
+/// invalidated and its old manifest block zeroed. Returns the verified
+/// manifest, the disk and where the target is.
+fn prepare(
+    ctx: &InstallCtx,
+    block: &[u8],
+    target: Slot,
+) -> Result<(Manifest, InstallDisk, SlotInfo), Status> {
+    let manifest = release::verify(&ctx.keys, block).map_err(refusal)?;
+    let mut disk = InstallDisk::open(&ctx.disk).map_err(slots::SlotError::into_status)?;
+    let table = disk.table().map_err(slots::SlotError::into_status)?;
+    let room = table.get(target).len.saturating_sub(SLOT_RESERVE);
+    if manifest.payload_size > room {
+        return Err(Status::invalid_argument(format!(
+            "release {} has a payload of {} bytes; slot {target} holds at most {room} (its last {} KiB keep the manifest)",
+            manifest.version(),
+            manifest.payload_size,
+            SLOT_RESERVE / 1024
+        )));
+    }
+    let running = &table.get(ctx.running);
+    let floor = match release::read_slot(disk.file(), disk.path(), ctx.running, running, &ctx.keys)
+    {
+        Ok(m) => m.counter,
+        // No manifest that verifies: an image from before signed releases
+        // or a damaged tail. It fixes no counter (docs/api.md).
+        Err(e) if e.manifest().is_some() => {
+            eprintln!(
+                "matic-agent: install: running slot {} has no valid manifest ({e}); its security counter counts as 0",
+                ctx.running
+            );
+            0
+        }
+        Err(e) => return Err(Status::internal(e.to_string())),
+    };
+    if manifest.counter < floor {
+        return Err(Status::failed_precondition(format!(
+            "release {} has security counter {}, below the running slot's {floor}; it would undo a security fix",
+            manifest.version(),
+            manifest.counter
+        )));
+    }
+    let range = disk
+        .begin_update(target, ctx.running)
+        .map_err(slots::SlotError::into_status)?;
+    release::write_slot(disk.file(), disk.path(), target, &range, &[0u8; BLOCK_LEN])
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok((manifest, disk, range))
 }
 
 async fn run_inner(
@@ -140,83 +217,62 @@ async fn run_inner(
             }
         },
     };
-    if header.sha256.len() != 32 {
+    if header.manifest.len() != BLOCK_LEN {
         return Err(Status::invalid_argument(format!(
-            "header sha256 must be 32 bytes, got {}",
-            header.sha256.len()
+            "not a signed release: the header carries {} manifest bytes; a release's manifest block is {BLOCK_LEN}",
+            header.manifest.len()
         )));
-    }
-    if header.version.len() > 128 || header.version.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(
-            "header version must be at most 128 bytes without control characters",
-        ));
-    }
-    if header.size == 0 {
-        return Err(Status::invalid_argument(
-            "header size is 0; an image cannot be empty",
-        ));
     }
     let target = ctx.running.other();
+
+    // Steps 3 and 4, on a blocking thread (key file, disk reads, GPT write).
+    // The disk is opened there, once, for the whole install.
+    let (manifest, disk, range) = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || prepare(&ctx, &header.manifest, target))
+            .await
+            .map_err(|e| Status::internal(format!("install setup task: {e}")))??
+    };
+    let size = manifest.payload_size;
     eprintln!(
-        "matic-agent: install: {} bytes, version {:?}, sha256 {} -> slot {target} on {}",
-        header.size,
-        header.version,
-        hex(&header.sha256),
+        "matic-agent: install: release {} (security counter {}, key {}), {size} bytes -> slot {target} on {}",
+        manifest.version(),
+        manifest.counter,
+        manifest.key_id,
         ctx.disk.display()
     );
-
-    // Step 3: invalidate the target before anything else touches it. The
-    // disk is opened here, once, for the whole install. A refusal (running
-    // slot on trial) loses nothing: matic-boot decides before the target's
-    // recorded version is forgotten.
-    let (disk, range) = {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, Status> {
-            let mut disk = InstallDisk::open(&ctx.disk).map_err(slots::SlotError::into_status)?;
-            let range = disk
-                .begin_update(&ctx.state_dir, target, ctx.running)
-                .map_err(slots::SlotError::into_status)?;
-            Ok((SlotWriter::new(disk, range.offset), range))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("install setup task: {e}")))??
-    };
-    if header.size > range.len {
-        return Err(Status::invalid_argument(format!(
-            "image of {} bytes does not fit slot {target} ({} bytes)",
-            header.size, range.len
-        )));
-    }
+    let check = StreamVerifier::new(&manifest, verifier_threads())
+        .map_err(|e| Status::internal(format!("install: {e}")))?;
+    let writer = SlotWriter::new(disk, range.offset);
 
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     // The writer thread holds the lock while it runs — if this future is
     // dropped (client gone), its late writes still cannot overlap the next
     // install — and hands it back when it stops: the lock is then held
     // here until `finish_update` has been written, so no second install
-    // can invalidate the target in between and have its half-written image
-    // marked bootable by this one.
-    let writer = tokio::task::spawn_blocking(move || (write_loop(disk, rx), guard));
-    let received = receive(&mut stream, &header, tx, ctx.idle, target).await;
+    // can invalidate the target in between and have its half-written
+    // payload marked bootable by this one.
+    let writer = tokio::task::spawn_blocking(move || (write_loop(writer, check, rx), guard));
+    let received = receive(&mut stream, size, tx, ctx.idle, target).await;
     // Always wait for the writer: it owns the lock and the disk handle.
     let (written, _guard) = writer
         .await
         .map_err(|e| Status::internal(format!("install writer task: {e}")))?;
     let received = received?;
-    let (mut disk, digest) = written.map_err(|e| Status::internal(e.to_string()))?;
-    // `received` is short only when the writer stopped early, and then `written` held its error.
-    debug_assert!(received == header.size);
-    if digest[..] != header.sha256[..] {
-        let msg = format!(
-            "sha256 mismatch: header says {}, received image hashes to {}; slot {target} left unbootable",
-            hex(&header.sha256),
-            hex(&digest)
-        );
-        return Err(Status::invalid_argument(msg));
+    let (mut disk, checked) = written.map_err(|e| Status::internal(e.to_string()))?;
+    if let Err(e) = checked {
+        return Err(Status::invalid_argument(format!(
+            "release {} refused: {e}; slot {target} left unbootable",
+            manifest.version()
+        )));
     }
-    let version = header.version.clone();
+    // `received` is short only when a thread stopped early, and then one
+    // of the two results above held its error.
+    debug_assert!(received == size);
     let tries = ctx.tries;
+    let block = manifest.render_block();
     tokio::task::spawn_blocking(move || -> Result<(), Status> {
-        slots::write_version(&ctx.state_dir, target, &version)
+        release::write_slot(disk.file(), disk.path(), target, &range, &block)
             .map_err(|e| Status::internal(e.to_string()))?;
         disk.finish_update(target, tries)
             .map_err(|e| Status::internal(e.to_string()))
@@ -224,44 +280,37 @@ async fn run_inner(
     .await
     .map_err(|e| Status::internal(format!("install finish task: {e}")))??;
     eprintln!(
-        "matic-agent: install: slot {target} written ({} bytes), bootable with {tries} tries",
-        header.size
+        "matic-agent: install: slot {target} holds release {} ({size} bytes), bootable with {tries} tries",
+        manifest.version()
     );
     Ok(InstallResponse {
         slot: target.to_string(),
-        version: header.version,
-        bytes_written: header.size,
+        version: manifest.version().to_owned(),
+        bytes_written: size,
         tries: u32::from(tries),
     })
 }
 
-/// Pulls chunks off the stream, checks the magic and the length, hands them
-/// to the writer. Returns the byte count, which equals the header's size.
+/// Pulls chunks off the stream, checks the length, hands them to the
+/// writer. Returns the byte count, which equals `size` unless the writer
+/// stopped early.
 async fn receive(
     stream: &mut impl Requests,
-    header: &InstallHeader,
+    size: u64,
     tx: mpsc::Sender<Bytes>,
     idle: Duration,
     target: Slot,
 ) -> Result<u64, Status> {
     let mut total: u64 = 0;
-    // Bytes held back until the 4-byte magic has been seen.
-    let mut head: Vec<u8> = Vec::new();
-    let mut magic_checked = false;
     loop {
-        let awaited = || {
-            format!(
-                "after {total} of {} bytes; target slot {target} left unbootable",
-                header.size
-            )
-        };
+        let awaited =
+            || format!("after {total} of {size} bytes; target slot {target} left unbootable");
         let msg = match next_message(stream, idle, awaited).await? {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(e) => {
                 return Err(Status::aborted(format!(
-                    "install stream broke off after {total} of {} bytes ({}); target slot left unbootable",
-                    header.size,
+                    "install stream broke off after {total} of {size} bytes ({}); target slot left unbootable",
                     e.message()
                 )));
             }
@@ -276,85 +325,76 @@ async fn receive(
             None => continue,
         };
         total += chunk.len() as u64;
-        if total > header.size {
+        if total > size {
             return Err(Status::invalid_argument(format!(
-                "install stream is longer than the header's {} bytes; target slot left unbootable",
-                header.size
+                "install stream is longer than the manifest's payload of {size} bytes; target slot left unbootable"
             )));
         }
-        let chunk = if magic_checked {
-            chunk
-        } else {
-            head.extend_from_slice(&chunk);
-            if head.len() < SQUASHFS_MAGIC.len() && total < header.size {
-                continue;
-            }
-            if !head.starts_with(SQUASHFS_MAGIC) {
-                return Err(Status::invalid_argument(format!(
-                    "not a SquashFS image: first bytes are {} (expected 68737173, \"hsqs\"); target slot left unbootable",
-                    hex(&head[..head.len().min(4)])
-                )));
-            }
-            magic_checked = true;
-            Bytes::from(std::mem::take(&mut head))
-        };
         if tx.send(chunk).await.is_err() {
             // The writer stopped: its error is the one to report.
             return Ok(total);
         }
     }
-    if total < header.size {
+    if total < size {
         return Err(Status::invalid_argument(format!(
-            "install stream ended after {total} of {} bytes; target slot left unbootable",
-            header.size
+            "install stream ended after {total} of the manifest's {size} payload bytes; target slot left unbootable"
         )));
     }
     Ok(total)
 }
 
-/// Writes chunks in order through `disk` while a scoped hasher thread
-/// digests them; on the end of the channel finishes the write (durable) and
-/// returns the disk and the digest. Hashing (SHA-256 runs at about the
-/// speed of the page cache) and writing overlap instead of taking turns.
+/// Threads hashing the payload's data blocks: every core (the writer
+/// mostly waits for the disk, the network side for the client).
+fn verifier_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Writes chunks in order through `disk` while a scoped checker thread
+/// checks them; on the end of the channel finishes the write (durable) and
+/// returns the disk and the check's verdict. Checking and writing overlap
+/// instead of taking turns. A failed check stops the writer (no point
+/// writing a refused payload); a failed write is the error.
 fn write_loop(
     disk: SlotWriter,
+    check: StreamVerifier,
     mut rx: mpsc::Receiver<Bytes>,
-) -> Result<(InstallDisk, [u8; 32]), slots::SlotError> {
-    let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
+) -> Result<(InstallDisk, Result<(), VerityError>), slots::SlotError> {
+    let (to_checker, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
     std::thread::scope(|s| {
-        let hasher = std::thread::Builder::new()
-            .name("install-hash".into())
+        let checker = std::thread::Builder::new()
+            .name("install-check".into())
             .spawn_scoped(s, move || {
-                let mut hasher = Sha256::new();
+                let mut check = check;
                 for chunk in chunks {
-                    hasher.update(&chunk);
+                    check.push(chunk)?;
                 }
-                <[u8; 32]>::from(hasher.finalize())
+                check.finish()
             })
             .map_err(|source| slots::SlotError::Io {
                 path: disk.path().to_owned(),
-                op: "starting the hasher thread for",
+                op: "starting the checker thread for",
                 source,
             })?;
-        let written = write_and_forward(disk, &mut rx, &to_hasher);
-        drop(to_hasher);
-        // With panic = abort a hasher cannot unwind, so join cannot fail.
-        let digest = hasher.join().expect("hasher thread");
-        written.map(|disk| (disk, digest))
+        let written = write_and_forward(disk, &mut rx, &to_checker);
+        drop(to_checker);
+        // With panic = abort a checker cannot unwind, so join cannot fail.
+        let checked = checker.join().expect("checker thread");
+        written.map(|disk| (disk, checked))
     })
 }
 
 /// The writer's half of [`write_loop`]: each chunk to disk, then on to the
-/// hasher; at the end of the stream, the write made durable.
+/// checker; at the end of the stream (or when the checker has refused), the
+/// write made durable.
 fn write_and_forward(
     mut disk: SlotWriter,
     rx: &mut mpsc::Receiver<Bytes>,
-    to_hasher: &std::sync::mpsc::SyncSender<Bytes>,
+    to_checker: &std::sync::mpsc::SyncSender<Bytes>,
 ) -> Result<InstallDisk, slots::SlotError> {
     while let Some(chunk) = rx.blocking_recv() {
         disk.write(&chunk)?;
-        if to_hasher.send(chunk).is_err() {
-            break; // unreachable: the hasher lives until `to_hasher` is dropped
+        if to_checker.send(chunk).is_err() {
+            break; // the checker refused the payload
         }
     }
     disk.finish()
@@ -364,9 +404,11 @@ fn write_and_forward(
 mod tests {
     use super::*;
     use matic_boot::Disk;
-    use matic_proto::v1::InstallRequest;
+    use matic_proto::v1::{InstallHeader, InstallRequest};
     use std::os::unix::fs::FileExt;
     use std::path::Path;
+
+    use matic_tests::release::{Release, TestKey};
 
     /// A disk file with A installed, booted and marked successful: the
     /// state in which an install into B is allowed.
@@ -378,28 +420,28 @@ mod tests {
         d.write().unwrap();
     }
 
-    /// A fake SquashFS image whose length is not block-aligned.
-    fn test_image() -> Vec<u8> {
-        let mut image: Vec<u8> = (0..3_000_001u32)
-            .map(|i| (i * 13 + i / 977) as u8)
-            .collect();
-        image[..4].copy_from_slice(SQUASHFS_MAGIC);
-        image
+    /// The test release key, trusted in `base/keys`.
+    fn key() -> TestKey {
+        TestKey::from_seed(9)
     }
 
-    /// The messages of an install of [`test_image`]: the header, then
-    /// uneven chunks.
-    fn install_messages() -> Vec<Result<InstallRequest, Status>> {
-        let image = test_image();
+    /// A release whose data is not block-aligned (version 9.9, counter 1).
+    fn test_release() -> Release {
+        let data: Vec<u8> = (0..3_000_001u32)
+            .map(|i| (i * 13 + i / 977) as u8)
+            .collect();
+        Release::build(&key(), "9.9", 1, &data)
+    }
+
+    /// The messages of an install of `r`: the header, then uneven chunks.
+    fn install_messages(r: &Release) -> Vec<Result<InstallRequest, Status>> {
         let header = InstallHeader {
-            size: image.len() as u64,
-            sha256: Sha256::digest(&image).to_vec(),
-            version: "9.9".into(),
+            manifest: r.block.clone().into(),
         };
         let mut msgs = vec![Ok(InstallRequest {
             msg: Some(Msg::Header(header)),
         })];
-        msgs.extend(image.chunks(300_007).map(|c| {
+        msgs.extend(r.payload.chunks(300_007).map(|c| {
             Ok(InstallRequest {
                 msg: Some(Msg::Chunk(Bytes::copy_from_slice(c))),
             })
@@ -407,13 +449,15 @@ mod tests {
         msgs
     }
 
-    /// An install into B, A running, on the disk in `base`.
+    /// An install into B, A running, on the disk in `base`, trusting the
+    /// test key.
     fn ctx_for(base: &Path) -> InstallCtx {
+        key().trust_in(&base.join("keys"));
         InstallCtx {
             disk: base.join("disk.img"),
             running: Slot::A,
             tries: 3,
-            state_dir: base.join("state"),
+            keys: TrustedKeys::new(base.join("keys")),
             idle: Duration::from_secs(30),
         }
     }
@@ -425,7 +469,7 @@ mod tests {
         rt.block_on(run(
             Arc::new(Mutex::new(())),
             ctx_for(base),
-            futures::stream::iter(install_messages()),
+            futures::stream::iter(install_messages(&test_release())),
         ))
         .unwrap()
     }
@@ -469,7 +513,7 @@ mod tests {
                 })
             };
             tokio::spawn(async move {
-                for m in install_messages() {
+                for m in install_messages(&test_release()) {
                     tx.send(m).await.unwrap();
                 }
             });
@@ -510,18 +554,18 @@ mod tests {
             "open,openat,openat2",
             &base,
         );
-        // The install is whole: B is next with 3 tries, holds the image,
-        // and its version is recorded.
-        let image = test_image();
-        let b = slots::read_table(&disk).unwrap().get(Slot::B);
+        // The install is whole: B is next with 3 tries, holds the payload,
+        // and its manifest block verifies at the slot's tail.
+        let r = test_release();
+        let (file, table) = slots::open_table(&disk).unwrap();
+        let b = table.get(Slot::B);
         assert_eq!((b.attrs.priority(), b.attrs.tries()), (2, 3));
-        let mut back = vec![0u8; image.len()];
-        std::fs::File::open(&disk)
-            .unwrap()
-            .read_exact_at(&mut back, b.offset)
-            .unwrap();
-        assert!(back == image, "slot B does not hold the image");
-        assert_eq!(slots::read_version(&base.join("state"), Slot::B), "9.9");
+        let mut back = vec![0u8; r.payload.len()];
+        file.read_exact_at(&mut back, b.offset).unwrap();
+        assert!(back == r.payload, "slot B does not hold the payload");
+        let keys = TrustedKeys::new(base.join("keys"));
+        let m = crate::release::read_slot(&file, &disk, Slot::B, &b, &keys).unwrap();
+        assert_eq!(m, r.manifest);
         let quoted = format!("\"{}\"", disk.display());
         let opens: Vec<&str> = trace.lines().filter(|l| l.contains(&quoted)).collect();
         assert_eq!(
@@ -534,40 +578,71 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
-    /// Many uneven chunks through the writer and the hasher: the bytes land
-    /// at the offset, in order, and the digest is the image's.
-    #[test]
-    fn writer_places_every_chunk_and_hashes_in_order() {
-        let dir = std::env::temp_dir().join(format!("matic-install-writer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Writes `payload` in uneven chunks through [`write_loop`] at 1 MiB
+    /// into an 8 MiB file in `dir`, checked against `r`'s manifest; returns
+    /// the check's verdict and the bytes at the offset.
+    fn write_checked(
+        dir: &Path,
+        r: &Release,
+        payload: &[u8],
+    ) -> (Result<(), VerityError>, Vec<u8>) {
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("disk");
         std::fs::File::create(&path)
             .unwrap()
             .set_len(8 << 20)
             .unwrap();
         let offset = 1 << 20;
-        let image: Vec<u8> = (0..3_000_000u32)
-            .map(|i| (i * 7 + i / 4093) as u8)
-            .collect();
         let (tx, rx) = mpsc::channel(QUEUE);
         let feeder = {
-            let image = image.clone();
+            let payload = payload.to_vec();
             std::thread::spawn(move || {
-                for piece in image.chunks(40_000 + 1) {
-                    tx.blocking_send(Bytes::copy_from_slice(piece)).unwrap();
+                for piece in payload.chunks(40_000 + 1) {
+                    // The writer stops taking chunks when the check refuses.
+                    if tx.blocking_send(Bytes::copy_from_slice(piece)).is_err() {
+                        return;
+                    }
                 }
             })
         };
         let disk = InstallDisk::open(&path).unwrap();
-        let (_, digest) = write_loop(SlotWriter::new(disk, offset), rx).unwrap();
+        let check = StreamVerifier::new(&r.manifest, 2).unwrap();
+        let (_, checked) = write_loop(SlotWriter::new(disk, offset), check, rx).unwrap();
         feeder.join().unwrap();
-        assert_eq!(digest[..], Sha256::digest(&image)[..]);
-        let mut back = vec![0u8; image.len()];
+        let mut back = vec![0u8; payload.len()];
         std::fs::File::open(&path)
             .unwrap()
             .read_exact_at(&mut back, offset)
             .unwrap();
-        assert!(back == image, "bytes on disk differ from the image");
+        (checked, back)
+    }
+
+    /// Many uneven chunks through the writer and the checker: the bytes
+    /// land at the offset, in order, and the payload passes its check.
+    #[test]
+    fn writer_places_every_chunk_and_the_check_passes() {
+        let dir = std::env::temp_dir().join(format!("matic-install-writer-{}", std::process::id()));
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 7 + i / 4093) as u8)
+            .collect();
+        let r = Release::build(&key(), "1.0", 1, &data);
+        let (checked, back) = write_checked(&dir, &r, &r.payload);
+        checked.unwrap();
+        assert!(back == r.payload, "bytes on disk differ from the payload");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One byte changed anywhere in the payload fails the check.
+    #[test]
+    fn a_flipped_payload_byte_fails_the_check() {
+        let dir = std::env::temp_dir().join(format!("matic-install-flip-{}", std::process::id()));
+        let r = Release::build(&key(), "1.0", 1, &[0x5a; 200_000]);
+        for at in [0, 4096 * 20 + 7, r.payload.len() - 1] {
+            let mut bad = r.payload.clone();
+            bad[at] ^= 0x01;
+            let (checked, _) = write_checked(&dir, &r, &bad);
+            assert!(checked.is_err(), "byte {at} flipped passed the check");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

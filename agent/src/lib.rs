@@ -3,8 +3,9 @@
 //! The binary (`main.rs`) wires these modules together: [`config`] (flags),
 //! [`tls`] (acceptor and client-certificate checks), [`auth`] (roles and the
 //! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
-//! an image into the inactive slot; [`slot_writer`] puts the bytes on
-//! disk), [`slots`] (GPT slot state and versions), [`init_link`] (init's
+//! a signed release into the inactive slot; [`slot_writer`] puts the bytes
+//! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
+//! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
 //! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
@@ -28,6 +29,8 @@ pub mod kmsg;
 pub mod limits;
 pub mod logs;
 pub mod net;
+pub mod release;
+pub mod root_device;
 pub mod service;
 pub mod slot_writer;
 pub mod slots;

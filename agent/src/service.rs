@@ -17,7 +17,7 @@ use crate::auth::Peer;
 use crate::config::Config;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
-use crate::{health, install, kmsg, logs, slots};
+use crate::{health, install, kmsg, logs, release, root_device, slots};
 use matic_contract::control::Command;
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
@@ -51,6 +51,11 @@ impl Agent {
         self.disk.clone().ok_or_else(|| {
             Status::failed_precondition("no disk known: neither --disk nor disk= in the boot file")
         })
+    }
+
+    /// The node's trusted release keys (`--release-keys`).
+    fn keys(&self) -> matic_release::trusted::TrustedKeys {
+        matic_release::trusted::TrustedKeys::new(&self.cfg.release_keys)
     }
 
     fn running(&self) -> Result<Slot, Status> {
@@ -121,6 +126,22 @@ impl MachineService for Agent {
         _req: Request<VersionRequest>,
     ) -> Result<Response<VersionResponse>, Status> {
         let uts = rustix::system::uname();
+        let (disk, running, keys) = (self.disk.clone(), self.running, self.keys());
+        let (release, root) = blocking(move || {
+            // The running slot's manifest: none when the disk or the slot is
+            // unknown or the manifest does not verify (BootStatus says why).
+            let release = disk.zip(running).and_then(|(disk, s)| {
+                let (file, table) = slots::open_table(&disk).ok()?;
+                release::read_slot(&file, &disk, s, &table.get(s), &keys).ok()
+            });
+            let root = root_device::probe(
+                std::path::Path::new("/proc/self/mountinfo"),
+                std::path::Path::new("/sys"),
+                running,
+            );
+            Ok((release, root))
+        })
+        .await?;
         Ok(Response::new(VersionResponse {
             os_version: os_version(&self.cfg.os_release),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -128,6 +149,9 @@ impl MachineService for Agent {
             slot: self.running.map(|s| s.to_string()).unwrap_or_default(),
             arch: std::env::consts::ARCH.to_owned(),
             hostname: uts.nodename().to_string_lossy().into_owned(),
+            release: release.as_ref().map(release::to_proto),
+            root_device: root.source,
+            root_verity: root.verity,
         }))
     }
 
@@ -139,7 +163,7 @@ impl MachineService for Agent {
             disk: self.disk()?,
             running: self.running()?,
             tries: self.cfg.tries,
-            state_dir: self.cfg.state_dir.clone(),
+            keys: self.keys(),
             idle: Duration::from_secs(self.cfg.install_idle_secs),
         };
         // Its own task: if the client vanishes, hyper drops this handler, but
@@ -213,23 +237,38 @@ impl MachineService for Agent {
         _req: Request<BootStatusRequest>,
     ) -> Result<Response<BootStatusResponse>, Status> {
         let disk = self.disk()?;
-        let (running, state_dir) = (self.running, self.cfg.state_dir.clone());
+        let (running, keys) = (self.running, self.keys());
         let d = disk.clone();
-        let table =
-            blocking(move || slots::read_table(&d).map_err(slots::SlotError::into_status)).await?;
+        let (table, releases) = blocking(move || {
+            let (file, table) = slots::open_table(&d).map_err(slots::SlotError::into_status)?;
+            let releases =
+                Slot::ALL.map(|s| release::read_slot(&file, &d, s, &table.get(s), &keys));
+            Ok((table, releases))
+        })
+        .await?;
         let slots = Slot::ALL
             .iter()
-            .map(|&s| {
+            .zip(releases)
+            .map(|(&s, rel)| {
                 let a = table.get(s).attrs;
+                let (release, release_error) = match rel {
+                    Ok(m) => (Some(release::to_proto(&m)), String::new()),
+                    Err(e) => (None, e.to_string()),
+                };
                 SlotStatus {
                     name: s.to_string(),
                     priority: u32::from(a.priority()),
                     tries: u32::from(a.tries()),
                     successful: a.successful(),
                     bootable: a.will_boot(),
-                    version: slots::read_version(&state_dir, s),
+                    version: release
+                        .as_ref()
+                        .map(|r| r.version.clone())
+                        .unwrap_or_default(),
                     running: running == Some(s),
                     next_boot: table.next == Some(s),
+                    release,
+                    release_error,
                 }
             })
             .collect();

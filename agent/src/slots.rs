@@ -1,16 +1,15 @@
-//! The A/B slot state on the disk (via `matic-boot`) and the version string
-//! recorded for each slot in `<state-dir>/slots/<SLOT>.version`. Every GPT
+//! The A/B slot state on the disk (via `matic-boot`). Every GPT
 //! change in the agent goes through here, serialized by one lock, and each
 //! is one matic-boot transition staged in memory and written once
 //! (`Disk::write`). Each transition is given the slot this boot really runs
 //! (from init's boot file), so matic-boot's own checks see it.
 //!
 //! Never sets slot attribute bits itself (the rules are matic-boot's), and
-//! never writes image bytes (that is [`crate::slot_writer`]'s). An install
+//! never writes image bytes (that is [`crate::slot_writer`]'s) or a slot's
+//! manifest block ([`crate::release`]'s). An install
 //! holds the disk open once, as an [`InstallDisk`], from its first GPT step
 //! to its last.
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -115,21 +114,28 @@ fn table_of<D: matic_boot::BlockDevice>(d: &Disk<D>) -> Table {
 
 /// Reads the table (no writes).
 pub fn read_table(path: &Path) -> Result<Table, SlotError> {
-    let d = Disk::open(open_file(path, false)?).map_err(|source| SlotError::Gpt {
+    open_table(path).map(|(_, t)| t)
+}
+
+/// Opens the disk read-only and reads the table; the descriptor is for
+/// reading the slots' manifest blocks ([`crate::release`]).
+pub fn open_table(path: &Path) -> Result<(File, Table), SlotError> {
+    let mut file = open_file(path, false)?;
+    let d = Disk::open(&mut file).map_err(|source| SlotError::Gpt {
         path: path.to_owned(),
         source,
     })?;
-    Ok(table_of(&d))
+    let t = table_of(&d);
+    Ok((file, t))
 }
 
 /// One GPT step on an open descriptor: under [`GPT_LOCK`], reads the table,
-/// applies `change` to it in memory, runs `before_write` (only when `change`
-/// was allowed: a refusal writes and forgets nothing), writes the table once.
+/// applies `change` to it in memory (a refusal writes nothing), writes the
+/// table once.
 fn step<T>(
     file: &mut File,
     path: &Path,
     change: impl FnOnce(&mut Disk<&mut File>) -> Result<T, matic_boot::Error<std::io::Error>>,
-    before_write: impl FnOnce() -> Result<(), SlotError>,
 ) -> Result<(T, Table), SlotError> {
     let _g = GPT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let gpt = |source| SlotError::Gpt {
@@ -138,7 +144,6 @@ fn step<T>(
     };
     let mut d = Disk::open(file).map_err(gpt)?;
     let out = change(&mut d).map_err(gpt)?;
-    before_write()?;
     d.write().map_err(gpt)?;
     let t = table_of(&d);
     Ok((out, t))
@@ -150,7 +155,7 @@ fn modify<T>(
     change: impl FnOnce(&mut Disk<&mut File>) -> Result<T, matic_boot::Error<std::io::Error>>,
 ) -> Result<(T, Table), SlotError> {
     let mut file = open_file(path, true)?;
-    step(&mut file, path, change, || Ok(()))
+    step(&mut file, path, change)
 }
 
 /// Sets `slot`'s successful bit (`slot` is the running slot: the agent
@@ -196,145 +201,34 @@ impl InstallDisk {
         &self.file
     }
 
+    /// The table as it is now (read under [`GPT_LOCK`], nothing written):
+    /// where the slots are, before the install decides to touch one.
+    pub fn table(&mut self) -> Result<Table, SlotError> {
+        let _g = GPT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let d = Disk::open(&mut self.file).map_err(|source| SlotError::Gpt {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(table_of(&d))
+    }
+
     /// Invalidates `target` and writes the table; returns where its bytes go.
     /// `running` is the slot this boot runs (from init's boot file), so that
     /// matic-boot's own checks see it: refused when `target` is the running
     /// slot, or when the running slot is still on trial (the target may be
-    /// the only proven slot). A refusal changes nothing, on the disk or in
-    /// `state_dir`; otherwise the target's recorded version is forgotten
-    /// before the table is written.
-    pub fn begin_update(
-        &mut self,
-        state_dir: &Path,
-        target: Slot,
-        running: Slot,
-    ) -> Result<SlotInfo, SlotError> {
-        let ((), t) = step(
-            &mut self.file,
-            &self.path,
-            |d| d.begin_update(target, running),
-            || remove_version(state_dir, target),
-        )?;
+    /// the only proven slot). A refusal changes nothing on the disk.
+    pub fn begin_update(&mut self, target: Slot, running: Slot) -> Result<SlotInfo, SlotError> {
+        let ((), t) = step(&mut self.file, &self.path, |d| {
+            d.begin_update(target, running)
+        })?;
         Ok(t.get(target))
     }
 
     /// Makes the freshly written `target` the next boot with `tries` tries.
     pub fn finish_update(&mut self, target: Slot, tries: u8) -> Result<(), SlotError> {
-        step(
-            &mut self.file,
-            &self.path,
-            |d| d.finish_update(target, tries),
-            || Ok(()),
-        )
+        step(&mut self.file, &self.path, |d| {
+            d.finish_update(target, tries)
+        })
         .map(|_| ())
-    }
-}
-
-fn version_path(state_dir: &Path, s: Slot) -> PathBuf {
-    state_dir.join("slots").join(format!("{s}.version"))
-}
-
-/// The recorded version of `s`; empty when none.
-pub fn read_version(state_dir: &Path, s: Slot) -> String {
-    std::fs::read_to_string(version_path(state_dir, s))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Forgets the version of a slot about to be overwritten.
-pub fn remove_version(state_dir: &Path, s: Slot) -> Result<(), SlotError> {
-    let p = version_path(state_dir, s);
-    match std::fs::remove_file(&p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SlotError::Io {
-            path: p,
-            op: "removing",
-            source,
-        }),
-    }
-}
-
-/// Records `version` for `s` durably: temp file, fsync, rename, then fsync
-/// the directory — the rename is an entry in the directory, and until that
-/// is on disk a power cut can bring back the old version (or none) next to
-/// a slot that holds the new image.
-pub fn write_version(state_dir: &Path, s: Slot, version: &str) -> Result<(), SlotError> {
-    let p = version_path(state_dir, s);
-    let dir = p.parent().unwrap_or(state_dir).to_owned();
-    let io = |op, path: &Path| {
-        let path = path.to_owned();
-        move |source| SlotError::Io { path, op, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let tmp = p.with_extension("version.tmp");
-    let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
-    f.write_all(format!("{}\n", version.trim()).as_bytes())
-        .map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
-    std::fs::rename(&tmp, &p).map_err(io("renaming into", &p))?;
-    sync_dir(&dir)
-}
-
-/// fsyncs directory `dir` (a directory opened read-only can be fsynced).
-fn sync_dir(dir: &Path) -> Result<(), SlotError> {
-    let io = |op| {
-        move |source| SlotError::Io {
-            path: dir.to_owned(),
-            op,
-            source,
-        }
-    };
-    File::open(dir)
-        .map_err(io("opening"))?
-        .sync_all()
-        .map_err(io("syncing"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The rename that publishes a version is made durable: under strace,
-    /// `write_version` renames the temp file into place, then opens the
-    /// `slots` directory and fsyncs that descriptor. (Run as a child of
-    /// this test binary so the trace holds only this call. Needs `strace`,
-    /// which `scripts/lib/deps.sh` installs; a missing one fails the test.)
-    #[test]
-    fn write_version_fsyncs_the_directory_after_the_rename() {
-        if let Some(dir) = crate::strace_test::child_dir() {
-            write_version(Path::new(&dir), Slot::B, "1.2.3").unwrap();
-            return;
-        }
-        let base = std::env::temp_dir().join(format!("matic-slots-fsync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).unwrap();
-        let trace = crate::strace_test::trace_test(
-            "slots::tests::write_version_fsyncs_the_directory_after_the_rename",
-            "openat,open,rename,renameat,renameat2,fsync,fdatasync",
-            &base,
-        );
-        assert_eq!(read_version(&base, Slot::B), "1.2.3");
-        let dir = base.join("slots").display().to_string();
-        let lines: Vec<&str> = trace.lines().collect();
-        let renamed = lines
-            .iter()
-            .position(|l| l.contains("rename") && l.contains("B.version.tmp"))
-            .unwrap_or_else(|| panic!("no rename of B.version.tmp in:\n{trace}"));
-        let fd = lines[renamed..]
-            .iter()
-            .find_map(|l| {
-                let (call, ret) = l.split_once(") = ")?;
-                (call.contains("open") && call.contains(&format!("\"{dir}\"")))
-                    .then(|| ret.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("{dir} not opened after the rename:\n{trace}"));
-        assert!(
-            lines[renamed..]
-                .iter()
-                .any(|l| l.contains(&format!("fsync({fd})")) && l.ends_with("= 0")),
-            "{dir} (fd {fd}) not fsynced after the rename:\n{trace}"
-        );
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

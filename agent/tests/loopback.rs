@@ -14,6 +14,7 @@ use futures::StreamExt;
 use matic_boot::Slot;
 use matic_proto::v1::install_request::Msg;
 use matic_proto::v1::*;
+use matic_tests::release::TestKey;
 use osctl::client::{ClientError, Credentials, explain_status};
 
 use osctl::pki::{Ca, CertSpec, Eku, Role};
@@ -304,15 +305,11 @@ async fn role_table_is_enforced() {
         },
     );
     let before = (node.attrs(Slot::A), node.attrs(Slot::B));
-    let img = image(1, 100_000);
+    let r = release(1, "x", A_COUNTER, 100_000);
 
     let mut reader = node.client(Role::Reader).await;
     let e = assert_code(
-        install(
-            &mut reader,
-            install_msgs(header_for(&img, "x"), &img, 65536),
-        )
-        .await,
+        install(&mut reader, release_msgs(&r, 65536)).await,
         Code::PermissionDenied,
         "Install needs os:admin",
     );
@@ -362,7 +359,7 @@ async fn role_table_is_enforced() {
 
     let mut op = node.client(Role::Operator).await;
     assert_code(
-        install(&mut op, install_msgs(header_for(&img, "x"), &img, 65536)).await,
+        install(&mut op, release_msgs(&r, 65536)).await,
         Code::PermissionDenied,
         "Install needs os:admin (your certificate has os:operator)",
     );
@@ -395,8 +392,9 @@ async fn role_table_is_enforced() {
 
 // ---------------------------------------------------------------- install
 
-/// Checks the state after a refused install: target invalidated, running
-/// slot's bytes and attributes untouched.
+/// Checks the state after an install refused once it had begun: target
+/// invalidated and its manifest block gone (BootStatus shows no release),
+/// running slot's bytes and attributes untouched.
 fn assert_refused(node: &Node, a_digest: &[u8], a_attrs: matic_boot::SlotAttrs) {
     let b = node.attrs(Slot::B);
     assert_eq!(
@@ -416,13 +414,49 @@ fn assert_refused(node: &Node, a_digest: &[u8], a_attrs: matic_boot::SlotAttrs) 
         "running slot A's attributes changed"
     );
     assert!(
-        !node.dir.join("state/slots/B.version").exists(),
-        "the target's old version must be forgotten"
+        node.slot_tail(Slot::B).iter().all(|&x| x == 0),
+        "the target's old manifest block must be gone"
     );
 }
 
-/// Builds a (bad) install stream from an image.
-type MakeMsgs = Box<dyn Fn(&[u8]) -> Vec<InstallRequest>>;
+/// Checks the state after an install refused before it began: both slots'
+/// attributes and every byte of both slots as they were.
+fn assert_untouched(node: &Node, before: &Before) {
+    assert_eq!(
+        (node.attrs(Slot::A), node.attrs(Slot::B)),
+        (before.a_attrs, before.b_attrs),
+        "a refused install changed the GPT"
+    );
+    assert_eq!(
+        node.slot_digest(Slot::A),
+        before.a_digest,
+        "slot A was written"
+    );
+    assert_eq!(
+        node.slot_digest(Slot::B),
+        before.b_digest,
+        "slot B was written"
+    );
+}
+
+/// Both slots as they were before an install.
+struct Before {
+    a_attrs: matic_boot::SlotAttrs,
+    b_attrs: matic_boot::SlotAttrs,
+    a_digest: Vec<u8>,
+    b_digest: Vec<u8>,
+}
+
+impl Before {
+    fn of(node: &Node) -> Self {
+        Self {
+            a_attrs: node.attrs(Slot::A),
+            b_attrs: node.attrs(Slot::B),
+            a_digest: node.slot_digest(Slot::A),
+            b_digest: node.slot_digest(Slot::B),
+        }
+    }
+}
 
 /// Marks the running slot A successful on the disk, as the agent does once
 /// the boot is healthy (these nodes run with `--no-boot-ok`): installs are
@@ -438,41 +472,54 @@ fn prove_a(node: &Node) {
     d.write().unwrap();
 }
 
-async fn good_install(node: &Node, c: &mut osctl::client::Client, seed: u64) -> Vec<u8> {
-    let img = image(seed, 3 * MIB as usize + 12_345);
-    let r = install(
-        c,
-        install_msgs(header_for(&img, &format!("v{seed}")), &img, 256 << 10),
-    )
-    .await
-    .unwrap();
+/// A 3 MiB release (`seed`, version `v<seed>`, A's counter) installed into
+/// B: its payload in B's first bytes, its manifest block in B's tail.
+async fn good_install(
+    node: &Node,
+    c: &mut osctl::client::Client,
+    seed: u64,
+) -> matic_tests::release::Release {
+    let rel = release(
+        seed,
+        &format!("v{seed}"),
+        A_COUNTER,
+        3 * MIB as usize + 12_345,
+    );
+    let r = install(c, release_msgs(&rel, 256 << 10)).await.unwrap();
     assert_eq!(
         (r.slot.as_str(), r.bytes_written, r.tries),
-        ("B", img.len() as u64, 3)
+        ("B", rel.payload.len() as u64, 3)
     );
     let b = node.attrs(Slot::B);
     assert_eq!((b.priority(), b.tries(), b.successful()), (2, 3, false));
-    assert_eq!(
-        node.slot_bytes(Slot::B, img.len()),
-        img,
-        "slot B's bytes differ from the image"
+    assert!(
+        node.slot_bytes(Slot::B, rel.payload.len()) == rel.payload,
+        "slot B's bytes differ from the payload"
     );
-    img
+    assert_eq!(node.slot_tail(Slot::B), rel.block);
+    rel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn install_success_sets_slot_bits_and_bytes() {
+async fn install_success_sets_slot_bits_bytes_and_manifest() {
     let node = Node::start("install-ok", NodeOpts::default());
     prove_a(&node);
     let a_digest = node.slot_digest(Slot::A);
     let mut c = node.client(Role::Admin).await;
 
-    // Odd chunking: the magic arrives split over tiny chunks.
-    let img = image(42, 2 * MIB as usize + 7);
+    // Odd chunking: blocks split over tiny and uneven chunks.
+    let rel = release(42, "2.0.0", A_COUNTER + 1, 2 * MIB as usize + 7);
+    let p = &rel.payload;
     let mut msgs = vec![InstallRequest {
-        msg: Some(Msg::Header(header_for(&img, "2.0.0"))),
+        msg: Some(Msg::Header(header_with(&rel.block))),
     }];
-    for piece in [&img[..1], &img[1..3], &img[3..5], &img[5..]] {
+    for piece in [
+        &p[..1],
+        &p[1..3],
+        &p[3..5000],
+        &p[5000..4 * 4096 + 1],
+        &p[4 * 4096 + 1..],
+    ] {
         msgs.push(InstallRequest {
             msg: Some(Msg::Chunk(Bytes::copy_from_slice(piece))),
         });
@@ -483,11 +530,12 @@ async fn install_success_sets_slot_bits_and_bytes() {
         InstallResponse {
             slot: "B".into(),
             version: "2.0.0".into(),
-            bytes_written: img.len() as u64,
+            bytes_written: p.len() as u64,
             tries: 3
         }
     );
-    assert_eq!(node.slot_bytes(Slot::B, img.len()), img);
+    assert!(node.slot_bytes(Slot::B, p.len()) == *p);
+    assert_eq!(node.slot_tail(Slot::B), rel.block);
     assert_eq!(node.slot_digest(Slot::A), a_digest);
     let (a, b) = (node.attrs(Slot::A), node.attrs(Slot::B));
     assert_eq!((b.priority(), b.tries(), b.successful()), (2, 3, false));
@@ -497,7 +545,6 @@ async fn install_success_sets_slot_bits_and_bytes() {
         "A stays the fallback at priority 1"
     );
     assert_eq!(node.open_disk().status().next, Some(Slot::B));
-    assert_eq!(node.read("state/slots/B.version").trim(), "2.0.0");
 
     let st = c
         .boot_status(BootStatusRequest {})
@@ -518,15 +565,143 @@ async fn install_success_sets_slot_bits_and_bytes() {
         ),
         (2, 3, false, true, "2.0.0", false, true)
     );
+    // The manifest, as BootStatus shows it.
+    assert_eq!(
+        sb.release,
+        Some(SlotRelease {
+            version: "2.0.0".into(),
+            security_counter: A_COUNTER + 1,
+            key_id: node_key().id.to_string(),
+            root_hash: matic_release::hex::string(&rel.manifest.root_hash),
+            payload_size: p.len() as u64,
+        })
+    );
+    assert_eq!(sb.release_error, "");
     let sa = st.slots.iter().find(|s| s.name == "A").unwrap();
     assert_eq!(
         (sa.priority, sa.running, sa.next_boot, sa.version.as_str()),
         (1, true, false, "v1")
     );
+    assert_eq!(
+        sa.release.as_ref().map(|r| r.security_counter),
+        Some(A_COUNTER)
+    );
 
-    // A second install over it works too (the lock was released).
-    good_install(&node, &mut c, 7).await;
-    assert_eq!(node.read("state/slots/B.version").trim(), "v7");
+    // Version: the running slot's release.
+    let v = c.version(VersionRequest {}).await.unwrap().into_inner();
+    let vr = v.release.expect("the running slot's release");
+    assert_eq!(
+        (vr.version.as_str(), vr.security_counter),
+        ("v1", A_COUNTER)
+    );
+    // This host's root is no MaticOS verity device.
+    assert!(!v.root_verity);
+
+    // A second install over it works too (the lock was released), at the
+    // same counter as the running slot.
+    let rel = good_install(&node, &mut c, 7).await;
+    let st = c
+        .boot_status(BootStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.slots[1].version, "v7");
+    assert_eq!(
+        st.slots[1].release.as_ref().map(|r| r.root_hash.clone()),
+        Some(matic_release::hex::string(&rel.manifest.root_hash))
+    );
+}
+
+/// Every way a release can be refused before the target is touched: the
+/// refusal's code and sentence, both slots' attributes and bytes as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_releases_leave_both_slots_untouched() {
+    let mut node = Node::start("install-untrusted", NodeOpts::default());
+    prove_a(&node);
+    let mut c = node.client(Role::Admin).await;
+    // B holds a release, so "untouched" means something.
+    good_install(&node, &mut c, 10).await;
+    let before = Before::of(&node);
+
+    let good = release(11, "3.0", A_COUNTER, MIB as usize);
+    // A SquashFS image streamed as before signed releases: its first block
+    // where the manifest goes.
+    let mut squash = pattern(12, 64 << 10);
+    squash[..4].copy_from_slice(b"hsqs");
+    let stranger = release_by(
+        &TestKey::from_seed(0x22),
+        13,
+        "3.0",
+        A_COUNTER,
+        MIB as usize,
+    );
+    let mut forged = good.block.clone();
+    forged[16] ^= 0x40; // the security counter, after signing
+    let old = release(14, "1.4", A_COUNTER - 2, MIB as usize);
+    let huge = release(15, "4.0", A_COUNTER, SLOT_BYTES as usize - 60_000);
+    let cases: Vec<(&str, Vec<InstallRequest>, Code, String)> = vec![
+        (
+            "unsigned image",
+            install_msgs(header_with(&squash[..4096]), &squash, 16 << 10),
+            Code::InvalidArgument,
+            "not a signed release: no release manifest (an unsigned image?)".into(),
+        ),
+        (
+            "no manifest",
+            install_msgs(header_with(&[]), &good.payload, 256 << 10),
+            Code::InvalidArgument,
+            "not a signed release: the header carries 0 manifest bytes".into(),
+        ),
+        (
+            "unknown key",
+            release_msgs(&stranger, 256 << 10),
+            Code::InvalidArgument,
+            format!(
+                "release refused: the manifest is signed by a key that is not trusted (key id {})",
+                stranger.manifest.key_id
+            ),
+        ),
+        (
+            "bad signature",
+            install_msgs(header_with(&forged), &good.payload, 256 << 10),
+            Code::InvalidArgument,
+            "release refused: the manifest's signature does not verify".into(),
+        ),
+        (
+            "counter below the running slot's",
+            release_msgs(&old, 256 << 10),
+            Code::FailedPrecondition,
+            format!(
+                "release 1.4 has security counter {}, below the running slot's {A_COUNTER}; it would undo a security fix",
+                A_COUNTER - 2
+            ),
+        ),
+        (
+            "payload larger than the slot",
+            release_msgs(&huge, 1 << 20),
+            Code::InvalidArgument,
+            format!(
+                "release 4.0 has a payload of {} bytes; slot B holds at most {}",
+                huge.payload.len(),
+                SLOT_BYTES - 65536
+            ),
+        ),
+    ];
+    for (what, msgs, code, needle) in cases {
+        let e = install(&mut c, msgs).await.expect_err(what);
+        assert_eq!(e.code(), code, "{what}: {e:?}");
+        assert!(e.message().contains(&needle), "{what}: {:?}", e.message());
+        assert_untouched(&node, &before);
+    }
+    // No trusted key at all: every release refused, with the reason.
+    std::fs::remove_dir_all(node.dir.join("release-keys")).unwrap();
+    assert_code(
+        install(&mut c, release_msgs(&good, 256 << 10)).await,
+        Code::FailedPrecondition,
+        "no release key is trusted",
+    );
+    assert_untouched(&node, &before);
+    assert!(node.alive());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,64 +718,76 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
         "will not boot",
     );
 
+    type MakeMsgs = Box<dyn Fn(&matic_tests::release::Release) -> Vec<InstallRequest>>;
+    let flipped = |at: fn(usize) -> usize| -> MakeMsgs {
+        Box::new(move |r| {
+            let mut p = r.payload.clone();
+            let i = at(p.len());
+            p[i] ^= 0x01;
+            install_msgs(header_with(&r.block), &p, 256 << 10)
+        })
+    };
     let cases: Vec<(&str, MakeMsgs, Code, &str)> = vec![
         (
-            "wrong digest",
-            Box::new(|img: &[u8]| {
-                let mut h = header_for(img, "bad");
-                h.sha256 = sha(b"something else");
-                install_msgs(h, img, 256 << 10)
-            }),
+            "a data byte flipped",
+            flipped(|_| 4096 * 300 + 17),
             Code::InvalidArgument,
-            "sha256 mismatch",
+            "refused: data block 300 (payload byte 1228800) does not match its digest in the verity tree; slot B left unbootable",
+        ),
+        (
+            "a tree byte flipped",
+            flipped(|len| len - 4096 + 3),
+            Code::InvalidArgument,
+            "verity tree level 0",
+        ),
+        (
+            "the last data byte flipped",
+            flipped(|_| 3 * MIB as usize - 1),
+            Code::InvalidArgument,
+            "data block 767 ",
         ),
         (
             "truncated",
-            Box::new(|img: &[u8]| {
-                install_msgs(header_for(img, "bad"), &img[..img.len() - 1000], 256 << 10)
+            Box::new(|r| {
+                install_msgs(
+                    header_with(&r.block),
+                    &r.payload[..r.payload.len() - 1000],
+                    256 << 10,
+                )
             }),
             Code::InvalidArgument,
             "ended after",
         ),
         (
             "too long",
-            Box::new(|img: &[u8]| {
-                let mut h = header_for(img, "bad");
-                h.size -= 1;
-                install_msgs(h, img, 256 << 10)
+            Box::new(|r| {
+                let mut p = r.payload.clone();
+                p.push(0);
+                install_msgs(header_with(&r.block), &p, 256 << 10)
             }),
             Code::InvalidArgument,
-            "longer than the header",
-        ),
-        (
-            "oversize",
-            Box::new(|img: &[u8]| {
-                let mut h = header_for(img, "bad");
-                h.size = SLOT_BYTES + 1;
-                install_msgs(h, &img[..1 << 20], 256 << 10)
-            }),
-            Code::InvalidArgument,
-            "does not fit slot B",
-        ),
-        (
-            "not squashfs",
-            Box::new(|img: &[u8]| {
-                let mut img = img.to_vec();
-                img[..4].copy_from_slice(b"\x7fELF");
-                install_msgs(header_for(&img, "bad"), &img, 256 << 10)
-            }),
-            Code::InvalidArgument,
-            "not a SquashFS image",
+            "longer than the manifest's payload",
         ),
     ];
     for (i, (what, msgs, code, needle)) in cases.into_iter().enumerate() {
         good_install(&node, &mut c, 100 + i as u64).await;
         let a_attrs = node.attrs(Slot::A);
-        let img = image(200 + i as u64, 3 * MIB as usize);
-        let e = install(&mut c, msgs(&img)).await.expect_err(what);
+        let rel = release(200 + i as u64, "bad", A_COUNTER, 3 * MIB as usize);
+        let e = install(&mut c, msgs(&rel)).await.expect_err(what);
         assert_eq!(e.code(), code, "{what}: {e:?}");
         assert!(e.message().contains(needle), "{what}: {:?}", e.message());
         assert_refused(&node, &a_digest, a_attrs);
+        let st = c
+            .boot_status(BootStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(st.slots[1].release, None, "{what}");
+        assert!(
+            st.slots[1].release_error.contains("no release manifest"),
+            "{what}: {:?}",
+            st.slots[1].release_error
+        );
     }
 
     // Client killed mid-stream: its runtime (and so its sockets) vanish.
@@ -619,9 +806,12 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
                 .enable_all()
                 .build()
                 .unwrap();
-            let img = image(301, 3 * MIB as usize);
-            let header = header_for(&img, "killed");
-            let first: Vec<InstallRequest> = install_msgs(header, &img[..MIB as usize], 256 << 10);
+            let rel = release(301, "killed", A_COUNTER, 3 * MIB as usize);
+            let first: Vec<InstallRequest> = install_msgs(
+                header_with(&rel.block),
+                &rel.payload[..MIB as usize],
+                256 << 10,
+            );
             let mut killed = rt
                 .block_on(osctl::client::connect(
                     &addr,
@@ -639,7 +829,7 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
             rt.shutdown_background();
         });
         started_rx.recv().unwrap();
-        node.wait_log("install: 3145728 bytes, version \"killed\"");
+        node.wait_log("install: release killed ");
         tokio::time::sleep(Duration::from_millis(300)).await;
         kill_tx.send(()).unwrap();
         t.join().unwrap();
@@ -651,9 +841,13 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
     // Concurrent installs: the second is refused while the first runs.
     good_install(&node, &mut c, 400).await;
     let a_attrs = node.attrs(Slot::A);
-    let img = image(401, 3 * MIB as usize);
+    let rel = release(401, "first", A_COUNTER, 3 * MIB as usize);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    for m in install_msgs(header_for(&img, "first"), &img[..MIB as usize], 256 << 10) {
+    for m in install_msgs(
+        header_with(&rel.block),
+        &rel.payload[..MIB as usize],
+        256 << 10,
+    ) {
         tx.send(m).await.unwrap();
     }
     let mut c1 = node.client(Role::Admin).await;
@@ -661,14 +855,10 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
         c1.install(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
-    node.wait_log("install: 3145728 bytes, version \"first\"");
-    let other = image(402, MIB as usize);
+    node.wait_log("install: release first ");
+    let other = release(402, "second", A_COUNTER, MIB as usize);
     assert_code(
-        install(
-            &mut c,
-            install_msgs(header_for(&other, "second"), &other, 256 << 10),
-        )
-        .await,
+        install(&mut c, release_msgs(&other, 256 << 10)).await,
         Code::FailedPrecondition,
         "another install is in progress",
     );
@@ -676,7 +866,10 @@ async fn install_failures_leave_target_unbootable_and_running_slot_intact() {
     assert_code(
         first.await.unwrap(),
         Code::InvalidArgument,
-        "ended after 1048576 of 3145728 bytes",
+        &format!(
+            "ended after 1048576 of the manifest's {} payload bytes",
+            rel.payload.len()
+        ),
     );
     assert_refused(&node, &a_digest, a_attrs);
 
@@ -739,6 +932,14 @@ async fn boot_ok_waits_for_containerd_then_rollback() {
             ("B", 1, 0, true, true, "v0", false, false)
         ]
     );
+    // Rollback is to a slot already installed: allowed whatever its
+    // security counter (B's is below A's).
+    let counters: Vec<_> = st
+        .slots
+        .iter()
+        .map(|s| s.release.as_ref().map(|r| r.security_counter))
+        .collect();
+    assert_eq!(counters, vec![Some(A_COUNTER), Some(1)]);
 
     let r = op
         .rollback(RollbackRequest { no_reboot: true })
@@ -1094,30 +1295,26 @@ async fn malformed_requests_do_not_crash_it() {
         Code::InvalidArgument,
         "must be the header",
     );
-    let mut h = header_for(b"hsqs", "x");
-    h.sha256.truncate(5);
     assert_code(
-        install(&mut c, install_msgs(h, b"hsqs", 4)).await,
+        install(&mut c, install_msgs(header_with(b"hsqs\0"), b"hsqs", 4)).await,
         Code::InvalidArgument,
-        "sha256 must be 32 bytes",
+        "not a signed release: the header carries 5 manifest bytes",
     );
-    let mut h = header_for(b"hsqs", "1.0\nslot=B");
-    h.size = 4;
     assert_code(
-        install(&mut c, install_msgs(h, b"hsqs", 4)).await,
+        install(
+            &mut c,
+            install_msgs(header_with(&vec![0xff; 1 << 20]), b"hsqs", 4),
+        )
+        .await,
         Code::InvalidArgument,
-        "without control characters",
+        "not a signed release: the header carries 1048576 manifest bytes",
     );
     // Nothing above got as far as the disk.
     assert_eq!(node.attrs(Slot::B), b_before);
 
     // A message over the 4 MiB limit.
-    let huge = image(9, 5 * MIB as usize);
-    let r = install(
-        &mut c,
-        install_msgs(header_for(&huge, "huge"), &huge, huge.len()),
-    )
-    .await;
+    let huge = release(9, "huge", A_COUNTER, 5 * MIB as usize);
+    let r = install(&mut c, release_msgs(&huge, huge.payload.len())).await;
     assert!(r.is_err(), "a 5 MiB message must be refused");
 
     // Bytes that are not protobuf at all, to unary, streaming and client-streaming RPCs.
@@ -1184,14 +1381,10 @@ async fn install_refused_while_the_running_slot_is_on_trial() {
     assert!(!a0.successful() && b0.successful() && b0.will_boot());
     let b_digest = node.slot_digest(Slot::B);
     let mut c = node.client(Role::Admin).await;
-    let img = image(11, 2 * MIB as usize);
+    let rel = release(11, "trial", A_COUNTER, 2 * MIB as usize);
     let sentence = "slot A is still on trial; wait until it is marked successful, or roll back";
     let e = assert_code(
-        install(
-            &mut c,
-            install_msgs(header_for(&img, "trial"), &img, 256 << 10),
-        )
-        .await,
+        install(&mut c, release_msgs(&rel, 256 << 10)).await,
         Code::FailedPrecondition,
         sentence,
     );
@@ -1206,18 +1399,20 @@ async fn install_refused_while_the_running_slot_is_on_trial() {
         "a refused install changed the GPT"
     );
     assert_eq!(node.slot_digest(Slot::B), b_digest, "slot B was written");
-    assert_eq!(node.read("state/slots/B.version").trim(), "v0");
+    let st = c
+        .boot_status(BootStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.slots[1].version, "v0", "B's release is still shown");
     node.wait_log(&format!("install into slot B refused: {sentence}"));
 
     prove_a(&node);
-    let r = install(
-        &mut c,
-        install_msgs(header_for(&img, "trial"), &img, 256 << 10),
-    )
-    .await
-    .unwrap();
+    let r = install(&mut c, release_msgs(&rel, 256 << 10))
+        .await
+        .unwrap();
     assert_eq!(r.slot, "B");
-    assert_eq!(node.slot_bytes(Slot::B, img.len()), img);
+    assert!(node.slot_bytes(Slot::B, rel.payload.len()) == rel.payload);
 }
 
 /// Bounded, so that an install that is never aborted fails the test
@@ -1246,16 +1441,23 @@ async fn install_idle_client_is_aborted_and_releases_the_lock() {
     good_install(&node, &mut c, 20).await;
     let a_attrs = node.attrs(Slot::A);
 
-    // The header, 1 MiB of a 3 MiB image, then silence.
-    let img = image(21, 3 * MIB as usize);
-    let first = install_msgs(header_for(&img, "idle"), &img[..MIB as usize], 256 << 10);
+    // The header, 1 MiB of a 3 MiB payload, then silence.
+    let rel = release(21, "idle", A_COUNTER, 3 * MIB as usize);
+    let first = install_msgs(
+        header_with(&rel.block),
+        &rel.payload[..MIB as usize],
+        256 << 10,
+    );
     let t0 = std::time::Instant::now();
     let r =
         bounded(c.install(futures::stream::iter(first).chain(futures::stream::pending()))).await;
     assert_code(
         r,
         Code::Aborted,
-        "the client sent nothing for 1 s after 1048576 of 3145728 bytes; target slot B left unbootable",
+        &format!(
+            "the client sent nothing for 1 s after 1048576 of {} bytes; target slot B left unbootable",
+            rel.payload.len()
+        ),
     );
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
     node.wait_log("install into slot B refused: install aborted: the client sent nothing for 1 s");

@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+
 use osctl::config::{Config, Context};
 use osctl::pki::{Ca, CertifiedKey, Role};
 
@@ -184,8 +186,7 @@ fn role_table_as_seen_by_a_person() {
         );
         assert_eq!(e.lines().count(), 1, "{e}");
     }
-    let img = a.dir.join("maticos-9.9.img");
-    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let img = common::release(&a.dir, "r", "9.9", 50_000);
     let o = osctl(&operator, &["install", img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -221,8 +222,7 @@ fn install_during_a_trial_boot_is_refused_with_a_sentence() {
         .unwrap();
     });
     let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
-    let img = a.dir.join("maticos-9.9.img");
-    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let img = common::release(&a.dir, "r", "9.9", 50_000);
     let o = osctl(&admin, &["install", img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(

@@ -1,6 +1,6 @@
 //! Running the real `matic-agent` as an ordinary process against a sandbox
 //! directory: the one place that knows which flags point every path the
-//! agent touches (PKI, init's run dir, logs, kernel log, state, os-release,
+//! agent touches (PKI, init's run dir, logs, kernel log, trusted release keys, os-release,
 //! command line, containerd socket) into the sandbox. Used by the agent's
 //! and osctl's integration tests and the install benchmark.
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// The agent at `bin`, listening on a free loopback port, networking off,
-/// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `state/`,
+/// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `release-keys/`,
 /// `os-release`, `cmdline` and `containerd.sock`. The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
@@ -19,7 +19,7 @@ pub fn command(bin: &Path, dir: &Path) -> Command {
         ("--run-dir", "run"),
         ("--log-dir", "log"),
         ("--kmsg", "kmsg"),
-        ("--state-dir", "state"),
+        ("--release-keys", "release-keys"),
         ("--os-release", "os-release"),
         ("--cmdline", "cmdline"),
         ("--containerd-socket", "containerd.sock"),

@@ -1,6 +1,7 @@
 //! `matic-tests`: helpers shared by the integration and end-to-end tests,
 //! and the test-only programs that `scripts/build-rootfs` puts into test
-//! images (`matic-probe`, `matic-broken-agent`).
+//! images (`matic-probe`, `matic-broken-agent`); [`release`] builds signed
+//! test releases.
 //!
 //! Test support only: nothing here may be a dependency of a program that
 //! ships in a release image, and its programs go only into test images.
@@ -8,3 +9,4 @@
 pub mod agent;
 pub mod disk;
 pub mod probe;
+pub mod release;

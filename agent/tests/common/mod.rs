@@ -1,6 +1,7 @@
 //! Loopback harness: a real `matic-agent` process on 127.0.0.1 against a
-//! disk-image file with a MaticOS GPT, a fake run dir (boot file, services
-//! file, a control FIFO the test reads), a fake log dir and a kmsg file.
+//! disk-image file with a MaticOS GPT whose slots hold signed test releases,
+//! a trusted-keys directory, a fake run dir (boot file, services file, a
+//! control FIFO the test reads), a fake log dir and a kmsg file.
 #![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use matic_boot::{Disk, Slot, SlotAttrs};
 use matic_proto::v1::{InstallHeader, InstallRequest, InstallResponse, install_request::Msg};
+use matic_tests::release::{Release, TestKey};
 use osctl::client::{Client, Credentials, Options};
 use osctl::pki::{Ca, CertifiedKey, Role};
 use sha2::{Digest, Sha256};
@@ -37,12 +39,23 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     v
 }
 
-/// A fake SquashFS image: the magic, then pattern bytes.
-pub fn image(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = pattern(seed, len);
-    v[..4].copy_from_slice(b"hsqs");
-    v
+/// The node's release key (trusted in `release-keys/`).
+pub fn node_key() -> TestKey {
+    TestKey::from_seed(0x11)
 }
+
+/// A release of `len` pattern bytes (`seed`) signed by `key`.
+pub fn release_by(key: &TestKey, seed: u64, version: &str, counter: u64, len: usize) -> Release {
+    Release::build(key, version, counter, &pattern(seed, len))
+}
+
+/// A release of `len` pattern bytes signed by the node's key.
+pub fn release(seed: u64, version: &str, counter: u64, len: usize) -> Release {
+    release_by(&node_key(), seed, version, counter, len)
+}
+
+/// The security counter of the release in the running slot A.
+pub const A_COUNTER: u64 = 5;
 
 pub fn sha(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
@@ -51,7 +64,8 @@ pub fn sha(b: &[u8]) -> Vec<u8> {
 /// Options for the node's initial state.
 #[derive(Default, Clone)]
 pub struct NodeOpts {
-    /// Slot B holds a good, successful image (version "v0"), priority 1.
+    /// Slot B holds a good, successful release (version "v0", security
+    /// counter 1, below A's), priority 1.
     pub b_bootable: bool,
     /// Let the agent mark the boot successful (otherwise --no-boot-ok).
     pub boot_ok: bool,
@@ -91,7 +105,7 @@ impl Node {
     pub fn start(tag: &str, opts: NodeOpts) -> Node {
         osctl::install_crypto_provider();
         let dir = temp_dir(tag);
-        for d in ["pki", "run", "log", "state/slots"] {
+        for d in ["pki", "run", "log"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         // PKI.
@@ -100,7 +114,9 @@ impl Node {
         std::fs::write(dir.join("pki/ca.crt"), &ca.cert.cert_pem).unwrap();
         server.write(&dir.join("pki"), "server").unwrap();
 
-        // Disk: ESP 1 MiB, slots 8 MiB, state 1 MiB; slot A written and booted.
+        node_key().trust_in(&dir.join("release-keys"));
+        // Disk: ESP 1 MiB, slots 8 MiB, state 1 MiB; slot A written and
+        // booted. Each slot: pattern bytes, then a release over them.
         let disk = dir.join("disk.img");
         let mut d = matic_tests::disk::create(&disk, 7);
         if opts.b_bootable {
@@ -108,23 +124,23 @@ impl Node {
             d.device()
                 .write_all_at(&pattern(0xB, b.size() as usize), b.start())
                 .unwrap();
+            release(0xB0, "v0", 1, MIB as usize).put_in_slot(&mut d, Slot::B);
             // B's history, by the transitions a node makes: installed with
             // one try, booted, marked successful (A's install below drops
             // it to priority 1).
             d.finish_update(Slot::B, 1).unwrap();
             assert_eq!(d.choose_boot_slot().unwrap(), Slot::B);
             d.mark_successful(Slot::B).unwrap();
-            std::fs::write(dir.join("state/slots/B.version"), "v0\n").unwrap();
         }
         let a = d.slot_partition(Slot::A);
         d.device()
             .write_all_at(&pattern(0xA, a.size() as usize), a.start())
             .unwrap();
+        release(0xA0, "v1", A_COUNTER, MIB as usize).put_in_slot(&mut d, Slot::A);
         d.finish_update(Slot::A, 3).unwrap();
         if opts.b_bootable {
             assert_eq!(d.slot_attrs(Slot::B), SlotAttrs::new(1, 0, true).unwrap());
         }
-        std::fs::write(dir.join("state/slots/A.version"), "v1\n").unwrap();
         // What init stage 1 does: choose (spends a try) and write.
         assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
         d.write().unwrap();
@@ -299,6 +315,20 @@ impl Node {
         sha(&buf)
     }
 
+    /// The manifest block at the start of a slot's last 64 KiB.
+    pub fn slot_tail(&self, s: Slot) -> Vec<u8> {
+        let p = self.open_disk().slot_partition(s);
+        let mut buf = vec![0u8; matic_release::manifest::BLOCK_LEN];
+        File::open(&self.disk)
+            .unwrap()
+            .read_exact_at(
+                &mut buf,
+                p.start() + p.size() - matic_release::manifest::SLOT_RESERVE,
+            )
+            .unwrap();
+        buf
+    }
+
     /// The first `len` bytes of a slot.
     pub fn slot_bytes(&self, s: Slot, len: usize) -> Vec<u8> {
         let p = self.open_disk().slot_partition(s);
@@ -368,12 +398,17 @@ pub fn install_msgs(header: InstallHeader, image: &[u8], chunk: usize) -> Vec<In
     v
 }
 
-pub fn header_for(image: &[u8], version: &str) -> InstallHeader {
+/// A header carrying `manifest` as the manifest block.
+pub fn header_with(manifest: &[u8]) -> InstallHeader {
     InstallHeader {
-        size: image.len() as u64,
-        sha256: sha(image),
-        version: version.into(),
+        manifest: manifest.to_vec(),
     }
+}
+
+/// The messages of an install of `r`: its manifest block, then its payload
+/// in `chunk`-byte pieces.
+pub fn release_msgs(r: &Release, chunk: usize) -> Vec<InstallRequest> {
+    install_msgs(header_with(&r.block), &r.payload, chunk)
 }
 
 pub async fn install(

@@ -6,17 +6,9 @@
 //!
 //! Must never: be used where speed matters (it holds the whole payload).
 
-use sha2::{Digest, Sha256};
-
+use super::digest::Salted;
+pub use super::digest::salted_digest;
 use super::{BLOCK, DIGEST_LEN, Geometry, superblock};
-
-/// `SHA-256(salt ‖ block)`: a digest in a format-1 tree.
-pub fn salted_digest(salt: &[u8], block: &[u8]) -> [u8; DIGEST_LEN] {
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(block);
-    h.finalize().into()
-}
 
 /// A payload and what a manifest says of it.
 pub struct Built {
@@ -40,9 +32,10 @@ pub fn payload(data: &[u8], salt: &[u8], uuid: [u8; 16]) -> Built {
         .copy_from_slice(&superblock::render(&geometry, salt, uuid));
     // Level by level from the data up: the digests of the level below go
     // into this level's blocks.
+    let salted = Salted::new(salt);
     let mut below: Vec<[u8; DIGEST_LEN]> = payload[..data_len]
         .chunks_exact(block)
-        .map(|b| salted_digest(salt, b))
+        .map(|b| salted.digest(b))
         .collect();
     for level in 0..geometry.levels {
         for (i, digest) in below.iter().enumerate() {
@@ -54,7 +47,7 @@ pub fn payload(data: &[u8], salt: &[u8], uuid: [u8; 16]) -> Built {
         let len = geometry.level_blocks(level) as usize * block;
         below = payload[start..start + len]
             .chunks_exact(block)
-            .map(|b| salted_digest(salt, b))
+            .map(|b| salted.digest(b))
             .collect();
     }
     debug_assert_eq!(below.len(), 1);

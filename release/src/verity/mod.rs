@@ -19,6 +19,10 @@ pub mod superblock;
 
 #[cfg(feature = "std")]
 pub mod build;
+#[cfg(feature = "std")]
+pub mod digest;
+#[cfg(feature = "std")]
+pub mod stream;
 
 pub use geometry::{Geometry, GeometryError};
 
