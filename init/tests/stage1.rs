@@ -363,7 +363,7 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
     let env = setup("boot", &[Slot::A], &[Slot::A]);
     assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
     let root = env.initramfs();
-    let mark = kmsg_len();
+    let mark = kmsg_mark();
     let disk_arg = format!("matic.disk={}", env.loopdev);
     let mut ns = root.start_program("/init", &[&disk_arg]);
     let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
@@ -655,7 +655,7 @@ fn a_slot_whose_manifest_is_missing_or_does_not_verify_is_given_up() {
                 guid: Guid([11; 16]),
             },
         );
-        let mark = kmsg_len();
+        let mark = kmsg_mark();
         boot_until_reboot(&env);
         let log = kmsg_since(mark);
         assert_eq!(
@@ -697,15 +697,32 @@ fn two_disks(name: &str, guids: [Guid; 2]) -> (Env, Env) {
     if key(&x) > key(&y) { (x, y) } else { (y, x) }
 }
 
-fn kmsg_len() -> usize {
+/// The kernel log's latest timestamp: a mark for [`kmsg_since`]. (A line
+/// count is no mark: once the ring buffer is full, old lines drop as new
+/// ones come, and the count stays the same.)
+fn kmsg_mark() -> f64 {
     let out = Command::new("dmesg").output().unwrap().stdout;
-    String::from_utf8_lossy(&out).lines().count()
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(kmsg_time)
+        .last()
+        .unwrap_or(0.0)
 }
 
-fn kmsg_since(n: usize) -> String {
+/// `[  123.456789] text` → 123.456789.
+fn kmsg_time(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix('[')?;
+    rest[..rest.find(']')?].trim().parse().ok()
+}
+
+/// The kernel log's lines after `mark` ([`kmsg_mark`]).
+fn kmsg_since(mark: f64) -> String {
     let out = Command::new("dmesg").output().unwrap().stdout;
     let text = String::from_utf8_lossy(&out);
-    let lines: Vec<&str> = text.lines().skip(n).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| kmsg_time(l).is_some_and(|t| t > mark))
+        .collect();
     lines.join("\n")
 }
 
@@ -754,7 +771,7 @@ fn several_maticos_disks_and_no_guid_stop_the_boot() {
     // It says why on the console and stays (no reboot), touching no table.
     let (x, y) = two_disks("ambiguous", [Guid([0x6a; 16]), Guid([0x6b; 16])]);
     let root = x.initramfs();
-    let mark = kmsg_len();
+    let mark = kmsg_mark();
     let mut ns = root.start_program("/init", &["matic.test.loop_disks=1"]);
     let said = wait_until(Duration::from_secs(40), || {
         let k = kmsg_since(mark);
