@@ -704,8 +704,8 @@ fn kmsg_mark() -> f64 {
     let out = Command::new("dmesg").output().unwrap().stdout;
     String::from_utf8_lossy(&out)
         .lines()
-        .filter_map(kmsg_time)
-        .last()
+        .rev()
+        .find_map(kmsg_time)
         .unwrap_or(0.0)
 }
 
