@@ -21,6 +21,7 @@ mod fifo;
 mod log;
 mod modules;
 mod mounts;
+mod rootdev;
 mod shutdown;
 mod spawn;
 mod stage1;

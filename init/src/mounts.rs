@@ -82,7 +82,8 @@ fn mount_dev(src: &Buf<64>, target: &CStr, fs: &CStr, flags: MountFlags) -> Resu
     mount(src, target, fs, flags, None)
 }
 
-/// The slot's partition `dev`, read-only SquashFS, at [`NEW_ROOT`].
+/// The slot's root device `dev` (its dm-verity device), read-only SquashFS,
+/// at [`NEW_ROOT`].
 pub fn mount_slot(dev: &Buf<64>) -> Result<(), Errno> {
     mount_dev(dev, NEW_ROOT, c"squashfs", MountFlags::RDONLY)
 }

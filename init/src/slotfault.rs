@@ -14,7 +14,12 @@ use rustix::io::Errno;
 /// What stage 1 was doing with the slot when it failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// `mount(2)` of the slot's partition as SquashFS, read-only.
+    /// Reading and verifying the release manifest at the slot's tail
+    /// (a refused manifest is `crate::verity::REFUSED`, EBADMSG).
+    Manifest,
+    /// Creating the dm-verity device over the slot (the DM ioctls).
+    Verity,
+    /// `mount(2)` of the slot's verity device as SquashFS, read-only.
     Mount,
     /// `execve("/sbin/init")` after the switch to the image.
     ExecInit,
@@ -23,6 +28,8 @@ pub enum Step {
 impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::Manifest => "checking its release manifest",
+            Step::Verity => "setting up its dm-verity device",
             Step::Mount => "mounting its squashfs",
             Step::ExecInit => "executing its /sbin/init",
         }
@@ -48,6 +55,14 @@ pub fn classify(step: Step, e: Errno) -> Fault {
     // are not a usable image.
     let corrupt = e == Errno::INVAL || e == Errno::IO || e == Errno::UCLEAN;
     let image = match step {
+        // A manifest that does not verify (EBADMSG), or whose block cannot
+        // be read (EIO: the slot's blocks, as for a mount). ENOENT, ENOMEM…
+        // are the moment's.
+        Step::Manifest => e == Errno::BADMSG || e == Errno::IO,
+        // The table comes from a verified manifest that fits the slot, so
+        // the kernel refusing it means a missing module (an unknown target
+        // type is EINVAL), no memory, a busy name: never the image's.
+        Step::Verity => false,
         // ENOENT / ENXIO / ENODEV here mean the partition's node, the device
         // or the squashfs driver is not there (yet): the machine's; so are
         // ENOMEM, EBUSY and anything unknown.
@@ -86,6 +101,21 @@ mod tests {
         }
         assert_eq!(classify(Step::ExecInit, Errno::NOEXEC), Fault::Image);
         assert_eq!(classify(Step::ExecInit, Errno::LIBBAD), Fault::Image);
+    }
+
+    #[test]
+    fn a_refused_manifest_is_the_image_s_fault_and_dm_trouble_is_not() {
+        assert_eq!(classify(Step::Manifest, Errno::BADMSG), Fault::Image);
+        assert_eq!(classify(Step::Manifest, Errno::IO), Fault::Image);
+        for e in [Errno::NOENT, Errno::NOMEM, Errno::INTR, Errno::INVAL] {
+            assert_eq!(classify(Step::Manifest, e), Fault::Machine, "{e:?}");
+        }
+        // Unknown target type (dm-verity not loaded) is EINVAL; no
+        // device-mapper at all is ENOENT/ENODEV/ENXIO.
+        for raw in 1..=133 {
+            let e = Errno::from_raw_os_error(raw);
+            assert_eq!(classify(Step::Verity, e), Fault::Machine, "{e:?}");
+        }
     }
 
     #[test]
@@ -133,8 +163,8 @@ mod tests {
                 Errno::NOEXEC,
                 Errno::LIBBAD,
             ];
-            if !known_bad.contains(&e) {
-                for step in [Step::Mount, Step::ExecInit] {
+            if !known_bad.contains(&e) && e != Errno::BADMSG {
+                for step in [Step::Manifest, Step::Mount, Step::ExecInit] {
                     assert_eq!(classify(step, e), Fault::Machine, "{step:?} {e:?}");
                 }
             }

@@ -1,8 +1,9 @@
 //! Stage 1, from the initramfs, as a sequence of steps: mount the API file
 //! systems, load the modules, find the MaticOS disk, choose the slot
-//! (spending a try), mount it and `MATIC_STATE`, hand the boot facts to
+//! (spending a try), verify its release manifest and set up its dm-verity
+//! device (`rootdev`), mount it and `MATIC_STATE`, hand the boot facts to
 //! stage 2 in `/run/matic/boot`, switch root and exec the image's
-//! `/sbin/init`. The steps live in `blockdev`, `modules` and `mounts`; this
+//! `/sbin/init`. The steps live in `blockdev`, `modules`, `rootdev` and `mounts`; this
 //! file owns their order and [`handle`], the one place a failure
 //! ([`Stage1Error`], decided by [`Stage1Error::then`]) is acted on.
 //!
@@ -16,7 +17,7 @@
 
 use crate::blockdev::{self, BlockFd};
 use crate::util::{self, open, read_file};
-use crate::{error, fatal, info, mounts, sys, warn};
+use crate::{error, fatal, info, mounts, rootdev, sys, warn};
 use core::ffi::CStr;
 use matic_boot::{Disk, Slot};
 use matic_contract::boot::BootFile;
@@ -139,10 +140,16 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let root = disk.slot_partition(slot);
     let state = disk.state_partition().ok();
     let root_dev = blockdev::partition_dev(disk_name.as_bytes(), root.number);
-    if let Err(errno) = mounts::mount_slot(&root_dev) {
+    // The slot's manifest verified and its dm-verity device up, or the
+    // slot failed (a refused manifest is its image's fault).
+    let verity_dev = match rootdev::verified(slot, &root_dev) {
+        Ok(d) => d,
+        Err(e) => handle_final(e, Some((&mut disk, retry_ms))),
+    };
+    if let Err(errno) = mounts::mount_slot(&verity_dev) {
         let e = Stage1Error::MountSlot {
             slot,
-            dev: root_dev.as_bytes(),
+            dev: verity_dev.as_bytes(),
             errno,
         };
         handle_final(e, Some((&mut disk, retry_ms)));

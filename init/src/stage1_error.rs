@@ -12,6 +12,7 @@ use crate::fmtbuf::{BootError, Printable, Show, Sink};
 use crate::rootfs::NEW_ROOT;
 use crate::show;
 use crate::slotfault::Step;
+use crate::verity::{self, ManifestProblem};
 use core::ffi::CStr;
 use matic_boot::{Guid, Slot};
 use rustix::io::Errno;
@@ -45,7 +46,29 @@ pub enum Stage1Error<'a> {
     ChooseSlot { disk: &'a [u8], error: DiskError },
     /// Writing `disk`'s partition table after spending a try.
     WriteTable { disk: &'a [u8], error: DiskError },
-    /// Mounting the chosen slot's partition `dev` as SquashFS.
+    /// Reading the release manifest block at the tail of the chosen slot's
+    /// partition `dev`.
+    ReadManifest {
+        slot: Slot,
+        dev: &'a [u8],
+        errno: Errno,
+    },
+    /// The chosen slot's manifest (on partition `dev`) is missing, does not
+    /// verify or does not fit the slot.
+    BadManifest {
+        slot: Slot,
+        dev: &'a [u8],
+        problem: ManifestProblem,
+    },
+    /// The DM ioctl or device node `op` for the chosen slot's dm-verity
+    /// device over partition `dev`.
+    Verity {
+        slot: Slot,
+        dev: &'a [u8],
+        op: &'static str,
+        errno: Errno,
+    },
+    /// Mounting the chosen slot's verity device `dev` as SquashFS.
     MountSlot {
         slot: Slot,
         dev: &'a [u8],
@@ -113,6 +136,9 @@ impl Stage1Error<'_> {
             | MoveNewRoot(_)
             | Chroot(_) => Then::Fatal,
             AmbiguousDisk { .. } => Then::Stop,
+            ReadManifest { slot, errno, .. } => Then::SlotFailed(slot, Step::Manifest, errno),
+            BadManifest { slot, .. } => Then::SlotFailed(slot, Step::Manifest, verity::REFUSED),
+            Verity { slot, errno, .. } => Then::SlotFailed(slot, Step::Verity, errno),
             MountSlot { slot, errno, .. } => Then::SlotFailed(slot, Step::Mount, errno),
             ExecInit { slot, errno, .. } => Then::SlotFailed(slot, Step::ExecInit, errno),
         }
@@ -169,6 +195,33 @@ impl Show for Stage1Error<'_> {
                 "{}: writing the partition table: {}",
                 Printable(disk),
                 BootError(error)
+            ),
+            ReadManifest { slot, dev, errno } => show!(
+                out,
+                "slot {}: reading its release manifest from {}: {}",
+                *slot,
+                Printable(dev),
+                *errno
+            ),
+            BadManifest { slot, dev, problem } => show!(
+                out,
+                "slot {}: release manifest on {} refused: {}",
+                *slot,
+                Printable(dev),
+                *problem
+            ),
+            Verity {
+                slot,
+                dev,
+                op,
+                errno,
+            } => show!(
+                out,
+                "slot {}: dm-verity over {}: {}: {}",
+                *slot,
+                Printable(dev),
+                *op,
+                *errno
             ),
             MountSlot { slot, dev, errno } | ExecInit { slot, dev, errno } => {
                 let step = match self {
@@ -251,6 +304,68 @@ mod tests {
         assert_eq!(
             e.then(),
             Then::SlotFailed(Slot::A, Step::ExecInit, Errno::NOENT)
+        );
+    }
+
+    #[test]
+    fn a_refused_manifest_gives_the_slot_up_and_dm_trouble_retries() {
+        use crate::slotfault::{Fault, classify};
+        use matic_release::ManifestError;
+        let verdict = |e: &Stage1Error<'_>| match e.then() {
+            Then::SlotFailed(_, step, errno) => classify(step, errno),
+            t => panic!("{t:?}"),
+        };
+        for problem in [
+            ManifestProblem::Invalid(ManifestError::Magic),
+            ManifestProblem::Invalid(ManifestError::BadSignature(matic_release::KeyId([1; 8]))),
+            ManifestProblem::Invalid(ManifestError::UnknownKey(matic_release::KeyId([1; 8]))),
+            ManifestProblem::PayloadTooLarge {
+                payload: 2 << 20,
+                room: 1 << 20,
+            },
+            ManifestProblem::SlotTooSmall { part_len: 4096 },
+        ] {
+            let e = Stage1Error::BadManifest {
+                slot: Slot::A,
+                dev: dev("/dev/vda2"),
+                problem,
+            };
+            assert_eq!(verdict(&e), Fault::Image, "{}", line(&e));
+        }
+        let e = Stage1Error::BadManifest {
+            slot: Slot::B,
+            dev: dev("/dev/vda3"),
+            problem: ManifestProblem::Invalid(ManifestError::BadSignature(matic_release::KeyId(
+                [0x0f; 8],
+            ))),
+        };
+        assert_eq!(
+            line(&e),
+            "slot B: release manifest on /dev/vda3 refused: the manifest's signature does not verify (key id 0f0f0f0f0f0f0f0f)"
+        );
+        let e = Stage1Error::ReadManifest {
+            slot: Slot::A,
+            dev: dev("/dev/vda2"),
+            errno: Errno::IO,
+        };
+        assert_eq!(verdict(&e), Fault::Image, "unreadable slot blocks");
+        for errno in [Errno::NOENT, Errno::INVAL, Errno::NODEV, Errno::NOMEM] {
+            let e = Stage1Error::Verity {
+                slot: Slot::A,
+                dev: dev("/dev/vda2"),
+                op: "DM_TABLE_LOAD",
+                errno,
+            };
+            assert_eq!(verdict(&e), Fault::Machine, "{}", line(&e));
+        }
+        assert_eq!(
+            line(&Stage1Error::Verity {
+                slot: Slot::A,
+                dev: dev("/dev/vda2"),
+                op: "DM_TABLE_LOAD",
+                errno: Errno::INVAL,
+            }),
+            "slot A: dm-verity over /dev/vda2: DM_TABLE_LOAD: os error 22"
         );
     }
 

@@ -333,6 +333,38 @@ pub fn watchdog_set_timeout(fd: impl AsFd, secs: i32) -> Result<i32, Errno> {
     Ok(timeout)
 }
 
+/// A device-mapper ioctl (`DM_DEV_CREATE`, `DM_TABLE_LOAD`,
+/// `DM_DEV_SUSPEND`: `linux_raw_sys::ioctl`) on `/dev/mapper/control`
+/// (`<linux/dm-ioctl.h>`, ioctl(2)); the kernel reads the request from `buf`
+/// and writes its answer (device number, flags) back into it.
+#[inline]
+pub fn dm_ioctl(
+    control: impl AsFd,
+    opcode: u32,
+    buf: &mut matic_init::dm::IoctlBuf,
+) -> Result<(), Errno> {
+    use rustix::fd::AsRawFd;
+    // SAFETY: every DM opcode is `_IOWR(0xfd, n, struct dm_ioctl)`: the
+    // kernel copies `data_size` bytes in from `buf` and at most as many back.
+    // `IoctlBuf::header` sets `data_size` to the buffer's whole length
+    // (`BUF_LEN`) and aligns it to 8 bytes, and `buf` is a valid, exclusive
+    // borrow for the call. On any other device the opcode fails with ENOTTY.
+    let r = unsafe {
+        syscall6(
+            g::__NR_ioctl,
+            [
+                control.as_fd().as_raw_fd() as usize,
+                opcode as usize,
+                buf.0.as_mut_ptr() as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    check(r).map(drop)
+}
+
 // ---- The memory functions that compiler-generated code calls. ----------
 // Without libc nothing provides them; `rep movsb`/`rep stosb` are small and
 // fast on every x86_64 since Ivy Bridge (ERMSB), and asm cannot be turned

@@ -4,7 +4,16 @@
 //! `matic-init` as PID 1 of a PID + mount namespace rooted there. Stage 1
 //! must choose the slot, spend a try, mount everything, switch root and exec
 //! the image's `/sbin/init`, which supervises the services. Needs root, loop
-//! devices, squashfs and ext4 (CI runs as root).
+//! devices, squashfs and ext4 (CI runs as root), and `veritysetup` (Debian's
+//! `cryptsetup-bin`) for the slots' hash trees.
+//!
+//! Each slot holds a release as the agent installs it: the payload (SquashFS
+//! and its dm-verity tree, made by `veritysetup format`) from the slot's
+//! start, a signed manifest block at its tail; the initramfs trusts the test
+//! key. The host has no device-mapper, so this build of init (feature
+//! `test-no-dm`, on for `cargo test` only) checks the manifest as a release
+//! build does and then mounts the partition itself; the dm-verity device is
+//! checked in the VM (scripts/test.d/50-image-boot).
 
 #[path = "helpers/harness.rs"]
 #[allow(dead_code)] // parts serve only the benchmark
@@ -12,6 +21,9 @@ mod harness;
 
 use harness::{TestRoot, install, require_root, wait_until};
 use matic_boot::{Disk, Guid, Layout, Slot};
+use matic_release::KeyId;
+use matic_release::manifest::{Manifest, SLOT_RESERVE};
+use matic_release::verity::{BLOCK, Geometry};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -73,6 +85,11 @@ impl Env {
             fs::create_dir_all(self.initramfs.join(d)).unwrap();
         }
         install(&self.initramfs, Path::new(INIT), "/init");
+        let (pair, id) = release_key(TRUSTED_SEED);
+        let keys = self.initramfs.join("usr/share/matic/release-keys");
+        fs::create_dir_all(&keys).unwrap();
+        let name = String::from_utf8(id.file_name().to_vec()).unwrap();
+        fs::write(keys.join(name), matic_release::key::render_public(&pair.pk)).unwrap();
         TestRoot {
             dir: self.initramfs.clone(),
             cpu: None,
@@ -80,11 +97,76 @@ impl Env {
     }
 }
 
+/// The seed of the release key the test initramfs trusts, and of one it
+/// does not.
+const TRUSTED_SEED: u8 = 0x42;
+const UNTRUSTED_SEED: u8 = 0x17;
+
+/// A release key pair (Ed25519 from a fixed seed) and its key id (the first
+/// 8 bytes of the SHA-256 of the public key, by `sha256sum`).
+fn release_key(seed: u8) -> (ed25519_compact::KeyPair, KeyId) {
+    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
+    let sum = sha256_hex(&pair.pk[..]);
+    (pair, KeyId::parse_hex(&sum.as_bytes()[..16]).unwrap())
+}
+
+/// SHA-256 by `sha256sum`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// `data` as a release: the payload (data padded to 4 KiB, the verity
+/// superblock and tree that `veritysetup format` writes after it) and the
+/// manifest block signed by the key of `seed`.
+fn release(dir: &Path, data: &[u8], seed: u8) -> (Vec<u8>, [u8; 4096]) {
+    let file = dir.join("payload");
+    let data_len = data.len().next_multiple_of(BLOCK as usize);
+    let mut padded = data.to_vec();
+    padded.resize(data_len, 0);
+    fs::write(&file, &padded).unwrap();
+    let out = run(Command::new("veritysetup")
+        .arg("format")
+        .arg(format!("--hash-offset={data_len}"))
+        .args(["--data-block-size=4096", "--hash-block-size=4096"])
+        .arg(&file)
+        .arg(&file));
+    let field = |name: &str| -> Vec<u8> {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+        let hex = line.split_whitespace().last().unwrap();
+        let mut b = vec![0u8; hex.len() / 2];
+        matic_release::hex::decode(hex.as_bytes(), &mut b).unwrap();
+        b
+    };
+    let (root, salt) = (field("Root hash:"), field("Salt:"));
+    let payload = fs::read(&file).unwrap();
+    let mut sha = [0u8; 32];
+    matic_release::hex::decode(sha256_hex(&payload).as_bytes(), &mut sha).unwrap();
+    let blocks = (data_len / BLOCK as usize) as u64;
+    let g = Geometry::new(blocks, BLOCK, BLOCK, data_len as u64 + u64::from(BLOCK)).unwrap();
+    let (pair, id) = release_key(seed);
+    let mut m = Manifest::new("test-1", 1, sha, g, &salt, root.try_into().unwrap(), id).unwrap();
+    assert_eq!(m.payload_size, payload.len() as u64, "veritysetup's layout");
+    m.sign(|msg| *pair.sk.sign(msg, None));
+    (payload, m.render_block())
+}
+
 /// What a slot holds.
 #[derive(Clone, Copy, PartialEq)]
 enum Content {
-    /// Zeros: no SquashFS superblock.
+    /// Zeros: no payload and no manifest.
     Zeros,
+    /// A signed release whose data is zeros (no SquashFS superblock).
+    SignedZeros,
     /// The test image.
     Good,
     /// The test image without `/sbin/init`.
@@ -92,6 +174,12 @@ enum Content {
     /// The test image whose `/sbin/init` is an executable text file
     /// (`execve` fails with ENOEXEC).
     BadInit,
+    /// The test image and its tree without a manifest (an unsigned image).
+    Unsigned,
+    /// The test image with its manifest's counter changed after signing.
+    Tampered,
+    /// The test image signed by a key the initramfs does not trust.
+    UnknownKey,
 }
 
 /// A test disk: slot contents, the `finish_update`s applied in order, the
@@ -194,18 +282,30 @@ fn setup_disk(name: &str, spec: &Spec) -> Env {
         )
     };
     for (p, content) in slots.iter().zip([spec.a, spec.b]) {
-        let data = match content {
+        let (data, seed) = match content {
             Content::Zeros => continue,
-            Content::Good => &sq,
-            Content::NoInit => &no_init,
-            Content::BadInit => &bad_init,
+            Content::SignedZeros => (&vec![0u8; MIB][..], TRUSTED_SEED),
+            Content::Good | Content::Unsigned | Content::Tampered => (&sq[..], TRUSTED_SEED),
+            Content::NoInit => (&no_init[..], TRUSTED_SEED),
+            Content::BadInit => (&bad_init[..], TRUSTED_SEED),
+            Content::UnknownKey => (&sq[..], UNTRUSTED_SEED),
         };
+        let (payload, mut block) = release(&base, data, seed);
         assert!(
-            data.len() as u64 <= p.size(),
-            "squashfs {} bytes > slot",
-            data.len()
+            payload.len() as u64 <= p.size() - SLOT_RESERVE,
+            "payload {} bytes > slot",
+            payload.len()
         );
-        mem[p.start() as usize..p.start() as usize + data.len()].copy_from_slice(data);
+        let start = p.start() as usize;
+        mem[start..start + payload.len()].copy_from_slice(&payload);
+        if content == Content::Unsigned {
+            continue;
+        }
+        if content == Content::Tampered {
+            block[16] ^= 0x01; // the security counter, covered by the signature
+        }
+        let tail = (p.start() + p.size() - SLOT_RESERVE) as usize;
+        mem[tail..tail + block.len()].copy_from_slice(&block);
     }
     let ext4 = base.join("state.ext4");
     fs::write(&ext4, vec![0u8; state.size() as usize]).unwrap();
@@ -263,6 +363,7 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
     let env = setup("boot", &[Slot::A], &[Slot::A]);
     assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
     let root = env.initramfs();
+    let mark = kmsg_mark();
     let disk_arg = format!("matic.disk={}", env.loopdev);
     let mut ns = root.start_program("/init", &[&disk_arg]);
     let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
@@ -277,7 +378,10 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
         "stage 2 never ran the services; kernel log:\n{}",
         kmsg_tail()
     );
-    // Stage 2 runs from the image: its root is the slot's squashfs (below).
+    // Stage 2 runs from the image: its root is the slot's squashfs (below),
+    // after stage 1 checked the slot's manifest with the trusted key.
+    let log = kmsg_since(mark);
+    assert!(log.contains("slot A: release test-1 verified"), "{log}");
 
     // The hand-over file, and one try spent on the disk.
     let boot = fs::read_to_string(inside.join("run/matic/boot")).unwrap();
@@ -351,8 +455,19 @@ fn stage1_boots_the_chosen_slot_and_hands_over_to_stage2() {
 
 #[test]
 fn unmountable_slot_is_given_up_and_the_other_boots() {
-    // B holds the image; A (zeros) was updated last, so A is tried first.
-    let env = setup("fallback", &[Slot::B], &[Slot::B, Slot::A]);
+    // B holds the image; A (a signed release of zeros: its manifest
+    // verifies, its data is no SquashFS) was updated last, so A is tried
+    // first.
+    let env = setup_disk(
+        "fallback",
+        &Spec {
+            a: Content::SignedZeros,
+            b: Content::Good,
+            updates: &[Slot::B, Slot::A],
+            successful: &[],
+            guid: Guid([7; 16]),
+        },
+    );
     assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
     assert_eq!(attrs(&mut env.disk(), Slot::B).0, 1);
     let disk_arg = format!("matic.disk={}", env.loopdev);
@@ -515,6 +630,50 @@ fn an_image_whose_init_is_missing_or_not_executable_is_given_up() {
     }
 }
 
+#[test]
+fn a_slot_whose_manifest_is_missing_or_does_not_verify_is_given_up() {
+    // A, on trial, holds the good image and tree, but no manifest, a
+    // manifest changed after signing, or one signed by a key the initramfs
+    // does not trust: stage 1 refuses it before mounting anything, gives it
+    // up (the image's fault, and B will boot), and B boots next.
+    for (name, content, why) in [
+        ("unsigned", Content::Unsigned, "no release manifest"),
+        ("tampered", Content::Tampered, "signature does not verify"),
+        (
+            "unknown-key",
+            Content::UnknownKey,
+            "key that is not trusted",
+        ),
+    ] {
+        let env = setup_disk(
+            name,
+            &Spec {
+                a: content,
+                b: Content::Good,
+                updates: &[Slot::B, Slot::A],
+                successful: &[],
+                guid: Guid([11; 16]),
+            },
+        );
+        let mark = kmsg_mark();
+        boot_until_reboot(&env);
+        let log = kmsg_since(mark);
+        assert_eq!(
+            attrs(&mut env.disk(), Slot::A),
+            (0, 0, false),
+            "{name}: slot A must be given up\n{log}"
+        );
+        assert!(
+            log.contains("slot A: release manifest on") && log.contains(why),
+            "{name}: the console must say why:\n{log}"
+        );
+        assert_eq!(attrs(&mut env.disk(), Slot::B), (1, 3, false), "{name}");
+        let mut disk = env.disk();
+        let d = Disk::open(&mut disk[..]).unwrap();
+        assert_eq!(d.status().next, Some(Slot::B), "{name}");
+    }
+}
+
 /// Two MaticOS disks on loop devices with the given GUIDs (slot A good and
 /// on trial on both), the one whose name sorts last first.
 fn two_disks(name: &str, guids: [Guid; 2]) -> (Env, Env) {
@@ -538,15 +697,32 @@ fn two_disks(name: &str, guids: [Guid; 2]) -> (Env, Env) {
     if key(&x) > key(&y) { (x, y) } else { (y, x) }
 }
 
-fn kmsg_len() -> usize {
+/// The kernel log's latest timestamp: a mark for [`kmsg_since`]. (A line
+/// count is no mark: once the ring buffer is full, old lines drop as new
+/// ones come, and the count stays the same.)
+fn kmsg_mark() -> f64 {
     let out = Command::new("dmesg").output().unwrap().stdout;
-    String::from_utf8_lossy(&out).lines().count()
+    String::from_utf8_lossy(&out)
+        .lines()
+        .rev()
+        .find_map(kmsg_time)
+        .unwrap_or(0.0)
 }
 
-fn kmsg_since(n: usize) -> String {
+/// `[  123.456789] text` → 123.456789.
+fn kmsg_time(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix('[')?;
+    rest[..rest.find(']')?].trim().parse().ok()
+}
+
+/// The kernel log's lines after `mark` ([`kmsg_mark`]).
+fn kmsg_since(mark: f64) -> String {
     let out = Command::new("dmesg").output().unwrap().stdout;
     let text = String::from_utf8_lossy(&out);
-    let lines: Vec<&str> = text.lines().skip(n).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| kmsg_time(l).is_some_and(|t| t > mark))
+        .collect();
     lines.join("\n")
 }
 
@@ -595,7 +771,7 @@ fn several_maticos_disks_and_no_guid_stop_the_boot() {
     // It says why on the console and stays (no reboot), touching no table.
     let (x, y) = two_disks("ambiguous", [Guid([0x6a; 16]), Guid([0x6b; 16])]);
     let root = x.initramfs();
-    let mark = kmsg_len();
+    let mark = kmsg_mark();
     let mut ns = root.start_program("/init", &["matic.test.loop_disks=1"]);
     let said = wait_until(Duration::from_secs(40), || {
         let k = kmsg_since(mark);
