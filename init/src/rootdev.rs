@@ -33,8 +33,10 @@ const CONTROL_DEV: (u32, u32) = (10, 236);
 const NODE_WAIT_MS: u64 = 2_000;
 
 /// The chosen slot's partition `dev`, verified: its manifest checked and
-/// the dm-verity device set up. Returns the device node to mount.
-pub fn verified(slot: Slot, dev: &Buf<64>) -> Result<Buf<64>, Stage1Error<'_>> {
+/// the dm-verity device set up (a corrupted block restarts the machine
+/// while the slot is on trial, fails the read once it is `successful`:
+/// `verity::OnCorruption`). Returns the device node to mount.
+pub fn verified(slot: Slot, dev: &Buf<64>, successful: bool) -> Result<Buf<64>, Stage1Error<'_>> {
     if cfg!(feature = "bench-unverified-root") {
         // scripts/bench-boot's build (Cargo.toml): no check at all.
         crate::warn!(
@@ -75,7 +77,8 @@ pub fn verified(slot: Slot, dev: &Buf<64>) -> Result<Buf<64>, Stage1Error<'_>> {
     sys::dm_ioctl(&control, linux_raw_sys::ioctl::DM_DEV_CREATE, &mut req)
         .map_err(|e| verity_err("DM_DEV_CREATE", e))?;
     let (dm_major, dm_minor) = req.dev();
-    let params = verity::table_params(&m, (major, minor));
+    let on_corruption = verity::OnCorruption::for_slot(successful);
+    let params = verity::table_params(&m, (major, minor), on_corruption);
     let mut req = IoctlBuf::table(
         name,
         verity::data_sectors(&m),

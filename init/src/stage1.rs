@@ -142,7 +142,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let root_dev = blockdev::partition_dev(disk_name.as_bytes(), root.number);
     // The slot's manifest verified and its dm-verity device up, or the
     // slot failed (a refused manifest is its image's fault).
-    let verity_dev = match rootdev::verified(slot, &root_dev) {
+    let verity_dev = match rootdev::verified(slot, &root_dev, successful) {
         Ok(d) => d,
         Err(e) => handle_final(e, Some((&mut disk, retry_ms))),
     };

@@ -106,13 +106,36 @@ pub fn data_sectors(m: &Manifest) -> u64 {
     m.geometry.data_len() / SECTOR
 }
 
+/// What the kernel does when a block read from the root does not match the
+/// tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnCorruption {
+    /// `restart_on_corruption`: restart the machine. For a slot on trial:
+    /// each restart spends one of its tries, so the previous slot boots
+    /// when they run out.
+    Restart,
+    /// The kernel's default: the read fails with EIO (and is logged). For
+    /// a slot already marked successful, which has no tries to spend: a
+    /// restart would come back to the same slot and the same block forever,
+    /// locking the admin out; failing the read keeps the node up (what does
+    /// not read the bad block runs, the agent included) so the API can
+    /// roll back.
+    Eio,
+}
+
+impl OnCorruption {
+    /// The mode for a slot: restart while it is on trial, EIO once proven.
+    pub fn for_slot(successful: bool) -> Self {
+        if successful { Self::Eio } else { Self::Restart }
+    }
+}
+
 /// The `verity` target's parameters for manifest `m` over the slot
 /// partition `dev` (`(major, minor)`), data and tree on the same device:
 /// `1 <dev> <dev> <data block size> <hash block size> <data blocks>
-/// <hash start block> sha256 <root> <salt or -> 1 restart_on_corruption`.
-/// A corrupted block restarts the machine, which spends the unproven slot's
-/// tries until it is given up (docs/init.md).
-pub fn table_params(m: &Manifest, dev: (u32, u32)) -> Params {
+/// <hash start block> sha256 <root> <salt or -> [1 restart_on_corruption]`
+/// (docs/init.md, "A corrupted block").
+pub fn table_params(m: &Manifest, dev: (u32, u32), on_corruption: OnCorruption) -> Params {
     let g = &m.geometry;
     let mut p = Params::new();
     let (major, minor) = dev;
@@ -135,7 +158,9 @@ pub fn table_params(m: &Manifest, dev: (u32, u32)) -> Params {
     } else {
         push_hex(&mut p, m.salt());
     }
-    p.push_bytes(b" 1 restart_on_corruption");
+    if on_corruption == OnCorruption::Restart {
+        p.push_bytes(b" 1 restart_on_corruption");
+    }
     p
 }
 
@@ -185,7 +210,7 @@ mod tests {
         )
         .unwrap();
         let m = manifest(&salt);
-        let p = table_params(&m, (254, 2));
+        let p = table_params(&m, (254, 2), OnCorruption::Restart);
         assert_eq!(
             core::str::from_utf8(p.as_bytes()).unwrap(),
             "1 254:2 254:2 4096 4096 300 301 sha256 \
@@ -197,12 +222,28 @@ mod tests {
         assert_eq!(data_sectors(&m), 300 * 8);
     }
 
+    /// A slot on trial restarts on a corrupted block (its tries count the
+    /// restarts down); a proven slot fails the read instead, so a bad block
+    /// cannot restart the node forever.
+    #[test]
+    fn only_a_slot_on_trial_restarts_on_corruption() {
+        let m = manifest(&[]);
+        assert_eq!(OnCorruption::for_slot(false), OnCorruption::Restart);
+        assert_eq!(OnCorruption::for_slot(true), OnCorruption::Eio);
+        let trial = table_params(&m, (8, 16), OnCorruption::for_slot(false));
+        let proven = table_params(&m, (8, 16), OnCorruption::for_slot(true));
+        assert!(trial.as_bytes().ends_with(b" - 1 restart_on_corruption"));
+        assert!(proven.as_bytes().ends_with(
+            b" sha256 9f1d6f6e4aa0d3e5c2a7f0b1d4e3c2b1a0f9e8d7c6b5a4938271605f4e3d2c1b -"
+        ));
+    }
+
     #[test]
     fn no_salt_is_a_dash_and_the_longest_salt_fits() {
-        let p = table_params(&manifest(&[]), (8, 16));
+        let p = table_params(&manifest(&[]), (8, 16), OnCorruption::Restart);
         assert!(p.as_bytes().ends_with(b" - 1 restart_on_corruption"));
         let long = manifest(&[0xee; 64]);
-        let p = table_params(&long, (4095, 1_048_575));
+        let p = table_params(&long, (4095, 1_048_575), OnCorruption::Restart);
         assert!(!p.truncated(), "{}", p.as_bytes().len());
         assert!(p.as_bytes().ends_with(b" 1 restart_on_corruption"));
         let b = crate::dm::IoctlBuf::table(b"matic-root-B", 8, TARGET, p.as_bytes());
