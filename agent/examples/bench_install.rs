@@ -277,6 +277,8 @@ fn main() {
     let mut d = Disk::create(f, &layout).unwrap();
     d.finish_update(Slot::A, 3).unwrap();
     d.choose_boot_slot().unwrap();
+    // A booted and proven: installs into B are allowed.
+    d.mark_successful(Slot::A).unwrap();
     d.write().unwrap();
     let b_offset = d.slot_partition(Slot::B).start();
     drop(d);
@@ -301,6 +303,14 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = agent.id();
+    // panic = abort runs no destructor: stop the agent from the hook.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+        hook(info);
+    }));
     let mut stderr = std::io::BufReader::new(agent.stderr.take().unwrap());
     let addr = loop {
         let mut line = String::new();
