@@ -436,7 +436,7 @@ mod tests {
     /// The messages of an install of `r`: the header, then uneven chunks.
     fn install_messages(r: &Release) -> Vec<Result<InstallRequest, Status>> {
         let header = InstallHeader {
-            manifest: r.block.clone().into(),
+            manifest: r.block.clone(),
         };
         let mut msgs = vec![Ok(InstallRequest {
             msg: Some(Msg::Header(header)),

@@ -26,7 +26,8 @@ pub struct RootDevice {
 pub fn root_mount(mountinfo: &str) -> Option<(&str, &str)> {
     mountinfo
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             // id parent MAJ:MIN root mountpoint options [optional...] - fstype source superoptions
             let mut f = l.split(' ');
             let dev = f.nth(2)?;
@@ -35,7 +36,6 @@ pub fn root_mount(mountinfo: &str) -> Option<(&str, &str)> {
             let source = after.split(' ').nth(1)?;
             (mountpoint == "/").then_some((dev, source))
         })
-        .last()
 }
 
 /// The name stage 1 gives the running slot's verity device.
