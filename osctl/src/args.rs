@@ -67,25 +67,31 @@ pub enum Command {
         #[arg(long)]
         client: bool,
     },
-    /// Write an OS image into each node's inactive slot.
+    /// Write a signed release into each node's inactive slot.
     Install {
-        /// Image file, or https URL (downloaded to a temporary file first).
-        image: String,
-        /// Reboot into the new image once it is installed.
+        /// Release file (`osctl release sign` makes one), or https URL
+        /// (downloaded to a temporary file first).
+        release: String,
+        /// Reboot into the new release once it is installed.
         #[arg(long)]
         reboot: bool,
-        /// Version recorded for the image [default: from the file name,
-        /// e.g. maticos-1.2.3.squashfs gives 1.2.3].
-        #[arg(long = "version", value_name = "VERSION")]
+        /// Gone: the version is in the release's signed manifest. Kept only
+        /// to say so (`osctl release sign --version V` sets it).
+        #[arg(long = "version", value_name = "VERSION", hide = true)]
         image_version: Option<String>,
         /// Accept a plain http:// URL (a redirect from https to http is
         /// refused all the same).
         #[arg(long)]
         insecure: bool,
-        /// The image's expected SHA-256 (64 hex digits, as sha256sum
+        /// The release file's expected SHA-256 (64 hex digits, as sha256sum
         /// prints it); checked before anything is sent to a node.
         #[arg(long, value_name = "HEX", value_parser = image::parse_sha256)]
         sha256: Option<[u8; 32]>,
+    },
+    /// Make and check signed releases (no node is contacted).
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
     },
     /// Reboot the nodes.
     Reboot,
@@ -129,6 +135,64 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Make an Ed25519 release key: DIR/release.key (private, 0600) and
+    /// DIR/<key id>.pub (what nodes trust); never overwrites.
+    Keygen {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a SquashFS root image into a release file: veritysetup's hash
+    /// tree appended, the signed manifest in front.
+    Sign {
+        /// The private key (release.key from `osctl release keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The OS version the manifest records (printable ASCII, no blanks,
+        /// at most 64 bytes).
+        #[arg(long = "version", value_name = "VERSION")]
+        release_version: String,
+        /// The security counter: nodes refuse to install a release whose
+        /// counter is below the running one's.
+        #[arg(long, value_name = "N")]
+        counter: u64,
+        /// The verity salt in hex [default: 32 random bytes, veritysetup's].
+        #[arg(long, value_name = "HEX", value_parser = parse_salt_arg)]
+        salt: Option<Salt>,
+        /// The SquashFS root image.
+        squashfs: PathBuf,
+        /// The release file to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a release: its signature with the keys in --keys, then the
+    /// payload's size, verity tree and SHA-256.
+    Verify {
+        /// Directory of trusted public keys (<key id>.pub files).
+        #[arg(long)]
+        keys: PathBuf,
+        release: PathBuf,
+    },
+    /// Print a release's manifest (its signature is NOT checked).
+    Inspect {
+        release: PathBuf,
+        /// JSON output (the same as `-o json`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A verity salt given in hex (a newtype: clap would read a bare
+/// `Vec<u8>` as a list of values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Salt(pub Vec<u8>);
+
+fn parse_salt_arg(s: &str) -> Result<Salt, String> {
+    crate::release::veritysetup::parse_salt(s).map(Salt)
 }
 
 fn parse_role_arg(s: &str) -> Result<(String, Role), String> {
@@ -220,26 +284,18 @@ mod tests {
 
     #[test]
     fn install_flags() {
-        let c = Cli::try_parse_from([
-            "osctl",
-            "install",
-            "img.squashfs",
-            "--reboot",
-            "--version",
-            "9",
-        ])
-        .unwrap();
+        let c = Cli::try_parse_from(["osctl", "install", "maticos.release", "--reboot"]).unwrap();
         match c.command {
             Command::Install {
-                image,
+                release,
                 reboot,
                 image_version,
                 insecure,
                 sha256,
             } => {
-                assert_eq!(image, "img.squashfs");
+                assert_eq!(release, "maticos.release");
                 assert!(reboot);
-                assert_eq!(image_version.as_deref(), Some("9"));
+                assert_eq!(image_version, None);
                 assert!(!insecure);
                 assert_eq!(sha256, None);
             }
@@ -249,7 +305,7 @@ mod tests {
         let c = Cli::try_parse_from([
             "osctl",
             "install",
-            "x-1.img",
+            "x.release",
             "--insecure",
             "--sha256",
             &hex,
@@ -264,10 +320,82 @@ mod tests {
         assert!(insecure);
         assert_eq!(sha256, Some([[0u8, 0xff]; 16].concat().try_into().unwrap()));
         let e =
-            Cli::try_parse_from(["osctl", "install", "x-1.img", "--sha256", "abc"]).unwrap_err();
+            Cli::try_parse_from(["osctl", "install", "x.release", "--sha256", "abc"]).unwrap_err();
         assert!(
             e.to_string().contains("expected 64 hexadecimal digits"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn release_sign_flags() {
+        let c = Cli::try_parse_from([
+            "osctl",
+            "release",
+            "sign",
+            "--key",
+            "k",
+            "--version",
+            "1.2",
+            "--counter",
+            "7",
+            "--salt",
+            "00ff",
+            "root.squashfs",
+            "--out",
+            "r.release",
+        ])
+        .unwrap();
+        let Command::Release {
+            command:
+                ReleaseCommand::Sign {
+                    release_version,
+                    counter,
+                    salt,
+                    squashfs,
+                    ..
+                },
+        } = c.command
+        else {
+            panic!("release sign expected")
+        };
+        assert_eq!(
+            (release_version.as_str(), counter, salt),
+            ("1.2", 7, Some(Salt(vec![0, 0xff])))
+        );
+        assert_eq!(squashfs, PathBuf::from("root.squashfs"));
+        // The counter is required: no silent 0 that any release passes.
+        let e = Cli::try_parse_from([
+            "osctl",
+            "release",
+            "sign",
+            "--key",
+            "k",
+            "--version",
+            "1",
+            "x",
+            "--out",
+            "y",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--counter"), "{e}");
+        let e = Cli::try_parse_from([
+            "osctl",
+            "release",
+            "sign",
+            "--key",
+            "k",
+            "--version",
+            "1",
+            "--counter",
+            "1",
+            "--salt",
+            "xyz",
+            "x",
+            "--out",
+            "y",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("even number of hex digits"), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use matic_proto::v1::LogsRequest;
 use crate::args::{Cli, Command};
 use crate::client::{Credentials, Fleet, Options};
 use crate::commands::install::InstallSource;
-use crate::commands::{AnyError, Ctx, local};
+use crate::commands::{AnyError, Ctx, local, release};
 use crate::config::{self, Config, Overrides};
 
 /// Parse the command line, run it, and return the process exit code.
@@ -49,6 +49,12 @@ pub async fn run(cli: Cli) -> Result<i32, AnyError> {
         Command::GenCerts { out, sans, roles } => return local::gen_certs(out, sans, roles),
         Command::Completion { shell } => return Ok(local::completion(*shell)),
         Command::Version { client: true } => return Ok(local::client_version()),
+        Command::Release { command } => return release::run(command, cli.output),
+        // Before any config is looked for: the flag itself is the mistake.
+        Command::Install {
+            image_version: Some(_),
+            ..
+        } => return Err(crate::image::ImageError::VersionFlag.into()),
         _ => {}
     }
     let path = config::config_path(
@@ -82,7 +88,9 @@ pub async fn run(cli: Cli) -> Result<i32, AnyError> {
 /// Hand a node command to its body.
 async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
     let code = match cmd {
-        Command::GenCerts { .. } | Command::Completion { .. } => unreachable!("handled"),
+        Command::GenCerts { .. } | Command::Completion { .. } | Command::Release { .. } => {
+            unreachable!("handled")
+        }
         Command::Version { .. } => ctx.version().await,
         Command::Reboot => ctx.reboot().await,
         Command::Shutdown => ctx.shutdown().await,
@@ -105,18 +113,18 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
         }
         Command::Dmesg { follow } => ctx.dmesg(follow).await,
         Command::Install {
-            image,
+            release,
             reboot,
-            image_version,
+            image_version: _,
             insecure,
             sha256,
         } => {
             let source = InstallSource {
-                src: &image,
+                src: &release,
                 insecure,
                 sha256,
             };
-            ctx.install(source, reboot, image_version).await?
+            ctx.install(source, reboot).await?
         }
     };
     Ok(code)

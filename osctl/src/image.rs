@@ -1,13 +1,16 @@
-//! The image side of `osctl install`: where the image comes from (a file, or
-//! an https URL downloaded to a temporary file first; plain http only when
-//! the operator says `--insecure`, and never by a redirect), its version
-//! string, its SHA-256 (checked against `--sha256` before any node is
-//! contacted), and the request stream (header, then [`CHUNK`]-sized chunks
-//! read from the file just ahead of tonic: the image is never held in
-//! memory). It must never hand a node bytes whose digest it has not
-//! checked against what the operator asked for.
+//! The transport side of `osctl install`: where the release comes from (a
+//! file, or an https URL downloaded to a temporary file first; plain http
+//! only when the operator says `--insecure`, and never by a redirect), the
+//! optional `--sha256` of the whole file (checked before any node is
+//! contacted), and the request stream (the manifest block as the header,
+//! then the payload in [`CHUNK`]-sized chunks read from the file just ahead
+//! of tonic: the release is never held in memory).
+//!
+//! Must never: hand a node bytes other than the release's payload after
+//! its manifest (what a release file is, is [`crate::release::file`]'s), or
+//! bytes whose digest differs from the one the operator asked for.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +27,7 @@ pub const CHUNK: usize = 256 * 1024;
 /// Errors of the image side, naming the file or URL.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot read image {path}: {source}")]
+    #[error("cannot read release {path}: {source}")]
     Read {
         path: PathBuf,
         #[source]
@@ -38,18 +41,16 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("image {0} is empty")]
-    Empty(PathBuf),
     #[error(
-        "cannot tell the version from the name {0:?}; pass --version (e.g. maticos-1.2.3.squashfs gives 1.2.3)"
+        "osctl install no longer takes --version: the version is in the release's signed manifest (set it with `osctl release sign --version V`)"
     )]
-    NoVersion(String),
+    VersionFlag,
     #[error(
         "refusing {0}: plain http:// can be altered on the way; use https://, or pass --insecure (best with --sha256) to accept it"
     )]
     Insecure(String),
     #[error(
-        "image {image} has SHA-256 {got}, not {want} as --sha256 expects; nothing was sent to any node"
+        "release {image} has SHA-256 {got}, not {want} as --sha256 expects; nothing was sent to any node"
     )]
     DigestMismatch {
         image: String,
@@ -99,54 +100,6 @@ pub fn check_digest(
 /// Is `s` an http(s) URL rather than a path?
 pub fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
-}
-
-/// The version recorded for an image when `--version` is not given, taken
-/// from its file name: the known extensions (`.squashfs`, `.sqfs`, `.img`,
-/// `.raw`, `.bin`) are dropped, then a leading `NAME-` whose remainder
-/// starts with a digit or `v` followed by a digit:
-/// `maticos-1.2.3.squashfs` → `1.2.3`, `root-v2.img` → `v2`,
-/// `1.4.0.img` → `1.4.0`; `image.img` (no digit) is refused.
-pub fn version_from_name(name: &str) -> Result<String, ImageError> {
-    let base = name
-        .rsplit('/')
-        .next()
-        .unwrap_or(name)
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    let mut stem = base;
-    loop {
-        let before = stem;
-        for ext in [".squashfs", ".sqfs", ".img", ".raw", ".bin"] {
-            if let Some(s) = stem.strip_suffix(ext) {
-                stem = s;
-            }
-        }
-        if stem == before {
-            break;
-        }
-    }
-    let looks_versiony = |s: &str| {
-        let mut c = s.chars();
-        match c.next() {
-            Some(d) if d.is_ascii_digit() => true,
-            Some('v') => c.next().is_some_and(|d| d.is_ascii_digit()),
-            _ => false,
-        }
-    };
-    if looks_versiony(stem) {
-        return Ok(stem.to_string());
-    }
-    let mut idx = 0;
-    while let Some(pos) = stem[idx..].find('-') {
-        let rest = &stem[idx + pos + 1..];
-        if looks_versiony(rest) {
-            return Ok(rest.to_string());
-        }
-        idx += pos + 1;
-    }
-    Err(ImageError::NoVersion(base.to_string()))
 }
 
 /// SHA-256 and size of a file, read in 1 MiB blocks; `progress` gets the
@@ -288,14 +241,17 @@ pub type ReadFailure = Arc<Mutex<Option<std::io::Error>>>;
 /// while the next read waits on the disk.
 const READ_AHEAD: usize = 4;
 
-/// The Install request stream: the header, then the file in [`CHUNK`]
+/// The Install request stream: the header, then `len` bytes of the file
+/// from byte `offset` (the payload after the manifest block) in [`CHUNK`]
 /// pieces; `sent(n)` is called with each chunk's size as tonic takes it.
 /// A reader thread reads the file with plain `read`s into fresh buffers
 /// (no zero-fill, no per-chunk hop through tokio's file shim) and stops
-/// as soon as the stream is dropped.
+/// as soon as the stream is dropped. A file shorter than `offset + len` is
+/// a read failure (the stream then ends short and the node refuses it).
 pub fn request_stream(
     path: PathBuf,
     header: InstallHeader,
+    (offset, len): (u64, u64),
     sent: impl Fn(u64) + Send + 'static,
     failure: ReadFailure,
 ) -> impl Stream<Item = InstallRequest> + Send + 'static {
@@ -312,7 +268,7 @@ pub fn request_stream(
             if tx.blocking_send(header).is_err() {
                 return;
             }
-            if let Err(e) = read_chunks(&path, |chunk| {
+            if let Err(e) = read_chunks(&path, offset, len, |chunk| {
                 tx.blocking_send(InstallRequest {
                     msg: Some(install_request::Msg::Chunk(chunk)),
                 })
@@ -332,19 +288,40 @@ pub fn request_stream(
     })
 }
 
-/// Reads `path` in [`CHUNK`]-sized pieces (only the last may be shorter)
-/// and hands each to `send` until it returns false or the file ends.
-fn read_chunks(path: &Path, mut send: impl FnMut(Bytes) -> bool) -> std::io::Result<()> {
-    let f = std::fs::File::open(path)?;
-    loop {
-        let mut buf = Vec::with_capacity(CHUNK);
+/// Reads `len` bytes of `path` from `offset` in [`CHUNK`]-sized pieces
+/// (only the last may be shorter) and hands each to `send` until it
+/// returns false or `len` bytes were sent; the file ending first is an
+/// `UnexpectedEof` error.
+fn read_chunks(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    mut send: impl FnMut(Bytes) -> bool,
+) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(CHUNK as u64);
+        let mut buf = Vec::with_capacity(want as usize);
         // `take` + `read_to_end` fills the spare capacity directly and keeps
         // reading until the chunk is full or the file ends.
-        (&f).take(CHUNK as u64).read_to_end(&mut buf)?;
-        if buf.is_empty() || !send(Bytes::from(buf)) {
+        (&f).take(want).read_to_end(&mut buf)?;
+        if (buf.len() as u64) < want {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file ended {} bytes before the payload's end",
+                    left - buf.len() as u64
+                ),
+            ));
+        }
+        left -= want;
+        if !send(Bytes::from(buf)) {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -354,19 +331,7 @@ mod tests {
     use futures::StreamExt;
 
     #[test]
-    fn versions_from_file_names() {
-        let v = |s: &str| version_from_name(s).unwrap();
-        assert_eq!(v("maticos-1.2.3.squashfs"), "1.2.3");
-        assert_eq!(v("/tmp/out/maticos-1.2.3.img"), "1.2.3");
-        assert_eq!(v("root-v2.img"), "v2");
-        assert_eq!(v("1.4.0.img"), "1.4.0");
-        assert_eq!(v("matic-os-2024.05-rc1.squashfs"), "2024.05-rc1");
-        assert_eq!(
-            v("https://example.com/rel/maticos-0.9.1.squashfs?sig=abc"),
-            "0.9.1"
-        );
-        assert!(version_from_name("image.img").is_err());
-        assert!(version_from_name("maticos-latest.img").is_err());
+    fn urls_and_paths() {
         assert!(is_url("https://x/y") && is_url("http://x") && !is_url("/tmp/http:x"));
     }
 
@@ -386,7 +351,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "image maticos-1.img has SHA-256 {h}, not {} as --sha256 expects; nothing was sent to any node",
+                "release maticos-1.img has SHA-256 {h}, not {} as --sha256 expects; nothing was sent to any node",
                 "0".repeat(64)
             )
         );
@@ -408,29 +373,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hash_and_stream_cover_the_whole_file_in_chunks() {
+    async fn hash_covers_the_file_and_stream_exactly_the_payload() {
         let d = TempDir::new("img");
-        let p = d.path().join("maticos-1.0.img");
-        // 2.5 chunks of a non-repeating pattern.
-        let data: Vec<u8> = (0..(CHUNK * 5 / 2) as u32)
+        let p = d.path().join("maticos-1.0.release");
+        // A 4096-byte head, 2.5 chunks of a non-repeating pattern, a tail
+        // that is not the payload's.
+        let payload: Vec<u8> = (0..(CHUNK * 5 / 2) as u32)
             .map(|i| (i * 7 % 251) as u8)
             .collect();
-        std::fs::write(&p, &data).unwrap();
+        let mut file = vec![0xaa; 4096];
+        file.extend_from_slice(&payload);
+        file.extend_from_slice(b"not payload");
+        std::fs::write(&p, &file).unwrap();
         let (digest, size) = sha256_file(&p, |_| {}).await.unwrap();
-        assert_eq!(size, data.len() as u64);
-        assert_eq!(digest.as_slice(), Sha256::digest(&data).as_slice());
+        assert_eq!(size, file.len() as u64);
+        assert_eq!(digest.as_slice(), Sha256::digest(&file).as_slice());
 
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let s2 = sent.clone();
         let failure = ReadFailure::default();
         let header = InstallHeader {
-            size,
-            sha256: digest.to_vec(),
-            version: "1.0".into(),
+            manifest: vec![0xaa; 4096],
         };
         let msgs: Vec<InstallRequest> = request_stream(
             p.clone(),
             header.clone(),
+            (4096, payload.len() as u64),
             move |n| {
                 s2.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             },
@@ -448,9 +416,27 @@ mod tests {
             assert_eq!(c.len(), if i < 2 { CHUNK } else { CHUNK / 2 });
             body.extend_from_slice(c);
         }
-        assert_eq!(body, data);
-        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), size);
+        assert_eq!(body, payload);
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::Relaxed),
+            payload.len() as u64
+        );
         assert!(failure.lock().unwrap().is_none());
+
+        // A file that ends before the payload does is a read failure.
+        let failure = ReadFailure::default();
+        let msgs: Vec<_> = request_stream(
+            p.clone(),
+            InstallHeader::default(),
+            (4096, file.len() as u64),
+            |_| {},
+            failure.clone(),
+        )
+        .collect()
+        .await;
+        assert_eq!(msgs.len(), 3, "the header and the two whole chunks");
+        let e = failure.lock().unwrap().take().expect("a short file fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
@@ -459,6 +445,7 @@ mod tests {
         let msgs: Vec<_> = request_stream(
             PathBuf::from("/nonexistent/osctl-image"),
             InstallHeader::default(),
+            (4096, 1),
             |_| {},
             failure.clone(),
         )

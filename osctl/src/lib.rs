@@ -22,6 +22,7 @@ pub mod config;
 pub mod image;
 pub mod output;
 pub mod pki;
+pub mod release;
 
 /// Install ring as the process-wide rustls crypto provider (idempotent).
 /// Every TLS user in this crate (the API client and reqwest) relies on it.

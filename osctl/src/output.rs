@@ -1,10 +1,14 @@
 //! Rendering of results: aligned tables with a NODE column, `-o json`
-//! documents, per-node line prefixes for streams. Pure functions over the API
-//! messages, so the formats are unit-tested.
+//! documents, per-node line prefixes for streams, and a release manifest's
+//! fields. Pure functions over the API messages and manifests, so the
+//! formats are unit-tested.
 
 use matic_proto::v1::{
-    BootStatusResponse, HealthResponse, KernelMessage, ServiceListResponse, VersionResponse,
+    BootStatusResponse, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,
+    VersionResponse,
 };
+use matic_release::Manifest;
+use matic_release::hex;
 use serde_json::{Value, json};
 
 use crate::client::ClientError;
@@ -85,26 +89,75 @@ pub const BOOT_STATUS_HEADERS: &[&str] = &[
     "SUCCESSFUL",
     "BOOTABLE",
     "VERSION",
+    "COUNTER",
+    "KEY ID",
+    "ROOT HASH",
     "RUNNING",
     "NEXT",
 ];
+
+/// Digits of a root hash shown in tables (the JSON has all 64).
+pub const SHORT_HASH: usize = 12;
+
+/// A root hash cut to [`SHORT_HASH`] digits.
+pub fn short_hash(h: &str) -> String {
+    h.chars().take(SHORT_HASH).collect()
+}
+
+/// The manifest columns of a table: counter, key id, short root hash;
+/// dashes when there is no verified manifest.
+fn release_cells(r: Option<&SlotRelease>) -> [String; 3] {
+    match r {
+        Some(r) => [
+            r.security_counter.to_string(),
+            or_dash(&r.key_id),
+            or_dash(&short_hash(&r.root_hash)),
+        ],
+        None => ["-".into(), "-".into(), "-".into()],
+    }
+}
+
+fn release_json(r: Option<&SlotRelease>) -> Value {
+    match r {
+        Some(r) => json!({
+            "version": r.version,
+            "security_counter": r.security_counter,
+            "key_id": r.key_id,
+            "root_hash": r.root_hash,
+            "payload_size": r.payload_size,
+        }),
+        None => Value::Null,
+    }
+}
 
 pub fn boot_status_rows(node: &str, r: &BootStatusResponse) -> Vec<Vec<String>> {
     r.slots
         .iter()
         .map(|s| {
-            vec![
+            let version = s.release.as_ref().map_or(&s.version, |r| &r.version);
+            let mut row = vec![
                 node.to_string(),
                 s.name.clone(),
                 s.priority.to_string(),
                 s.tries.to_string(),
                 yes(s.successful),
                 yes(s.bootable),
-                or_dash(&s.version),
-                yes(s.running),
-                yes(s.next_boot),
-            ]
+                or_dash(version),
+            ];
+            row.extend(release_cells(s.release.as_ref()));
+            row.extend([yes(s.running), yes(s.next_boot)]);
+            row
         })
+        .collect()
+}
+
+/// After the table: why a slot has no verified manifest, one line each
+/// (a sentence does not fit a column).
+pub fn boot_status_notes(node: &str, r: &BootStatusResponse) -> String {
+    r.slots
+        .iter()
+        .filter(|s| s.release.is_none() && !s.release_error.is_empty())
+        .map(|s| format!("{node}: slot {}: {}\n", s.name, s.release_error))
         .collect()
 }
 
@@ -120,6 +173,8 @@ pub fn boot_status_json(r: &BootStatusResponse) -> Value {
             "version": s.version,
             "running": s.running,
             "next_boot": s.next_boot,
+            "release": release_json(s.release.as_ref()),
+            "release_error": s.release_error,
         })).collect::<Vec<_>>(),
     })
 }
@@ -168,10 +223,23 @@ pub fn services_json(r: &ServiceListResponse) -> Value {
     })
 }
 
-pub const VERSION_HEADERS: &[&str] = &["NODE", "OS", "AGENT", "KERNEL", "SLOT", "ARCH", "HOSTNAME"];
+pub const VERSION_HEADERS: &[&str] = &[
+    "NODE",
+    "OS",
+    "AGENT",
+    "KERNEL",
+    "SLOT",
+    "ARCH",
+    "HOSTNAME",
+    "ROOT",
+    "VERITY",
+    "COUNTER",
+    "KEY ID",
+    "ROOT HASH",
+];
 
 pub fn version_row(node: &str, v: &VersionResponse) -> Vec<String> {
-    vec![
+    let mut row = vec![
         node.to_string(),
         or_dash(&v.os_version),
         or_dash(&v.agent_version),
@@ -179,7 +247,11 @@ pub fn version_row(node: &str, v: &VersionResponse) -> Vec<String> {
         or_dash(&v.slot),
         or_dash(&v.arch),
         or_dash(&v.hostname),
-    ]
+        or_dash(&v.root_device),
+        yes(v.root_verity),
+    ];
+    row.extend(release_cells(v.release.as_ref()));
+    row
 }
 
 pub fn version_json(v: &VersionResponse) -> Value {
@@ -190,6 +262,60 @@ pub fn version_json(v: &VersionResponse) -> Value {
         "slot": v.slot,
         "arch": v.arch,
         "hostname": v.hostname,
+        "root_device": v.root_device,
+        "root_verity": v.root_verity,
+        "release": release_json(v.release.as_ref()),
+    })
+}
+
+/// A manifest's fields as `osctl release` prints them, one per line.
+pub fn manifest_text(m: &Manifest) -> String {
+    let g = &m.geometry;
+    let salt = if m.salt().is_empty() {
+        "-".to_string()
+    } else {
+        hex::string(m.salt())
+    };
+    format!(
+        "version           {}\n\
+         security counter  {}\n\
+         key id            {}\n\
+         root hash         {}\n\
+         payload           {} bytes: {} data blocks of {} bytes, verity superblock, tree from byte {}\n\
+         payload sha256    {}\n\
+         hash              sha256, {}-byte blocks, salt {}\n",
+        m.version(),
+        m.counter,
+        m.key_id,
+        hex::string(&m.root_hash),
+        m.payload_size,
+        g.data_blocks,
+        g.data_block_size,
+        g.hash_start(),
+        hex::string(&m.payload_sha256),
+        g.hash_block_size,
+        salt,
+    )
+}
+
+/// A manifest's fields as JSON.
+pub fn manifest_json(m: &Manifest) -> Value {
+    let g = &m.geometry;
+    json!({
+        "format": matic_release::manifest::FORMAT,
+        "version": m.version(),
+        "security_counter": m.counter,
+        "key_id": m.key_id.to_string(),
+        "root_hash": hex::string(&m.root_hash),
+        "payload_size": m.payload_size,
+        "payload_sha256": hex::string(&m.payload_sha256),
+        "data_blocks": g.data_blocks,
+        "data_block_size": g.data_block_size,
+        "hash_block_size": g.hash_block_size,
+        "hash_start": g.hash_start(),
+        "hash_algorithm": "sha256",
+        "salt": hex::string(m.salt()),
+        "signature": hex::string(&m.signature),
     })
 }
 
@@ -318,6 +444,14 @@ mod tests {
                     version: "1.2.3".into(),
                     running: true,
                     next_boot: true,
+                    release: Some(SlotRelease {
+                        version: "1.2.3".into(),
+                        security_counter: 7,
+                        key_id: "0011223344556677".into(),
+                        root_hash: "0123456789abcdef".repeat(4),
+                        payload_size: 8192,
+                    }),
+                    release_error: String::new(),
                 },
                 SlotStatus {
                     name: "B".into(),
@@ -328,6 +462,9 @@ mod tests {
                     version: String::new(),
                     running: false,
                     next_boot: false,
+                    release: None,
+                    release_error:
+                        "the manifest's signature does not verify (key id 0011223344556677)".into(),
                 },
             ],
         }
@@ -339,13 +476,30 @@ mod tests {
         rows.extend(boot_status_rows("n2", &boot()));
         let t = table(BOOT_STATUS_HEADERS, &rows);
         let want = "\
-NODE        SLOT   PRIORITY   TRIES   SUCCESSFUL   BOOTABLE   VERSION   RUNNING   NEXT
-10.0.2.15   A      2          0       yes          yes        1.2.3     yes       yes
-10.0.2.15   B      1          3       no           yes        -         no        no
-n2          A      2          0       yes          yes        1.2.3     yes       yes
-n2          B      1          3       no           yes        -         no        no
+NODE        SLOT   PRIORITY   TRIES   SUCCESSFUL   BOOTABLE   VERSION   COUNTER   KEY ID             ROOT HASH      RUNNING   NEXT
+10.0.2.15   A      2          0       yes          yes        1.2.3     7         0011223344556677   0123456789ab   yes       yes
+10.0.2.15   B      1          3       no           yes        -         -         -                  -              no        no
+n2          A      2          0       yes          yes        1.2.3     7         0011223344556677   0123456789ab   yes       yes
+n2          B      1          3       no           yes        -         -         -                  -              no        no
 ";
         assert_eq!(t, want);
+        assert_eq!(
+            boot_status_notes("n2", &boot()),
+            "n2: slot B: the manifest's signature does not verify (key id 0011223344556677)\n"
+        );
+        let j = boot_status_json(&boot());
+        assert_eq!(
+            j["slots"][0]["release"]["root_hash"],
+            "0123456789abcdef".repeat(4)
+        );
+        assert_eq!(j["slots"][0]["release"]["security_counter"], 7);
+        assert_eq!(j["slots"][1]["release"], Value::Null);
+        assert!(
+            j["slots"][1]["release_error"]
+                .as_str()
+                .unwrap()
+                .contains("does not verify")
+        );
     }
 
     #[test]
@@ -430,7 +584,28 @@ n      kubelet       skipped   -     0          -           0s ago
             os_version: "1.0".into(),
             ..Default::default()
         };
-        assert_eq!(version_row("n", &v), ["n", "1.0", "-", "-", "-", "-", "-"]);
+        assert_eq!(
+            version_row("n", &v),
+            [
+                "n", "1.0", "-", "-", "-", "-", "-", "-", "no", "-", "-", "-"
+            ]
+        );
+        let v = VersionResponse {
+            root_device: "/dev/dm-0".into(),
+            root_verity: true,
+            release: boot().slots[0].release.clone(),
+            ..v
+        };
+        assert_eq!(
+            version_row("n", &v)[7..],
+            ["/dev/dm-0", "yes", "7", "0011223344556677", "0123456789ab"]
+        );
+        let j = version_json(&v);
+        assert_eq!(
+            (&j["root_device"], &j["root_verity"]),
+            (&json!("/dev/dm-0"), &json!(true))
+        );
+        assert_eq!(j["release"]["key_id"], "0011223344556677");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+
 use osctl::config::{Config, Context};
 use osctl::pki::{Ca, CertifiedKey, Role};
 
@@ -184,8 +186,7 @@ fn role_table_as_seen_by_a_person() {
         );
         assert_eq!(e.lines().count(), 1, "{e}");
     }
-    let img = a.dir.join("maticos-9.9.img");
-    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let img = common::release(&a.dir, "r", "9.9", 50_000);
     let o = osctl(&operator, &["install", img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -219,10 +220,10 @@ fn install_during_a_trial_boot_is_refused_with_a_sentence() {
             format!("slot=A\ndisk={}\nsuccessful=0\n", disk.display()),
         )
         .unwrap();
+        trust_a_new_key(dir);
     });
     let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
-    let img = a.dir.join("maticos-9.9.img");
-    std::fs::write(&img, b"hsqs not really an image").unwrap();
+    let img = common::release(&a.dir, "r", "9.9", 50_000);
     let o = osctl(&admin, &["install", img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(
@@ -231,5 +232,88 @@ fn install_during_a_trial_boot_is_refused_with_a_sentence() {
             "{}: failed precondition: slot A is still on trial; wait until it is marked successful, or roll back\n",
             a.addr
         )
+    );
+}
+
+/// A node whose slot A runs and is proven, trusting the key in `dir/keys`
+/// (made here, as `osctl release keygen` makes it).
+fn proven_node(dir: &Path) {
+    use matic_boot::Slot;
+    let disk = dir.join("disk.img");
+    let mut d = matic_tests::disk::create(&disk, 9);
+    d.finish_update(Slot::A, 1).unwrap();
+    assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
+    d.mark_successful(Slot::A).unwrap();
+    d.write().unwrap();
+    std::fs::write(
+        dir.join("run/boot"),
+        format!("slot=A\ndisk={}\nsuccessful=1\n", disk.display()),
+    )
+    .unwrap();
+    trust_a_new_key(dir);
+}
+
+/// Makes the key `common::release` signs with (`dir/keys`) and puts its
+/// public half where the agent looks for trusted keys.
+fn trust_a_new_key(dir: &Path) {
+    let g = osctl::release::keys::generate(&dir.join("keys")).unwrap();
+    std::fs::create_dir_all(dir.join("release-keys")).unwrap();
+    let name = g.public.file_name().unwrap();
+    std::fs::copy(&g.public, dir.join("release-keys").join(name)).unwrap();
+}
+
+/// The whole operator path against the real agent: `osctl release sign`
+/// (real veritysetup) → `osctl install` → the agent verifies and writes it
+/// → `osctl boot-status` shows the slot's manifest. A release signed by a
+/// key the node does not trust is refused with the agent's sentence.
+#[test]
+fn a_signed_release_installs_and_shows_its_manifest() {
+    let a = start_with("signed", proven_node);
+    let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
+    // Signed with dir/keys (trusted): common::release reuses that key.
+    let rel = common::release(&a.dir, "good", "7.1.0", 300_000);
+    let o = osctl(&admin, &["install", rel.to_str().unwrap(), "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["result"]["slot"], "B");
+    assert_eq!(v[0]["result"]["version"], "7.1.0");
+    let payload = std::fs::metadata(&rel).unwrap().len() - 4096;
+    assert_eq!(v[0]["result"]["bytes_written"], payload);
+
+    let o = osctl(&admin, &["boot-status", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let b = &v[0]["result"]["slots"][1];
+    assert_eq!(b["name"], "B");
+    assert_eq!(b["release"]["version"], "7.1.0");
+    assert_eq!(b["release"]["security_counter"], 1);
+    let inspect = osctl(
+        &admin,
+        &["release", "inspect", rel.to_str().unwrap(), "--json"],
+    );
+    let m: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(b["release"]["root_hash"], m["manifest"]["root_hash"]);
+    assert_eq!(b["release"]["key_id"], m["manifest"]["key_id"]);
+    let o = osctl(&admin, &["boot-status"]);
+    let short: String = m["manifest"]["root_hash"].as_str().unwrap()[..12].to_string();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "   7.1.0     1         {}   {short}   ",
+            m["manifest"]["key_id"].as_str().unwrap()
+        )),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Another key: the node refuses it before touching a slot.
+    let other = a.dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let rel = common::release(&other, "theirs", "7.2.0", 50_000);
+    let o = osctl(&admin, &["install", rel.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("signed by a key that is not trusted"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -93,9 +93,16 @@ async fn boot_status_table_on_two_nodes() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
     assert!(
-        lines[0].starts_with("NODE") && lines[0].ends_with("RUNNING   NEXT"),
+        lines[0].starts_with("NODE")
+            && lines[0].contains("VERSION   COUNTER   KEY ID             ROOT HASH      RUNNING")
+            && lines[0].ends_with("RUNNING   NEXT"),
+        "{out}"
+    );
+    // Slot A's manifest: version, counter, key id, root hash cut to 12 digits.
+    assert!(
+        lines[1].contains("   1.2.3     4         0123456789abcdef   abababababab   yes"),
         "{out}"
     );
     let p = e.port();
@@ -110,6 +117,25 @@ async fn boot_status_table_on_two_nodes() {
     assert!(
         lines[2].contains(" B ") && lines[2].contains(" no "),
         "{out}"
+    );
+    // Why B has no manifest, after the table, one line per node.
+    assert_eq!(
+        lines[5..],
+        [
+            format!("127.0.0.1:{p}: slot B: no release manifest (an unsigned image?)"),
+            format!("localhost:{p}: slot B: no release manifest (an unsigned image?)"),
+        ]
+    );
+    let o = osctl(&e.config(), &["boot-status", "-n", &e.addr, "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let slots = &v[0]["result"]["slots"];
+    assert_eq!(slots[0]["release"]["security_counter"], 4);
+    assert_eq!(slots[0]["release"]["key_id"], "0123456789abcdef");
+    assert_eq!(slots[0]["release"]["root_hash"], "ab".repeat(32));
+    assert_eq!(slots[1]["release"], serde_json::Value::Null);
+    assert_eq!(
+        slots[1]["release_error"],
+        "no release manifest (an unsigned image?)"
     );
 }
 
@@ -153,36 +179,104 @@ async fn json_output_per_node_and_failed_node_exit_code() {
     );
 }
 
+/// SHA-256, as the fake records it.
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
 #[tokio::test]
-async fn install_streams_the_file_with_version_from_its_name() {
+async fn install_sends_the_manifest_then_exactly_the_payload() {
     let e = env("inst").await;
-    let img = e.dir.join("maticos-2.0.1.squashfs");
-    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
-    std::fs::write(&img, &data).unwrap();
+    // 700,000 bytes of "SquashFS": 171 data blocks, so the payload has a
+    // two-level tree and does not end on a chunk boundary.
+    let rel = common::release(&e.dir, "r", "2.0.1", 700_000);
+    let file = std::fs::read(&rel).unwrap();
+    let payload = &file[4096..];
     let o = osctl(
         &e.config(),
-        &["install", img.to_str().unwrap(), "-n", &e.addr],
+        &["install", rel.to_str().unwrap(), "-n", &e.addr],
     )
     .await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
         format!(
-            "{}: installed 2.0.1 into slot B (700000 bytes, 3 tries)\n",
-            e.addr
+            "{}: installed 2.0.1 into slot B ({} bytes, 3 tries)\n",
+            e.addr,
+            payload.len()
         )
     );
     let seen = e.fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.install_header.as_deref(), Some(&file[..4096]));
+    assert_eq!(seen.install_bytes, payload.len() as u64);
+    assert_eq!(seen.install_sha256, sha256(payload));
     assert!(seen.install_digest_ok);
-    assert_eq!(seen.install_bytes, 700_000);
-    assert_eq!(seen.install_header.unwrap().2, "2.0.1");
+}
+
+#[tokio::test]
+async fn install_refuses_a_non_release_and_the_version_flag_before_connecting() {
+    let e = env("notrel").await;
+    let img = e.dir.join("maticos-2.0.1.squashfs");
+    let mut data = vec![7u8; 100_000];
+    data[..4].copy_from_slice(b"hsqs");
+    std::fs::write(&img, &data).unwrap();
+    let o = osctl(
+        &e.config(),
+        &["install", img.to_str().unwrap(), "-n", &e.addr],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "osctl: {} is not a MaticOS release (no MATICREL manifest at its start); make one from a SquashFS root image with `osctl release sign`\n",
+            img.display()
+        )
+    );
+    // A release cut short: its manifest names more bytes than there are.
+    let rel = common::release(&e.dir, "cut", "1", 50_000);
+    let len = std::fs::metadata(&rel).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rel)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let o = osctl(
+        &e.config(),
+        &["install", rel.to_str().unwrap(), "-n", &e.addr],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "osctl: {} is {} bytes, but its manifest says {len} (the 4096-byte manifest block and the payload): truncated or extended\n",
+            rel.display(),
+            len - 1
+        )
+    );
+    // --version is gone: the manifest has it. Refused even with no config.
+    let o = osctl(
+        &e.dir.join("no-config"),
+        &["install", rel.to_str().unwrap(), "--version", "9"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "osctl: osctl install no longer takes --version: the version is in the release's signed manifest (set it with `osctl release sign --version V`)\n"
+    );
+    assert!(e.fake.seen.lock().unwrap().install_header.is_none());
 }
 
 #[tokio::test]
 async fn install_from_an_http_url() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let e = env("url").await;
-    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let rel = common::release(&e.dir, "u", "3.1", 300_000);
+    let data = std::fs::read(&rel).unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = l.local_addr().unwrap();
     let body = data.clone();
@@ -197,7 +291,7 @@ async fn install_from_an_http_url() {
         s.write_all(head.as_bytes()).await.unwrap();
         s.write_all(&body).await.unwrap();
     });
-    let url = format!("http://{http}/rel/maticos-3.1.squashfs");
+    let url = format!("http://{http}/rel/maticos-3.1.release");
     let o = osctl(
         &e.config(),
         &["install", &url, "--insecure", "-n", &e.addr, "-o", "json"],
@@ -206,8 +300,10 @@ async fn install_from_an_http_url() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["result"]["version"], "3.1");
-    assert_eq!(v[0]["result"]["bytes_written"], 300_000);
-    assert!(e.fake.seen.lock().unwrap().install_digest_ok);
+    assert_eq!(v[0]["result"]["bytes_written"], data.len() as u64 - 4096);
+    let seen = e.fake.seen.lock().unwrap().clone();
+    assert!(seen.install_digest_ok);
+    assert_eq!(seen.install_header.as_deref(), Some(&data[..4096]));
 }
 
 #[tokio::test]
@@ -292,6 +388,17 @@ async fn health_exit_code_and_version() {
         "{out}"
     );
     assert!(out.contains("1.2.3") && out.contains("6.1.0-test"), "{out}");
+    assert!(
+        out.contains("   /dev/dm-0   yes      4         0123456789abcdef   abababababab\n"),
+        "{out}"
+    );
+    let o = osctl(&e.config(), &["version", "-n", &e.addr, "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v[0]["result"];
+    assert_eq!(r["root_device"], "/dev/dm-0");
+    assert_eq!(r["root_verity"], true);
+    assert_eq!(r["release"]["version"], "1.2.3");
+    assert_eq!(r["release"]["payload_size"], 8192);
 }
 
 #[tokio::test]
@@ -356,7 +463,7 @@ async fn failed_download_names_the_url() {
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             .await;
     });
-    let url = format!("http://{http}/maticos-1.0.img");
+    let url = format!("http://{http}/maticos-1.0.release");
     let o = osctl(&e.config(), &["install", &url, "--insecure", "-n", &e.addr]).await;
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(

@@ -1,8 +1,9 @@
-//! Where `osctl install` may take an image from, with the real binary
+//! Where `osctl install` may take a release from, with the real binary
 //! against the fake API server and a tiny HTTP(S) server in the test:
 //! https only unless `--insecure`, no redirect from https down to http
-//! (with `--insecure` too), and `--sha256` checked before any byte reaches
-//! a node (the fake records every Install it sees).
+//! (with `--insecure` too), and `--sha256` (of the whole release file)
+//! checked before any byte reaches a node (the fake records every Install
+//! it sees).
 
 mod common;
 
@@ -53,8 +54,17 @@ impl Env {
             .await
             .unwrap()
     }
-    fn installs(&self) -> Option<(u64, Vec<u8>, String)> {
+    /// The manifest block of the Install the node saw.
+    fn installs(&self) -> Option<Vec<u8>> {
         self.fake.seen.lock().unwrap().install_header.clone()
+    }
+    /// The release file every test serves: version 4.0.
+    fn image(&self) -> Vec<u8> {
+        let p = self.dir.join("r.release");
+        if !p.exists() {
+            common::release(&self.dir, "r", "4.0", 300_000);
+        }
+        std::fs::read(p).unwrap()
     }
 }
 
@@ -164,10 +174,6 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = s.shutdown().await;
 }
 
-fn image() -> Vec<u8> {
-    (0..300_000u32).map(|i| (i % 239) as u8).collect()
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -175,9 +181,9 @@ fn hex(b: &[u8]) -> String {
 #[tokio::test]
 async fn plain_http_is_refused_unless_insecure() {
     let e = env("http").await;
-    let data = image();
+    let data = e.image();
     let (http, hits) = web(Answer::Body(data.clone()), None).await;
-    let url = format!("http://{http}/rel/maticos-3.1.squashfs");
+    let url = format!("http://{http}/rel/maticos-3.1.release");
     let o = e.osctl(&["install", &url]).await;
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -187,8 +193,7 @@ async fn plain_http_is_refused_unless_insecure() {
         )
     );
     assert!(hits.lock().unwrap().is_empty(), "nothing was downloaded");
-    // Refused for its scheme before anything else (here: no version in
-    // the name).
+    // Refused for its scheme before anything else: nothing is downloaded.
     let bare = format!("http://{http}/image");
     let o = e.osctl(&["install", &bare]).await;
     assert!(
@@ -205,15 +210,15 @@ async fn plain_http_is_refused_unless_insecure() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let seen = e.fake.seen.lock().unwrap().clone();
     assert!(seen.install_digest_ok);
-    assert_eq!(seen.install_bytes, data.len() as u64);
+    assert_eq!(seen.install_bytes, data.len() as u64 - 4096);
 }
 
 #[tokio::test]
 async fn https_url_with_the_right_digest_installs_a_wrong_one_sends_nothing() {
     let e = env("https").await;
-    let data = image();
+    let data = e.image();
     let (https, hits) = web(Answer::Body(data.clone()), Some(&e.server_cert())).await;
-    let url = format!("https://{https}/maticos-4.0.img");
+    let url = format!("https://{https}/maticos-4.0.release");
     let wrong = hex(&Sha256::digest(b"another image"));
     let o = e.osctl(&["install", &url, "--sha256", &wrong]).await;
     assert_eq!(o.status.code(), Some(1));
@@ -221,7 +226,7 @@ async fn https_url_with_the_right_digest_installs_a_wrong_one_sends_nothing() {
     assert_eq!(
         text(&o.stderr),
         format!(
-            "osctl: image {url} has SHA-256 {got}, not {wrong} as --sha256 expects; nothing was sent to any node\n"
+            "osctl: release {url} has SHA-256 {got}, not {wrong} as --sha256 expects; nothing was sent to any node\n"
         )
     );
     assert_eq!(hits.lock().unwrap().len(), 1, "downloaded once");
@@ -241,15 +246,16 @@ async fn https_url_with_the_right_digest_installs_a_wrong_one_sends_nothing() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["result"]["version"], "4.0");
-    let (size, sha, _) = e.installs().unwrap();
-    assert_eq!((size, hex(&sha)), (data.len() as u64, got));
+    assert_eq!(e.installs().as_deref(), Some(&data[..4096]));
+    let seen = e.fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.install_sha256[..], Sha256::digest(&data[4096..])[..]);
 }
 
 #[tokio::test]
 async fn wrong_digest_of_a_file_sends_nothing() {
     let e = env("file").await;
-    let img = e.dir.join("maticos-5.0.img");
-    std::fs::write(&img, image()).unwrap();
+    let img = e.dir.join("maticos-5.0.release");
+    std::fs::write(&img, e.image()).unwrap();
     let wrong = "ab".repeat(32);
     let o = e
         .osctl(&["install", img.to_str().unwrap(), "--sha256", &wrong])
@@ -275,10 +281,10 @@ async fn wrong_digest_of_a_file_sends_nothing() {
 #[tokio::test]
 async fn redirect_from_https_to_http_is_refused_even_with_insecure() {
     let e = env("redir").await;
-    let (http, http_hits) = web(Answer::Body(image()), None).await;
-    let target = format!("http://{http}/maticos-6.0.img");
+    let (http, http_hits) = web(Answer::Body(e.image()), None).await;
+    let target = format!("http://{http}/maticos-6.0.release");
     let (https, hits) = web(Answer::Redirect(target.clone()), Some(&e.server_cert())).await;
-    let url = format!("https://{https}/maticos-6.0.img");
+    let url = format!("https://{https}/maticos-6.0.release");
     for extra in [&[][..], &["--insecure"][..]] {
         let mut args = vec!["install", url.as_str()];
         args.extend_from_slice(extra);
@@ -300,14 +306,14 @@ async fn redirect_from_https_to_http_is_refused_even_with_insecure() {
     assert!(e.installs().is_none());
 
     // An https → https redirect is followed.
-    let (https2, _) = web(Answer::Body(image()), Some(&e.server_cert())).await;
+    let (https2, _) = web(Answer::Body(e.image()), Some(&e.server_cert())).await;
     let (https1, _) = web(
-        Answer::Redirect(format!("https://{https2}/maticos-6.0.img")),
+        Answer::Redirect(format!("https://{https2}/maticos-6.0.release")),
         Some(&e.server_cert()),
     )
     .await;
     let o = e
-        .osctl(&["install", &format!("https://{https1}/maticos-6.0.img")])
+        .osctl(&["install", &format!("https://{https1}/maticos-6.0.release")])
         .await;
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(e.fake.seen.lock().unwrap().install_digest_ok);

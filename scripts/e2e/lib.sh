@@ -54,7 +54,14 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 
 # --- images -----------------------------------------------------------------
 
-img() { echo "$E2E_IMAGES/$1.squashfs"; }
+# img VERSION: the signed release the scenarios install; sq VERSION: its SquashFS.
+img() { echo "$E2E_IMAGES/$1.release"; }
+sq() { echo "$E2E_IMAGES/$1.squashfs"; }
+# sign VERSION: sign sq VERSION into img VERSION with the build's release key.
+sign() {
+  quiet "$MATIC_RELEASE/osctl" release sign --key "$MATIC_RELEASE_KEYS/release.key" \
+    --version "$1" --counter 1 "$(sq "$1")" --out "$(img "$1")"
+}
 # quiet COMMAND...: run a build step with its output in build.log; show the
 # log's tail if it fails.
 quiet() {
@@ -80,26 +87,35 @@ e2e_build_images() {
   local cargo=()
   [ "${E2E_NO_CARGO:-0}" != 1 ] || cargo=(--no-cargo)
   quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --version e2e-1 --out-dir "$E2E_DIR/base"
-  cp "$E2E_DIR/base/rootfs.squashfs" "$(img e2e-1)"
+  cp "$E2E_DIR/base/rootfs.squashfs" "$(sq e2e-1)"
+  cp "$E2E_DIR/base/rootfs.release" "$(img e2e-1)"
+  # Every image is a signed release (the node installs nothing else): the
+  # broken ones are broken inside, with valid signatures.
   for v in e2e-2 e2e-3; do
-    quiet "$MATIC_ROOT/scripts/build-rootfs" --out "$(img $v)" --version "$v"
+    quiet "$MATIC_ROOT/scripts/build-rootfs" --out "$(sq $v)" --version "$v"
+    sign "$v"
   done
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(img e2e-agent-exits)" --version e2e-agent-exits
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(img e2e-no-init)" --version e2e-no-init
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(sq e2e-agent-exits)" --version e2e-agent-exits
+  sign e2e-agent-exits
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(sq e2e-no-init)" --version e2e-no-init
+  sign e2e-no-init
   # /sbin/init that exits at once (the broken agent in init's place).
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(img e2e-init-exits)" --version e2e-init-exits
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(img e2e-fault)" --version e2e-fault
-  quiet "$MATIC_ROOT/scripts/build-disk" --rootfs "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img"
-  e2e_make_not_mountable "$(img e2e-1)" "$(img e2e-not-mountable)"
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(sq e2e-init-exits)" --version e2e-init-exits
+  sign e2e-init-exits
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(sq e2e-fault)" --version e2e-fault
+  sign e2e-fault
+  quiet "$MATIC_ROOT/scripts/build-disk" --release "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img"
+  e2e_make_not_mountable "$(sq e2e-1)" "$(sq e2e-not-mountable)"
+  sign e2e-not-mountable
   for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault; do
     say "  image $v: $(stat -c %s "$(img $v)") bytes"
   done
 }
 
-# e2e_make_not_mountable SRC DST: a copy of a real image whose superblock
-# keeps the "hsqs" magic (the agent checks it) but claims SquashFS major
-# version 0xffff, which the kernel refuses to mount. Its digest is simply
-# the file's: the install accepts it, stage 1 must not.
+# e2e_make_not_mountable SRC DST: a copy of a real SquashFS whose superblock
+# keeps the "hsqs" magic but claims SquashFS major version 0xffff, which the
+# kernel refuses to mount. It is then signed like any release: the install
+# and stage 1's verity check accept it, the mount must not.
 e2e_make_not_mountable() {
   cp "$1" "$2"
   # struct squashfs_super_block: s_major is the u16 at byte 28.
@@ -200,7 +216,7 @@ expect_slot() {
 # install IMAGE_VERSION: osctl install, checked; prints the JSON result.
 install() {
   local v=$1 out
-  out=$(osctl_json install "$(img "$v")" --version "$v") || die "osctl install $v failed: $out"
+  out=$(osctl_json install "$(img "$v")") || die "osctl install $v failed: $out"
   jq -e --arg v "$v" '.[0].ok and .[0].result.version == $v and .[0].result.tries > 0' <<<"$out" >/dev/null ||
     die "osctl install $v: unexpected result $out"
   echo "$out"
@@ -247,13 +263,16 @@ disk_next() { disk_tool status "$E2E_DISK" | sed -n 's/^next=//p'; }
 disk_slot() { disk_tool status "$E2E_DISK" | grep "^$1 "; }
 # part_range NAME: START SIZE in bytes of a partition.
 part_range() { disk_tool layout "$E2E_DISK" | awk -v n="$1" '$1 == n { print $2, $3 }'; }
-# slot_holds SLOT IMAGE_VERSION: the slot's first bytes are exactly the image.
+# slot_holds SLOT IMAGE_VERSION: the slot holds exactly the release: its
+# payload from the slot's first byte, its manifest block at the start of the
+# slot's last 64 KiB.
 slot_holds() {
-  local start n f
-  read -r start _ < <(part_range "MATIC_ROOT_$1")
+  local start size n f
+  read -r start size < <(part_range "MATIC_ROOT_$1")
   f=$(img "$2")
-  n=$(stat -c %s "$f")
-  cmp -s -n "$n" "$f" <(tail -c +$((start + 1)) "$E2E_DISK" | head -c "$n")
+  n=$(($(stat -c %s "$f") - 4096))
+  cmp -s <(tail -c +4097 "$f") <(tail -c +$((start + 1)) "$E2E_DISK" | head -c "$n") &&
+    cmp -s <(head -c 4096 "$f") <(tail -c +$((start + size - 65536 + 1)) "$E2E_DISK" | head -c 4096)
 }
 # gpt_sound: sgdisk -v finds no problem (QEMU stopped or killed).
 gpt_sound() {

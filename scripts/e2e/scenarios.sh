@@ -102,7 +102,7 @@ scenario_6() {
   local base
   qmp_wr_bytes || die "QMP: no block statistics"
   base=$WR
-  osctl_json install "$(img "$new")" --version "$new" >"$E2E_DIR/install.out" 2>&1 &
+  osctl_json install "$(img "$new")" >"$E2E_DIR/install.out" 2>&1 &
   local job=$! until=$(($(date +%s) + 300))
   while :; do
     qmp_wr_bytes || die "QMP stopped answering"
@@ -247,7 +247,7 @@ scenario_5() {
     qmp_wr_bytes || die "QMP: no block statistics"
     base=$WR
     t0=$(date +%s.%N)
-    osctl_json install "$(img "$part")" --version "$part" >"$E2E_DIR/install.out" 2>&1 &
+    osctl_json install "$(img "$part")" >"$E2E_DIR/install.out" 2>&1 &
     local job=$! until=$(($(date +%s) + 300))
     while :; do
       qmp_wr_bytes || die "QMP stopped answering"

@@ -13,7 +13,11 @@ MATIC_RELEASE=$MATIC_TARGET/release
 # The PKI is generated once and kept: a rebuilt disk keeps the same CA, so an
 # osctl config made earlier still works.
 MATIC_PKI=${MATIC_PKI:-$MATIC_OUT/pki}
-export MATIC_ROOT MATIC_OUT MATIC_CACHE MATIC_TARGET MATIC_RELEASE MATIC_PKI
+# The release signing key, likewise made once and kept: every image built
+# here trusts its public half, so a release signed later installs on a disk
+# built earlier (docs/image.md, "Release keys").
+MATIC_RELEASE_KEYS=${MATIC_RELEASE_KEYS:-$MATIC_OUT/release-keys}
+export MATIC_ROOT MATIC_OUT MATIC_CACHE MATIC_TARGET MATIC_RELEASE MATIC_PKI MATIC_RELEASE_KEYS
 
 matic_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -28,6 +32,15 @@ matic_help() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 matic_cargo_build() {
   cargo build --release --locked "$@" -p matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
   cargo build --workspace --release --locked "$@" --exclude matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
+}
+
+# matic_release_keys: make the release key in $MATIC_RELEASE_KEYS unless it
+# is there (osctl release keygen never overwrites one).
+matic_release_keys() {
+  [ -s "$MATIC_RELEASE_KEYS/release.key" ] && return 0
+  [ -x "$MATIC_RELEASE/osctl" ] || matic_die "$MATIC_RELEASE/osctl missing: run cargo build --workspace --release"
+  matic_log "making the release key in $MATIC_RELEASE_KEYS"
+  "$MATIC_RELEASE/osctl" release keygen --out "$MATIC_RELEASE_KEYS" >&2
 }
 
 # matic_need CMD...: fail with a clear message when a host tool is missing.

@@ -1,10 +1,14 @@
-//! `osctl install`: take the image (a file, or an https URL downloaded to a
-//! temporary file first), check it whole, then stream it to every node's
-//! inactive slot concurrently with a progress bar per node.
+//! `osctl install`: take the release (a file, or an https URL downloaded to
+//! a temporary file first), check it is a release, then send every node's
+//! inactive slot its manifest block as the header and exactly its payload
+//! as chunks, concurrently, with a progress bar per node. The node checks
+//! the signature, the counter and every block; osctl does not hash the
+//! payload (unless `--sha256` asks it to check the whole file).
 //!
-//! Must never contact a node before the local checks pass (the URL's scheme,
-//! a version, a non-empty file, `--sha256`): a wrong image is refused whole,
-//! and every node gets exactly the bytes that were hashed.
+//! Must never contact a node before the local checks pass (the URL's
+//! scheme, a file that is a release of the length its manifest names,
+//! `--sha256`): a wrong file is refused whole, and every node gets exactly
+//! the manifest block and payload that were checked.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,26 +20,22 @@ use super::{AnyError, Ctx, lines};
 use crate::client::ClientError;
 use crate::image;
 use crate::output::Format;
+use crate::release::file::ReleaseFile;
 
 impl Ctx {
-    /// `osctl install IMAGE`: every local check (scheme, version, size,
-    /// digest) before any node is contacted, then the same bytes streamed to
-    /// every node at once.
+    /// `osctl install RELEASE`: every local check (scheme, release file,
+    /// `--sha256`) before any node is contacted, then the same manifest and
+    /// payload streamed to every node at once.
     pub(crate) async fn install(
         &self,
         source: InstallSource<'_>,
         reboot: bool,
-        version: Option<String>,
     ) -> Result<i32, AnyError> {
         let src = source.src;
         // The scheme first: no other complaint about a URL refused anyway.
         if image::is_url(src) {
             image::check_scheme(src, source.insecure)?;
         }
-        let version = match version {
-            Some(v) => v,
-            None => image::version_from_name(src)?,
-        };
         let multi = MultiProgress::with_draw_target(
             if self.format == Format::Json || !std::io::stderr().is_terminal() {
                 ProgressDrawTarget::hidden()
@@ -49,7 +49,7 @@ impl Ctx {
         .expect("template")
         .progress_chars("=> ");
         // A URL is downloaded first, so every node streams from a local file
-        // and the digest covers exactly what is sent.
+        // that was checked whole.
         let _download;
         let path = if image::is_url(src) {
             let tmp = image::TempFile::new("download");
@@ -70,33 +70,29 @@ impl Ctx {
         } else {
             PathBuf::from(src)
         };
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map_err(|source| image::ImageError::Read {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if size == 0 {
-            return Err(image::ImageError::Empty(path).into());
-        }
-        let hbar = multi.add(ProgressBar::new(size));
-        hbar.set_style(bytes_style.clone());
-        hbar.set_prefix("sha256");
-        let (digest, hashed) = image::sha256_file(&path, |n| hbar.set_position(n)).await?;
-        hbar.finish_and_clear();
-        // Before any node is contacted: a wrong image is refused whole.
-        image::check_digest(src, &digest, source.sha256.as_ref())?;
-        let header = InstallHeader {
-            size: hashed,
-            sha256: digest.to_vec(),
-            version,
+        let release = {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || ReleaseFile::open(&p)).await??
         };
+        if let Some(want) = source.sha256.as_ref() {
+            let size = release.payload_range().0 + release.payload_range().1;
+            let hbar = multi.add(ProgressBar::new(size));
+            hbar.set_style(bytes_style.clone());
+            hbar.set_prefix("sha256");
+            let (digest, _) = image::sha256_file(&path, |n| hbar.set_position(n)).await?;
+            hbar.finish_and_clear();
+            // Before any node is contacted: a wrong file is refused whole.
+            image::check_digest(src, &digest, Some(want))?;
+        }
+        let header = InstallHeader {
+            manifest: release.block.clone(),
+        };
+        let range = release.payload_range();
         let (multi, header, path, style) = (&multi, &header, &path, &bytes_style);
         let r = self
             .fleet
             .each(|node, mut c| async move {
-                let bar = multi.add(ProgressBar::new(header.size));
+                let bar = multi.add(ProgressBar::new(range.1));
                 bar.set_style(style.clone());
                 bar.set_prefix(node.clone());
                 let b = bar.clone();
@@ -104,6 +100,7 @@ impl Ctx {
                 let stream = image::request_stream(
                     path.clone(),
                     header.clone(),
+                    range,
                     move |n| b.inc(n),
                     failure.clone(),
                 );
@@ -162,12 +159,12 @@ impl Ctx {
     }
 }
 
-/// Where `osctl install` takes its image from and what it must be.
+/// Where `osctl install` takes its release from and what it must be.
 pub(crate) struct InstallSource<'a> {
     /// A file path or a URL.
     pub src: &'a str,
     /// `--insecure`: accept an http:// URL.
     pub insecure: bool,
-    /// `--sha256`: the digest the image must have.
+    /// `--sha256`: the digest the whole release file must have.
     pub sha256: Option<[u8; 32]>,
 }

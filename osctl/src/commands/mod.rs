@@ -1,7 +1,7 @@
 //! The command bodies: what each subcommand does once its arguments are
 //! parsed ([`crate::args`]) and, for node commands, the config resolved
 //! ([`crate::cli`]). [`unary`] holds the one-call-one-answer commands,
-//! [`stream`] `logs` and `dmesg`, [`install`] `install`, [`local`] those
+//! [`stream`] `logs` and `dmesg`, [`install`] `install`, [`local`] and [`release`] those
 //! that contact no node.
 //!
 //! Every node command runs on all target nodes concurrently
@@ -15,6 +15,7 @@
 
 pub(crate) mod install;
 pub(crate) mod local;
+pub(crate) mod release;
 pub(crate) mod stream;
 pub(crate) mod unary;
 

@@ -83,7 +83,8 @@ impl Ctx {
         )
     }
 
-    /// `osctl boot-status`: one table row per node and slot.
+    /// `osctl boot-status`: one table row per node and slot, then why a
+    /// slot has no verified manifest.
     pub(crate) async fn boot_status(&self) -> i32 {
         let r = self
             .fleet
@@ -97,7 +98,11 @@ impl Ctx {
                 .iter()
                 .flat_map(|(n, v)| output::boot_status_rows(n, v))
                 .collect();
-            output::table(output::BOOT_STATUS_HEADERS, &rows)
+            let notes: String = ok
+                .iter()
+                .map(|(n, v)| output::boot_status_notes(n, v))
+                .collect();
+            output::table(output::BOOT_STATUS_HEADERS, &rows) + &notes
         })
     }
 

@@ -23,9 +23,25 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Default, Debug, Clone)]
 pub struct Seen {
     pub install_bytes: u64,
-    pub install_header: Option<(u64, Vec<u8>, String)>,
+    /// The header's manifest block, as sent.
+    pub install_header: Option<Vec<u8>>,
+    /// The chunks' SHA-256 and count equal the manifest's payload SHA-256
+    /// and size.
     pub install_digest_ok: bool,
+    /// SHA-256 of all the chunks.
+    pub install_sha256: [u8; 32],
     pub restarted: Vec<String>,
+}
+
+/// A slot's release as the fake reports it.
+pub fn slot_release() -> SlotRelease {
+    SlotRelease {
+        version: "1.2.3".into(),
+        security_counter: 4,
+        key_id: "0123456789abcdef".into(),
+        root_hash: "ab".repeat(32),
+        payload_size: 8192,
+    }
 }
 
 #[derive(Clone, Default)]
@@ -48,6 +64,9 @@ impl MachineService for Fake {
             slot: "A".into(),
             arch: "x86_64".into(),
             hostname: "fake".into(),
+            release: Some(slot_release()),
+            root_device: "/dev/dm-0".into(),
+            root_verity: true,
         }))
     }
     async fn install(
@@ -73,17 +92,23 @@ impl MachineService for Fake {
                 _ => return Err(Status::invalid_argument("second header")),
             }
         }
-        let ok = hasher.finalize().as_slice() == header.sha256.as_slice() && n == header.size;
+        let sha: [u8; 32] = hasher.finalize().into();
         let mut seen = self.seen.lock().unwrap();
         seen.install_bytes = n;
+        seen.install_sha256 = sha;
+        seen.install_header = Some(header.manifest.clone());
+        // The structure only: the fake trusts no key (the real agent's
+        // checks are agent/tests' business).
+        let m = matic_release::Manifest::parse_unverified(&header.manifest)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ok = sha == m.payload_sha256 && n == m.payload_size;
         seen.install_digest_ok = ok;
-        seen.install_header = Some((header.size, header.sha256.clone(), header.version.clone()));
         if !ok {
             return Err(Status::data_loss("digest mismatch: slot B left unbootable"));
         }
         Ok(Response::new(InstallResponse {
             slot: "B".into(),
-            version: header.version,
+            version: m.version().into(),
             bytes_written: n,
             tries: 3,
         }))
@@ -123,6 +148,8 @@ impl MachineService for Fake {
                     version: "1.2.3".into(),
                     running: true,
                     next_boot: true,
+                    release: Some(slot_release()),
+                    release_error: String::new(),
                 },
                 SlotStatus {
                     name: "B".into(),
@@ -133,6 +160,8 @@ impl MachineService for Fake {
                     version: String::new(),
                     running: false,
                     next_boot: false,
+                    release: None,
+                    release_error: "no release manifest (an unsigned image?)".into(),
                 },
             ],
             disk: "/dev/vda".into(),
@@ -303,4 +332,34 @@ pub async fn spawn(server: &CertifiedKey, client_ca_pem: &str, fake: Fake) -> So
             .serve_with_incoming(ReceiverStream::new(rx)),
     );
     addr
+}
+
+/// A signed release for the tests: a key made in `dir/keys` and a
+/// `hsqs`-headed file of `data_len` bytes signed (real veritysetup) into
+/// `dir/NAME.release`. Returns the release's path.
+pub fn release(
+    dir: &std::path::Path,
+    name: &str,
+    version: &str,
+    data_len: usize,
+) -> std::path::PathBuf {
+    let keys = dir.join("keys");
+    if !keys.join("release.key").exists() {
+        osctl::release::keys::generate(&keys).unwrap();
+    }
+    let sq = dir.join(format!("{name}.squashfs"));
+    let mut data: Vec<u8> = (0..data_len as u32).map(|i| (i * 31 % 251) as u8).collect();
+    data[..4].copy_from_slice(b"hsqs");
+    std::fs::write(&sq, &data).unwrap();
+    let out = dir.join(format!("{name}.release"));
+    osctl::release::sign::sign(&osctl::release::sign::SignRequest {
+        key: &keys.join("release.key"),
+        version,
+        counter: 1,
+        salt: None,
+        squashfs: &sq,
+        out: &out,
+    })
+    .unwrap();
+    out
 }
