@@ -405,10 +405,12 @@ fn write_and_forward(
     to_checker: &std::sync::mpsc::SyncSender<Bytes>,
 ) -> Result<InstallDisk, slots::SlotError> {
     while let Some(chunk) = rx.blocking_recv() {
-        disk.write(&chunk)?;
-        if to_checker.send(chunk).is_err() {
+        // To the checker first (a shared `Bytes`, not a copy): it hashes
+        // the chunk while the disk writes it.
+        if to_checker.send(chunk.clone()).is_err() {
             break; // the checker refused the payload
         }
+        disk.write(&chunk)?;
     }
     disk.finish()
 }
