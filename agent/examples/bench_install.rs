@@ -12,7 +12,10 @@
 //!   agent process, every thread, from `/proc/PID/stat`: the accounting
 //!   getrusage gives a process about itself);
 //! - measures `Version` latency on a warm connection (p50/p99);
-//! - samples the agent's RSS idle and (peak) during an install.
+//! - samples the agent's RSS idle and (peak) during an install, and its
+//!   threads' CPU time (`/proc/PID/task/*/stat`, every 20 ms, so threads
+//!   that end with the install — the verity workers — are counted), summed
+//!   by thread name: where the agent's CPU goes.
 //!
 //! Usage: bench_install AGENT_BIN WORK_DIR [IMAGE_MIB] [ROUNDS]
 use std::fs::OpenOptions;
@@ -62,6 +65,24 @@ fn cpu_secs(pid: &str) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
+}
+
+/// utime + stime in seconds of each live thread of `pid`, by thread id,
+/// with its name.
+fn thread_cpu(pid: u32) -> Vec<(u32, String, f64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+        let (head, rest) = s.rsplit_once(')')?;
+        let name = head.split_once('(')?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        Some((tid, name, (t(11) + t(12)) / 100.0))
+    })
+    .collect()
 }
 
 /// Writes everything back and evicts the disk file from the page cache, so
@@ -277,6 +298,8 @@ fn main() {
     let mut d = Disk::create(f, &layout).unwrap();
     d.finish_update(Slot::A, 3).unwrap();
     d.choose_boot_slot().unwrap();
+    // A booted and proven: installs into B are allowed.
+    d.mark_successful(Slot::A).unwrap();
     d.write().unwrap();
     let b_offset = d.slot_partition(Slot::B).start();
     drop(d);
@@ -301,6 +324,14 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = agent.id();
+    // panic = abort runs no destructor: stop the agent from the hook.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+        hook(info);
+    }));
     let mut stderr = std::io::BufReader::new(agent.stderr.take().unwrap());
     let addr = loop {
         let mut line = String::new();
@@ -344,6 +375,8 @@ fn main() {
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
 
     let peak = Arc::new(AtomicU64::new(0));
+    // The agent's CPU by thread name over all installs.
+    let mut by_name = std::collections::BTreeMap::<String, f64>::new();
     let (mut agent_cpu, mut client_cpu, mut dd_cpu, mut dd_cached_cpu) = (0.0, 0.0, 0.0, 0.0);
     let mut dd_times = Vec::new();
     let mut dd_cached_times = Vec::new();
@@ -367,11 +400,26 @@ fn main() {
         let sampling = Arc::new(AtomicBool::new(true));
         let sampler = {
             let (peak, sampling) = (peak.clone(), sampling.clone());
+            // Threads' CPU before the install; a thread not in it started
+            // during the install (from 0 s).
+            let before: std::collections::BTreeMap<u32, f64> = thread_cpu(pid)
+                .into_iter()
+                .map(|(t, _, c)| (t, c))
+                .collect();
             std::thread::spawn(move || {
+                let mut last = std::collections::BTreeMap::<u32, (String, f64)>::new();
                 while sampling.load(Ordering::Relaxed) {
                     peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    for (tid, name, cpu) in thread_cpu(pid) {
+                        last.insert(tid, (name, cpu));
+                    }
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                last.into_iter()
+                    .map(|(tid, (name, cpu))| {
+                        (tid, (name, cpu), before.get(&tid).copied().unwrap_or(0.0))
+                    })
+                    .collect::<Vec<_>>()
             })
         };
         let (a0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
@@ -382,7 +430,10 @@ fn main() {
         agent_cpu += cpu_secs(&pid.to_string()) - a0;
         client_cpu += cpu_secs("self") - c0;
         sampling.store(false, Ordering::Relaxed);
-        sampler.join().unwrap();
+        for (tid, (name, cpu), base) in sampler.join().unwrap() {
+            let _ = tid;
+            *by_name.entry(name).or_default() += (cpu - base).max(0.0);
+        }
         assert_eq!(r.bytes_written, payload_size);
         let _ = round;
     }
@@ -485,6 +536,16 @@ fn main() {
         client_cpu / rounds as f64,
         api_times.iter().map(Duration::as_secs_f64).sum::<f64>() / rounds as f64,
         cores
+    );
+    let mut by_name: Vec<_> = by_name.into_iter().filter(|(_, s)| *s >= 0.005).collect();
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!(
+        "agent CPU by thread, per install (20 ms samples): {}",
+        by_name
+            .iter()
+            .map(|(n, s)| format!("{n} {:.2} s", s / rounds as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "agent RSS idle {} KiB, peak during install {} KiB",

@@ -349,17 +349,29 @@ fn verifier_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Writes chunks in order through `disk` while a scoped checker thread
-/// checks them; on the end of the channel finishes the write (durable) and
-/// returns the disk and the check's verdict. Checking and writing overlap
-/// instead of taking turns. A failed check stops the writer (no point
-/// writing a refused payload); a failed write is the error.
+/// Writes chunks in order through `disk` on a scoped writer thread while a
+/// scoped checker thread checks them; on the end of the channel finishes
+/// the write (durable) and returns the disk and the check's verdict.
+/// Checking and writing overlap instead of taking turns. A failed check
+/// stops the writer (no point writing a refused payload); a failed write is
+/// the error. (Both are named threads of their own, `install-write` and
+/// `install-check`, so a profile or `scripts/bench-install` can tell their
+/// CPU from the API's runtime threads.)
 fn write_loop(
     disk: SlotWriter,
     check: StreamVerifier,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<(InstallDisk, Result<(), VerityError>), slots::SlotError> {
     let (to_checker, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
+    let path = disk.path().to_owned();
+    let spawn_error = |what| {
+        let path = path.clone();
+        move |source| slots::SlotError::Io {
+            path,
+            op: what,
+            source,
+        }
+    };
     std::thread::scope(|s| {
         let checker = std::thread::Builder::new()
             .name("install-check".into())
@@ -370,14 +382,15 @@ fn write_loop(
                 }
                 check.finish()
             })
-            .map_err(|source| slots::SlotError::Io {
-                path: disk.path().to_owned(),
-                op: "starting the checker thread for",
-                source,
-            })?;
-        let written = write_and_forward(disk, &mut rx, &to_checker);
-        drop(to_checker);
-        // With panic = abort a checker cannot unwind, so join cannot fail.
+            .map_err(spawn_error("starting the checker thread for"))?;
+        let writer = std::thread::Builder::new()
+            .name("install-write".into())
+            .spawn_scoped(s, move || write_and_forward(disk, &mut rx, &to_checker))
+            .map_err(spawn_error("starting the writer thread for"));
+        // With panic = abort neither thread can unwind, so join cannot fail.
+        // A writer that could not start dropped `to_checker`: the checker
+        // ends too.
+        let written = writer.and_then(|w| w.join().expect("writer thread"));
         let checked = checker.join().expect("checker thread");
         written.map(|disk| (disk, checked))
     })
@@ -392,10 +405,12 @@ fn write_and_forward(
     to_checker: &std::sync::mpsc::SyncSender<Bytes>,
 ) -> Result<InstallDisk, slots::SlotError> {
     while let Some(chunk) = rx.blocking_recv() {
-        disk.write(&chunk)?;
-        if to_checker.send(chunk).is_err() {
+        // To the checker first (a shared `Bytes`, not a copy): it hashes
+        // the chunk while the disk writes it.
+        if to_checker.send(chunk.clone()).is_err() {
             break; // the checker refused the payload
         }
+        disk.write(&chunk)?;
     }
     disk.finish()
 }
@@ -436,7 +451,7 @@ mod tests {
     /// The messages of an install of `r`: the header, then uneven chunks.
     fn install_messages(r: &Release) -> Vec<Result<InstallRequest, Status>> {
         let header = InstallHeader {
-            manifest: r.block.clone().into(),
+            manifest: r.block.clone(),
         };
         let mut msgs = vec![Ok(InstallRequest {
             msg: Some(Msg::Header(header)),

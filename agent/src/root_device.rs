@@ -24,18 +24,15 @@ pub struct RootDevice {
 /// The `MAJ:MIN` and source of the last `/` mount in a mountinfo text (the
 /// last one is the one on top).
 pub fn root_mount(mountinfo: &str) -> Option<(&str, &str)> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            // id parent MAJ:MIN root mountpoint options [optional...] - fstype source superoptions
-            let mut f = l.split(' ');
-            let dev = f.nth(2)?;
-            let mountpoint = f.nth(1)?;
-            let (_, after) = l.split_once(" - ")?;
-            let source = after.split(' ').nth(1)?;
-            (mountpoint == "/").then_some((dev, source))
-        })
-        .last()
+    mountinfo.lines().rev().find_map(|l| {
+        // id parent MAJ:MIN root mountpoint options [optional...] - fstype source superoptions
+        let mut f = l.split(' ');
+        let dev = f.nth(2)?;
+        let mountpoint = f.nth(1)?;
+        let (_, after) = l.split_once(" - ")?;
+        let source = after.split(' ').nth(1)?;
+        (mountpoint == "/").then_some((dev, source))
+    })
 }
 
 /// The name stage 1 gives the running slot's verity device.

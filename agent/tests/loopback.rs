@@ -594,8 +594,10 @@ async fn install_success_sets_slot_bits_bytes_and_manifest() {
         (vr.version.as_str(), vr.security_counter),
         ("v1", A_COUNTER)
     );
-    // This host's root is no MaticOS verity device.
+    // This host's root is no MaticOS verity device, but it is mounted
+    // from something.
     assert!(!v.root_verity);
+    assert!(!v.root_device.is_empty(), "{:?}", v.root_device);
 
     // A second install over it works too (the lock was released), at the
     // same counter as the running slot.
