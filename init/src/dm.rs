@@ -60,7 +60,7 @@ impl IoctlBuf {
     /// `DM_DEV_SUSPEND`). `None` if the name does not fit [`NAME_LEN`] or
     /// holds a NUL.
     pub fn header(name: &[u8], flags: u32) -> Option<Self> {
-        if name.is_empty() || name.len() >= NAME_LEN || name.contains(&0) {
+        if name.is_empty() || name.len() >= NAME_LEN || crate::has_nul(name) {
             return None;
         }
         let mut b = Self([0; BUF_LEN]);
@@ -82,8 +82,8 @@ impl IoctlBuf {
         // The parameters end with a NUL; the next spec would start 8-aligned.
         let spec_end = (SPEC_LEN + params.len() + 1).next_multiple_of(8);
         if target.len() >= TARGET_TYPE_LEN
-            || target.contains(&0)
-            || params.contains(&0)
+            || crate::has_nul(target)
+            || crate::has_nul(params)
             || HEADER_LEN + spec_end > BUF_LEN
         {
             return None;
