@@ -30,7 +30,13 @@ impl Guid {
     /// Parses the text form `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX`
     /// (case-insensitive). `const` so type GUIDs can be constants.
     pub const fn parse(s: &str) -> Option<Guid> {
-        let b = s.as_bytes();
+        Self::parse_bytes(s.as_bytes())
+    }
+
+    /// [`Guid::parse`] of bytes that may not be UTF-8 (a kernel command
+    /// line): anything but the text form is `None`, as there. It lets
+    /// matic-init do without `str::from_utf8` (docs/init.md "Size").
+    pub const fn parse_bytes(b: &[u8]) -> Option<Guid> {
         if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
             return None;
         }
@@ -164,6 +170,10 @@ mod tests {
         assert!(Guid::parse("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B70").is_none());
         assert!(Guid::parse("4F68BCE3xE8CD-4DB1-96E7-FBCAF984B709").is_none());
         assert!(Guid::parse("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B7G9").is_none());
+        // Bytes: the same answers, and 36 bytes that are not text are none.
+        let s = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+        assert_eq!(Guid::parse_bytes(s.as_bytes()), Guid::parse(s));
+        assert!(Guid::parse_bytes(b"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B7\xff9").is_none());
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Picker {
 
 /// The GUID of `matic.disk_guid=` (text form, any case).
 pub fn parse_guid(text: &[u8]) -> Option<Guid> {
-    Guid::parse(core::str::from_utf8(text).ok()?)
+    Guid::parse_bytes(text)
 }
 
 #[cfg(test)]
@@ -271,5 +271,6 @@ mod tests {
         assert_eq!(g.0[..4], [0x67, 0x45, 0x23, 0x01]);
         assert!(parse_guid(b"01234567-89ab-cdef-0123-456789abcde").is_none());
         assert!(parse_guid(b"\xff").is_none());
+        assert!(parse_guid(b"01234567-89ab-cdef-0123-456789abcd\xef\xbf").is_none());
     }
 }

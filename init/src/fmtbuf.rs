@@ -22,7 +22,9 @@ pub struct Buf<const N: usize> {
 }
 
 impl<const N: usize> Buf<N> {
-    /// An empty buffer.
+    /// An empty buffer. Never inlined: one zeroing per size instead of one
+    /// per buffer made (64 bytes, docs/init.md "Size").
+    #[inline(never)]
     pub const fn new() -> Self {
         Self {
             data: [0; N],
@@ -31,7 +33,10 @@ impl<const N: usize> Buf<N> {
         }
     }
 
-    /// The bytes written so far.
+    /// The bytes written so far. Never inlined: the bounds check at each
+    /// call cost 304 bytes more than a call (docs/init.md "Size"); a copy
+    /// without the const generic, taking the slice, costs more still.
+    #[inline(never)]
     pub fn as_bytes(&self) -> &[u8] {
         self.data.get(..self.len).unwrap_or(&[])
     }

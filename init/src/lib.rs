@@ -28,3 +28,23 @@ pub mod status;
 pub mod supervisor;
 pub mod table;
 pub mod verity;
+
+/// Whether `b` holds a NUL byte. A plain loop, not `<[u8]>::contains`:
+/// that links `core`'s word-at-a-time `memchr`, bytes PID 1 does not need
+/// for the few short names and lines it checks (docs/init.md "Size").
+#[allow(clippy::manual_contains)] // `contains` is what this avoids
+pub fn has_nul(b: &[u8]) -> bool {
+    b.iter().any(|&c| c == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn has_nul_finds_a_nul_anywhere() {
+        assert!(!super::has_nul(b""));
+        assert!(!super::has_nul(b"/lib/modules/dm-verity.ko"));
+        assert!(super::has_nul(b"\0"));
+        assert!(super::has_nul(b"/lib/x\0.ko"));
+        assert!(super::has_nul(b"/lib/x.ko\0"));
+    }
+}

@@ -65,6 +65,27 @@ pub fn error(template: &str, args: &[&dyn Show]) {
     write(ERR, template, args);
 }
 
+/// The same for the lines with one or two arguments (most of them): the
+/// arguments travel in registers and the array is built here once, not at
+/// each call site (docs/init.md "Size").
+macro_rules! by_arity {
+    ($($one:ident, $two:ident => $level:ident;)*) => {$(
+        #[inline(never)]
+        pub fn $one(template: &str, a: &dyn Show) {
+            $level(template, &[a]);
+        }
+        #[inline(never)]
+        pub fn $two(template: &str, a: &dyn Show, b: &dyn Show) {
+            $level(template, &[a, b]);
+        }
+    )*};
+}
+by_arity! {
+    info_1, info_2 => info;
+    warn_1, warn_2 => warn;
+    error_1, error_2 => error;
+}
+
 /// `info!`, `warn!`, `error!`: a record at a level, from a template and
 /// `Show` arguments, like `matic_init::show!`.
 #[macro_export]
@@ -74,8 +95,22 @@ macro_rules! log_line {
             matic_init::fmtbuf::holes($t) == <[&str]>::len(&[$(stringify!($a)),*]),
             "the number of {{}} differs from the number of arguments"
         );
-        $crate::log::$level($t, &[$(&$a as &dyn matic_init::fmtbuf::Show),*])
+        $crate::log_call!($level, $t $(, $a)*)
     }};
+}
+/// The call of [`log_line!`]: `info_1`/`info_2` (…) for one or two
+/// arguments, the slice form otherwise.
+#[macro_export]
+macro_rules! log_call {
+    (info, $t:expr, $a:expr) => { $crate::log::info_1($t, &$a) };
+    (info, $t:expr, $a:expr, $b:expr) => { $crate::log::info_2($t, &$a, &$b) };
+    (warn, $t:expr, $a:expr) => { $crate::log::warn_1($t, &$a) };
+    (warn, $t:expr, $a:expr, $b:expr) => { $crate::log::warn_2($t, &$a, &$b) };
+    (error, $t:expr, $a:expr) => { $crate::log::error_1($t, &$a) };
+    (error, $t:expr, $a:expr, $b:expr) => { $crate::log::error_2($t, &$a, &$b) };
+    ($level:ident, $t:expr $(, $a:expr)*) => {
+        $crate::log::$level($t, &[$(&$a as &dyn matic_init::fmtbuf::Show),*])
+    };
 }
 #[macro_export]
 macro_rules! info {

@@ -30,7 +30,7 @@ pub fn entries(text: &[u8]) -> impl Iterator<Item = Result<Module<'_>, ModListEr
         let compressed = [&b".ko.xz"[..], b".ko.zst", b".ko.gz"]
             .iter()
             .any(|s| line.ends_with(s));
-        if !line.starts_with(b"/") || !(plain || compressed) || line.contains(&0) {
+        if !line.starts_with(b"/") || !(plain || compressed) || crate::has_nul(line) {
             return Some(Err(ModListError::BadLine(line)));
         }
         Some(Ok(Module {
@@ -84,5 +84,8 @@ mod tests {
         );
         assert_eq!(v[3], Err(ModListError::BadLine(b"squashfs.ko")));
         assert_eq!(v[4], Err(ModListError::BadLine(b"/x/readme.txt")));
+        // A NUL would cut the path short as a C string.
+        let v: Vec<_> = entries(b"/lib/x\0y.ko\n").collect();
+        assert_eq!(v, [Err(ModListError::BadLine(b"/lib/x\0y.ko"))]);
     }
 }

@@ -30,42 +30,51 @@ pub fn in_new_root(path: &[u8]) -> Buf<128> {
     b
 }
 
+/// The flag sets of [`API_MOUNTS`], as constants so that it can be a
+/// `static`.
+const NOSUID_NODEV: MountFlags = MountFlags::NOSUID.union(MountFlags::NODEV);
+const NOSUID_NOEXEC: MountFlags = MountFlags::NOSUID.union(MountFlags::NOEXEC);
+const NOSUID_NODEV_NOEXEC: MountFlags = NOSUID_NODEV.union(MountFlags::NOEXEC);
+
+/// The API file systems, in mount order: source, target, type, flags, data.
+/// A `static`, not a local array built on the stack at each call: 48 bytes
+/// less code (docs/init.md "Size").
+static API_MOUNTS: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 6] = [
+    (c"proc", c"/proc", c"proc", NOSUID_NODEV_NOEXEC, None),
+    (c"sysfs", c"/sys", c"sysfs", NOSUID_NODEV_NOEXEC, None),
+    (
+        c"devtmpfs",
+        c"/dev",
+        c"devtmpfs",
+        NOSUID_NOEXEC,
+        Some(c"mode=0755"),
+    ),
+    (
+        c"devpts",
+        c"/dev/pts",
+        c"devpts",
+        NOSUID_NOEXEC,
+        Some(c"gid=5,mode=0620,ptmxmode=0666"),
+    ),
+    (
+        c"tmpfs",
+        c"/run",
+        c"tmpfs",
+        NOSUID_NODEV,
+        Some(c"mode=0755"),
+    ),
+    (
+        c"cgroup2",
+        c"/sys/fs/cgroup",
+        c"cgroup2",
+        NOSUID_NODEV_NOEXEC,
+        Some(c"nsdelegate"),
+    ),
+];
+
 /// `/proc`, `/sys`, `/dev`, `/dev/pts`, `/run`, `/sys/fs/cgroup`.
 pub fn mount_api(report: Report<'_>) {
-    let (nosuid, nodev, noexec) = (MountFlags::NOSUID, MountFlags::NODEV, MountFlags::NOEXEC);
-    let list: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 6] = [
-        (c"proc", c"/proc", c"proc", nosuid | nodev | noexec, None),
-        (c"sysfs", c"/sys", c"sysfs", nosuid | nodev | noexec, None),
-        (
-            c"devtmpfs",
-            c"/dev",
-            c"devtmpfs",
-            nosuid | noexec,
-            Some(c"mode=0755"),
-        ),
-        (
-            c"devpts",
-            c"/dev/pts",
-            c"devpts",
-            nosuid | noexec,
-            Some(c"gid=5,mode=0620,ptmxmode=0666"),
-        ),
-        (
-            c"tmpfs",
-            c"/run",
-            c"tmpfs",
-            nosuid | nodev,
-            Some(c"mode=0755"),
-        ),
-        (
-            c"cgroup2",
-            c"/sys/fs/cgroup",
-            c"cgroup2",
-            nosuid | nodev | noexec,
-            Some(c"nsdelegate"),
-        ),
-    ];
-    for (src, target, fs, flags, data) in list {
+    for &(src, target, fs, flags, data) in &API_MOUNTS {
         let _ = util::mkdir(target, 0o755);
         if let Err(errno) = mount(src, target, fs, flags, data) {
             // Logged to stderr (the console) if /dev/kmsg is not there yet.

@@ -61,7 +61,7 @@ pub fn verified(slot: Slot, dev: &Buf<64>, successful: bool) -> Result<Buf<64>, 
         crate::warn!(
             "slot {}: release {} verified; TEST BUILD: {} mounted without dm-verity",
             slot,
-            m.version(),
+            Printable(m.version_bytes()),
             Printable(dev.as_bytes())
         );
         let mut same = Buf::new();
@@ -101,7 +101,7 @@ pub fn verified(slot: Slot, dev: &Buf<64>, successful: bool) -> Result<Buf<64>, 
     info!(
         "slot {}: release {} (counter {}, key id {}, root {}…) verified; {} is {}",
         slot,
-        m.version(),
+        Printable(m.version_bytes()),
         m.counter,
         Printable(&m.key_id.hex()),
         Printable(&verity::root_prefix(&m)),

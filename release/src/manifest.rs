@@ -243,7 +243,13 @@ impl Manifest {
 
     /// The OS version (printable ASCII, checked on the way in).
     pub fn version(&self) -> &str {
-        core::str::from_utf8(&self.version[..usize::from(self.version_len)]).unwrap_or("")
+        core::str::from_utf8(self.version_bytes()).unwrap_or("")
+    }
+
+    /// The OS version's bytes, what [`Manifest::version`] shows: matic-init
+    /// prints them as they are and so links no `str::from_utf8`.
+    pub fn version_bytes(&self) -> &[u8] {
+        &self.version[..usize::from(self.version_len)]
     }
 
     /// The record, signature included.
@@ -433,6 +439,7 @@ mod tests {
         let back = verify(&m.render_block()).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.version(), "1.2.3-rc1");
+        assert_eq!(back.version_bytes(), b"1.2.3-rc1");
         assert_eq!(back.salt(), &[0x5a; 32]);
         assert_eq!(back.payload_size, (131_082 + 1024) * 4096);
     }
