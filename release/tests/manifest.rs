@@ -35,6 +35,31 @@ fn signed(pair: &Ed25519KeyPair, id: KeyId, data_blocks: u64) -> Manifest {
     m
 }
 
+/// Key rotation (docs/security.md, "Keys"): while both keys' files are
+/// trusted, a release signed by either verifies; once the old key's file is
+/// dropped, its releases are refused by name and the new key's still pass.
+#[test]
+fn rotation_two_trusted_keys_either_signs_and_a_dropped_key_is_refused() {
+    let (old, old_public, old_id) = keypair();
+    let (new, new_public, new_id) = keypair();
+    let dir = key_dir(&old_public, old_id);
+    let new_name = String::from_utf8(new_id.file_name().to_vec()).unwrap();
+    std::fs::write(dir.path().join(&new_name), key::render_public(&new_public)).unwrap();
+    let keys = TrustedKeys::new(dir.path());
+    let by_old = signed(&old, old_id, 64).render_block();
+    let by_new = signed(&new, new_id, 64).render_block();
+    assert_eq!(keys.verify(&by_old).unwrap().key_id, old_id);
+    assert_eq!(keys.verify(&by_new).unwrap().key_id, new_id);
+
+    let old_name = String::from_utf8(old_id.file_name().to_vec()).unwrap();
+    std::fs::remove_file(dir.path().join(old_name)).unwrap();
+    assert!(matches!(
+        keys.verify(&by_old),
+        Err(TrustError::Manifest(ManifestError::UnknownKey(k))) if k == old_id
+    ));
+    assert_eq!(keys.verify(&by_new).unwrap().key_id, new_id);
+}
+
 /// Accepts every signature: lets arbitrary bytes reach every structural
 /// check without a key.
 struct AnySignature;
