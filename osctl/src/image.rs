@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::Stream;
 use matic_proto::v1::{InstallHeader, InstallRequest, install_request};
+use matic_release::hex;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -59,11 +60,6 @@ pub enum ImageError {
     },
 }
 
-/// Lowercase hex of a digest, as `sha256sum` prints it.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Parses `--sha256 HEX`: exactly 64 hexadecimal digits (either case).
 pub fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
     let s = s.trim();
@@ -90,8 +86,8 @@ pub fn check_digest(
     match want {
         Some(w) if w != got => Err(ImageError::DigestMismatch {
             image: image.to_string(),
-            got: hex(got),
-            want: hex(w),
+            got: hex::string(got),
+            want: hex::string(w),
         }),
         _ => Ok(()),
     }
@@ -338,7 +334,7 @@ mod tests {
     #[test]
     fn expected_digests() {
         let d: [u8; 32] = Sha256::digest(b"image").into();
-        let h = hex(&d);
+        let h = hex::string(&d);
         assert_eq!(h.len(), 64);
         assert_eq!(parse_sha256(&h).unwrap(), d);
         assert_eq!(parse_sha256(&h.to_uppercase()).unwrap(), d);

@@ -106,7 +106,7 @@ fn keygen_writes_0600_and_refuses_to_overwrite() {
     let file = std::fs::read(&public).unwrap();
     let key = matic_release::key::parse_public(&file).expect("a public-key file");
     // The id is the first 8 bytes of the key's SHA-256.
-    assert_eq!(osctl::release::keys::key_id(&key).to_string(), id);
+    assert_eq!(matic_release::KeyId::of(&key).to_string(), id);
     let out = text(&o.stdout);
     assert!(out.ends_with(&format!("key id {id}\n")), "{out}");
 

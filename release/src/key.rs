@@ -36,6 +36,14 @@ impl KeyId {
         Self(id)
     }
 
+    /// The id of `public`: hashes it (programs with `std`; init never
+    /// derives ids, it opens the file a manifest names).
+    #[cfg(feature = "std")]
+    pub fn of(public: &PublicKey) -> Self {
+        use sha2::{Digest, Sha256};
+        Self::from_sha256(&Sha256::digest(public).into())
+    }
+
     /// 16 lower-case hex digits.
     pub fn hex(&self) -> [u8; 16] {
         let mut out = [0u8; 16];

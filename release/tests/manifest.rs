@@ -9,14 +9,13 @@ use matic_release::{KeyId, Manifest};
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sha2::{Digest, Sha256};
 
 /// A fresh Ed25519 key pair, its public key and id.
 fn keypair() -> (Ed25519KeyPair, PublicKey, KeyId) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let public: PublicKey = pair.public_key().as_ref().try_into().unwrap();
-    let id = KeyId::from_sha256(&Sha256::digest(public).into());
+    let id = KeyId::of(&public);
     (pair, public, id)
 }
 

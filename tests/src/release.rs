@@ -29,7 +29,7 @@ impl TestKey {
     pub fn from_seed(seed: u8) -> Self {
         let pair = Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).expect("an Ed25519 seed");
         let public: [u8; 32] = pair.public_key().as_ref().try_into().expect("32 bytes");
-        let id = KeyId::from_sha256(&Sha256::digest(public).into());
+        let id = KeyId::of(&public);
         Self { pair, id }
     }
 

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use matic_release::key::{self, KeyId, PublicKey};
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sha2::{Digest, Sha256};
 
 use super::ReleaseError;
 
@@ -23,11 +22,6 @@ use super::ReleaseError;
 pub const PRIVATE_KEY_FILE: &str = "release.key";
 /// The PEM tag of the private key (PKCS#8).
 const PEM_TAG: &str = "PRIVATE KEY";
-
-/// The id of a public key: the first 8 bytes of its SHA-256.
-pub fn key_id(public: &PublicKey) -> KeyId {
-    KeyId::from_sha256(&Sha256::digest(public).into())
-}
 
 /// What `keygen` wrote.
 #[derive(Debug)]
@@ -57,7 +51,7 @@ pub fn generate(out: &Path) -> Result<Generated, ReleaseError> {
         .as_ref()
         .try_into()
         .map_err(|_| ReleaseError::Random)?;
-    let id = key_id(&public);
+    let id = KeyId::of(&public);
     let pem = pem::encode_config(
         &pem::Pem::new(PEM_TAG, pkcs8.as_ref()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
@@ -138,7 +132,7 @@ impl SigningKey {
             .try_into()
             .map_err(|_| bad("its public key is not 32 bytes"))?;
         Ok(Self {
-            id: key_id(&public),
+            id: KeyId::of(&public),
             public,
             pair,
         })
