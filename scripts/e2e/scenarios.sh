@@ -9,6 +9,9 @@ scenario_1() {
   # A pristine disk: slot A e2e-1 (successful), B empty.
   node_fresh
   expect_running e2e-1 A
+  # Booted by the firmware from the ESP's loader: slot A's own kernel.
+  [ "$(running_kernel)" = "$(kernel_of e2e-1)" ] ||
+    die "slot A runs kernel $(running_kernel), not its release's $(kernel_of e2e-1)"
   expect_slot B '.bootable | not'
   slot_holds A e2e-1 || die "slot A does not hold e2e-1 before the update"
 
@@ -472,4 +475,99 @@ agent_pid_changed() {
   local j
   j=$(osctl_json services) || return 1
   jq -e --argjson p "$1" '.[0].result.services[] | select(.name == "matic-agent") | .pid != $p and .state == "running"' <<<"$j" >/dev/null
+}
+
+# kernel_of VERSION: the kernel release an image carries (the first field of
+# its /boot/kernel-id, read from its SquashFS on the host).
+kernel_of() {
+  unsquashfs -cat "$(sq "$1")" boot/kernel-id | cut -d' ' -f1 | grep . ||
+    die "$(sq "$1") has no /boot/kernel-id"
+}
+running_kernel() { osctl_json version | jq -er '.[0].result.kernel'; }
+# kexecs_since_boot N: how many times stage 1 kexec'd since boot N+1.
+kexecs_since_boot() { console_since_boot "$1" | grep -cE "matic-init: kexec into slot [AB]'s kernel" || true; }
+
+# 11. Kernel update through the slots. A release carrying the other Debian
+# kernel is installed into the other slot; the node reboots:
+# a) power cut as soon as the loader's stage 1 announces the kexec: the try
+#    it spent is on the disk; the next boot spends another and goes on;
+# b) that boot: the loader (slot A's kernel on the ESP) chooses the slot,
+#    kexecs its kernel, the new kernel's stage 1 takes the slot as given
+#    (matic.slot=) and the node runs the new kernel, under lockdown, and
+#    marks the boot successful;
+# c) osctl rollback: the previous slot and its kernel come back, no kexec
+#    when its kernel is the loader's.
+scenario_11() {
+  need_good_node
+  local slot cur tgt k1 k2 r tries b t0 secs_kexec secs_plain
+  slot=$(running_slot) cur=$(running_version) tgt=$(other "$slot")
+  k1=$(running_kernel) k2=$(kernel_of e2e-kernel2)
+  [ "$k1" != "$k2" ] || die "e2e-kernel2 carries the running kernel $k1: no kernel change to test"
+  say "running $cur from $slot on kernel $k1; install e2e-kernel2 (kernel $k2) into $tgt"
+  r=$(install e2e-kernel2)
+  tries=$(jq -er '.[0].result.tries' <<<"$r")
+  expect_slot "$tgt" '.bootable and .next_boot and (.successful | not)'
+
+  say "a) reboot; power cut when stage 1 announces the kexec"
+  b=$(boots)
+  vm_osctl "$E2E_VM" reboot >/dev/null || die "osctl reboot failed"
+  local until=$(($(date +%s) + E2E_BOOT_WAIT))
+  until (($(kexecs_since_boot "$b") > 0)); do
+    node_up || die "QEMU exited before the kexec"
+    (($(date +%s) < until)) || die "no kexec line on the console within $E2E_BOOT_WAIT s"
+    sleep 0.2
+  done
+  power_cut
+  disk_slot "$tgt" | grep -q "tries=$((tries - 1))\b" ||
+    die "after the cut slot $tgt should have $((tries - 1)) tries left (one spent by the loader): $(disk_slot "$tgt")"
+  [ "$(disk_next)" = "$tgt" ] || die "after the cut the disk should boot $tgt next, it boots $(disk_next)"
+  say "   cut during the kexec; slot $tgt: $(disk_slot "$tgt")"
+
+  say "b) power on: the loader kexecs $tgt's kernel"
+  t0=$(date +%s.%N)
+  node_boot
+  secs_kexec=$(elapsed "$t0")
+  expect_running e2e-kernel2 "$tgt"
+  [ "$(running_kernel)" = "$k2" ] || die "slot $tgt runs kernel $(running_kernel), not its own $k2"
+  wait_marked
+  # A new QEMU: its console counts from boot 1.
+  (($(kexecs_since_boot 0) == 1)) || die "expected one kexec in this QEMU's console, saw $(kexecs_since_boot 0)"
+  console_since_boot 1 | grep -q "matic-init: slot $tgt given on the command line" ||
+    die "the kexec'd kernel's stage 1 did not take slot $tgt as given"
+  osctl_json dmesg | jq -e '[.[0].result.messages[].text | select(test("Kernel is locked down from command line"))] | length == 1' >/dev/null ||
+    die "the kexec'd kernel is not locked down from its command line"
+  disk_slot "$tgt" | grep -q 'successful=1' || die "slot $tgt not marked successful on the disk: $(disk_slot "$tgt")"
+  say "   running e2e-kernel2 from $tgt on $k2 (QEMU start -> API ${secs_kexec}s with the kexec), marked successful"
+
+  say "c) osctl rollback to $slot"
+  b=$(boots)
+  vm_osctl "$E2E_VM" rollback >/dev/null || die "osctl rollback failed"
+  wait_boot "$b" "$E2E_BOOT_WAIT"
+  wait_until 60 "$cur from slot $slot" is_running "$cur" "$slot"
+  [ "$(running_kernel)" = "$k1" ] || die "back on $slot the kernel is $(running_kernel), not $k1"
+  (($(kexecs_since_boot "$b") == 0)) || die "the rollback to the loader's own kernel kexec'd"
+  osctl_json dmesg | jq -e '[.[0].result.messages[].text | select(test("Kernel is locked down from securityfs"))] | length == 1' >/dev/null ||
+    die "the loader's kernel was not locked down by stage 1"
+  wait_marked
+  say "   back on $cur from $slot, kernel $k1, no kexec; lockdown raised by stage 1"
+}
+
+# 12. A kernel that cannot boot the root: e2e-no-blk's initramfs lacks the
+# virtio block driver. The loader kexecs it once per try; its stage 1 finds
+# no disk and reboots; when the tries run out the previous slot, with the
+# loader's kernel, boots by itself.
+scenario_12() {
+  local b log kexecs nodisk
+  need_good_node
+  b=$(boots)
+  bad_image e2e-no-blk
+  log=$(console_since_boot "$b")
+  kexecs=$(kexecs_since_boot "$b")
+  nodisk=$(grep -cE 'matic-init: no MaticOS disk after [0-9]+ s' <<<"$log" || true)
+  say "   console: $kexecs kexecs, $nodisk times no disk"
+  ((kexecs == BAD_TRIES)) || die "expected one kexec per try ($BAD_TRIES), saw $kexecs"
+  ((nodisk == BAD_TRIES)) || die "expected the kexec'd stage 1 to find no disk once per try ($BAD_TRIES), saw $nodisk"
+  # Each try boots twice (the loader, then the kexec'd kernel); then the good slot.
+  ((RECOVERY_BOOTS == 2 * BAD_TRIES + 1)) ||
+    die "expected $((2 * BAD_TRIES + 1)) boots (two per try and the good one), saw $RECOVERY_BOOTS"
 }
