@@ -115,11 +115,11 @@ pub fn decide<'a>(own: Option<&[u8]>, slot: Option<&'a [u8]>) -> Kernel<'a> {
 pub fn kexec_cmdline(proc_cmdline: &[u8], slot: Slot, out: &mut Buf<CMDLINE_MAX>) -> Option<()> {
     let mut rest = proc_cmdline.strip_suffix(b"\n")?;
     out.clear();
-    let mut tail: &[u8] = &[];
+    let mut tail = None;
     while let Some(word) = next_word(&mut rest) {
         if word == b"--" {
             // `rest` starts right after the `--`.
-            tail = rest;
+            tail = Some(rest);
             break;
         }
         let key = split_word(word).0;
@@ -132,7 +132,7 @@ pub fn kexec_cmdline(proc_cmdline: &[u8], slot: Slot, out: &mut Buf<CMDLINE_MAX>
     out.push_bytes(b"matic.slot=");
     out.push_bytes(slot.as_str().as_bytes());
     out.push_bytes(b" lockdown=integrity");
-    if tail.iter().any(|b| !b.is_ascii_whitespace()) {
+    if let Some(tail) = tail {
         out.push_bytes(b" --");
         out.push_bytes(tail.trim_ascii_end());
     }
@@ -286,7 +286,7 @@ mod tests {
         );
         assert_eq!(
             cmdline("quiet --  \n", Slot::A).as_deref(),
-            Some("quiet matic.slot=A lockdown=integrity")
+            Some("quiet matic.slot=A lockdown=integrity --")
         );
     }
 

@@ -43,14 +43,15 @@ pub fn kexec_if_needed(slot: Slot, proc_cmdline: &[u8]) -> Result<(), Stage1Erro
 /// the errno.
 #[inline(never)]
 fn kexec(slot: Slot, proc_cmdline: &[u8]) -> Result<(), (&'static CStr, Errno)> {
-    let mut own = [0u8; 128];
-    let own = read_file(loader::OWN_KERNEL_ID, &mut own).ok();
-    let mut theirs = [0u8; 128];
-    let theirs = match read_file(loader::SLOT_KERNEL_ID, &mut theirs) {
+    // One buffer for both ids: one zeroing.
+    let mut ids = [0u8; 256];
+    let (own, theirs) = ids.split_at_mut(128);
+    let theirs = match read_file(loader::SLOT_KERNEL_ID, theirs) {
         Ok(t) => Some(t),
         Err(Errno::NOENT) => None,
         Err(e) => return Err((loader::SLOT_KERNEL_ID, e)),
     };
+    let own = read_file(loader::OWN_KERNEL_ID, own).ok();
     let release = match loader::decide(own, theirs) {
         Kernel::Same => return Ok(()),
         Kernel::NoId => {

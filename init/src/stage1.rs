@@ -161,7 +161,12 @@ pub fn run(args: &[&'static CStr]) -> ! {
     if given.is_none()
         && let Err(e) = slotkernel::kexec_if_needed(slot, cmdline)
     {
-        handle(e, Some((&mut disk, retry_ms)));
+        // A slot whose kexec failed: given up and rebooted, or (returning
+        // here) booted by the running kernel.
+        error!("{}", e);
+        if let Then::SlotFailed(slot, step, errno) = e.then() {
+            slot_failed(&mut disk, slot, step, errno, retry_ms);
+        }
     }
     slotkernel::raise_lockdown(&mut go_on);
     let state_dev = state.map(|p| blockdev::partition_dev(disk_name.as_bytes(), p.number));
@@ -218,17 +223,12 @@ fn choose(disk: &mut Disk<BlockFd>, disk_path: &[u8]) -> Slot {
 }
 
 /// Acts on a stage-1 failure as [`Stage1Error::then`] decides: logs it and
-/// returns when the boot goes on (also a slot whose kexec failed and that
-/// was kept: [`slot_failed`]), else as [`handle_final`].
+/// returns when the boot goes on, else as [`handle_final`].
 fn handle(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>) {
-    match (e.then(), slot_disk) {
-        (Then::GoOn { warn: true }, _) => warn!("{}", e),
-        (Then::GoOn { warn: false }, _) => error!("{}", e),
-        (Then::SlotFailed(slot, step, errno), Some((disk, retry_ms))) => {
-            error!("{}", e);
-            slot_failed(disk, slot, step, errno, retry_ms)
-        }
-        (_, slot_disk) => handle_final(e, slot_disk),
+    match e.then() {
+        Then::GoOn { warn: true } => warn!("{}", e),
+        Then::GoOn { warn: false } => error!("{}", e),
+        _ => handle_final(e, slot_disk),
     }
 }
 
