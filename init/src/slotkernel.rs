@@ -72,8 +72,10 @@ fn kexec(slot: Slot, proc_cmdline: &[u8]) -> Result<(), (&'static CStr, Errno)> 
     let initrd = ro(loader::SLOT_INITRD)?;
     let mut line = Buf::<CMDLINE_MAX>::new();
     let cmdline = c"the command line: over 1023 bytes";
-    loader::kexec_cmdline(proc_cmdline, slot, &mut line).ok_or((cmdline, Errno::TOOBIG))?;
-    let line = line.as_cstr().ok_or((cmdline, Errno::INVAL))?;
+    // (`/proc/cmdline` holds no NUL: `as_cstr` cannot fail on one.)
+    let line = loader::kexec_cmdline(proc_cmdline, slot, &mut line)
+        .and_then(|()| line.as_cstr())
+        .ok_or((cmdline, Errno::TOOBIG))?;
     if cfg!(feature = "test-no-dm") {
         // A test must never load a kernel into its host.
         warn!("TEST BUILD: kexec_file_load not called");
