@@ -1,9 +1,11 @@
 //! Stage 1, from the initramfs, as a sequence of steps: mount the API file
 //! systems, load the modules, find the MaticOS disk, choose the slot
-//! (spending a try), verify its release manifest and set up its dm-verity
-//! device (`rootdev`), mount it and `MATIC_STATE`, hand the boot facts to
-//! stage 2 in `/run/matic/boot`, switch root and exec the image's
-//! `/sbin/init`. The steps live in `blockdev`, `modules`, `rootdev` and `mounts`; this
+//! (spending a try) or take the one `matic.slot=` gives, verify its release
+//! manifest and set up its dm-verity device (`rootdev`), mount it, kexec
+//! into the slot's own kernel or raise lockdown (`slotkernel`), mount
+//! `MATIC_STATE`, hand the boot facts to stage 2 in `/run/matic/boot`,
+//! switch root and exec the image's `/sbin/init`. The steps live in
+//! `blockdev`, `modules`, `rootdev`, `slotkernel` and `mounts`; this
 //! file owns their order and [`handle`], the one place a failure
 //! ([`Stage1Error`], decided by [`Stage1Error::then`]) is acted on.
 //!
