@@ -115,6 +115,12 @@ pub fn params(cmdline: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
 /// One step of [`params`]; one out-of-line copy for its three users in PID 1.
 #[inline(never)]
 fn next_param<'a>(rest: &mut &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+    Some(split_word(next_word(rest)?))
+}
+
+/// The next blank-separated word of a command line, as written (quotes
+/// kept): double quotes group blanks, as the kernel's `next_arg` does.
+pub fn next_word<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let start = rest
         .iter()
         .position(|b| !b.is_ascii_whitespace() && *b != 0)?;
@@ -131,13 +137,19 @@ fn next_param<'a>(rest: &mut &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
     }
     let (word, after) = from.split_at(end);
     *rest = after;
-    Some(match word.iter().position(|b| *b == b'=') {
+    Some(word)
+}
+
+/// A word's key and value (`key="a b"` yields `a b`; a bare word has no
+/// value).
+pub fn split_word(word: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match word.iter().position(|b| *b == b'=') {
         Some(eq) => {
             let (k, v) = word.split_at(eq);
             (strip(k), Some(strip(v.get(1..).unwrap_or(&[]))))
         }
         None => (strip(word), None),
-    })
+    }
 }
 
 fn strip(w: &[u8]) -> &[u8] {

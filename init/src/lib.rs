@@ -19,6 +19,8 @@ pub mod control;
 pub mod diskpick;
 pub mod dm;
 pub mod fmtbuf;
+pub mod loader;
+pub mod lockdown;
 pub mod modlist;
 pub mod rootfs;
 pub mod signature;

@@ -23,6 +23,7 @@ mod modules;
 mod mounts;
 mod rootdev;
 mod shutdown;
+mod slotkernel;
 mod spawn;
 mod stage1;
 mod stage2;

@@ -1,5 +1,5 @@
-//! Every mount init makes or undoes: stage 1's API file systems, the
-//! slot's SquashFS, `MATIC_STATE` (or a tmpfs) at `/var`, `/tmp` and the
+//! Every mount init makes or undoes: stage 1's API file systems (and
+//! securityfs, for the lockdown level), the slot's SquashFS, `MATIC_STATE` (or a tmpfs) at `/var`, `/tmp` and the
 //! bind mounts from `/var`, the switch to the new root (with the initramfs
 //! emptied), and stage 2's release of `/var` before the power goes. Paths
 //! of the new root are built from [`NEW_ROOT`] ([`in_new_root`]).
@@ -81,6 +81,18 @@ pub fn mount_api(report: Report<'_>) {
             report(Stage1Error::MountApi { fs, target, errno });
         }
     }
+}
+
+/// securityfs at `/sys/kernel/security` (where the kernel shows the
+/// lockdown level), when it is not mounted yet.
+pub fn securityfs() -> Result<(), Errno> {
+    mount(
+        c"securityfs",
+        c"/sys/kernel/security",
+        c"securityfs",
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )
 }
 
 /// Mounts `src` (a device path) on `target` as `fs`.

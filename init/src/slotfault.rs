@@ -8,6 +8,10 @@
 //! call an error the image's unless the image alone can cause it; an errno
 //! it does not know is the machine's. An unproven slot needs no help here:
 //! each boot of it spends a try, and it is given up when they run out.
+//!
+//! It also says what stage 1 does next ([`after`]): a slot whose kexec
+//! failed and was not given up still boots, with the running kernel
+//! (never brick a node); any other failed slot is retried by a reboot.
 
 use rustix::io::Errno;
 
@@ -23,6 +27,10 @@ pub enum Step {
     Mount,
     /// `execve("/sbin/init")` after the switch to the image.
     ExecInit,
+    /// Kexec into the slot's own kernel: its `/boot/kernel-id`,
+    /// `/boot/vmlinuz` and `/boot/initrd.img`, `kexec_file_load`,
+    /// `reboot(KEXEC)`.
+    Kexec,
 }
 
 impl Step {
@@ -32,6 +40,7 @@ impl Step {
             Step::Verity => "setting up its dm-verity device",
             Step::Mount => "mounting its squashfs",
             Step::ExecInit => "executing its /sbin/init",
+            Step::Kexec => "kexec into its kernel",
         }
     }
 }
@@ -81,8 +90,46 @@ pub fn classify(step: Step, e: Errno) -> Fault {
                 || e == Errno::ACCESS
                 || e == Errno::LIBBAD
         }
+        // The slot's kernel files (in its verified root) missing (ENOENT,
+        // ENOTDIR), unreadable (EIO, EUCLEAN), a kernel-id that does not
+        // parse (EBADMSG), an image kexec cannot load (ENOEXEC: not a
+        // bzImage) or whose signature the kernel rejects (EKEYREJECTED).
+        // ENOMEM, EBUSY, EPERM (lockdown without a trusted signature, no
+        // CAP_SYS_BOOT: the same for every slot), ENOSYS, E2BIG (our command
+        // line), and a failed reboot(KEXEC) are the machine's.
+        Step::Kexec => {
+            e == Errno::NOENT
+                || e == Errno::NOTDIR
+                || e == Errno::IO
+                || e == Errno::UCLEAN
+                || e == Errno::BADMSG
+                || e == Errno::NOEXEC
+                || e == Errno::KEYREJECTED
+        }
     };
     if image { Fault::Image } else { Fault::Machine }
+}
+
+/// What stage 1 does once a failed slot was given up or kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// The slot was given up: reboot now, the next boot picks the other.
+    Reboot,
+    /// The table is kept: reboot after the retry delay.
+    Retry,
+    /// The table is kept and the slot's root is mounted and verified: boot
+    /// it with the running kernel (a failed kexec must never brick a node).
+    GoOn,
+}
+
+/// The decision after a failure at `step`, once `give_up` succeeded
+/// (`given_up`) or was not tried or refused.
+pub fn after(step: Step, given_up: bool) -> After {
+    match (given_up, step) {
+        (true, _) => After::Reboot,
+        (false, Step::Kexec) => After::GoOn,
+        (false, _) => After::Retry,
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +148,42 @@ mod tests {
         }
         assert_eq!(classify(Step::ExecInit, Errno::NOEXEC), Fault::Image);
         assert_eq!(classify(Step::ExecInit, Errno::LIBBAD), Fault::Image);
+    }
+
+    #[test]
+    fn a_kexec_into_a_broken_kernel_is_the_image_s_fault_and_the_rest_is_not() {
+        for e in [
+            Errno::NOENT,
+            Errno::NOTDIR,
+            Errno::IO,
+            Errno::UCLEAN,
+            Errno::BADMSG,
+            Errno::NOEXEC,
+            Errno::KEYREJECTED,
+        ] {
+            assert_eq!(classify(Step::Kexec, e), Fault::Image, "{e:?}");
+        }
+        for e in [
+            Errno::PERM,
+            Errno::NOMEM,
+            Errno::BUSY,
+            Errno::NOSYS,
+            Errno::TOOBIG,
+            Errno::INVAL,
+            Errno::AGAIN,
+        ] {
+            assert_eq!(classify(Step::Kexec, e), Fault::Machine, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_kexec_goes_on_unless_the_slot_was_given_up() {
+        assert_eq!(after(Step::Kexec, true), After::Reboot);
+        assert_eq!(after(Step::Kexec, false), After::GoOn);
+        for step in [Step::Manifest, Step::Verity, Step::Mount, Step::ExecInit] {
+            assert_eq!(after(step, true), After::Reboot, "{step:?}");
+            assert_eq!(after(step, false), After::Retry, "{step:?}");
+        }
     }
 
     #[test]
@@ -163,8 +246,8 @@ mod tests {
                 Errno::NOEXEC,
                 Errno::LIBBAD,
             ];
-            if !known_bad.contains(&e) && e != Errno::BADMSG {
-                for step in [Step::Manifest, Step::Mount, Step::ExecInit] {
+            if !known_bad.contains(&e) && e != Errno::BADMSG && e != Errno::KEYREJECTED {
+                for step in [Step::Manifest, Step::Mount, Step::ExecInit, Step::Kexec] {
                     assert_eq!(classify(step, e), Fault::Machine, "{step:?} {e:?}");
                 }
             }

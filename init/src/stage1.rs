@@ -1,9 +1,11 @@
 //! Stage 1, from the initramfs, as a sequence of steps: mount the API file
 //! systems, load the modules, find the MaticOS disk, choose the slot
-//! (spending a try), verify its release manifest and set up its dm-verity
-//! device (`rootdev`), mount it and `MATIC_STATE`, hand the boot facts to
-//! stage 2 in `/run/matic/boot`, switch root and exec the image's
-//! `/sbin/init`. The steps live in `blockdev`, `modules`, `rootdev` and `mounts`; this
+//! (spending a try) or take the one `matic.slot=` gives, verify its release
+//! manifest and set up its dm-verity device (`rootdev`), mount it, kexec
+//! into the slot's own kernel or raise lockdown (`slotkernel`), mount
+//! `MATIC_STATE`, hand the boot facts to stage 2 in `/run/matic/boot`,
+//! switch root and exec the image's `/sbin/init`. The steps live in
+//! `blockdev`, `modules`, `rootdev`, `slotkernel` and `mounts`; this
 //! file owns their order and [`handle`], the one place a failure
 //! ([`Stage1Error`], decided by [`Stage1Error::then`]) is acted on.
 //!
@@ -17,7 +19,7 @@
 
 use crate::blockdev::{self, BlockFd};
 use crate::util::{self, open, read_file};
-use crate::{error, fatal, info, mounts, rootdev, sys, warn};
+use crate::{error, fatal, info, mounts, rootdev, slotkernel, sys, warn};
 use core::ffi::CStr;
 use matic_boot::{Disk, Slot};
 use matic_contract::boot::BootFile;
@@ -25,9 +27,10 @@ use matic_contract::paths;
 use matic_init::cmdline;
 use matic_init::diskpick;
 use matic_init::fmtbuf::{BootError, Buf, Printable};
+use matic_init::loader;
 use matic_init::rootfs;
 use matic_init::show;
-use matic_init::slotfault::{self, Fault, Step};
+use matic_init::slotfault::{self, After, Fault, Step};
 use matic_init::stage1_error::{Stage1Error, Then};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -105,33 +108,33 @@ pub fn run(args: &[&'static CStr]) -> ! {
     let mut disk_path = Buf::<64>::new();
     show!(&mut disk_path, "/dev/{}", Printable(disk_name.as_bytes()));
 
-    // Choose the slot; spend a try if it has not succeeded yet.
-    let before = disk.status();
-    let slot = disk.choose_boot_slot().unwrap_or_else(|error| {
-        handle_final(
-            Stage1Error::ChooseSlot {
-                disk: disk_path.as_bytes(),
-                error,
-            },
-            None,
-        )
+    // The slot `matic.slot=` gives (the kernel this stage 1 kexec'd into,
+    // or a test's direct boot): taken as is, no try spent, no kexec.
+    // Otherwise choose it, spending a try if it has not succeeded yet.
+    let given = argv(loader::SLOT_KEY)
+        .or_else(|| cmdline::value(cmdline, loader::SLOT_KEY))
+        .and_then(loader::given_slot);
+    let given = given.filter(|&s| {
+        let boots = disk.slot_attrs(s).priority() > 0;
+        if !boots {
+            go_on(Stage1Error::GivenSlotWillNotBoot { slot: s });
+        }
+        boots
     });
+    let slot = match given {
+        Some(s) => s,
+        None => choose(&mut disk, disk_path.as_bytes()),
+    };
     let attrs = disk.slot_attrs(slot);
     let successful = attrs.successful();
-    if disk.status() != before
-        && let Err(error) = disk.write()
-    {
-        handle_final(
-            Stage1Error::WriteTable {
-                disk: disk_path.as_bytes(),
-                error,
-            },
-            None,
-        );
-    }
     info!(
-        "slot {} chosen ({}) on {} (GUID {})",
+        "slot {} {} ({}) on {} (GUID {})",
         slot,
+        if given.is_some() {
+            "given by matic.slot="
+        } else {
+            "chosen"
+        },
         attrs,
         Printable(disk_path.as_bytes()),
         disk.disk_guid()
@@ -154,6 +157,20 @@ pub fn run(args: &[&'static CStr]) -> ! {
         };
         handle_final(e, Some((&mut disk, retry_ms)));
     }
+    // The slot's own kernel, unless it runs already (or was given): a
+    // kexec does not return. Otherwise lockdown goes up before anything of
+    // the slot runs.
+    if given.is_none()
+        && let Err(e) = slotkernel::kexec_if_needed(slot, cmdline)
+    {
+        // A slot whose kexec failed: given up and rebooted, or (returning
+        // here) booted by the running kernel.
+        error!("{}", e);
+        if let Then::SlotFailed(slot, step, errno) = e.then() {
+            slot_failed(&mut disk, slot, step, errno, retry_ms);
+        }
+    }
+    slotkernel::raise_lockdown(&mut go_on);
     let state_dev = state.map(|p| blockdev::partition_dev(disk_name.as_bytes(), p.number));
     if let Err(errno) = mounts::mount_state(state_dev.as_ref()) {
         let dev = state_dev.as_ref().map_or(&[][..], |d| d.as_bytes());
@@ -178,6 +195,35 @@ pub fn run(args: &[&'static CStr]) -> ! {
     handle_final(e, Some((&mut disk, retry_ms)))
 }
 
+/// Chooses the slot to boot and writes the table if a try was spent (or a
+/// slot given up); a failure stops the boot.
+fn choose(disk: &mut Disk<BlockFd>, disk_path: &[u8]) -> Slot {
+    let before = disk.status();
+    let slot = disk.choose_boot_slot().unwrap_or_else(|error| {
+        handle_final(
+            Stage1Error::ChooseSlot {
+                disk: disk_path,
+                error,
+            },
+            None,
+        )
+    });
+    // `Disk::write` fsyncs the device after each copy: the spent try is on
+    // the disk before anything can kexec or reboot.
+    if disk.status() != before
+        && let Err(error) = disk.write()
+    {
+        handle_final(
+            Stage1Error::WriteTable {
+                disk: disk_path,
+                error,
+            },
+            None,
+        );
+    }
+    slot
+}
+
 /// Acts on a stage-1 failure as [`Stage1Error::then`] decides: logs it and
 /// returns when the boot goes on, else as [`handle_final`].
 fn handle(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>) {
@@ -199,7 +245,9 @@ fn handle_final(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>
         },
         (Then::SlotFailed(slot, step, errno), Some((disk, retry_ms))) => {
             error!("{}", e);
-            slot_failed(disk, slot, step, errno, retry_ms)
+            slot_failed(disk, slot, step, errno, retry_ms);
+            // Only a failed kexec goes on, and it is never passed here.
+            util::reboot_now()
         }
         // A step that goes on is never passed here.
         _ => fatal!("{}", e),
@@ -208,12 +256,14 @@ fn handle_final(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>
 
 /// The chosen slot failed to start at `step` (logged): it is given up when
 /// that is its image's fault and the other slot will boot (then reboot at
-/// once); otherwise the table stays as it is and init reboots after
-/// `retry_ms`.
-fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry_ms: u64) -> ! {
+/// once); otherwise the table stays as it is and, as
+/// [`slotfault::after`] decides, init reboots after `retry_ms` or (a failed
+/// kexec) returns so that the running kernel boots the slot.
+fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry_ms: u64) {
+    let mut given_up = false;
     if slotfault::classify(step, e) == Fault::Image {
         match disk.give_up(slot).and_then(|()| disk.write()) {
-            Ok(()) => fatal!("slot {}: its image cannot boot; slot given up", slot),
+            Ok(()) => given_up = true,
             Err(g) => error!(
                 "slot {}: its image cannot boot, but {}",
                 slot,
@@ -223,12 +273,21 @@ fn slot_failed(disk: &mut Disk<BlockFd>, slot: Slot, step: Step, e: Errno, retry
     } else {
         error!("slot {}: not the image's fault", slot);
     }
-    error!(
-        "slot {}: partition table kept; rebooting in {} ms",
-        slot, retry_ms
-    );
-    util::sleep_ms(retry_ms);
-    util::reboot_now()
+    match slotfault::after(step, given_up) {
+        After::Reboot => fatal!("slot {}: its image cannot boot; slot given up", slot),
+        After::GoOn => error!(
+            "slot {}: partition table kept; the running kernel boots it",
+            slot
+        ),
+        After::Retry => {
+            error!(
+                "slot {}: partition table kept; rebooting in {} ms",
+                slot, retry_ms
+            );
+            util::sleep_ms(retry_ms);
+            util::reboot_now()
+        }
+    }
 }
 
 fn write_boot_file(slot: Slot, disk: &[u8], successful: bool) {

@@ -100,6 +100,19 @@ pub enum Stage1Error<'a> {
         dev: &'a [u8],
         errno: Errno,
     },
+    /// `matic.slot=` names `slot`, which has priority 0 (given up or
+    /// invalid): the slot is chosen by the table instead.
+    GivenSlotWillNotBoot { slot: Slot },
+    /// Kexec into the chosen slot's kernel failed at `what` (the file
+    /// under the new root, the command line, or the call).
+    Kexec {
+        slot: Slot,
+        what: &'static CStr,
+        errno: Errno,
+    },
+    /// Reading or writing the lockdown level at `path`, or its contents
+    /// not understood (`EBADMSG`).
+    Lockdown { path: &'static CStr, errno: Errno },
 }
 
 /// What a failure means for the boot.
@@ -124,9 +137,15 @@ impl Stage1Error<'_> {
         match *self {
             // The node may still come up (and an unproven slot still rolls
             // back by its boot deadline): go on.
-            MountApi { .. } | MountState { .. } | MountTmp(_) | Bind { .. } | MoveApi { .. } => {
-                Then::GoOn { warn: false }
-            }
+            // Lockdown: the slot runs without it rather than not at all
+            // (docs/security.md); the error says so.
+            MountApi { .. }
+            | MountState { .. }
+            | MountTmp(_)
+            | Bind { .. }
+            | MoveApi { .. }
+            | GivenSlotWillNotBoot { .. }
+            | Lockdown { .. } => Then::GoOn { warn: false },
             ModuleList(_) | OpenInitramfs(_) => Then::GoOn { warn: true },
             NoDisk { .. }
             | NoDiskWithGuid { .. }
@@ -141,6 +160,7 @@ impl Stage1Error<'_> {
             Verity { slot, errno, .. } => Then::SlotFailed(slot, Step::Verity, errno),
             MountSlot { slot, errno, .. } => Then::SlotFailed(slot, Step::Mount, errno),
             ExecInit { slot, errno, .. } => Then::SlotFailed(slot, Step::ExecInit, errno),
+            Kexec { slot, errno, .. } => Then::SlotFailed(slot, Step::Kexec, errno),
         }
     }
 }
@@ -262,6 +282,25 @@ impl Show for Stage1Error<'_> {
                 *e
             ),
             Chroot(e) => show!(out, "chroot: {}", *e),
+            GivenSlotWillNotBoot { slot } => show!(
+                out,
+                "matic.slot={}: that slot will not boot (priority 0), ignored",
+                *slot
+            ),
+            Kexec { slot, what, errno } => show!(
+                out,
+                "slot {}: {}: {}: {}",
+                *slot,
+                Step::Kexec.as_str(),
+                Printable(what.to_bytes()),
+                *errno
+            ),
+            Lockdown { path, errno } => show!(
+                out,
+                "lockdown not raised to integrity: {}: {}",
+                Printable(path.to_bytes()),
+                *errno
+            ),
         }
     }
 }
@@ -366,6 +405,51 @@ mod tests {
                 errno: Errno::INVAL,
             }),
             "slot A: dm-verity over /dev/vda2: DM_TABLE_LOAD: os error 22"
+        );
+    }
+
+    #[test]
+    fn a_failed_kexec_is_judged_by_slotfault_and_names_the_file() {
+        let e = Stage1Error::Kexec {
+            slot: Slot::B,
+            what: c"/newroot/boot/vmlinuz",
+            errno: Errno::NOENT,
+        };
+        assert_eq!(
+            e.then(),
+            Then::SlotFailed(Slot::B, Step::Kexec, Errno::NOENT)
+        );
+        assert_eq!(
+            line(&e),
+            "slot B: kexec into its kernel: /newroot/boot/vmlinuz: os error 2"
+        );
+        let e = Stage1Error::Kexec {
+            slot: Slot::A,
+            what: c"kexec_file_load",
+            errno: Errno::PERM,
+        };
+        assert_eq!(
+            e.then(),
+            Then::SlotFailed(Slot::A, Step::Kexec, Errno::PERM)
+        );
+    }
+
+    #[test]
+    fn no_lockdown_and_an_unbootable_given_slot_go_on() {
+        let e = Stage1Error::Lockdown {
+            path: c"/sys/kernel/security/lockdown",
+            errno: Errno::NOENT,
+        };
+        assert_eq!(e.then(), Then::GoOn { warn: false });
+        assert_eq!(
+            line(&e),
+            "lockdown not raised to integrity: /sys/kernel/security/lockdown: os error 2"
+        );
+        let e = Stage1Error::GivenSlotWillNotBoot { slot: Slot::B };
+        assert_eq!(e.then(), Then::GoOn { warn: false });
+        assert_eq!(
+            line(&e),
+            "matic.slot=B: that slot will not boot (priority 0), ignored"
         );
     }
 

@@ -2,8 +2,8 @@
 //! code (`entry!`, expanded by `main.rs`), the `mem*` functions a libc would
 //! provide, the few syscalls rustix 1.x does not expose (fork, execve, the
 //! signal mask and dispositions, signalfd, exit_group, a write to a raw fd
-//! for the logger), `clock_gettime` without rustix's vDSO lookup, and the
-//! watchdog's `ioctl`.
+//! for the logger, `kexec_file_load`), `clock_gettime` without rustix's
+//! vDSO lookup, and the watchdog's `ioctl`.
 //!
 //! Every `unsafe` of the binary lives here (the rest of init is
 //! `#![deny(unsafe_code)]`), each with a `// SAFETY:` note; each wrapper
@@ -311,6 +311,34 @@ pub fn fd_is_open(fd: i32) -> bool {
         )
     };
     check(r).is_ok()
+}
+
+/// `kexec_file_load(kernel, initrd, cmdline)` (kexec_file_load(2)): loads
+/// the kernel image and initramfs from the open files, with `cmdline`, for
+/// a later `reboot(LINUX_REBOOT_CMD_KEXEC)`. rustix has no wrapper.
+#[inline]
+pub fn kexec_file_load(kernel: impl AsFd, initrd: impl AsFd, cmdline: &CStr) -> Result<(), Errno> {
+    use rustix::fd::AsRawFd;
+    // The kernel wants the length with the NUL, and the NUL last.
+    let len = cmdline.to_bytes_with_nul().len();
+    // SAFETY: both descriptors are open for the call (borrowed); the kernel
+    // copies `len` bytes from `cmdline`, which holds exactly that many
+    // (its text and the NUL) and outlives the call; flags 0. It writes no
+    // memory of ours.
+    let r = unsafe {
+        syscall6(
+            g::__NR_kexec_file_load,
+            [
+                kernel.as_fd().as_raw_fd() as usize,
+                initrd.as_fd().as_raw_fd() as usize,
+                len,
+                cmdline.as_ptr() as usize,
+                0,
+                0,
+            ],
+        )
+    };
+    check(r).map(drop)
 }
 
 /// `ioctl(fd, WDIOC_SETTIMEOUT, &secs)` on a watchdog device (Linux's

@@ -95,6 +95,21 @@ impl Env {
             cpu: None,
         }
     }
+
+    /// [`Env::initramfs`] with its own `/boot/kernel-id` ([`OWN_KERNEL_ID`])
+    /// and, as the test build's stand-in for securityfs's lockdown file,
+    /// `/lockdown` at level none.
+    fn loader_initramfs(&self) -> TestRoot {
+        let root = self.initramfs();
+        fs::create_dir_all(self.initramfs.join("boot")).unwrap();
+        fs::write(self.initramfs.join("boot/kernel-id"), OWN_KERNEL_ID).unwrap();
+        fs::write(
+            self.initramfs.join("lockdown"),
+            "[none] integrity confidentiality\n",
+        )
+        .unwrap();
+        root
+    }
 }
 
 /// The seed of the release key the test initramfs trusts, and of one it
@@ -180,7 +195,16 @@ enum Content {
     Tampered,
     /// The test image signed by a key the initramfs does not trust.
     UnknownKey,
+    /// The test image with a `/boot/kernel-id` ([`SLOT_KERNEL_ID`]) other
+    /// than the initramfs's, and no `/boot/vmlinuz`.
+    OtherKernelMissing,
 }
+
+/// The kernel-ids of the test initramfs and of [`Content::OtherKernelMissing`].
+const OWN_KERNEL_ID: &str =
+    "6.1.0-test-1 1111111111111111111111111111111111111111111111111111111111111111\n";
+const SLOT_KERNEL_ID: &str =
+    "6.1.0-test-2 2222222222222222222222222222222222222222222222222222222222222222\n";
 
 /// A test disk: slot contents, the `finish_update`s applied in order, the
 /// slots then marked successful, and the disk GUID.
@@ -259,6 +283,10 @@ fn setup_disk(name: &str, spec: &Spec) -> Env {
     fs::remove_file(img.join("sbin/init")).unwrap();
     install(&img, Path::new(INIT), "/sbin/init");
     let sq = squash("root.sqfs");
+    fs::create_dir_all(img.join("boot")).unwrap();
+    fs::write(img.join("boot/kernel-id"), SLOT_KERNEL_ID).unwrap();
+    let other_kernel = squash("other-kernel.sqfs");
+    fs::remove_dir_all(img.join("boot")).unwrap();
 
     let mut mem = vec![0u8; 64 * MIB];
     let layout = Layout {
@@ -289,6 +317,7 @@ fn setup_disk(name: &str, spec: &Spec) -> Env {
             Content::NoInit => (&no_init[..], TRUSTED_SEED),
             Content::BadInit => (&bad_init[..], TRUSTED_SEED),
             Content::UnknownKey => (&sq[..], UNTRUSTED_SEED),
+            Content::OtherKernelMissing => (&other_kernel[..], TRUSTED_SEED),
         };
         let (payload, mut block) = release(&base, data, seed);
         assert!(
@@ -794,4 +823,153 @@ fn several_maticos_disks_and_no_guid_stop_the_boot() {
             e.loopdev
         );
     }
+}
+
+/// Starts stage 1 on `root` with `args`, waits until stage 2 runs the
+/// services, and returns the namespace and the boot file.
+fn boot_to_stage2(root: &TestRoot, args: &[&str]) -> (harness::Running, String) {
+    let ns = root.start_program("/init", args);
+    let inside = PathBuf::from(format!("/proc/{}/root", ns.init_pid));
+    let up = wait_until(Duration::from_secs(60), || {
+        let s = fs::read_to_string(inside.join("run/matic/services")).ok()?;
+        s.lines()
+            .any(|l| l.starts_with("matic-agent running"))
+            .then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "stage 2 never ran the services:\n{}",
+        kmsg_tail()
+    );
+    let boot = fs::read_to_string(inside.join("run/matic/boot")).unwrap();
+    (ns, boot)
+}
+
+#[test]
+fn matic_slot_boots_the_given_slot_without_choosing_or_spending_a_try() {
+    // B was updated last (priority 2, on trial): a normal boot chooses it
+    // and spends a try. matic.slot=A (what the loader puts on the command
+    // line of the kernel it kexecs into) takes A as is, and touches no
+    // slot's bits; with no kexec, lockdown is raised.
+    let env = setup_disk(
+        "given-slot",
+        &Spec {
+            a: Content::Good,
+            b: Content::Good,
+            updates: &[Slot::A, Slot::B],
+            successful: &[],
+            guid: Guid([12; 16]),
+        },
+    );
+    let before = (
+        attrs(&mut env.disk(), Slot::A),
+        attrs(&mut env.disk(), Slot::B),
+    );
+    assert_eq!(before, ((1, 3, false), (2, 3, false)));
+    let root = env.loader_initramfs();
+    let mark = kmsg_mark();
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+    let (mut ns, boot) = boot_to_stage2(&root, &[&disk_arg, "matic.slot=A"]);
+    assert_eq!(
+        boot,
+        format!("slot=A\ndisk={}\nsuccessful=0\n", env.loopdev)
+    );
+    assert_eq!(
+        (
+            attrs(&mut env.disk(), Slot::A),
+            attrs(&mut env.disk(), Slot::B)
+        ),
+        before,
+        "no try spent, no slot chosen\n{}",
+        kmsg_tail()
+    );
+    let log = kmsg_since(mark);
+    assert!(log.contains("slot A given by matic.slot= ("), "{log}");
+    assert!(!log.contains("kexec into"), "{log}");
+    assert!(log.contains("lockdown raised to integrity"), "{log}");
+    ns.signal(15);
+    assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
+}
+
+#[test]
+fn a_slot_whose_kernel_cannot_be_kexeced_is_given_up() {
+    // A, on trial, carries another kernel-id than the initramfs but no
+    // /boot/vmlinuz: stage 1 announces the kexec, fails to open the kernel
+    // (the image's fault), gives A up and reboots; B boots next.
+    let env = setup_disk(
+        "kexec-missing",
+        &Spec {
+            a: Content::OtherKernelMissing,
+            b: Content::Good,
+            updates: &[Slot::B, Slot::A],
+            successful: &[],
+            guid: Guid([13; 16]),
+        },
+    );
+    assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 3, false));
+    let root = env.loader_initramfs();
+    let mark = kmsg_mark();
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+    let mut ns = root.start_program("/init", &[&disk_arg]);
+    let st = ns
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("stage 1 should reboot\n{}", kmsg_since(mark)));
+    assert_eq!(st.signal(), Some(1), "reboot expected: {st:?}");
+    let log = kmsg_since(mark);
+    assert!(
+        log.contains("kexec into slot A's kernel 6.1.0-test-2"),
+        "{log}"
+    );
+    assert!(
+        log.contains("slot A: kexec into its kernel: /newroot/boot/vmlinuz: os error 2"),
+        "{log}"
+    );
+    assert_eq!(
+        attrs(&mut env.disk(), Slot::A),
+        (0, 0, false),
+        "A must be given up\n{log}"
+    );
+    let mut disk = env.disk();
+    assert_eq!(
+        Disk::open(&mut disk[..]).unwrap().status().next,
+        Some(Slot::B)
+    );
+}
+
+#[test]
+fn a_failed_kexec_with_no_other_slot_boots_with_the_running_kernel() {
+    // The same slot, but B will not boot: giving A up would leave nothing.
+    // The table is kept (A's try stays spent) and the running kernel boots
+    // A, with lockdown raised: a failed kexec never bricks the node.
+    let env = setup_disk(
+        "kexec-last-slot",
+        &Spec {
+            a: Content::OtherKernelMissing,
+            b: Content::Zeros,
+            updates: &[Slot::A],
+            successful: &[],
+            guid: Guid([14; 16]),
+        },
+    );
+    let root = env.loader_initramfs();
+    let mark = kmsg_mark();
+    let disk_arg = format!("matic.disk={}", env.loopdev);
+    let (mut ns, boot) = boot_to_stage2(&root, &[&disk_arg]);
+    assert_eq!(
+        boot,
+        format!("slot=A\ndisk={}\nsuccessful=0\n", env.loopdev)
+    );
+    assert_eq!(attrs(&mut env.disk(), Slot::A), (2, 2, false));
+    let log = kmsg_since(mark);
+    assert!(
+        log.contains("kexec into slot A's kernel 6.1.0-test-2"),
+        "{log}"
+    );
+    assert!(
+        log.contains("slot A: partition table kept; the running kernel boots it"),
+        "{log}"
+    );
+    assert!(log.contains("lockdown raised to integrity"), "{log}");
+    ns.signal(15);
+    assert!(ns.wait_exit(Duration::from_secs(20)).is_some());
 }
