@@ -532,7 +532,7 @@ scenario_11() {
   wait_marked
   # A new QEMU: its console counts from boot 1.
   (($(kexecs_since_boot 0) == 1)) || die "expected one kexec in this QEMU's console, saw $(kexecs_since_boot 0)"
-  console_since_boot 1 | grep -q "matic-init: slot $tgt given on the command line" ||
+  console_since_boot 1 | grep -q "matic-init: slot $tgt given by matic.slot=" ||
     die "the kexec'd kernel's stage 1 did not take slot $tgt as given"
   osctl_json dmesg | jq -e '[.[0].result.messages[].text | select(test("Kernel is locked down from command line"))] | length == 1' >/dev/null ||
     die "the kexec'd kernel is not locked down from its command line"
