@@ -23,7 +23,9 @@ pub fn classify(
         return ending.clone();
     }
     if let Some(panic) = panic {
-        return Ending::KernelPanic { first_line: panic.first_line.clone() };
+        return Ending::KernelPanic {
+            first_line: panic.first_line.clone(),
+        };
     }
     if watchdog_fired {
         return Ending::Watchdog;
@@ -44,9 +46,14 @@ mod tests {
 
     #[test]
     fn a_recorded_ending_wins_over_everything() {
-        let reboot = Ending::Reboot { by: "api:admin".into() };
+        let reboot = Ending::Reboot {
+            by: "api:admin".into(),
+        };
         assert_eq!(classify(Some(&reboot), Some(&panic()), true), reboot);
-        assert_eq!(classify(Some(&Ending::BootDeadline), None, false), Ending::BootDeadline);
+        assert_eq!(
+            classify(Some(&Ending::BootDeadline), None, false),
+            Ending::BootDeadline
+        );
     }
 
     #[test]

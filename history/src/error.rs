@@ -36,7 +36,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// An [`Error::Io`] for `op` on `path`.
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }
@@ -59,7 +62,11 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::NoSuchBoot { number, path } => {
-                write!(f, "no boot {number} in the history ({} does not exist)", path.display())
+                write!(
+                    f,
+                    "no boot {number} in the history ({} does not exist)",
+                    path.display()
+                )
             }
             Error::Retention { path, source } => write!(
                 f,

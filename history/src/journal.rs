@@ -167,7 +167,13 @@ mod tests {
         let mut upper = line.clone();
         upper[..8].make_ascii_uppercase();
         assert_eq!(read(&line).events.len(), 1);
-        assert_eq!(read(&upper), Journal { events: vec![], skipped: 1 });
+        assert_eq!(
+            read(&upper),
+            Journal {
+                events: vec![],
+                skipped: 1
+            }
+        );
     }
 
     #[test]
@@ -177,9 +183,15 @@ mod tests {
         };
         assert_eq!(panic.to_string(), "kernel panic: sysrq triggered crash");
         assert_eq!(
-            Ending::Reboot { by: "api:admin".into() }.to_string(),
+            Ending::Reboot {
+                by: "api:admin".into()
+            }
+            .to_string(),
             "reboot requested by api:admin"
         );
-        assert_eq!(Ending::PowerLossOrReset.to_string(), "power loss or hard reset");
+        assert_eq!(
+            Ending::PowerLossOrReset.to_string(),
+            "power loss or hard reset"
+        );
     }
 }

@@ -115,7 +115,11 @@ pub fn dumps(files: &[PathBuf]) -> Vec<Dump> {
         let Some(header) = Header::parse(first.trim_end()) else {
             continue;
         };
-        let id = name.rsplit('-').next().and_then(|id| id.parse().ok()).unwrap_or(u128::MAX);
+        let id = name
+            .rsplit('-')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(u128::MAX);
         parts.push((id, name, header, body.to_owned()));
     }
     parts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -141,7 +145,10 @@ pub fn dumps(files: &[PathBuf]) -> Vec<Dump> {
                     text.push('\n');
                 }
             }
-            Dump { reason: header.reason, text }
+            Dump {
+                reason: header.reason,
+                text,
+            }
         })
         .collect()
 }
@@ -156,7 +163,10 @@ pub fn panic_report(files: &[PathBuf]) -> Option<PanicReport> {
             .map(strip_time)
             .find(|line| line.starts_with(PANIC_PREFIX))?
             .to_owned();
-        Some(PanicReport { first_line, text: dump.text })
+        Some(PanicReport {
+            first_line,
+            text: dump.text,
+        })
     })
 }
 
@@ -207,7 +217,10 @@ fn strip_level(line: &str) -> &str {
 fn strip_time(line: &str) -> &str {
     if let Some(rest) = line.strip_prefix('[')
         && let Some((time, text)) = rest.split_once("] ")
-        && time.trim_start().bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && time
+            .trim_start()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.')
     {
         return text;
     }
@@ -223,14 +236,23 @@ mod tests {
         let h = Header::parse("Panic#1 Part2").unwrap();
         assert_eq!((h.reason.as_str(), h.count, h.part), ("Panic", 1, 2));
         assert!(Header::parse("Oops#3 Part1").is_some());
-        for bad in ["", "Panic#1", "Panic#x Part1", "#1 Part1", "<6>[ 0.1] Panic#1 Part1"] {
+        for bad in [
+            "",
+            "Panic#1",
+            "Panic#x Part1",
+            "#1 Part1",
+            "<6>[ 0.1] Panic#1 Part1",
+        ] {
             assert_eq!(Header::parse(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn prefixes() {
-        assert_eq!(strip_level("<0>[    2.155872] Kernel panic"), "[    2.155872] Kernel panic");
+        assert_eq!(
+            strip_level("<0>[    2.155872] Kernel panic"),
+            "[    2.155872] Kernel panic"
+        );
         assert_eq!(strip_level("<14>x"), "x");
         assert_eq!(strip_level("<a>x"), "<a>x");
         assert_eq!(strip_level("<>x"), "<>x");

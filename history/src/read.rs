@@ -120,7 +120,12 @@ impl Store {
         let dir = self.existing_boot(number)?.join(store::SERVICES);
         let mut names: Vec<String> = list(&dir)?
             .iter()
-            .filter_map(|p| p.file_name()?.to_str()?.strip_suffix(".log").map(str::to_owned))
+            .filter_map(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_suffix(".log")
+                    .map(str::to_owned)
+            })
             .filter(|name| valid_service_name(name))
             .collect();
         names.sort();
@@ -130,7 +135,9 @@ impl Store {
     /// Service `name`'s lines in boot `number` (empty if it logged none).
     pub fn service_log(&self, number: u64, name: &str) -> Result<Vec<ServiceLine>> {
         if !valid_service_name(name) {
-            return Err(Error::BadServiceName { name: name.to_owned() });
+            return Err(Error::BadServiceName {
+                name: name.to_owned(),
+            });
         }
         let dir = self.existing_boot(number)?;
         let path = dir.join(store::SERVICES).join(format!("{name}.log"));
@@ -139,7 +146,10 @@ impl Store {
             .lines()
             .map(|line| {
                 let stamped = stamp::parse(line);
-                ServiceLine { at: stamped.at, text: stamped.text.to_owned() }
+                ServiceLine {
+                    at: stamped.at,
+                    text: stamped.text.to_owned(),
+                }
             })
             .collect())
     }

@@ -52,19 +52,30 @@ pub fn format(at: At, text: &str) -> String {
 /// Parses a stamped line (without its newline). Never fails: a line not
 /// in the form comes back with `at: None` and all of it as `text`.
 pub fn parse(line: &str) -> Stamped<'_> {
-    parse_stamp(line).unwrap_or(Stamped { at: None, text: line })
+    parse_stamp(line).unwrap_or(Stamped {
+        at: None,
+        text: line,
+    })
 }
 
 fn parse_stamp(line: &str) -> Option<Stamped<'_>> {
     let (boot, rest) = line.split_once(' ')?;
     let (wall, text) = rest.split_once(' ')?;
     let (secs, micros) = boot.split_once('.')?;
-    let boot_us = digits(secs)?.checked_mul(US)?.checked_add(fixed(micros, 6)?)?;
+    let boot_us = digits(secs)?
+        .checked_mul(US)?
+        .checked_add(fixed(micros, 6)?)?;
     let wall_unix_us = match wall {
         "-" => None,
         _ => Some(parse_rfc3339(wall)?),
     };
-    Some(Stamped { at: Some(At { boot_us, wall_unix_us }), text })
+    Some(Stamped {
+        at: Some(At {
+            boot_us,
+            wall_unix_us,
+        }),
+        text,
+    })
 }
 
 /// A non-empty run of at most 19 ASCII digits (fits a u64).
@@ -126,7 +137,7 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
 
 fn days_in_month(y: u64, m: u64) -> u64 {
     match m {
-        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 if y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -164,9 +175,18 @@ mod tests {
 
     #[test]
     fn known_instants() {
-        let at = At { boot_us: 5_120_417, wall_unix_us: Some(1_795_983_939_120_417) };
-        assert_eq!(format(at, "hello"), "5.120417 2026-11-29T20:25:39.120417Z hello");
-        let at = At { boot_us: 7, wall_unix_us: None };
+        let at = At {
+            boot_us: 5_120_417,
+            wall_unix_us: Some(1_795_983_939_120_417),
+        };
+        assert_eq!(
+            format(at, "hello"),
+            "5.120417 2026-11-29T20:25:39.120417Z hello"
+        );
+        let at = At {
+            boot_us: 7,
+            wall_unix_us: None,
+        };
         assert_eq!(format(at, ""), "0.000007 - ");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(rfc3339(951_782_400 * US), "2000-02-29T00:00:00.000000Z");
@@ -186,7 +206,14 @@ mod tests {
             "5.120417 -",
             "99999999999999999999.000000 - overflow",
         ] {
-            assert_eq!(parse(line), Stamped { at: None, text: line }, "{line:?}");
+            assert_eq!(
+                parse(line),
+                Stamped {
+                    at: None,
+                    text: line
+                },
+                "{line:?}"
+            );
         }
     }
 

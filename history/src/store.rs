@@ -239,7 +239,11 @@ impl Store {
         let mut boots = Vec::new();
         for number in self.numbers()? {
             let size = measure(&self.boot_dir(number))?;
-            let size = if Some(number) == current { size.max(estimate) } else { size };
+            let size = if Some(number) == current {
+                size.max(estimate)
+            } else {
+                size
+            };
             boots.push((number, size));
         }
         let mut total: u64 = boots.iter().map(|b| b.1).sum();
@@ -264,7 +268,11 @@ impl Store {
             }
             sync_dir(&self.dir)?;
         }
-        Ok(Enforced { total, current: current_size, deleted })
+        Ok(Enforced {
+            total,
+            current: current_size,
+            deleted,
+        })
     }
 }
 
@@ -310,7 +318,14 @@ mod tests {
     fn numbers_are_exactly_ten_digits() {
         assert_eq!(parse_number("0000000041"), Some(41));
         assert_eq!(parse_number("4294967296"), Some(4_294_967_296));
-        for bad in ["41", "00000000041", "000000004a", "lost+found", "+000000041", ""] {
+        for bad in [
+            "41",
+            "00000000041",
+            "000000004a",
+            "lost+found",
+            "+000000041",
+            "",
+        ] {
             assert_eq!(parse_number(bad), None, "{bad}");
         }
     }

@@ -109,7 +109,10 @@ impl BootWriter {
         let len = line.len() as u64;
         let bound = self.store.limits().events;
         if self.events_len + len > bound {
-            return Err(Error::JournalFull { path: self.events_path.clone(), bound });
+            return Err(Error::JournalFull {
+                path: self.events_path.clone(),
+                bound,
+            });
         }
         let path = &self.events_path;
         if let Err(e) = self.events.write_all(&line) {
@@ -140,7 +143,9 @@ impl BootWriter {
     /// split at newlines; one trailing newline is dropped). Buffered.
     pub fn service_line(&mut self, name: &str, at: At, line: impl AsRef<[u8]>) -> Result<()> {
         if !valid_service_name(name) {
-            return Err(Error::BadServiceName { name: name.to_owned() });
+            return Err(Error::BadServiceName {
+                name: name.to_owned(),
+            });
         }
         if !self.services.contains_key(name) {
             let dir = self.dir.join(store::SERVICES);
@@ -245,7 +250,10 @@ pub fn valid_service_name(name: &str) -> bool {
 
 /// The lines of `bytes`: split at `\n`, one trailing newline dropped.
 fn pieces(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes.strip_suffix(b"\n").unwrap_or(bytes).split(|&b| b == b'\n')
+    bytes
+        .strip_suffix(b"\n")
+        .unwrap_or(bytes)
+        .split(|&b| b == b'\n')
 }
 
 /// Opens `path` for appending (creating it), returning its length. A file
@@ -288,7 +296,13 @@ struct Log {
 
 impl Log {
     fn new(path: PathBuf) -> Log {
-        Log { path, file: None, on_disk: 0, buf: Vec::new(), unsynced: false }
+        Log {
+            path,
+            file: None,
+            on_disk: 0,
+            buf: Vec::new(),
+            unsynced: false,
+        }
     }
 
     /// Picks up the file if it exists already (a reopened boot).
@@ -364,7 +378,10 @@ impl Log {
                 .map_err(Error::io("read", path))?;
             if from > 0 {
                 // Start at a line boundary: drop the partial first line.
-                let start = tail.iter().position(|&b| b == b'\n').map_or(tail.len(), |i| i + 1);
+                let start = tail
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(tail.len(), |i| i + 1);
                 tail.drain(..start);
             }
         }
@@ -396,7 +413,17 @@ mod tests {
         for good in ["containerd", "kubelet", "a", "x.y_z-1", &"n".repeat(64)] {
             assert!(valid_service_name(good), "{good}");
         }
-        for bad in ["", ".hidden", "..", "a/b", "../x", "a b", "a\n", &"n".repeat(65), "é"] {
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "a\n",
+            &"n".repeat(65),
+            "é",
+        ] {
             assert!(!valid_service_name(bad), "{bad:?}");
         }
     }

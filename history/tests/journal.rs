@@ -28,19 +28,29 @@ fn every_event() -> Vec<Event> {
             wall_unix_ms: None,
             uptime_ms: u64::MAX,
         }),
-        Event::Mark { name: "root-mounted".into(), at_ms: 2_900 },
+        Event::Mark {
+            name: "root-mounted".into(),
+            at_ms: 2_900,
+        },
         Event::Successful { at_ms: 5_800 },
     ];
     for ending in [
-        Ending::Reboot { by: "api:admin".into() },
+        Ending::Reboot {
+            by: "api:admin".into(),
+        },
         Ending::Poweroff { by: "init".into() },
-        Ending::KernelPanic { first_line: "Kernel panic - not syncing: sysrq triggered crash".into() },
+        Ending::KernelPanic {
+            first_line: "Kernel panic - not syncing: sysrq triggered crash".into(),
+        },
         Ending::Watchdog,
         Ending::BootDeadline,
         Ending::UnmountableRoot,
         Ending::PowerLossOrReset,
     ] {
-        events.push(Event::Ended { ending, at_ms: 61_000 });
+        events.push(Event::Ended {
+            ending,
+            at_ms: 61_000,
+        });
     }
     events
 }
@@ -52,13 +62,18 @@ fn file(events: &[Event]) -> Vec<u8> {
 #[test]
 fn every_event_round_trips() {
     let events = every_event();
-    assert_eq!(journal::read(&file(&events)), Journal { events, skipped: 0 });
+    assert_eq!(
+        journal::read(&file(&events)),
+        Journal { events, skipped: 0 }
+    );
 }
 
 #[test]
 fn the_json_names_the_event_and_the_ending() {
     let line = journal::encode(&Event::Ended {
-        ending: Ending::Reboot { by: "api:admin".into() },
+        ending: Ending::Reboot {
+            by: "api:admin".into(),
+        },
         at_ms: 7,
     });
     let json = std::str::from_utf8(&line[9..]).unwrap();
@@ -74,18 +89,27 @@ fn the_json_names_the_event_and_the_ending() {
 fn a_torn_last_record_is_skipped_at_every_cut() {
     let events = vec![
         started(),
-        Event::Mark { name: "stage2".into(), at_ms: 3_100 },
+        Event::Mark {
+            name: "stage2".into(),
+            at_ms: 3_100,
+        },
         Event::Successful { at_ms: 5_800 },
     ];
     let bytes = file(&events);
-    let ends: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == b'\n').map(|i| i + 1).collect();
+    let ends: Vec<usize> = (0..bytes.len())
+        .filter(|&i| bytes[i] == b'\n')
+        .map(|i| i + 1)
+        .collect();
     assert_eq!(ends.len(), 3);
     for cut in 0..=bytes.len() {
         let whole = ends.iter().filter(|&&end| end <= cut).count();
         let torn = usize::from(!ends.contains(&cut) && cut != 0);
         assert_eq!(
             journal::read(&bytes[..cut]),
-            Journal { events: events[..whole].to_vec(), skipped: torn },
+            Journal {
+                events: events[..whole].to_vec(),
+                skipped: torn
+            },
             "cut at {cut}"
         );
     }
@@ -109,7 +133,10 @@ fn a_flipped_byte_skips_only_its_line() {
                 want.remove(n);
                 assert_eq!(
                     journal::read(&damaged.concat()),
-                    Journal { events: want, skipped: 1 },
+                    Journal {
+                        events: want,
+                        skipped: 1
+                    },
                     "line {n} byte {at} ^ {flip:#x}"
                 );
             }
@@ -123,7 +150,13 @@ fn a_lost_newline_costs_the_two_lines_it_joined() {
     let mut bytes = file(&events[..3]);
     let first_end = bytes.iter().position(|&b| b == b'\n').unwrap();
     bytes[first_end] = b' ';
-    assert_eq!(journal::read(&bytes), Journal { events: events[2..3].to_vec(), skipped: 1 });
+    assert_eq!(
+        journal::read(&bytes),
+        Journal {
+            events: events[2..3].to_vec(),
+            skipped: 1
+        }
+    );
 }
 
 #[test]
@@ -135,7 +168,10 @@ fn an_unknown_event_with_a_good_checksum_is_skipped() {
     bytes.extend(journal::encode(&Event::Successful { at_ms: 2 }));
     assert_eq!(
         journal::read(&bytes),
-        Journal { events: vec![Event::Successful { at_ms: 2 }], skipped: 1 }
+        Journal {
+            events: vec![Event::Successful { at_ms: 2 }],
+            skipped: 1
+        }
     );
 }
 

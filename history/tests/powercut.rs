@@ -23,19 +23,38 @@ struct Wrote {
 }
 
 fn at(boot_us: u64) -> At {
-    At { boot_us, wall_unix_us: Some(1_795_983_939_000_000 + boot_us) }
+    At {
+        boot_us,
+        wall_unix_us: Some(1_795_983_939_000_000 + boot_us),
+    }
 }
 
 /// Writes `n` marks, kernel and service lines, flushing as the agent does.
 fn fill(w: &mut BootWriter, tag: &str, n: usize) -> Wrote {
-    let mut wrote =
-        Wrote { number: w.number(), marks: vec![], kmsg: vec![], service: vec![], flushed: 0 };
+    let mut wrote = Wrote {
+        number: w.number(),
+        marks: vec![],
+        kmsg: vec![],
+        service: vec![],
+        flushed: 0,
+    };
     for i in 0..n {
         let t = (i as u64 + 1) * 700_000;
-        let mark = Mark { name: format!("{tag}-mark-{i}"), at_ms: t / 1000 };
-        w.event(&Event::Mark { name: mark.name.clone(), at_ms: mark.at_ms }).unwrap();
+        let mark = Mark {
+            name: format!("{tag}-mark-{i}"),
+            at_ms: t / 1000,
+        };
+        w.event(&Event::Mark {
+            name: mark.name.clone(),
+            at_ms: mark.at_ms,
+        })
+        .unwrap();
         wrote.marks.push(mark);
-        let line = format!("<6>[{:>5}.{:06}] {tag} kernel {i}", t / 1_000_000, t % 1_000_000);
+        let line = format!(
+            "<6>[{:>5}.{:06}] {tag} kernel {i}",
+            t / 1_000_000,
+            t % 1_000_000
+        );
         w.kmsg_line(&line).unwrap();
         wrote.kmsg.push(line);
         let line = format!("{tag} service line {i}");
@@ -52,8 +71,13 @@ fn finished_boot(store: &Store, tag: &str) -> Wrote {
     let mut w = store.begin(common::started(tag)).unwrap();
     let wrote = fill(&mut w, tag, 6);
     w.event(&Event::Successful { at_ms: 5_000 }).unwrap();
-    w.event(&Event::Ended { ending: Ending::Reboot { by: "api:admin".into() }, at_ms: 9_000 })
-        .unwrap();
+    w.event(&Event::Ended {
+        ending: Ending::Reboot {
+            by: "api:admin".into(),
+        },
+        at_ms: 9_000,
+    })
+    .unwrap();
     w.close().unwrap();
     wrote
 }
@@ -61,8 +85,20 @@ fn finished_boot(store: &Store, tag: &str) -> Wrote {
 fn assert_whole(store: &Store, wrote: &Wrote) {
     let n = wrote.number;
     assert_eq!(store.timeline(n).unwrap(), wrote.marks);
-    assert_eq!(store.kmsg(n).unwrap(), wrote.kmsg.iter().map(|l| format!("{l}\n")).collect::<String>());
-    let texts: Vec<String> = store.service_log(n, "containerd").unwrap().into_iter().map(|l| l.text).collect();
+    assert_eq!(
+        store.kmsg(n).unwrap(),
+        wrote
+            .kmsg
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    let texts: Vec<String> = store
+        .service_log(n, "containerd")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
     assert_eq!(texts, wrote.service);
 }
 
@@ -159,29 +195,55 @@ fn a_restarted_agent_continues_its_boot() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), DEFAULT_CAP).unwrap();
     let mut w = store.resume_or_begin(common::started("same")).unwrap();
-    w.event(&Event::Mark { name: "a".into(), at_ms: 1 }).unwrap();
+    w.event(&Event::Mark {
+        name: "a".into(),
+        at_ms: 1,
+    })
+    .unwrap();
     w.service_line("kubelet", at(1), "before").unwrap();
     w.flush_due(1).unwrap();
     let number = w.number();
     let dir = w.dir().to_owned();
     drop(w);
     // A crash mid-record: half a line at the end of both files.
-    for (file, torn) in [("events.jsonl", "0123abcd {\"event\":\"ma"), ("services/kubelet.log", "1.0 - tor")] {
-        let mut f = OpenOptions::new().append(true).open(dir.join(file)).unwrap();
+    for (file, torn) in [
+        ("events.jsonl", "0123abcd {\"event\":\"ma"),
+        ("services/kubelet.log", "1.0 - tor"),
+    ] {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join(file))
+            .unwrap();
         std::io::Write::write_all(&mut f, torn.as_bytes()).unwrap();
     }
 
     let mut w = store.resume_or_begin(common::started("same")).unwrap();
     assert_eq!(w.number(), number);
-    w.event(&Event::Mark { name: "b".into(), at_ms: 2 }).unwrap();
+    w.event(&Event::Mark {
+        name: "b".into(),
+        at_ms: 2,
+    })
+    .unwrap();
     w.service_line("kubelet", at(2), "after").unwrap();
     w.close().unwrap();
-    let names: Vec<String> = store.timeline(number).unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = store
+        .timeline(number)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert_eq!(names, ["a", "b"]);
-    let texts: Vec<String> = store.service_log(number, "kubelet").unwrap().into_iter().map(|l| l.text).collect();
+    let texts: Vec<String> = store
+        .service_log(number, "kubelet")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
     assert_eq!(texts, ["before", "1.0 - tor", "after"]);
     assert_eq!(store.boots(16, None).unwrap()[0].skipped_lines, 1);
 
-    let w = store.resume_or_begin(common::started("another kernel boot")).unwrap();
+    let w = store
+        .resume_or_begin(common::started("another kernel boot"))
+        .unwrap();
     assert_eq!(w.number(), number + 1);
 }

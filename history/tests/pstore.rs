@@ -61,7 +61,10 @@ fn the_parts_join_oldest_first_and_the_panic_line_is_found() {
     // The order files are handed over in does not matter.
     files.reverse();
     let report = pstore::panic_report(&files).unwrap();
-    assert_eq!(report.first_line, "Kernel panic - not syncing: sysrq triggered crash");
+    assert_eq!(
+        report.first_line,
+        "Kernel panic - not syncing: sysrq triggered crash"
+    );
     assert_eq!(report.text, joined("2.155872"));
     assert!(report.text.starts_with("[    0.000000] Linux version"));
     assert!(!report.text.contains("Part1") && !report.text.contains("<0>"));
@@ -72,7 +75,11 @@ fn the_newest_of_two_panics_is_reported_and_both_are_dumps() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = one_panic(tmp.path());
     // A later crash (a higher ERST id: its time is in the id's high half).
-    files.push(write(tmp.path(), "dmesg-erst-7713669076437958657", &part1("2.024335")));
+    files.push(write(
+        tmp.path(),
+        "dmesg-erst-7713669076437958657",
+        &part1("2.024335"),
+    ));
     files.push(write(tmp.path(), "dmesg-erst-7713669076437958658", PART2));
     let report = pstore::panic_report(&files).unwrap();
     assert_eq!(report.text, joined("2.024335"));
@@ -80,8 +87,14 @@ fn the_newest_of_two_panics_is_reported_and_both_are_dumps() {
     assert_eq!(
         dumps,
         [
-            Dump { reason: "Panic".into(), text: joined("2.155872") },
-            Dump { reason: "Panic".into(), text: joined("2.024335") },
+            Dump {
+                reason: "Panic".into(),
+                text: joined("2.155872")
+            },
+            Dump {
+                reason: "Panic".into(),
+                text: joined("2.024335")
+            },
         ]
     );
 }
@@ -90,13 +103,20 @@ fn the_newest_of_two_panics_is_reported_and_both_are_dumps() {
 fn other_files_and_unreadable_dumps_are_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = one_panic(tmp.path());
-    files.push(write(tmp.path(), "console-ramoops-0", "Panic#1 Part1\n<0>[ 9.0] Kernel panic - not syncing: console\n"));
+    files.push(write(
+        tmp.path(),
+        "console-ramoops-0",
+        "Panic#1 Part1\n<0>[ 9.0] Kernel panic - not syncing: console\n",
+    ));
     // What the kernel leaves when it cannot decompress a record.
     let enc = tmp.path().join("dmesg-erst-7713669076437958659.enc.z");
     fs::write(&enc, [0x78, 0x9c, 0xff, 0x00, 0x13]).unwrap();
     files.push(enc);
     files.push(tmp.path().join("dmesg-erst-missing"));
-    assert_eq!(pstore::panic_report(&files).unwrap().text, joined("2.155872"));
+    assert_eq!(
+        pstore::panic_report(&files).unwrap().text,
+        joined("2.155872")
+    );
 }
 
 #[test]
@@ -107,7 +127,10 @@ fn an_oops_without_a_panic_is_a_dump_but_no_panic() {
     assert_eq!(pstore::panic_report(&files), None);
     assert_eq!(
         pstore::dumps(&files),
-        [Dump { reason: "Oops".into(), text: "[   12.000001] BUG: kernel NULL pointer dereference\n".into() }]
+        [Dump {
+            reason: "Oops".into(),
+            text: "[   12.000001] BUG: kernel NULL pointer dereference\n".into()
+        }]
     );
 }
 
@@ -122,12 +145,18 @@ fn collect_copies_then_unlinks() {
     let copies = pstore::collect(&src, &dest).unwrap();
     assert_eq!(
         copies,
-        [dest.join("dmesg-erst-7713669033488285697"), dest.join("dmesg-erst-7713669033488285698")]
+        [
+            dest.join("dmesg-erst-7713669033488285697"),
+            dest.join("dmesg-erst-7713669033488285698")
+        ]
     );
     assert_eq!(fs::read_dir(&src).unwrap().count(), 0, "originals unlinked");
     assert_eq!(fs::read_to_string(&copies[0]).unwrap(), part1("2.155872"));
     assert_eq!(fs::read_to_string(&copies[1]).unwrap(), PART2);
-    assert_eq!(pstore::panic_report(&copies).unwrap().text, joined("2.155872"));
+    assert_eq!(
+        pstore::panic_report(&copies).unwrap().text,
+        joined("2.155872")
+    );
     assert!(!dest.join(".collect.tmp").exists());
 }
 
@@ -141,8 +170,14 @@ fn collect_never_overwrites_an_earlier_copy() {
     write(&src, "dmesg-ramoops-0", "second");
     let copies = pstore::collect(&src, &dest).unwrap();
     assert_eq!(copies, [dest.join("dmesg-ramoops-0.1")]);
-    assert_eq!(fs::read_to_string(dest.join("dmesg-ramoops-0")).unwrap(), "first");
-    assert_eq!(fs::read_to_string(dest.join("dmesg-ramoops-0.1")).unwrap(), "second");
+    assert_eq!(
+        fs::read_to_string(dest.join("dmesg-ramoops-0")).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("dmesg-ramoops-0.1")).unwrap(),
+        "second"
+    );
 }
 
 #[test]
@@ -156,10 +191,22 @@ fn a_destination_that_cannot_be_written_keeps_the_originals() {
     fs::write(&blocker, b"").unwrap();
     let err = pstore::collect(&src, &blocker.join("pstore")).unwrap_err();
     assert!(err.to_string().contains("boot/pstore"), "{err}");
-    let mut left: Vec<_> = fs::read_dir(&src).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut left: Vec<_> = fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     left.sort();
-    assert_eq!(left, ["dmesg-erst-7713669033488285697", "dmesg-erst-7713669033488285698"]);
-    assert_eq!(fs::read_to_string(src.join("dmesg-erst-7713669033488285698")).unwrap(), PART2);
+    assert_eq!(
+        left,
+        [
+            "dmesg-erst-7713669033488285697",
+            "dmesg-erst-7713669033488285698"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(src.join("dmesg-erst-7713669033488285698")).unwrap(),
+        PART2
+    );
 }
 
 #[test]

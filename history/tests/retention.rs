@@ -4,8 +4,8 @@
 
 mod common;
 
-use matic_history::store::{MIN_CAP, Store};
 use matic_history::stamp::At;
+use matic_history::store::{MIN_CAP, Store};
 use matic_history::{BootWriter, Error, Event};
 use proptest::prelude::*;
 use std::fs;
@@ -31,13 +31,19 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn apply(writer: &mut BootWriter, op: &Op, clock: &mut u64) -> Result<(), Error> {
     *clock += 400_000;
-    let at = At { boot_us: *clock, wall_unix_us: None };
+    let at = At {
+        boot_us: *clock,
+        wall_unix_us: None,
+    };
     match op {
         Op::Begin => unreachable!("handled by the caller"),
         Op::Kmsg(n) => writer.kmsg_line("k".repeat(*n)),
         Op::Service(s, n) => writer.service_line(&format!("svc{s}"), at, "s".repeat(*n)),
         Op::Mark(n) => {
-            match writer.event(&Event::Mark { name: "m".repeat(*n), at_ms: *clock / 1000 }) {
+            match writer.event(&Event::Mark {
+                name: "m".repeat(*n),
+                at_ms: *clock / 1000,
+            }) {
                 // The events bound refusing is the documented outcome.
                 Err(Error::JournalFull { .. }) => Ok(()),
                 other => other,
@@ -113,9 +119,23 @@ fn a_chatty_boot_keeps_its_newest_lines() {
     w.close().unwrap();
     let kmsg = store.kmsg(number).unwrap();
     let kept: Vec<&str> = kmsg.lines().collect();
-    assert!(kmsg.len() as u64 <= store.limits().kmsg, "{} bytes", kmsg.len());
-    assert!(kept.len() > 1000 && kept.len() < lines.len(), "{} lines", kept.len());
-    assert_eq!(kept, lines[lines.len() - kept.len()..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        kmsg.len() as u64 <= store.limits().kmsg,
+        "{} bytes",
+        kmsg.len()
+    );
+    assert!(
+        kept.len() > 1000 && kept.len() < lines.len(),
+        "{} lines",
+        kept.len()
+    );
+    assert_eq!(
+        kept,
+        lines[lines.len() - kept.len()..]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
 }
 
 /// A chatty service loses its oldest half; a quiet one keeps everything.
@@ -124,20 +144,32 @@ fn the_largest_service_pays() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), MIN_CAP).unwrap();
     let mut w = store.begin(common::started("b")).unwrap();
-    let at = |i: u64| At { boot_us: i, wall_unix_us: None };
+    let at = |i: u64| At {
+        boot_us: i,
+        wall_unix_us: None,
+    };
     for i in 0..10 {
-        w.service_line("quiet", at(i), format!("quiet {i}")).unwrap();
+        w.service_line("quiet", at(i), format!("quiet {i}"))
+            .unwrap();
     }
     for i in 0..30_000 {
-        w.service_line("chatty", at(i), format!("chatty line {i:06}")).unwrap();
+        w.service_line("chatty", at(i), format!("chatty line {i:06}"))
+            .unwrap();
     }
     let number = w.number();
     w.close().unwrap();
     assert_eq!(store.service_log(number, "quiet").unwrap().len(), 10);
     let chatty = store.service_log(number, "chatty").unwrap();
-    assert!(chatty.len() < 30_000 && chatty.len() > 1000, "{}", chatty.len());
+    assert!(
+        chatty.len() < 30_000 && chatty.len() > 1000,
+        "{}",
+        chatty.len()
+    );
     assert_eq!(chatty.last().unwrap().text, "chatty line 029999");
     let dir = tmp.path().join(format!("{number:010}/services"));
-    let services: u64 = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let services: u64 = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     assert!(services <= store.limits().services);
 }

@@ -25,7 +25,11 @@ fn size(dir: &Path) -> u64 {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let meta = fs::symlink_metadata(&path).unwrap();
-        total += if meta.is_dir() { size(&path) } else { meta.len().div_ceil(4096) * 4096 };
+        total += if meta.is_dir() {
+            size(&path)
+        } else {
+            meta.len().div_ceil(4096) * 4096
+        };
     }
     total
 }
