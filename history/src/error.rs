@@ -26,8 +26,9 @@ pub enum Error {
     JournalFull { path: PathBuf, bound: u64 },
     /// No boot directory with that number.
     NoSuchBoot { number: u64, path: PathBuf },
-    /// The data was written, but the oldest boots could not be deleted to
-    /// bring the store back under its cap.
+    /// An old boot could not be deleted to bring the store under its cap.
+    /// From a writer's append: the data was written all the same. From
+    /// [`crate::Store::begin`]: before the new boot was made (none was).
     Retention { path: PathBuf, source: io::Error },
 }
 
@@ -70,7 +71,7 @@ impl fmt::Display for Error {
             }
             Error::Retention { path, source } => write!(
                 f,
-                "written, but could not delete old boot {} to stay under the cap: {source}",
+                "could not delete old boot {} to keep the history under its cap: {source}",
                 path.display()
             ),
         }
