@@ -19,6 +19,17 @@ MATIC_PKI=${MATIC_PKI:-$MATIC_OUT/pki}
 MATIC_RELEASE_KEYS=${MATIC_RELEASE_KEYS:-$MATIC_OUT/release-keys}
 export MATIC_ROOT MATIC_OUT MATIC_CACHE MATIC_TARGET MATIC_RELEASE MATIC_PKI MATIC_RELEASE_KEYS
 
+# The kernel command line every disk's loader starts with (build-disk adds
+# matic.disk_guid= and its --append; the matic.* parameters are
+# docs/interfaces.md's contract). loglevel=7: the serial log shows init's
+# info lines (stage 1, the slot chosen, services), the only record of a
+# boot whose API never comes up. No lockdown=: kexec_file_load under
+# lockdown needs a signature the loader's kernel trusts, which Debian's
+# signed kernels do not have here, so stage 1 turns lockdown on itself
+# (docs/image.md, "The loader").
+MATIC_LOGLEVEL=${MATIC_LOGLEVEL:-${VM_LOGLEVEL:-7}}
+MATIC_CMDLINE_BASE="console=ttyS0 panic=5 loglevel=$MATIC_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3"
+
 matic_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
@@ -188,6 +199,19 @@ matic_check_loader() {
   done
   rm -rf "$tmp"
   return "$bad"
+}
+
+# matic_release_boot RELEASE DIR: extract a release file's /boot
+# (vmlinuz, initrd.img, kernel-id) into DIR. A release file is its
+# 4096-byte manifest block, then the payload, whose first bytes are the
+# SquashFS.
+matic_release_boot() {
+  local f
+  mkdir -p "$2"
+  for f in vmlinuz initrd.img kernel-id; do
+    unsquashfs -o 4096 -cat "$1" "/boot/$f" >"$2/$f" 2>/dev/null && [ -s "$2/$f" ] ||
+      matic_die "release $1 has no /boot/$f (built before releases carried their kernel?)"
+  done
 }
 
 # matic_apt_fetch PKG DESTDIR: download a Debian package into the cache (once)
