@@ -108,7 +108,7 @@ matic_other_kernel_package() {
 # matic_kernel_id VMLINUZ MAIN_ARCHIVE: the kernel-id line (without its
 # newline) of a kernel and its initramfs's main archive: "<kernel release>
 # <SHA-256 of the vmlinuz bytes followed by the main archive bytes>"
-# (docs/interfaces.md, "Kernel id"). The release is taken from VMLINUZ's
+# (docs/interfaces.md, "/boot ... and the kernel id"). The release is taken from VMLINUZ's
 # directory's version file when it has one, else from the bzImage header.
 matic_kernel_id() {
   local vmlinuz=$1 main=$2 kver hex
