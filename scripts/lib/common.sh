@@ -139,8 +139,9 @@ matic_bzimage_release() {
 matic_kernel_id_cpio() {
   local stage
   stage=$(mktemp -d "${TMPDIR:-/tmp}/matic-kid.XXXXXX")
-  install -d -m 0755 "$stage/boot"
-  install -m 0644 "$1" "$stage/boot/kernel-id"
+  # `command`: scripts/e2e/lib.sh has a shell function named install.
+  command install -d -m 0755 "$stage/boot"
+  command install -m 0644 "$1" "$stage/boot/kernel-id"
   (cd "$stage" && touch -h -d @0 boot boot/kernel-id &&
     printf 'boot\nboot/kernel-id\n' | cpio -o -H newc -R 0:0 --reproducible --quiet)
   rm -rf "$stage"

@@ -83,7 +83,8 @@ vm_start() {
   rm -f "$dir/qmp.sock" "$dir/qemu.pid"
   # A fresh copy each start: the firmware finds the loader at the removable
   # media path, EFI/BOOT/BOOTX64.EFI, with no boot entry of its own.
-  [ "$VM_BOOT" != uefi ] || install -m 0644 "$VM_OVMF_VARS" "$dir/ovmf-vars.fd"
+  # (`command`: the end-to-end suite has a shell function named install.)
+  [ "$VM_BOOT" != uefi ] || command install -m 0644 "$VM_OVMF_VARS" "$dir/ovmf-vars.fd"
   : >"$dir/console.log"
   echo "$port" >"$dir/port"
   # -action is QEMU >= 6.0; older ones spell it -watchdog-action.
