@@ -39,12 +39,13 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Default ESP size: 8 MiB.
-    pub const DEFAULT_ESP_BYTES: u64 = 8 << 20;
+    /// Default ESP size: 64 MiB. It holds the loader, a unified kernel
+    /// image of ~9.2 MiB, on FAT32, which needs at least 33 MiB.
+    pub const DEFAULT_ESP_BYTES: u64 = 64 << 20;
     /// Default root slot size: 256 MiB.
     pub const DEFAULT_SLOT_BYTES: u64 = 256 << 20;
 
-    /// The default sizes (ESP 8 MiB, slots 256 MiB, state the rest).
+    /// The default sizes (ESP 64 MiB, slots 256 MiB, state the rest).
     pub fn new(disk_guid: Guid) -> Layout {
         Layout {
             esp_bytes: Self::DEFAULT_ESP_BYTES,

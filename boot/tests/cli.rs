@@ -57,10 +57,10 @@ fn create_and_layout_with_defaults() {
     assert_eq!(std::fs::metadata(&img.0).unwrap().len(), 1 << 30);
     assert_eq!(
         ok(&["layout", img.s()]),
-        "ESP 1048576 8388608\n\
-         MATIC_ROOT_A 9437184 268435456\n\
-         MATIC_ROOT_B 277872640 268435456\n\
-         MATIC_STATE 546308096 526385152\n"
+        "ESP 1048576 67108864\n\
+         MATIC_ROOT_A 68157440 268435456\n\
+         MATIC_ROOT_B 336592896 268435456\n\
+         MATIC_STATE 605028352 467664896\n"
     );
     assert_eq!(
         ok(&["status", img.s()]),

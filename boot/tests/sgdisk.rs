@@ -180,10 +180,10 @@ fn our_gpt_passes_sgdisk_verify() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     let want = [
-        ["1", "2048", "18431", "EF00", "ESP"],
-        ["2", "18432", "542719", "8304", "MATIC_ROOT_A"],
-        ["3", "542720", "1067007", "8304", "MATIC_ROOT_B"],
-        ["4", "1067008", "2095103", "8300", "MATIC_STATE"],
+        ["1", "2048", "133119", "EF00", "ESP"],
+        ["2", "133120", "657407", "8304", "MATIC_ROOT_A"],
+        ["3", "657408", "1181695", "8304", "MATIC_ROOT_B"],
+        ["4", "1181696", "2095103", "8300", "MATIC_STATE"],
     ];
     assert_eq!(rows.len(), 4, "{table}");
     for (row, w) in rows.iter().zip(want) {

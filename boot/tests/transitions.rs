@@ -16,11 +16,13 @@ fn create_makes_four_named_aligned_partitions_and_invalid_slots() {
     let layout = matic_boot::Layout::new(small_layout().disk_guid);
     Disk::create(&mut s, &layout).unwrap();
     let d = Disk::open(&mut s).unwrap();
+    // The default ESP holds the loader (a ~9.2 MiB UKI) on FAT32, which
+    // needs at least 33 MiB: 64 MiB.
     let expect = [
-        (Part::Esp, 1, MIB, 8 * MIB),
-        (Part::RootA, 2, 9 * MIB, 256 * MIB),
-        (Part::RootB, 3, 265 * MIB, 256 * MIB),
-        (Part::State, 4, 521 * MIB, 1023 * MIB - 521 * MIB),
+        (Part::Esp, 1, MIB, 64 * MIB),
+        (Part::RootA, 2, 65 * MIB, 256 * MIB),
+        (Part::RootB, 3, 321 * MIB, 256 * MIB),
+        (Part::State, 4, 577 * MIB, 1023 * MIB - 577 * MIB),
     ];
     for (part, number, start, size) in expect {
         let p = d.partition(part).unwrap();

@@ -25,6 +25,8 @@ E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-40}
 # reach console.log, the only log that survives a crash or a power cut;
 # printk.devkmsg=on: the kernel otherwise rate-limits /dev/kmsg writers to 10
 # lines per 5 s and drops init's shutdown lines (seen: "SIGTERM to" missing).
+# Nodes boot under UEFI: this is built into each disk's loader
+# (build-disk --append), not given to QEMU.
 E2E_APPEND="matic.boot_timeout=$E2E_BOOT_TIMEOUT loglevel=7 printk.devkmsg=on"
 # Upper bounds for the waits (seconds), generous for a loaded CI machine.
 E2E_BOOT_WAIT=${E2E_BOOT_WAIT:-240}
@@ -76,7 +78,7 @@ quiet() {
 e2e_build_images() {
   local v
   if [ "${E2E_REUSE:-0}" = 1 ] && [ -f "$E2E_DIR/base/disk.img" ] && [ -f "$(img e2e-not-mountable)" ] &&
-    [ -f "$(img e2e-fault)" ]; then
+    [ -f "$(img e2e-fault)" ] && [ -f "$(img e2e-kernel2)" ] && [ -f "$(img e2e-no-blk)" ]; then
     say "reusing the images in $E2E_IMAGES (E2E_REUSE=1)"
     return 0
   fi
@@ -86,7 +88,7 @@ e2e_build_images() {
   # build-image's stage 1 builds the workspace (E2E_NO_CARGO=1 skips it).
   local cargo=()
   [ "${E2E_NO_CARGO:-0}" != 1 ] || cargo=(--no-cargo)
-  quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --version e2e-1 --out-dir "$E2E_DIR/base"
+  quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --version e2e-1 --out-dir "$E2E_DIR/base" --append "$E2E_APPEND"
   cp "$E2E_DIR/base/rootfs.squashfs" "$(sq e2e-1)"
   cp "$E2E_DIR/base/rootfs.release" "$(img e2e-1)"
   # Every image is a signed release (the node installs nothing else): the
@@ -104,10 +106,26 @@ e2e_build_images() {
   sign e2e-init-exits
   quiet "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(sq e2e-fault)" --version e2e-fault
   sign e2e-fault
-  quiet "$MATIC_ROOT/scripts/build-disk" --release "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img"
+  quiet "$MATIC_ROOT/scripts/build-disk" --release "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img" --append "$E2E_APPEND"
   e2e_make_not_mountable "$(sq e2e-1)" "$(sq e2e-not-mountable)"
   sign e2e-not-mountable
-  for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault; do
+  # A release with the other Debian kernel (its own kernel dir and
+  # initramfs): stage 1 kexecs into it.
+  local kpkg
+  kpkg=$(matic_other_kernel_package)
+  say "  the other kernel: $kpkg"
+  quiet "$MATIC_ROOT/scripts/build-kernel" --package "$kpkg" --out "$E2E_DIR/kernel2"
+  quiet "$MATIC_ROOT/scripts/build-initramfs" --kernel-dir "$E2E_DIR/kernel2" --out "$E2E_DIR/kernel2/initramfs"
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --kernel-dir "$E2E_DIR/kernel2" --initramfs "$E2E_DIR/kernel2/initramfs" \
+    --out "$(sq e2e-kernel2)" --version e2e-kernel2
+  sign e2e-kernel2
+  # The default kernel with an initramfs that has no virtio_blk: its kernel
+  # id differs, so stage 1 kexecs into it, and it cannot find the disk.
+  quiet "$MATIC_ROOT/scripts/build-initramfs" --without virtio_blk --out "$E2E_DIR/initramfs-no-blk"
+  quiet "$MATIC_ROOT/scripts/build-rootfs" --initramfs "$E2E_DIR/initramfs-no-blk" \
+    --out "$(sq e2e-no-blk)" --version e2e-no-blk
+  sign e2e-no-blk
+  for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault e2e-kernel2 e2e-no-blk; do
     say "  image $v: $(stat -c %s "$(img $v)") bytes"
   done
 }
@@ -131,9 +149,10 @@ osctl_json() { vm_osctl "$E2E_VM" -o json "$@"; }
 boots() { grep -c 'Run /init as init process' "$E2E_VM/console.log" 2>/dev/null || true; }
 node_up() { vm_pid "$E2E_VM" >/dev/null; }
 
-# node_boot: start QEMU on $E2E_DISK and wait for the agent.
+# node_boot: start QEMU on $E2E_DISK (UEFI: the disk's loader carries
+# $E2E_APPEND) and wait for the agent.
 node_boot() {
-  vm_start "$E2E_VM" "$E2E_DISK" "$E2E_PORT" "$E2E_APPEND"
+  vm_start "$E2E_VM" "$E2E_DISK" "$E2E_PORT"
   wait_api "$E2E_BOOT_WAIT" || die "the node did not answer osctl version after QEMU started"
 }
 

@@ -19,6 +19,17 @@ MATIC_PKI=${MATIC_PKI:-$MATIC_OUT/pki}
 MATIC_RELEASE_KEYS=${MATIC_RELEASE_KEYS:-$MATIC_OUT/release-keys}
 export MATIC_ROOT MATIC_OUT MATIC_CACHE MATIC_TARGET MATIC_RELEASE MATIC_PKI MATIC_RELEASE_KEYS
 
+# The kernel command line every disk's loader starts with (build-disk adds
+# matic.disk_guid= and its --append; the matic.* parameters are
+# docs/interfaces.md's contract). loglevel=7: the serial log shows init's
+# info lines (stage 1, the slot chosen, services), the only record of a
+# boot whose API never comes up. No lockdown=: kexec_file_load under
+# lockdown needs a signature the loader's kernel trusts, which Debian's
+# signed kernels do not have here, so stage 1 turns lockdown on itself
+# (docs/image.md, "The loader").
+MATIC_LOGLEVEL=${MATIC_LOGLEVEL:-${VM_LOGLEVEL:-7}}
+MATIC_CMDLINE_BASE="console=ttyS0 panic=5 loglevel=$MATIC_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3"
+
 matic_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
@@ -60,6 +71,148 @@ matic_apt_known() {
   matic_log "apt does not know $1: running apt-get update"
   $sudo apt-get update -qq >&2 || matic_die "apt-get update failed"
   apt-cache show "$1" >/dev/null 2>&1 || matic_die "no Debian package $1"
+}
+
+# matic_default_kernel_package: the versioned kernel package the images use
+# unless told otherwise: what linux-image-amd64 resolves to, resolved once
+# and cached ($MATIC_CACHE/kernel-package) so later runs stay offline and on
+# the same kernel.
+matic_default_kernel_package() {
+  local pkg
+  if [ -s "$MATIC_CACHE/kernel-package" ]; then
+    cat "$MATIC_CACHE/kernel-package"
+    return 0
+  fi
+  matic_apt_known linux-image-amd64
+  pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1)
+  [ -n "$pkg" ] || matic_die "could not resolve linux-image-amd64 to a versioned package (apt-get update?)"
+  mkdir -p "$MATIC_CACHE" && echo "$pkg" >"$MATIC_CACHE/kernel-package"
+  echo "$pkg"
+}
+
+# matic_other_kernel_package: the newest linux-image-6.1.0-N-amd64 that apt
+# knows as a dependency of some version of linux-image-amd64 (the point
+# release's and the security update's, e.g. 6.1.0-50 and 6.1.0-57) other
+# than the default one: the second kernel the kernel-update tests install.
+matic_other_kernel_package() {
+  local def other
+  def=$(matic_default_kernel_package)
+  matic_apt_known linux-image-amd64
+  other=$(apt-cache show linux-image-amd64 |
+    sed -n 's/^Depends:.*\(linux-image-[0-9][0-9.]*-[0-9][0-9]*-amd64\).*/\1/p' |
+    grep -vxF "$def" | sort -u -V | tail -n1)
+  [ -n "$other" ] || matic_die "apt knows no kernel package besides $def (apt-cache show linux-image-amd64; apt-get update?)"
+  echo "$other"
+}
+
+# matic_kernel_id VMLINUZ MAIN_ARCHIVE: the kernel-id line (without its
+# newline) of a kernel and its initramfs's main archive: "<kernel release>
+# <SHA-256 of the vmlinuz bytes followed by the main archive bytes>"
+# (docs/interfaces.md, "/boot ... and the kernel id"). The release is taken from VMLINUZ's
+# directory's version file when it has one, else from the bzImage header.
+matic_kernel_id() {
+  local vmlinuz=$1 main=$2 kver hex
+  if [ -s "$(dirname "$vmlinuz")/version" ]; then
+    kver=$(cat "$(dirname "$vmlinuz")/version")
+  else
+    kver=$(matic_bzimage_release "$vmlinuz")
+  fi
+  [[ $kver =~ ^[A-Za-z0-9._+-]+$ ]] || matic_die "$vmlinuz: no usable kernel release ('$kver')"
+  hex=$(cat "$vmlinuz" "$main" | sha256sum | cut -d' ' -f1)
+  echo "$kver $hex"
+}
+
+# matic_bzimage_release VMLINUZ: the kernel release from a bzImage's header
+# (the version string the setup header points at, up to its first blank).
+matic_bzimage_release() {
+  local off
+  # Boot protocol: kernel_version (u16 at 0x20e) + 0x200 is the string.
+  off=$(od -An -tu2 -j $((0x20e)) -N2 "$1" | tr -d ' ')
+  [ -n "$off" ] || matic_die "$1: not a bzImage"
+  dd if="$1" bs=1 skip=$((off + 0x200)) count=64 status=none | tr '\0' '\n' | head -n1 | cut -d' ' -f1
+}
+
+# matic_kernel_id_cpio ID_FILE: print the initramfs's second archive: an
+# uncompressed newc cpio holding only /boot (0755) and /boot/kernel-id
+# (0644, ID_FILE's bytes), root-owned, mtime 0: the same id gives the same
+# bytes.
+matic_kernel_id_cpio() {
+  local stage
+  stage=$(mktemp -d "${TMPDIR:-/tmp}/matic-kid.XXXXXX")
+  # `command`: scripts/e2e/lib.sh has a shell function named install.
+  command install -d -m 0755 "$stage/boot"
+  command install -m 0644 "$1" "$stage/boot/kernel-id"
+  (cd "$stage" && touch -h -d @0 boot boot/kernel-id &&
+    printf 'boot\nboot/kernel-id\n' | cpio -o -H newc -R 0:0 --reproducible --quiet)
+  rm -rf "$stage"
+}
+
+# matic_check_kernel_id VMLINUZ INITRD ID_FILE: ID_FILE is the kernel id of
+# this kernel and initramfs: INITRD ends with the id archive
+# matic_kernel_id_cpio makes from ID_FILE, and the line is the one
+# matic_kernel_id computes from VMLINUZ and what precedes that archive (the
+# main archive). Prints what differs and fails otherwise.
+matic_check_kernel_id() {
+  local vmlinuz=$1 initrd=$2 idf=$3 tmp main_len want got rel
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/matic-kidcheck.XXXXXX")
+  matic_kernel_id_cpio "$idf" >"$tmp/id.cpio"
+  main_len=$(($(stat -c %s "$initrd") - $(stat -c %s "$tmp/id.cpio")))
+  if ((main_len <= 0)) || ! cmp -s "$tmp/id.cpio" <(tail -c +$((main_len + 1)) "$initrd"); then
+    echo "$initrd does not end with the id archive of $idf"
+    rm -rf "$tmp"
+    return 1
+  fi
+  head -c "$main_len" "$initrd" >"$tmp/main"
+  want=$(cat "$idf")
+  rel=${want%% *}
+  got="$rel $(cat "$vmlinuz" "$tmp/main" | sha256sum | cut -d' ' -f1)"
+  rm -rf "$tmp"
+  [[ $want =~ ^[A-Za-z0-9._+-]+\ [0-9a-f]{64}$ ]] && [ "$(wc -l <"$idf")" = 1 ] ||
+    { echo "$idf: not one line '<release> <64 hex>'"; return 1; }
+  [ "$rel" = "$(matic_bzimage_release "$vmlinuz")" ] ||
+    { echo "$idf names release $rel, $vmlinuz is $(matic_bzimage_release "$vmlinuz")"; return 1; }
+  [ "$want" = "$got" ] || { echo "$idf says '$want'; $vmlinuz and $initrd's main archive give '$got'"; return 1; }
+}
+
+# matic_check_loader UKI KERNEL INITRD CMDLINE_FILE: UKI is a PE32+ (x86-64)
+# image whose .linux, .initrd and .cmdline sections hold exactly those
+# files' bytes and which has an .osrel section. Prints what differs and
+# fails otherwise. Used by build-loader and the image audit.
+matic_check_loader() {
+  local uki=$1 tmp sec want bad=0
+  shift
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/matic-uki.XXXXXX")
+  if ! objdump -f "$uki" 2>/dev/null | grep -q 'file format pei-x86-64'; then
+    echo "$uki is not a PE32+ x86-64 image"
+    rm -rf "$tmp"
+    return 1
+  fi
+  for sec in .osrel .linux .initrd .cmdline; do
+    objcopy --dump-section "$sec=$tmp/$sec" "$uki" "$tmp/scratch" 2>/dev/null ||
+      { echo "$uki has no $sec section"; bad=1; continue; }
+    case $sec in
+      .linux) want=$1 ;;
+      .initrd) want=$2 ;;
+      .cmdline) want=$3 ;;
+      *) continue ;;
+    esac
+    cmp -s "$tmp/$sec" "$want" || { echo "$uki: $sec is not $want byte for byte"; bad=1; }
+  done
+  rm -rf "$tmp"
+  return "$bad"
+}
+
+# matic_release_boot RELEASE DIR: extract a release file's /boot
+# (vmlinuz, initrd.img, kernel-id) into DIR. A release file is its
+# 4096-byte manifest block, then the payload, whose first bytes are the
+# SquashFS.
+matic_release_boot() {
+  local f
+  mkdir -p "$2"
+  for f in vmlinuz initrd.img kernel-id; do
+    unsquashfs -o 4096 -cat "$1" "/boot/$f" >"$2/$f" 2>/dev/null && [ -s "$2/$f" ] ||
+      matic_die "release $1 has no /boot/$f (built before releases carried their kernel?)"
+  done
 }
 
 # matic_apt_fetch PKG DESTDIR: download a Debian package into the cache (once)

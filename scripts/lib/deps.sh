@@ -7,6 +7,9 @@ MATIC_APT_PACKAGES=(
   qemu-system-x86 qemu-utils squashfs-tools e2fsprogs gdisk cpio zstd kmod strace
   tini catatonit dumb-init busybox-static runit s6 util-linux procps
   socat libseccomp2 jq iproute2 cryptsetup-bin
+  # The disk's loader and UEFI boots: systemd's EFI stub, objcopy/objdump,
+  # FAT32 made and filled without mounting, the firmware.
+  systemd-boot-efi binutils dosfstools mtools ovmf
 )
 
 missing=()

@@ -2,14 +2,26 @@
 # Running MaticOS nodes in QEMU (sourced; needs common.sh). Shared by
 # scripts/run and the VM test suites so every boot uses the same machine.
 #
+# Boot modes ($VM_BOOT):
+#   uefi (default)  the disk alone, as a real machine boots it: OVMF
+#                   (Debian's ovmf: read-only OVMF_CODE_4M.fd pflash, a copy
+#                   of OVMF_VARS_4M.fd per VM) starts the ESP's loader,
+#                   whose kernel, initramfs and command line are the disk's
+#                   (scripts/build-disk --append adds to the command line)
+#   direct          QEMU's -kernel/-initrd/-append with $VM_KERNEL and
+#                   $VM_INITRD: only for measurements that need another
+#                   initramfs or the kernel's own start without firmware
+#                   (bench-boot's no-verity run, timing_floor)
+#
 # A VM lives in a directory VMDIR holding:
 #   qemu.pid     QEMU's pid (QEMU is daemonized)
+#   ovmf-vars.fd the VM's UEFI variables (uefi mode; fresh each vm_start)
 #   qmp.sock     the QMP socket (vm_qmp): tests reset or stop the machine
 #   console.log  the serial console, across reboots
 #   started_at   host clock (date +%s.%N) just before QEMU started
 #   port         the host port forwarded to the node's API (TCP 50051)
 #
-# Machine: software emulation (no KVM), virtio disk (raw, cache=writeback:
+# Machine: software emulation (no KVM), i440FX (pc), virtio disk (raw, cache=writeback:
 # a guest write QEMU has performed is in the image file even if QEMU is
 # killed, so vm_kill is an honest power cut for what the guest had sent),
 # virtio NIC on QEMU's user network with the API forwarded to 127.0.0.1,
@@ -18,12 +30,14 @@
 
 VM_MEMORY=${VM_MEMORY:-1024}
 VM_SMP=${VM_SMP:-2}
-# Kernel parameters (the matic.* ones are docs/interfaces.md's contract).
-# loglevel=7: the serial log shows init's info lines (stage 1, the slot
-# chosen, services) — the only record of a boot whose API never comes up.
-# Its cost is within the run-to-run noise of TCG boots (docs/image.md).
-VM_LOGLEVEL=${VM_LOGLEVEL:-7}
-VM_APPEND_BASE="console=ttyS0 panic=5 lockdown=integrity loglevel=$VM_LOGLEVEL matic.ip=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3"
+VM_BOOT=${VM_BOOT:-uefi}
+VM_OVMF_CODE=${VM_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+VM_OVMF_VARS=${VM_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+# Direct mode's kernel parameters: the disk's defaults (MATIC_CMDLINE_BASE,
+# common.sh; loglevel from VM_LOGLEVEL, default 7: its cost is within the
+# run-to-run noise of TCG boots, docs/image.md) plus lockdown=integrity,
+# which a direct boot needs no kexec to keep.
+VM_APPEND_BASE="$MATIC_CMDLINE_BASE lockdown=integrity"
 
 # vm_disk_guid DISK: the GPT disk GUID of the image, upper case (empty when
 # it has no GPT). The command line names the system disk by it
@@ -34,26 +48,43 @@ vm_disk_guid() {
 }
 
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
-# the background, with matic.disk_guid= of DISK on its command line. Kernel
-# and initramfs: $VM_KERNEL / $VM_INITRD (default the ones
-# scripts/build-image wrote).
+# the background. uefi mode: the disk boots itself; EXTRA_APPEND is refused
+# (the command line is the disk's: build it with --append). direct mode:
+# $VM_KERNEL / $VM_INITRD (default the ones scripts/build-image wrote) with
+# $VM_APPEND_BASE, matic.disk_guid= of DISK and EXTRA_APPEND.
 vm_start() {
   local dir=$1 disk=$2 port=$3 extra=${4:-}
   shift 3; (($#)) && shift
   [ "${1:-}" = -- ] && shift
-  local kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz} initrd=${VM_INITRD:-$MATIC_OUT/initramfs}
-  [ -f "$kernel" ] || matic_die "kernel $kernel missing: run scripts/build-image"
-  [ -f "$initrd" ] || matic_die "initramfs $initrd missing: run scripts/build-image"
   [ -f "$disk" ] || matic_die "disk $disk missing: run scripts/build-image"
-  local guid
-  guid=$(vm_disk_guid "$disk")
-  [ -n "$guid" ] || matic_die "$disk has no GPT disk GUID (blkid): not a MaticOS disk?"
-  extra="matic.disk_guid=$guid${extra:+ $extra}"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd) # QEMU -daemonize changes to /: paths must be absolute
   disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
+  local boot=()
+  case $VM_BOOT in
+    uefi)
+      [ -z "$extra" ] || matic_die "vm_start: kernel parameters '$extra' given, but under UEFI the command line is the disk's loader's: build the disk with --append '$extra' (or VM_BOOT=direct)"
+      [ -f "$VM_OVMF_CODE" ] && [ -f "$VM_OVMF_VARS" ] ||
+        matic_die "OVMF firmware ($VM_OVMF_CODE, $VM_OVMF_VARS) missing: install Debian's ovmf (scripts/lib/deps.sh)"
+      boot=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$VM_OVMF_CODE"
+        -drive "if=pflash,format=raw,unit=1,file=$dir/ovmf-vars.fd")
+      ;;
+    direct)
+      local kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz} initrd=${VM_INITRD:-$MATIC_OUT/initramfs} guid
+      [ -f "$kernel" ] || matic_die "kernel $kernel missing: run scripts/build-image"
+      [ -f "$initrd" ] || matic_die "initramfs $initrd missing: run scripts/build-image"
+      guid=$(vm_disk_guid "$disk")
+      [ -n "$guid" ] || matic_die "$disk has no GPT disk GUID (blkid): not a MaticOS disk?"
+      boot=(-kernel "$kernel" -initrd "$initrd" -append "$VM_APPEND_BASE matic.disk_guid=$guid${extra:+ $extra}")
+      ;;
+    *) matic_die "VM_BOOT=$VM_BOOT: uefi or direct" ;;
+  esac
   vm_stop "$dir"
   rm -f "$dir/qmp.sock" "$dir/qemu.pid"
+  # A fresh copy each start: the firmware finds the loader at the removable
+  # media path, EFI/BOOT/BOOTX64.EFI, with no boot entry of its own.
+  # (`command`: the end-to-end suite has a shell function named install.)
+  [ "$VM_BOOT" != uefi ] || command install -m 0644 "$VM_OVMF_VARS" "$dir/ovmf-vars.fd"
   : >"$dir/console.log"
   echo "$port" >"$dir/port"
   # -action is QEMU >= 6.0; older ones spell it -watchdog-action.
@@ -63,7 +94,7 @@ vm_start() {
   qemu-system-x86_64 \
     -name maticos -machine pc,accel=tcg -cpu max -smp "$VM_SMP" -m "$VM_MEMORY" \
     -display none -monitor none -serial "file:$dir/console.log" \
-    -kernel "$kernel" -initrd "$initrd" -append "$VM_APPEND_BASE${extra:+ $extra}" \
+    "${boot[@]}" \
     -drive "file=$disk,if=virtio,format=raw,cache=writeback" \
     -netdev "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:50051" \
     -device virtio-net-pci,netdev=n0 \
