@@ -4,13 +4,20 @@
 //! trusts), starts the real (release) agent against a file-backed disk, then
 //! - writes the same payload to the same slot offset with
 //!   `dd bs=1M conv=fsync` and with `Install` over loopback mTLS (osctl's
-//!   client; the release file read in osctl's chunk size), alternating,
+//!   client library and its request stream, `osctl::image::request_stream`:
+//!   what `osctl install` sends), alternating,
 //!   and prints the times and their ratios;
 //! - the floor the issue measures Install against: one core's SHA-256 of
 //!   the payload (read from the page cache), computed here;
 //! - the agent's CPU-seconds per GiB of payload (utime + stime of the whole
 //!   agent process, every thread, from `/proc/PID/stat`: the accounting
 //!   getrusage gives a process about itself);
+//! - the physical floor on this machine: the CPU work no install can avoid,
+//!   each part measured on its own on one thread — SHA-256 of the payload
+//!   (data and tree), AES-256-GCM sealing it in 16 KiB TLS records (the
+//!   client) and opening them (the agent), and writing it `O_DIRECT` from
+//!   an aligned buffer with an fsync (the writer) — summed and divided by
+//!   the cores;
 //! - measures `Version` latency on a warm connection (p50/p99);
 //! - samples the agent's RSS idle and (peak) during an install, and its
 //!   threads' CPU time (`/proc/PID/task/*/stat`, every 20 ms, so threads
@@ -26,9 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use matic_boot::{Disk, Guid, Layout, Slot};
-use matic_proto::v1::{InstallHeader, InstallRequest, VersionRequest, install_request::Msg};
+use matic_proto::v1::{InstallHeader, VersionRequest};
 use matic_release::Manifest;
 use matic_release::manifest::BLOCK_LEN;
 use matic_release::verity::{BLOCK, Geometry};
@@ -154,6 +160,78 @@ fn sha256_file(path: &Path) -> ([u8; 32], Duration) {
     (h.finalize().into(), t.elapsed())
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// One thread's CPU time to AES-256-GCM seal, then open, `total` bytes in
+/// 16 KiB records (TLS 1.3's largest, as rustls sends them; ring, the
+/// agent's and osctl's TLS provider), through a 16 MiB buffer of
+/// pseudo-random bytes: (seal, open).
+fn aes_gcm_cpu(total: u64) -> (Duration, Duration) {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+    const RECORD: usize = 16 << 10;
+    const BUF: usize = 16 << 20;
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    };
+    let mut buf: Vec<u8> = (0..BUF as u32).map(|i| (i * 2_654_435_761) as u8).collect();
+    let mut tags: Vec<Tag> = Vec::with_capacity(BUF / RECORD);
+    let (mut seal, mut open) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0u64;
+    while done < total {
+        tags.clear();
+        let t = thread_cpu_now();
+        for (i, rec) in buf.chunks_mut(RECORD).enumerate() {
+            let aad = Aad::from([0x17u8, 3, 3, 0x40, 0x11]);
+            tags.push(key.seal_in_place_separate_tag(nonce(i), aad, rec).unwrap());
+        }
+        seal += thread_cpu_now() - t;
+        let t = thread_cpu_now();
+        for (i, rec) in buf.chunks_mut(RECORD).enumerate() {
+            let aad = Aad::from([0x17u8, 3, 3, 0x40, 0x11]);
+            key.open_in_place_separate_tag(nonce(i), aad, tags[i], rec, 0..)
+                .expect("a record sealed just now opens");
+        }
+        open += thread_cpu_now() - t;
+        done += BUF as u64;
+    }
+    let scale = total as f64 / done as f64;
+    (seal.mul_f64(scale), open.mul_f64(scale))
+}
+
+/// One thread writing `total` bytes at `offset` of `disk` with `O_DIRECT`
+/// from one aligned 1 MiB buffer (no copy in), then fsync, as the agent's
+/// writer does: (CPU time, wall time).
+fn direct_write_cpu(disk: &Path, offset: u64, total: u64) -> (Duration, Duration) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(disk)
+        .unwrap();
+    let storage = vec![0x5au8; MIB as usize + 4096];
+    let start = storage.as_ptr().align_offset(4096);
+    let block = &storage[start..start + MIB as usize];
+    let (t, w) = (thread_cpu_now(), Instant::now());
+    let mut at = 0;
+    while at < total {
+        let n = (total - at).min(MIB) as usize / 4096 * 4096;
+        if n == 0 {
+            break;
+        }
+        f.write_all_at(&block[..n], offset + at).unwrap();
+        at += n as u64;
+    }
+    f.sync_all().unwrap();
+    (thread_cpu_now() - t, w.elapsed())
+}
+
 /// Appends the verity superblock and tree to the data file `payload` with
 /// `veritysetup format` (as `osctl release sign` does), signs a manifest
 /// for it with `key`, and writes the release file (manifest block ‖
@@ -199,48 +277,6 @@ fn make_release(payload: &Path, release: &Path, data_bytes: u64, key: &TestKey) 
     std::io::copy(&mut std::fs::File::open(payload).unwrap(), &mut f).unwrap();
     f.sync_all().unwrap();
     (block, m.payload_size)
-}
-
-/// The Install request stream of a release file, as `osctl install` sends
-/// it: the manifest block in the header, then the payload in `chunk`-byte
-/// messages read on a blocking thread a few chunks ahead.
-fn release_stream(
-    release: PathBuf,
-    block: Vec<u8>,
-    chunk: usize,
-) -> impl futures::Stream<Item = InstallRequest> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<InstallRequest>(8);
-    std::thread::spawn(move || {
-        let header = InstallRequest {
-            msg: Some(Msg::Header(InstallHeader { manifest: block })),
-        };
-        if tx.blocking_send(header).is_err() {
-            return;
-        }
-        let mut f = std::fs::File::open(&release).unwrap();
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(BLOCK_LEN as u64)).unwrap();
-        loop {
-            let mut buf = vec![0u8; chunk];
-            let mut n = 0;
-            while n < chunk {
-                match f.read(&mut buf[n..]).unwrap() {
-                    0 => break,
-                    k => n += k,
-                }
-            }
-            if n == 0 {
-                return;
-            }
-            buf.truncate(n);
-            let m = InstallRequest {
-                msg: Some(Msg::Chunk(Bytes::from(buf))),
-            };
-            if tx.blocking_send(m).is_err() {
-                return;
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 fn main() {
@@ -424,8 +460,22 @@ fn main() {
         };
         let (a0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
         let t = Instant::now();
-        let stream = release_stream(release.clone(), block.clone(), chunk_kib << 10);
+        // osctl install's own request stream (its reader thread, its chunks).
+        let failure = osctl::image::ReadFailure::default();
+        let stream = osctl::image::request_stream(
+            release.clone(),
+            InstallHeader {
+                manifest: block.clone(),
+            },
+            (BLOCK_LEN as u64, payload_size),
+            |_| {},
+            failure.clone(),
+        );
         let r = rt.block_on(client.install(stream)).unwrap().into_inner();
+        assert!(
+            failure.lock().unwrap().is_none(),
+            "reading the release failed"
+        );
         api_times.push(t.elapsed());
         agent_cpu += cpu_secs(&pid.to_string()) - a0;
         client_cpu += cpu_secs("self") - c0;
@@ -443,6 +493,16 @@ fn main() {
     // The floor the issue sets: one serial SHA-256 pass over the payload on
     // one core (best of three, the file in the page cache).
     let sha_time = (0..3).map(|_| sha256_file(&image).1).min().unwrap();
+    // The floor's other parts, each alone on one thread (best of 3).
+    let (seal, open) = (0..3)
+        .map(|_| aes_gcm_cpu(payload_size))
+        .min_by_key(|(s, o)| *s + *o)
+        .unwrap();
+    settle(&disk);
+    let (write_cpu, write_wall) = (0..3)
+        .map(|_| direct_write_cpu(&disk, b_offset, payload_size))
+        .min()
+        .unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let rate = |d: Duration| mib as f64 / d.as_secs_f64();
@@ -517,6 +577,19 @@ fn main() {
         api_m.as_secs_f64() / ddc_m.as_secs_f64()
     );
     let gib = payload_size as f64 / (1u64 << 30) as f64;
+    let floor_cpu = sha_time + seal + open + write_cpu;
+    let floor = floor_cpu / cores as u32;
+    println!(
+        "floor, CPU each part needs alone: SHA-256 {:.3} s + AES-GCM seal {:.3} s + open {:.3} s + O_DIRECT write {:.3} s (wall {:.2} s) = {:.3} CPU-s / {cores} cores = {:.3} s = {:.2}x the one-core SHA-256 time",
+        sha_time.as_secs_f64(),
+        seal.as_secs_f64(),
+        open.as_secs_f64(),
+        write_cpu.as_secs_f64(),
+        write_wall.as_secs_f64(),
+        floor_cpu.as_secs_f64(),
+        floor.as_secs_f64(),
+        floor.as_secs_f64() / sha_time.as_secs_f64()
+    );
     println!(
         "agent CPU per GiB of payload                {:.2} s  (bench client {:.2} s; (agent + client) / {cores} cores {:.2} s per install)",
         agent_cpu / rounds as f64 / gib,
