@@ -17,7 +17,9 @@
 //!   (data and tree), AES-256-GCM sealing it in 16 KiB TLS records (the
 //!   client) and opening them (the agent), and writing it `O_DIRECT` from
 //!   an aligned buffer with an fsync (the writer) — summed and divided by
-//!   the cores;
+//!   the cores; and beside it what the client on this machine adds
+//!   whatever the protocol (the payload over loopback TCP, the release
+//!   read from the page cache);
 //! - measures `Version` latency on a warm connection (p50/p99);
 //! - samples the agent's RSS idle and (peak) during an install, and its
 //!   threads' CPU time (`/proc/PID/task/*/stat`, every 20 ms, so threads
