@@ -4,13 +4,22 @@
 //! trusts), starts the real (release) agent against a file-backed disk, then
 //! - writes the same payload to the same slot offset with
 //!   `dd bs=1M conv=fsync` and with `Install` over loopback mTLS (osctl's
-//!   client; the release file read in osctl's chunk size), alternating,
+//!   client library and its request stream, `osctl::image::request_stream`:
+//!   what `osctl install` sends), alternating,
 //!   and prints the times and their ratios;
 //! - the floor the issue measures Install against: one core's SHA-256 of
 //!   the payload (read from the page cache), computed here;
 //! - the agent's CPU-seconds per GiB of payload (utime + stime of the whole
 //!   agent process, every thread, from `/proc/PID/stat`: the accounting
 //!   getrusage gives a process about itself);
+//! - the physical floor on this machine: the CPU work no install can avoid,
+//!   each part measured on its own on one thread — SHA-256 of the payload
+//!   (data and tree), AES-256-GCM sealing it in 16 KiB TLS records (the
+//!   client) and opening them (the agent), and writing it `O_DIRECT` from
+//!   an aligned buffer with an fsync (the writer) — summed and divided by
+//!   the cores; and beside it what the client on this machine adds
+//!   whatever the protocol (the payload over loopback TCP, the release
+//!   read from the page cache);
 //! - measures `Version` latency on a warm connection (p50/p99);
 //! - samples the agent's RSS idle and (peak) during an install, and its
 //!   threads' CPU time (`/proc/PID/task/*/stat`, every 20 ms, so threads
@@ -26,9 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use matic_boot::{Disk, Guid, Layout, Slot};
-use matic_proto::v1::{InstallHeader, InstallRequest, VersionRequest, install_request::Msg};
+use matic_proto::v1::{InstallHeader, VersionRequest};
 use matic_release::Manifest;
 use matic_release::manifest::BLOCK_LEN;
 use matic_release::verity::{BLOCK, Geometry};
@@ -138,10 +146,13 @@ fn make_data(path: &Path, mib: u64) {
 }
 
 /// One core's SHA-256 of the file at `path`, read in 1 MiB pieces (from the
-/// page cache once it is warm): the digest and the time.
-fn sha256_file(path: &Path) -> ([u8; 32], Duration) {
+/// page cache once it is warm): the digest, the wall time and the thread's
+/// CPU time (the same on an idle core; the CPU time is what the floor
+/// sums, as the wall time grows when another process shares the core).
+fn sha256_file(path: &Path) -> ([u8; 32], Duration, Duration) {
     let mut f = std::fs::File::open(path).unwrap();
     let mut buf = vec![0u8; MIB as usize];
+    let cpu = thread_cpu_now();
     let t = Instant::now();
     let mut h = Sha256::new();
     loop {
@@ -151,7 +162,129 @@ fn sha256_file(path: &Path) -> ([u8; 32], Duration) {
         }
         h.update(&buf[..n]);
     }
-    (h.finalize().into(), t.elapsed())
+    (h.finalize().into(), t.elapsed(), thread_cpu_now() - cpu)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// One thread's CPU time to AES-256-GCM seal, then open, `total` bytes in
+/// 16 KiB records (TLS 1.3's largest, as rustls sends them; ring, the
+/// agent's and osctl's TLS provider), through a 16 MiB buffer of
+/// pseudo-random bytes: (seal, open).
+fn aes_gcm_cpu(total: u64) -> (Duration, Duration) {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
+    const RECORD: usize = 16 << 10;
+    const BUF: usize = 16 << 20;
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    };
+    let mut buf: Vec<u8> = (0..BUF as u32).map(|i| (i * 2_654_435_761) as u8).collect();
+    let mut tags: Vec<Tag> = Vec::with_capacity(BUF / RECORD);
+    let (mut seal, mut open) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0u64;
+    while done < total {
+        tags.clear();
+        let t = thread_cpu_now();
+        for (i, rec) in buf.chunks_mut(RECORD).enumerate() {
+            let aad = Aad::from([0x17u8, 3, 3, 0x40, 0x11]);
+            tags.push(key.seal_in_place_separate_tag(nonce(i), aad, rec).unwrap());
+        }
+        seal += thread_cpu_now() - t;
+        let t = thread_cpu_now();
+        for (i, rec) in buf.chunks_mut(RECORD).enumerate() {
+            let aad = Aad::from([0x17u8, 3, 3, 0x40, 0x11]);
+            key.open_in_place_separate_tag(nonce(i), aad, tags[i], rec, 0..)
+                .expect("a record sealed just now opens");
+        }
+        open += thread_cpu_now() - t;
+        done += BUF as u64;
+    }
+    let scale = total as f64 / done as f64;
+    (seal.mul_f64(scale), open.mul_f64(scale))
+}
+
+/// What the transport costs when the client shares the machine, beyond
+/// the floor: the CPU time of sending `total` bytes over loopback TCP in
+/// `chunk`-byte writes and receiving them in `chunk`-byte reads (plain
+/// TCP, no TLS: both ends' kernel copies and the loopback's protocol
+/// work, which runs on the sender's thread), and of reading `file`'s first
+/// `total` bytes from the page cache in `chunk`-byte reads (the client's
+/// one read of the release): (TCP, file read).
+fn transport_cpu(file: &Path, total: u64, chunk: usize) -> (Duration, Duration) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; chunk];
+        let t = thread_cpu_now();
+        let mut got = 0u64;
+        while got < total {
+            match s.read(&mut buf).unwrap() {
+                0 => break,
+                n => got += n as u64,
+            }
+        }
+        assert_eq!(got, total, "the loopback receiver got every byte");
+        thread_cpu_now() - t
+    });
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let buf = vec![0x5au8; chunk];
+    let t = thread_cpu_now();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (total - sent).min(chunk as u64) as usize;
+        s.write_all(&buf[..n]).unwrap();
+        sent += n as u64;
+    }
+    drop(s);
+    let tcp = thread_cpu_now() - t + receiver.join().unwrap();
+    let mut f = std::fs::File::open(file).unwrap();
+    let mut buf = vec![0u8; chunk];
+    let t = thread_cpu_now();
+    let mut read = 0u64;
+    while read < total {
+        match f.read(&mut buf).unwrap() {
+            0 => break,
+            n => read += n as u64,
+        }
+    }
+    (tcp, thread_cpu_now() - t)
+}
+
+/// One thread writing `total` bytes at `offset` of `disk` with `O_DIRECT`
+/// from one aligned 1 MiB buffer (no copy in), then fsync, as the agent's
+/// writer does: (CPU time, wall time).
+fn direct_write_cpu(disk: &Path, offset: u64, total: u64) -> (Duration, Duration) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(disk)
+        .unwrap();
+    let storage = vec![0x5au8; MIB as usize + 4096];
+    let start = storage.as_ptr().align_offset(4096);
+    let block = &storage[start..start + MIB as usize];
+    let (t, w) = (thread_cpu_now(), Instant::now());
+    let mut at = 0;
+    while at < total {
+        let n = (total - at).min(MIB) as usize / 4096 * 4096;
+        if n == 0 {
+            break;
+        }
+        f.write_all_at(&block[..n], offset + at).unwrap();
+        at += n as u64;
+    }
+    f.sync_all().unwrap();
+    (thread_cpu_now() - t, w.elapsed())
 }
 
 /// Appends the verity superblock and tree to the data file `payload` with
@@ -185,7 +318,7 @@ fn make_release(payload: &Path, release: &Path, data_bytes: u64, key: &TestKey) 
         data_bytes + u64::from(BLOCK),
     )
     .unwrap();
-    let (sha, _) = sha256_file(payload);
+    let (sha, _, _) = sha256_file(payload);
     let mut m = Manifest::new("bench", 1, sha, geometry, &salt, root, key.id).unwrap();
     m.sign(|b| key.sign(b));
     assert_eq!(
@@ -199,48 +332,6 @@ fn make_release(payload: &Path, release: &Path, data_bytes: u64, key: &TestKey) 
     std::io::copy(&mut std::fs::File::open(payload).unwrap(), &mut f).unwrap();
     f.sync_all().unwrap();
     (block, m.payload_size)
-}
-
-/// The Install request stream of a release file, as `osctl install` sends
-/// it: the manifest block in the header, then the payload in `chunk`-byte
-/// messages read on a blocking thread a few chunks ahead.
-fn release_stream(
-    release: PathBuf,
-    block: Vec<u8>,
-    chunk: usize,
-) -> impl futures::Stream<Item = InstallRequest> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<InstallRequest>(8);
-    std::thread::spawn(move || {
-        let header = InstallRequest {
-            msg: Some(Msg::Header(InstallHeader { manifest: block })),
-        };
-        if tx.blocking_send(header).is_err() {
-            return;
-        }
-        let mut f = std::fs::File::open(&release).unwrap();
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(BLOCK_LEN as u64)).unwrap();
-        loop {
-            let mut buf = vec![0u8; chunk];
-            let mut n = 0;
-            while n < chunk {
-                match f.read(&mut buf[n..]).unwrap() {
-                    0 => break,
-                    k => n += k,
-                }
-            }
-            if n == 0 {
-                return;
-            }
-            buf.truncate(n);
-            let m = InstallRequest {
-                msg: Some(Msg::Chunk(Bytes::from(buf))),
-            };
-            if tx.blocking_send(m).is_err() {
-                return;
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 fn main() {
@@ -424,8 +515,22 @@ fn main() {
         };
         let (a0, c0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
         let t = Instant::now();
-        let stream = release_stream(release.clone(), block.clone(), chunk_kib << 10);
+        // osctl install's own request stream (its reader thread, its chunks).
+        let failure = osctl::image::ReadFailure::default();
+        let stream = osctl::image::request_stream(
+            release.clone(),
+            InstallHeader {
+                manifest: block.clone(),
+            },
+            (BLOCK_LEN as u64, payload_size),
+            |_| {},
+            failure.clone(),
+        );
         let r = rt.block_on(client.install(stream)).unwrap().into_inner();
+        assert!(
+            failure.lock().unwrap().is_none(),
+            "reading the release failed"
+        );
         api_times.push(t.elapsed());
         agent_cpu += cpu_secs(&pid.to_string()) - a0;
         client_cpu += cpu_secs("self") - c0;
@@ -442,7 +547,23 @@ fn main() {
 
     // The floor the issue sets: one serial SHA-256 pass over the payload on
     // one core (best of three, the file in the page cache).
-    let sha_time = (0..3).map(|_| sha256_file(&image).1).min().unwrap();
+    let sha_runs: Vec<_> = (0..3).map(|_| sha256_file(&image)).collect();
+    let sha_time = sha_runs.iter().map(|r| r.1).min().unwrap();
+    let sha_cpu = sha_runs.iter().map(|r| r.2).min().unwrap();
+    // The floor's other parts, each alone on one thread (best of 3).
+    let (seal, open) = (0..3)
+        .map(|_| aes_gcm_cpu(payload_size))
+        .min_by_key(|(s, o)| *s + *o)
+        .unwrap();
+    settle(&disk);
+    let (write_cpu, write_wall) = (0..3)
+        .map(|_| direct_write_cpu(&disk, b_offset, payload_size))
+        .min()
+        .unwrap();
+    let (tcp_cpu, read_cpu) = (0..3)
+        .map(|_| transport_cpu(&release, payload_size, osctl::image::CHUNK))
+        .min_by_key(|(t, r)| *t + *r)
+        .unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let rate = |d: Duration| mib as f64 / d.as_secs_f64();
@@ -512,11 +633,36 @@ fn main() {
         api_m.as_secs_f64() / sha_time.as_secs_f64()
     );
     println!(
+        "ratio Install / SHA-256 pass's CPU time     {:.2}x (equal to the ratio above on an idle machine; under load the pass's wall time grows and flatters that one)",
+        api_m.as_secs_f64() / sha_cpu.as_secs_f64()
+    );
+    println!(
         "ratio Install / dd time                     {:.2}x; vs dd into a cached slot {:.2}x",
         api_m.as_secs_f64() / dd_m.as_secs_f64(),
         api_m.as_secs_f64() / ddc_m.as_secs_f64()
     );
     let gib = payload_size as f64 / (1u64 << 30) as f64;
+    let floor_cpu = sha_cpu + seal + open + write_cpu;
+    let floor = floor_cpu / cores as u32;
+    println!(
+        "floor, CPU each part needs alone: SHA-256 {:.3} s (the pass above, CPU time) + AES-GCM seal {:.3} s + open {:.3} s + O_DIRECT write {:.3} s (wall {:.2} s) = {:.3} CPU-s / {cores} cores = {:.3} s = {:.2}x the SHA-256 pass's CPU time (its wall time on an idle core)",
+        sha_cpu.as_secs_f64(),
+        seal.as_secs_f64(),
+        open.as_secs_f64(),
+        write_cpu.as_secs_f64(),
+        write_wall.as_secs_f64(),
+        floor_cpu.as_secs_f64(),
+        floor.as_secs_f64(),
+        floor.as_secs_f64() / sha_cpu.as_secs_f64()
+    );
+    let with_transport = (floor_cpu + tcp_cpu + read_cpu) / cores as u32;
+    println!(
+        "  + with the client on this machine: loopback TCP send and receive {:.3} CPU-s + reading the release from the page cache {:.3} CPU-s: {:.3} s = {:.2}x",
+        tcp_cpu.as_secs_f64(),
+        read_cpu.as_secs_f64(),
+        with_transport.as_secs_f64(),
+        with_transport.as_secs_f64() / sha_cpu.as_secs_f64()
+    );
     println!(
         "agent CPU per GiB of payload                {:.2} s  (bench client {:.2} s; (agent + client) / {cores} cores {:.2} s per install)",
         agent_cpu / rounds as f64 / gib,
