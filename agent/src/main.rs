@@ -177,13 +177,19 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
 fn start_history(
     cfg: &Config,
     opened: Option<history::Opened>,
-) -> (Option<history::Recorder>, Option<history::kmsg_copy::Copier>) {
+) -> (
+    Option<history::Recorder>,
+    Option<history::kmsg_copy::Copier>,
+) {
     let Some(opened) = opened else {
         return (None, None);
     };
     let rec = opened.recorder;
     let after_us = opened.resumed.then(|| {
-        let log = rec.store().boot_dir(rec.number()).join(matic_history::store::KMSG);
+        let log = rec
+            .store()
+            .boot_dir(rec.number())
+            .join(matic_history::store::KMSG);
         history::kmsg_copy::last_stamp_us(&log).unwrap_or(0)
     });
     eprintln!(

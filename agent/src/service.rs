@@ -211,7 +211,8 @@ impl MachineService for Agent {
         req: Request<RebootRequest>,
     ) -> Result<Response<RebootResponse>, Status> {
         let by = requested_by(&req);
-        self.after_reply(Command::Reboot, Ending::Reboot { by }).await?;
+        self.after_reply(Command::Reboot, Ending::Reboot { by })
+            .await?;
         Ok(Response::new(RebootResponse {}))
     }
 

@@ -196,7 +196,10 @@ fn a_dump_of_a_boot_that_never_reached_the_agent_becomes_its_own_record() {
     );
     let kmsg = s.kmsg(2).unwrap();
     assert!(kmsg.starts_with("[    0.000000] Linux version"), "{kmsg}");
-    assert!(kmsg.contains("Kernel panic - not syncing: Attempted"), "{kmsg}");
+    assert!(
+        kmsg.contains("Kernel panic - not syncing: Attempted"),
+        "{kmsg}"
+    );
     assert_eq!(s.crash_dumps(2).unwrap().len(), 1);
     assert_eq!(boots[0].ending, Outcome::Running);
 }
@@ -242,7 +245,8 @@ async fn an_api_reboot_is_recorded_before_init_is_asked() {
 fn prepare_deadline(dir: &Path) {
     this_boot(dir);
     let mut w = store(dir).begin(started("boot-one", "B")).unwrap();
-    w.kmsg_line("[    4.100000] matic-init: stage 2: supervising 3 services").unwrap();
+    w.kmsg_line("[    4.100000] matic-init: stage 2: supervising 3 services")
+        .unwrap();
     w.kmsg_line(
         "[   64.100000] matic-init: boot deadline: slot not marked successful in time, rebooting",
     )
@@ -392,7 +396,10 @@ async fn a_store_that_cannot_be_written_does_not_stop_the_agent() {
         },
     );
     node.wait_log("boot history off for this boot");
-    assert!(node.log.lock().unwrap().contains("boots): "), "the path is named");
+    assert!(
+        node.log.lock().unwrap().contains("boots): "),
+        "the path is named"
+    );
     let mut c = node.client(Role::Reader).await;
     let v = c.version(VersionRequest {}).await.unwrap().into_inner();
     assert_eq!(v.os_version, "1.2.3");

@@ -259,9 +259,13 @@ fn move_into(files: &[PathBuf], dest: &Path) -> Result<(), Error> {
         }
         fs::rename(from, &to).map_err(io("rename", from))?;
     }
-    for dir in [Some(dest), dest.parent(), files.first().and_then(|f| f.parent())]
-        .into_iter()
-        .flatten()
+    for dir in [
+        Some(dest),
+        dest.parent(),
+        files.first().and_then(|f| f.parent()),
+    ]
+    .into_iter()
+    .flatten()
     {
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -283,7 +287,8 @@ mod tests {
 
     #[test]
     fn a_dump_names_its_boot_by_the_last_history_line() {
-        let text = "[ 5.0] matic-agent: history boot 41\n[ 9.0] x\n[ 12.0] matic-agent: history boot 42\n";
+        let text =
+            "[ 5.0] matic-agent: history boot 41\n[ 9.0] x\n[ 12.0] matic-agent: history boot 42\n";
         assert_eq!(named_boot(text), Some(42));
         assert_eq!(named_boot("[ 5.0] matic-agent: history boot x\n"), None);
         assert_eq!(named_boot(STAGE1_PANIC), None);
@@ -315,10 +320,14 @@ mod tests {
         assert_eq!(s.wall_unix_ms, None);
         let given = Dump {
             reason: "Panic".into(),
-            text: "[ 3.9] matic-init: slot A given by matic.slot= (priority 1) on /dev/vda\n".into(),
+            text: "[ 3.9] matic-init: slot A given by matic.slot= (priority 1) on /dev/vda\n"
+                .into(),
         };
         assert_eq!(started_from(&given, &[]).slot, "A");
         let ended = ended(panic_line(STAGE1_PANIC).as_deref().unwrap(), &dump);
-        assert!(matches!(ended, Event::Ended { at_ms: 4500, .. }), "{ended:?}");
+        assert!(
+            matches!(ended, Event::Ended { at_ms: 4500, .. }),
+            "{ended:?}"
+        );
     }
 }

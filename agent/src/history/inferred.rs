@@ -47,7 +47,8 @@ pub fn infer(kmsg_tail: &str, watchdog: bool) -> Ending {
     // The last shutdown line wins (a reboot requested during a power-off
     // never happens: init keeps the first, but the log says which ran).
     for line in tail.iter().rev() {
-        if line.contains("matic-init: shutdown for reboot") || line.contains("matic-init: reboot now")
+        if line.contains("matic-init: shutdown for reboot")
+            || line.contains("matic-init: reboot now")
         {
             return Ending::Reboot { by: "init".into() };
         }
@@ -102,10 +103,7 @@ mod tests {
             "{EARLY}[   30.0] matic-init: control: reboot\n\
              [   30.1] matic-init: shutdown for reboot: stopping services in reverse order (up to 10000 ms)\n"
         );
-        assert_eq!(
-            infer(&reboot, false),
-            Ending::Reboot { by: "init".into() }
-        );
+        assert_eq!(infer(&reboot, false), Ending::Reboot { by: "init".into() });
         let off = format!("{EARLY}[   30.1] matic-init: poweroff now\n");
         assert_eq!(infer(&off, true), Ending::Poweroff { by: "init".into() });
     }

@@ -65,9 +65,7 @@ fn try_open(cfg: &Config, slot: String, os_version: String) -> Result<Opened, St
     if !resumed {
         settle_previous(cfg, &store);
     }
-    let writer = store
-        .resume_or_begin(started)
-        .map_err(|e| e.to_string())?;
+    let writer = store.resume_or_begin(started).map_err(|e| e.to_string())?;
     let recorder = Recorder::new(store, writer);
     if !resumed {
         // The kernel started this boot: the timeline's zero.
@@ -127,10 +125,8 @@ fn settle_previous(cfg: &Config, store: &Store) {
 
 /// Records boot `n`'s inferred ending, unless it recorded one.
 fn infer_ending(store: &Store, n: u64, watchdog: bool) -> Result<(), matic_history::Error> {
-    let bytes = match std::fs::read(store.boot_dir(n).join(store::EVENTS)) {
-        Ok(b) => b,
-        Err(_) => Vec::new(),
-    };
+    // Unreadable events: inferred all the same (the ending is still news).
+    let bytes = std::fs::read(store.boot_dir(n).join(store::EVENTS)).unwrap_or_default();
     let events = journal::read(&bytes).events;
     if events.iter().any(|e| matches!(e, Event::Ended { .. })) {
         return Ok(());
@@ -139,9 +135,9 @@ fn infer_ending(store: &Store, n: u64, watchdog: bool) -> Result<(), matic_histo
         .iter()
         .map(|e| match e {
             Event::Started(s) => s.uptime_ms,
-            Event::Mark { at_ms, .. } | Event::Successful { at_ms } | Event::Ended { at_ms, .. } => {
-                *at_ms
-            }
+            Event::Mark { at_ms, .. }
+            | Event::Successful { at_ms }
+            | Event::Ended { at_ms, .. } => *at_ms,
         })
         .max()
         .unwrap_or(0);
