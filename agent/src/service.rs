@@ -78,19 +78,25 @@ impl Agent {
         })
     }
 
+    /// Records how this boot is about to end, fsynced, before init is
+    /// asked. A history that cannot be written is logged: it never stops
+    /// the reboot asked for.
+    async fn record_ending(&self, ending: Ending) -> Result<(), Status> {
+        if let Some(history) = self.history.clone()
+            && let Err(e) = blocking(move || Ok(history.ended(ending))).await?
+        {
+            eprintln!("matic-agent: {e}");
+        }
+        Ok(())
+    }
+
     /// Opens init's FIFO now (so a missing init is an error in the reply),
     /// records `ending` in the boot history (fsynced: it must survive what
     /// follows), sends `command` shortly after the reply has gone out.
     async fn after_reply(&self, command: Command<'static>, ending: Ending) -> Result<(), Status> {
         let fifo = ControlFifo::open(&self.cfg.control_fifo())
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        if let Some(history) = self.history.clone() {
-            // A history that cannot be written never stops the reboot asked for.
-            let recorded = blocking(move || Ok(history.ended(ending))).await?;
-            if let Err(e) = recorded {
-                eprintln!("matic-agent: {e}");
-            }
-        }
+        self.record_ending(ending).await?;
         let delay = Duration::from_millis(self.cfg.power_delay_ms);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -230,6 +236,7 @@ impl MachineService for Agent {
         &self,
         req: Request<RollbackRequest>,
     ) -> Result<Response<RollbackResponse>, Status> {
+        let by = requested_by(&req);
         let no_reboot = req.into_inner().no_reboot;
         let (disk, running) = (self.disk()?, self.running()?);
         let target = running.other();
@@ -249,6 +256,8 @@ impl MachineService for Agent {
             if no_reboot { "" } else { "; rebooting" }
         );
         if let Some(fifo) = fifo {
+            let by = format!("{by} (rollback to slot {target})");
+            self.record_ending(Ending::Reboot { by }).await?;
             let delay = Duration::from_millis(self.cfg.power_delay_ms);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

@@ -241,6 +241,27 @@ async fn an_api_reboot_is_recorded_before_init_is_asked() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_reboots_is_recorded_as_a_reboot_over_the_api() {
+    let node = Node::start(
+        "hist-rollback",
+        NodeOpts {
+            b_bootable: true,
+            prepare: Some(this_boot),
+            ..Default::default()
+        },
+    );
+    node.wait_log("recording boot 1");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .rollback(RollbackRequest { no_reboot: false })
+        .await
+        .unwrap();
+    node.expect_fifo("reboot");
+    let by = format!("{} user over the API (rollback to slot B)", Role::Admin);
+    assert_eq!(recorded_ending(&node.dir, 1), Some(Ending::Reboot { by }));
+}
+
 /// Boot 1 recorded no ending; its kernel log ends with init's deadline.
 fn prepare_deadline(dir: &Path) {
     this_boot(dir);
