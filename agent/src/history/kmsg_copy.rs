@@ -223,6 +223,47 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_copy_copies_each_record_once() {
+        use matic_history::Store;
+        let dir = std::env::temp_dir().join(format!("matic-kmsg-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kmsg = dir.join("kmsg");
+        std::fs::write(
+            &kmsg,
+            "6,1,1000,-;one\n14,2,4100000,-;matic-init: stage 2: x\n",
+        )
+        .unwrap();
+        let store = Store::open(dir.join("boots"), matic_history::store::DEFAULT_CAP).unwrap();
+        let started = super::super::facts::started("b".into(), "A".into(), "1".into());
+        let start = |after| {
+            let w = store.resume_or_begin(started.clone()).unwrap();
+            let rec = Recorder::new(store.clone(), w);
+            Copier::spawn(kmsg.clone(), rec, after).unwrap()
+        };
+        start(None).stop();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"6,3,5000000,-;three\n").unwrap();
+        let log = store.boot_dir(1).join(matic_history::store::KMSG);
+        start(last_stamp_us(&log)).stop();
+        assert_eq!(
+            store.kmsg(1).unwrap(),
+            "[    0.001000] one\n[    4.100000] matic-init: stage 2: x\n[    5.000000] three\n"
+        );
+        let marks: Vec<String> = store
+            .timeline(1)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(marks, ["stage2"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_last_stamp_of_a_log() {
         let dir = std::env::temp_dir().join(format!("matic-kmsg-copy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -180,3 +180,91 @@ fn announce(kmsg: &Path, number: u64) {
         eprintln!("matic-agent: writing to {}: {e}", kmsg.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn sandbox(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("matic-hist-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("pstore")).unwrap();
+        fs::write(dir.join("boot_id"), "this-boot\n").unwrap();
+        fs::write(dir.join("kmsg"), "6,1,1000,-;Linux version 6.1.0\n").unwrap();
+        dir
+    }
+
+    fn config(dir: &Path) -> Config {
+        let p = |name: &str| dir.join(name).display().to_string();
+        Config::parse_from([
+            "matic-agent".to_owned(),
+            "--history-dir".into(),
+            p("boots"),
+            "--pstore-dir".into(),
+            p("pstore"),
+            "--boot-id".into(),
+            p("boot_id"),
+            "--kmsg".into(),
+            p("kmsg"),
+            "--watchdog-status".into(),
+            p("bootstatus"),
+        ])
+    }
+
+    fn panic_dump(dir: &Path) {
+        fs::write(
+            dir.join("pstore/dmesg-erst-1"),
+            "Panic#1 Part1\n<0>[    9.1] Kernel panic - not syncing: x\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_restarted_agent_resumes_its_boot_and_leaves_the_dumps_alone() {
+        let dir = sandbox("resume");
+        let cfg = config(&dir);
+        let first = open(&cfg, "A".into(), "1.0".into()).unwrap();
+        assert!(!first.resumed);
+        assert_eq!(first.recorder.number(), 1);
+        first.recorder.close();
+        // A dump appearing now is not this boot's business: the next
+        // boot's start attributes it.
+        panic_dump(&dir);
+        let again = open(&cfg, "A".into(), "1.0".into()).unwrap();
+        assert!(again.resumed);
+        assert_eq!(again.recorder.number(), 1);
+        assert!(dir.join("pstore/dmesg-erst-1").exists());
+        let s = again.recorder.store().clone();
+        assert_eq!(s.numbers().unwrap(), [1]);
+        let kernel_marks = s
+            .timeline(1)
+            .unwrap()
+            .iter()
+            .filter(|m| m.name == "kernel")
+            .count();
+        assert_eq!(kernel_marks, 1, "the kernel mark once per boot");
+        // Announced at each start.
+        let kmsg = fs::read_to_string(dir.join("kmsg")).unwrap();
+        assert_eq!(kmsg.matches("matic-agent: history boot 1\n").count(), 2);
+
+        // The next kernel boot takes the dump (it names no boot: its own record).
+        fs::write(dir.join("boot_id"), "next-boot\n").unwrap();
+        let next = open(&cfg, "B".into(), "1.1".into()).unwrap();
+        assert!(!next.resumed);
+        assert_eq!(next.recorder.number(), 3);
+        assert!(!dir.join("pstore/dmesg-erst-1").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_boot_id_no_history() {
+        let dir = sandbox("noid");
+        fs::remove_file(dir.join("boot_id")).unwrap();
+        assert!(open(&config(&dir), "A".into(), String::new()).is_none());
+        assert!(!dir.join("boots").exists(), "nothing written");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
