@@ -1,8 +1,9 @@
 //! `matic-agent` entry point: raise the descriptor limit and drop
 //! capabilities (before any thread exists), parse flags, load the PKI,
 //! serve the API over mutual TLS on two lanes (see [`main`]), configure the
-//! network, and mark the boot successful once serving and healthy. Logs go
-//! to stderr, which init captures.
+//! network, record this boot in the boot history (docs/history.md), and
+//! mark the boot successful once serving and healthy. Logs go to stderr,
+//! which init captures.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 use std::sync::Arc;

@@ -345,15 +345,19 @@ fn an_unrecorded_boot_the_watchdog_reset_is_recorded_so() {
 // ------------------------------------------------ this boot
 
 #[test]
-fn the_kernel_log_is_copied_with_its_marks() {
+fn the_kernel_log_is_copied_with_its_marks_and_the_agents_own() {
     let node = Node::start(
         "hist-kmsg",
         NodeOpts {
             prepare: Some(this_boot),
+            // Healthy without containerd: the agent marks the boot successful.
+            boot_ok: true,
+            services: Some("matic-agent running 123 0 - 5\n".into()),
             ..Default::default()
         },
     );
     node.wait_log("recording boot 1");
+    node.expect_fifo("boot-ok");
     node.append(
         "kmsg",
         "6,3,3200000,-;Run /init as init process\n\
@@ -393,8 +397,13 @@ fn the_kernel_log_is_copied_with_its_marks() {
         1,
         "a service's first start only"
     );
-    assert!(marks.iter().any(|m| m.0 == "agent-listening"), "{marks:?}");
-    drop(node);
+    for agent_mark in ["agent-listening", "healthy", "marked-successful"] {
+        assert!(
+            marks.iter().any(|m| m.0 == agent_mark),
+            "{agent_mark} in {marks:?}"
+        );
+    }
+    assert!(s.boots(1, Some(1)).unwrap()[0].successful);
 }
 
 // ------------------------------------------------ no history
