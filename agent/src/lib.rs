@@ -7,7 +7,8 @@
 //! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
 //! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
-//! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
+//! [`health`], [`net`] and [`hostname`]; [`history`] (recording every
+//! boot); [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
 //!
@@ -22,6 +23,7 @@ pub mod caps;
 pub mod config;
 pub mod dhcp;
 pub mod health;
+pub mod history;
 pub mod hostname;
 pub mod init_link;
 pub mod install;

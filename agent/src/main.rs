@@ -1,8 +1,9 @@
 //! `matic-agent` entry point: raise the descriptor limit and drop
 //! capabilities (before any thread exists), parse flags, load the PKI,
 //! serve the API over mutual TLS on two lanes (see [`main`]), configure the
-//! network, and mark the boot successful once serving and healthy. Logs go
-//! to stderr, which init captures.
+//! network, record this boot in the boot history (docs/history.md), and
+//! mark the boot successful once serving and healthy. Logs go to stderr,
+//! which init captures.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use matic_agent::config::Config;
 use matic_agent::service::Agent;
-use matic_agent::{auth, caps, health, init_link, limits, net, slots, tls};
+use matic_agent::{auth, caps, health, history, init_link, limits, net, service, slots, tls};
 use matic_boot::Slot;
 use matic_contract::control::Command;
 use matic_proto::v1::machine_service_server::MachineServiceServer;
@@ -105,6 +106,14 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     };
     let disk = cfg.disk.clone().or(boot.as_ref().map(|b| b.disk.clone()));
     let running = boot.map(|b| b.slot);
+    // The history's start (crash dumps, the previous boot's ending, fsyncs)
+    // runs beside the TLS set-up and the bind, off the runtime's threads.
+    let opening = {
+        let cfg = cfg.clone();
+        let slot = running.map(|s| s.to_string()).unwrap_or_default();
+        let os = service::os_version(&cfg.os_release);
+        tokio::task::spawn_blocking(move || history::open(&cfg, slot, os))
+    };
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
@@ -121,6 +130,7 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     // (and the shared lane runs at a lower priority).
     let listen_addr = cfg.listen;
     let listener = admin.spawn(bind(listen_addr)).await??;
+    let listening_ms = history::facts::boottime_ms();
     eprintln!(
         "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
         env!("CARGO_PKG_VERSION"),
@@ -129,7 +139,11 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         running
     );
 
-    let agent = Agent::new(cfg.clone(), disk.clone(), running);
+    let (recorder, copier) = start_history(&cfg, opening.await.ok().flatten());
+    if let Some(rec) = recorder.clone() {
+        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
+    }
+    let agent = Agent::new(cfg.clone(), disk.clone(), running).with_history(recorder.clone());
     let incoming = {
         let _lane = admin.enter();
         tls::incoming(listener, tls_config)
@@ -146,11 +160,62 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
 
     if !cfg.no_boot_ok {
         // On the admin lane: its GPT write uses that lane's blocking pool.
-        admin.spawn(mark_boot_successful(cfg.clone(), disk, running));
+        admin.spawn(mark_boot_successful(cfg.clone(), disk, running, recorder));
     }
-    server.await??;
+    let served = server.await;
+    if let Some(copier) = copier {
+        // Init's shutdown lines (logged before it stopped us) into the log.
+        let _ = tokio::task::spawn_blocking(move || copier.stop()).await;
+    }
+    served??;
     eprintln!("matic-agent: stopped");
     Ok(())
+}
+
+/// The running boot's recorder and its kernel log copier, when the
+/// history opened. A restarted agent's copy resumes after the last line
+/// the boot's `kmsg.log` holds.
+fn start_history(
+    cfg: &Config,
+    opened: Option<history::Opened>,
+) -> (
+    Option<history::Recorder>,
+    Option<history::kmsg_copy::Copier>,
+) {
+    let Some(opened) = opened else {
+        return (None, None);
+    };
+    let rec = opened.recorder;
+    let after_us = opened.resumed.then(|| {
+        let log = rec
+            .store()
+            .boot_dir(rec.number())
+            .join(matic_history::store::KMSG);
+        history::kmsg_copy::last_stamp_us(&log).unwrap_or(0)
+    });
+    eprintln!(
+        "matic-agent: boot history: recording boot {}{}",
+        rec.number(),
+        if opened.resumed { " (resumed)" } else { "" }
+    );
+    match history::kmsg_copy::Copier::spawn(cfg.kmsg.clone(), rec.clone(), after_us) {
+        Ok(copier) => (Some(rec), Some(copier)),
+        Err(e) => {
+            eprintln!(
+                "matic-agent: boot history: no kernel log copy ({}): {e}",
+                cfg.kmsg.display()
+            );
+            (Some(rec), None)
+        }
+    }
+}
+
+/// `name` on the timeline now, off the runtime's threads.
+async fn mark_now(rec: &Option<history::Recorder>, name: &'static str) {
+    if let Some(rec) = rec.clone() {
+        let at_ms = history::facts::boottime_ms();
+        let _ = tokio::task::spawn_blocking(move || rec.mark(name, at_ms)).await;
+    }
 }
 
 /// Connections the kernel completes before the agent accepts them. tokio's
@@ -216,6 +281,7 @@ async fn mark_boot_successful(
     cfg: Arc<Config>,
     disk: Option<std::path::PathBuf>,
     running: Option<Slot>,
+    history: Option<history::Recorder>,
 ) {
     let (Some(disk), Some(slot)) = (disk, running) else {
         eprintln!("matic-agent: not marking the boot successful: disk or running slot unknown");
@@ -228,9 +294,13 @@ async fn mark_boot_successful(
             last_problem = p;
         }
     };
-    let mut gpt_done = false;
+    let (mut gpt_done, mut was_healthy) = (false, false);
     loop {
         let h = health::run(&cfg, Some(&disk)).await;
+        if h.healthy && !was_healthy {
+            was_healthy = true;
+            mark_now(&history, "healthy").await;
+        }
         if !h.healthy {
             let failing: Vec<String> = h
                 .checks
@@ -245,6 +315,17 @@ async fn mark_boot_successful(
                 Ok(Ok(())) => {
                     eprintln!("matic-agent: slot {slot} marked successful");
                     gpt_done = true;
+                    if let Some(rec) = history.clone() {
+                        let at_ms = history::facts::boottime_ms();
+                        let event = matic_history::Event::Successful { at_ms };
+                        let _ = tokio::task::spawn_blocking(move || {
+                            rec.mark("marked-successful", at_ms);
+                            if let Err(e) = rec.event(&event) {
+                                eprintln!("matic-agent: {e}");
+                            }
+                        })
+                        .await;
+                    }
                     continue;
                 }
                 Ok(Err(e)) => report(e.to_string()),

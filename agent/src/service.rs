@@ -15,10 +15,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Peer;
 use crate::config::Config;
+use crate::history::Recorder;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::{health, install, kmsg, logs, release, root_device, slots};
 use matic_contract::control::Command;
+use matic_history::Ending;
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
 pub const FAULT_ABORT: &str = "fault:abort-agent";
@@ -34,6 +36,8 @@ pub struct Agent {
     install_lock: Arc<Mutex<()>>,
     /// `Logs` and `Dmesg` streams open at once (shared by both lanes).
     log_streams: Budget,
+    /// This boot's history record (none: the agent runs without history).
+    pub history: Option<Recorder>,
 }
 
 impl Agent {
@@ -44,7 +48,14 @@ impl Agent {
             running,
             install_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
+            history: None,
         }
+    }
+
+    /// The agent recording into `history`.
+    pub fn with_history(mut self, history: Option<Recorder>) -> Agent {
+        self.history = history;
+        self
     }
 
     fn disk(&self) -> Result<PathBuf, Status> {
@@ -67,11 +78,25 @@ impl Agent {
         })
     }
 
+    /// Records how this boot is about to end, fsynced, before init is
+    /// asked. A history that cannot be written is logged: it never stops
+    /// the reboot asked for.
+    async fn record_ending(&self, ending: Ending) -> Result<(), Status> {
+        if let Some(history) = self.history.clone()
+            && let Err(e) = blocking(move || Ok(history.ended(ending))).await?
+        {
+            eprintln!("matic-agent: {e}");
+        }
+        Ok(())
+    }
+
     /// Opens init's FIFO now (so a missing init is an error in the reply),
-    /// sends `command` shortly after the reply has gone out.
-    fn after_reply(&self, command: Command<'static>) -> Result<(), Status> {
+    /// records `ending` in the boot history (fsynced: it must survive what
+    /// follows), sends `command` shortly after the reply has gone out.
+    async fn after_reply(&self, command: Command<'static>, ending: Ending) -> Result<(), Status> {
         let fifo = ControlFifo::open(&self.cfg.control_fifo())
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.record_ending(ending).await?;
         let delay = Duration::from_millis(self.cfg.power_delay_ms);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -111,7 +136,15 @@ fn is_admin<T>(req: &Request<T>) -> bool {
     req.extensions().get::<Peer>().is_some_and(Peer::is_admin)
 }
 
-fn os_version(path: &std::path::Path) -> String {
+/// Who asked, for the boot history: the client certificate's common name
+/// and " over the API".
+fn requested_by<T>(req: &Request<T>) -> String {
+    let name = req.extensions().get::<Peer>().map_or("", |p| &p.name);
+    format!("{name} over the API")
+}
+
+/// `VERSION_ID` of the os-release file at `path` (empty when unknown).
+pub fn os_version(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("VERSION_ID="))
@@ -181,17 +214,21 @@ impl MachineService for Agent {
 
     async fn reboot(
         &self,
-        _req: Request<RebootRequest>,
+        req: Request<RebootRequest>,
     ) -> Result<Response<RebootResponse>, Status> {
-        self.after_reply(Command::Reboot)?;
+        let by = requested_by(&req);
+        self.after_reply(Command::Reboot, Ending::Reboot { by })
+            .await?;
         Ok(Response::new(RebootResponse {}))
     }
 
     async fn shutdown(
         &self,
-        _req: Request<ShutdownRequest>,
+        req: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownResponse>, Status> {
-        self.after_reply(Command::Poweroff)?;
+        let by = requested_by(&req);
+        self.after_reply(Command::Poweroff, Ending::Poweroff { by })
+            .await?;
         Ok(Response::new(ShutdownResponse {}))
     }
 
@@ -199,6 +236,7 @@ impl MachineService for Agent {
         &self,
         req: Request<RollbackRequest>,
     ) -> Result<Response<RollbackResponse>, Status> {
+        let by = requested_by(&req);
         let no_reboot = req.into_inner().no_reboot;
         let (disk, running) = (self.disk()?, self.running()?);
         let target = running.other();
@@ -218,6 +256,8 @@ impl MachineService for Agent {
             if no_reboot { "" } else { "; rebooting" }
         );
         if let Some(fifo) = fifo {
+            let by = format!("{by} (rollback to slot {target})");
+            self.record_ending(Ending::Reboot { by }).await?;
             let delay = Duration::from_millis(self.cfg.power_delay_ms);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

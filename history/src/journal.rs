@@ -52,7 +52,8 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ending {
-    /// A reboot was requested; `by` says by whom (`api:<client>`, `init`, ...).
+    /// A reboot was requested; `by` says by whom (`<client CN> over the
+    /// API`, `init`, ...).
     Reboot { by: String },
     /// A power-off was requested; `by` says by whom.
     Poweroff { by: String },

@@ -101,7 +101,16 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 /// A `Part1` starts a dump; `PartN` continues it when N follows the last
 /// part and names the same `Reason#count`; otherwise it stands alone.
 pub fn dumps(files: &[PathBuf]) -> Vec<Dump> {
-    let mut parts: Vec<(u128, String, Header, String)> = Vec::new();
+    dumps_with_files(files)
+        .into_iter()
+        .map(|(dump, _)| dump)
+        .collect()
+}
+
+/// [`dumps`], each with the files it was read from (its parts, Part1
+/// first), so a caller can move one dump's files as a whole.
+pub fn dumps_with_files(files: &[PathBuf]) -> Vec<(Dump, Vec<PathBuf>)> {
+    let mut parts: Vec<(u128, PathBuf, Header, String)> = Vec::new();
     for path in files {
         let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
@@ -120,24 +129,25 @@ pub fn dumps(files: &[PathBuf]) -> Vec<Dump> {
             .next()
             .and_then(|id| id.parse().ok())
             .unwrap_or(u128::MAX);
-        parts.push((id, name, header, body.to_owned()));
+        parts.push((id, path.clone(), header, body.to_owned()));
     }
     parts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
 
     // Each dump's parts as they come: Part1 (newest chunk) first.
-    let mut groups: Vec<(Header, Vec<String>)> = Vec::new();
-    for (_, _, header, body) in parts {
+    let mut groups: Vec<(Header, Vec<String>, Vec<PathBuf>)> = Vec::new();
+    for (_, path, header, body) in parts {
         match groups.last_mut() {
-            Some((last, bodies)) if header.continues(last) => {
+            Some((last, bodies, paths)) if header.continues(last) => {
                 *last = header;
                 bodies.push(body);
+                paths.push(path);
             }
-            _ => groups.push((header, vec![body])),
+            _ => groups.push((header, vec![body], vec![path])),
         }
     }
     groups
         .into_iter()
-        .map(|(header, bodies)| {
+        .map(|(header, bodies, paths)| {
             let mut text = String::new();
             for body in bodies.iter().rev() {
                 for line in body.lines() {
@@ -145,10 +155,11 @@ pub fn dumps(files: &[PathBuf]) -> Vec<Dump> {
                     text.push('\n');
                 }
             }
-            Dump {
+            let dump = Dump {
                 reason: header.reason,
                 text,
-            }
+            };
+            (dump, paths)
         })
         .collect()
 }

@@ -203,6 +203,15 @@ impl Store {
         self.begin(started)
     }
 
+    /// A writer continuing an existing, older boot `number`: to record an
+    /// ending learnt after it (a crash dump, an inference) or to fill a
+    /// record made from a crash dump. Retention counts `number` as the
+    /// current boot while this writer appends.
+    pub fn reopen(&self, number: u64) -> Result<BootWriter> {
+        let dir = self.existing_boot(number)?;
+        BootWriter::reopen(self.clone(), number, dir)
+    }
+
     /// Marks boot `number` as ended by the watchdog (the next boot learns
     /// it from the watchdog device's boot status).
     pub fn note_watchdog_reset(&self, number: u64) -> Result<()> {

@@ -222,3 +222,25 @@ fn a_copy_that_cannot_be_written_keeps_its_original() {
     assert_eq!(fs::read_dir(&src).unwrap().count(), 2, "originals kept");
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 1, "no copy made");
 }
+
+#[test]
+fn each_dump_comes_with_its_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = one_panic(tmp.path());
+    let second = vec![
+        write(
+            tmp.path(),
+            "dmesg-erst-7713669076437958657",
+            &part1("2.024335"),
+        ),
+        write(tmp.path(), "dmesg-erst-7713669076437958658", PART2),
+    ];
+    let all: Vec<PathBuf> = second.iter().chain(&first).cloned().collect();
+    let grouped = pstore::dumps_with_files(&all);
+    assert_eq!(grouped.len(), 2);
+    assert_eq!(grouped[0].1, first, "Part1 first, then Part2");
+    assert_eq!(grouped[1].1, second);
+    assert_eq!(grouped[0].0.text, joined("2.155872"));
+    let plain: Vec<Dump> = grouped.into_iter().map(|(d, _)| d).collect();
+    assert_eq!(plain, pstore::dumps(&all));
+}

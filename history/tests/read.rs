@@ -311,3 +311,34 @@ fn the_current_boot_is_never_deleted_even_over_the_cap() {
     w.close().unwrap();
     assert_eq!(store.kmsg(2).unwrap(), "still writing\n");
 }
+
+#[test]
+fn an_older_boot_reopened_gets_its_ending_and_logs_appended() {
+    let (_tmp, store) = store();
+    let mut old = store.begin(common::started("old")).unwrap();
+    old.kmsg_line("[    1.000000] first").unwrap();
+    old.close().unwrap();
+    let current = store.begin(common::started("new")).unwrap();
+    let mut again = store.reopen(1).unwrap();
+    again.kmsg_line("[    2.000000] second").unwrap();
+    let ending = Ending::KernelPanic {
+        first_line: "Kernel panic - not syncing: x".into(),
+    };
+    again
+        .event(&Event::Ended {
+            ending: ending.clone(),
+            at_ms: 2000,
+        })
+        .unwrap();
+    again.close().unwrap();
+    assert_eq!(
+        store.kmsg(1).unwrap(),
+        "[    1.000000] first\n[    2.000000] second\n"
+    );
+    let boots = store.boots(2, Some(current.number())).unwrap();
+    assert_eq!(boots[1].ending, Outcome::Ended(ending));
+    assert!(matches!(
+        store.reopen(9),
+        Err(Error::NoSuchBoot { number: 9, .. })
+    ));
+}
