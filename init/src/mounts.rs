@@ -39,7 +39,7 @@ const NOSUID_NODEV_NOEXEC: MountFlags = NOSUID_NODEV.union(MountFlags::NOEXEC);
 /// The API file systems, in mount order: source, target, type, flags, data.
 /// A `static`, not a local array built on the stack at each call: 48 bytes
 /// less code (docs/init.md "Size").
-static API_MOUNTS: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 6] = [
+static API_MOUNTS: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 7] = [
     (c"proc", c"/proc", c"proc", NOSUID_NODEV_NOEXEC, None),
     (c"sysfs", c"/sys", c"sysfs", NOSUID_NODEV_NOEXEC, None),
     (
@@ -69,6 +69,16 @@ static API_MOUNTS: [(&CStr, &CStr, &CStr, MountFlags, Option<&CStr>); 6] = [
         c"cgroup2",
         NOSUID_NODEV_NOEXEC,
         Some(c"nsdelegate"),
+    ),
+    // The crash records of earlier boots (kernel panics kept by the
+    // firmware's ERST or EFI variables): the agent moves them into the
+    // boot history (docs/history.md).
+    (
+        c"pstore",
+        c"/sys/fs/pstore",
+        c"pstore",
+        NOSUID_NODEV_NOEXEC,
+        None,
     ),
 ];
 
