@@ -27,6 +27,8 @@ pub const RULES: &[(&str, &[Role])] = &[
     ("Logs", READ),
     ("Dmesg", READ),
     ("Health", READ),
+    ("Boots", READ),
+    ("BootTimeline", READ),
     ("Reboot", OPERATE),
     ("Shutdown", OPERATE),
     ("Rollback", OPERATE),

@@ -67,6 +67,18 @@ pub struct Config {
     /// Delay between the reply to Reboot/Shutdown/Rollback and the FIFO command, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub power_delay_ms: u64,
+    /// The boot history directory (on `MATIC_STATE`).
+    #[arg(long = "history-dir", default_value = "/var/lib/matic/boots")]
+    pub history_dir: PathBuf,
+    /// The boot history's total size cap in bytes (oldest boots dropped first).
+    #[arg(long = "history-cap", default_value_t = matic_history::store::DEFAULT_CAP)]
+    pub history_cap: u64,
+    /// Where the kernel leaves crash dumps (pstore).
+    #[arg(long = "pstore-dir", default_value = "/sys/fs/pstore")]
+    pub pstore_dir: PathBuf,
+    /// The kernel's id of the running boot.
+    #[arg(long = "boot-id", default_value = "/proc/sys/kernel/random/boot_id")]
+    pub boot_id_path: PathBuf,
 }
 
 impl Config {

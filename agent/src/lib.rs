@@ -7,6 +7,8 @@
 //! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
 //! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
+//! [`boots`] (the boot history read back: `Boots`, `BootTimeline`, earlier
+//! boots' logs and kernel logs),
 //! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
@@ -18,6 +20,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod auth;
+pub mod boots;
 pub mod caps;
 pub mod config;
 pub mod dhcp;

@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Peer;
+use crate::boots::{self, History};
 use crate::config::Config;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
@@ -326,6 +327,22 @@ impl MachineService for Agent {
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
         let admin = is_admin(&req);
         let r = req.into_inner();
+        if r.boot != 0 {
+            if r.follow {
+                return Err(boots::no_follow(r.boot));
+            }
+            let permit = self
+                .log_streams
+                .try_acquire(admin)
+                .map_err(Exhausted::into_status)?;
+            let h = History::from_config(&self.cfg);
+            let (boot, tail) = (r.boot, r.tail_lines);
+            let v = blocking(move || h.service_log(boot, &r.service, tail)).await?;
+            return Ok(Response::new(holding(
+                futures::stream::iter(v.into_iter().map(Ok)),
+                permit,
+            )));
+        }
         let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
         let permit = self
             .log_streams
@@ -342,11 +359,20 @@ impl MachineService for Agent {
         req: Request<DmesgRequest>,
     ) -> Result<Response<Self::DmesgStream>, Status> {
         let admin = is_admin(&req);
-        let follow = req.into_inner().follow;
+        let DmesgRequest { follow, boot } = req.into_inner();
+        if boot != 0 && follow {
+            return Err(boots::no_follow(boot));
+        }
         let permit = self
             .log_streams
             .try_acquire(admin)
             .map_err(Exhausted::into_status)?;
+        if boot != 0 {
+            let h = History::from_config(&self.cfg);
+            let v = blocking(move || h.kernel_log(boot)).await?;
+            let s = futures::stream::iter(v.into_iter().map(Ok));
+            return Ok(Response::new(holding(s, permit)));
+        }
         let path = self.cfg.kmsg.clone();
         let k = kmsg::KmsgStream::open(&path, follow)
             .map_err(|e| Status::unavailable(format!("opening {}: {e}", path.display())))?;
@@ -374,5 +400,18 @@ impl MachineService for Agent {
         Ok(Response::new(
             health::run(&self.cfg, self.disk.as_deref()).await,
         ))
+    }
+
+    async fn boots(&self, req: Request<BootsRequest>) -> Result<Response<BootsResponse>, Status> {
+        let (h, limit) = (History::from_config(&self.cfg), req.into_inner().limit);
+        Ok(Response::new(blocking(move || h.list(limit)).await?))
+    }
+
+    async fn boot_timeline(
+        &self,
+        req: Request<BootTimelineRequest>,
+    ) -> Result<Response<BootTimelineResponse>, Status> {
+        let (h, boot) = (History::from_config(&self.cfg), req.into_inner().boot);
+        Ok(Response::new(blocking(move || h.timeline(boot)).await?))
     }
 }
