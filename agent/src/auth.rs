@@ -212,6 +212,12 @@ mod tests {
         for m in ["Reboot", "Shutdown", "Rollback", "Version", "Logs"] {
             assert!(operator.authorize(&p(m)).is_ok(), "{m}");
         }
+        // The boot history is for reading: every role may.
+        for m in ["Boots", "BootTimeline", "Logs", "Dmesg"] {
+            for who in [&reader, &operator, &admin] {
+                assert!(who.authorize(&p(m)).is_ok(), "{m} {:?}", who.roles);
+            }
+        }
         let e = operator.authorize(&p("Install")).unwrap_err();
         assert_eq!(
             e.message(),

@@ -73,6 +73,9 @@ pub struct NodeOpts {
     pub services: Option<String>,
     /// Extra agent flags.
     pub agent_args: Vec<&'static str>,
+    /// Run on the sandbox directory just before the agent starts (e.g. to
+    /// fill its `history/`).
+    pub prepare: Option<fn(&std::path::Path)>,
 }
 
 pub struct Node {
@@ -195,6 +198,9 @@ impl Node {
         )
         .unwrap();
 
+        if let Some(prepare) = opts.prepare {
+            prepare(&dir);
+        }
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
         let mut cmd = matic_tests::agent::command(bin, &dir);
         cmd.args(["--power-delay-ms", "50"]);
