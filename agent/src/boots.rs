@@ -67,6 +67,11 @@ impl History {
 
     /// `Boots`: the newest `limit` boots (0: [`DEFAULT_LIMIT`]), newest first.
     pub fn list(&self, limit: u32) -> Result<BootsResponse, Status> {
+        self.list_within(limit, MAX_LIST_BYTES)
+    }
+
+    /// [`History::list`], stopping before the answer passes `max_bytes`.
+    fn list_within(&self, limit: u32, max_bytes: usize) -> Result<BootsResponse, Status> {
         let held = self.open()?;
         let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
         let summaries = held
@@ -80,7 +85,7 @@ impl History {
         };
         for s in &summaries {
             resp.boots.push(record(s, uptime));
-            if resp.encoded_len() > MAX_LIST_BYTES {
+            if resp.encoded_len() > max_bytes {
                 resp.boots.pop();
                 break;
             }
@@ -432,6 +437,59 @@ mod tests {
             e.message(),
             "no boot 1 in the history (the history holds no boots)"
         );
+    }
+
+    fn history(dir: &std::path::Path) -> History {
+        History {
+            dir: dir.join("history"),
+            cap: matic_history::store::DEFAULT_CAP,
+            boot_id: dir.join("boot_id"),
+        }
+    }
+
+    #[test]
+    fn a_missing_history_is_an_error_and_is_not_created() {
+        let tmp = std::env::temp_dir().join(format!("matic-boots-none-{}", std::process::id()));
+        let h = history(&tmp);
+        let e = h.list(0).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            e.message(),
+            format!(
+                "no boot history at {} (the agent keeps one there when MATIC_STATE is mounted)",
+                h.dir.display()
+            )
+        );
+        assert!(!h.dir.exists());
+    }
+
+    #[test]
+    fn a_list_stops_before_its_byte_budget() {
+        let tmp = std::env::temp_dir().join(format!("matic-boots-budget-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let h = history(&tmp);
+        let store = Store::open(&h.dir, h.cap).unwrap();
+        for id in ["a", "b", "c"] {
+            let started = matic_history::Started {
+                boot: id.into(),
+                slot: "A".into(),
+                os_version: "1.0".into(),
+                kernel: "6.1".into(),
+                wall_unix_ms: None,
+                uptime_ms: 1,
+            };
+            store.begin(started).unwrap().close().unwrap();
+        }
+        let all = h.list(0).unwrap();
+        assert_eq!((all.boots.len(), all.held), (3, 3));
+        // Room for two records but not three.
+        let two = BootsResponse {
+            boots: all.boots[..2].to_vec(),
+            held: 3,
+        };
+        let cut = h.list_within(0, two.encoded_len()).unwrap();
+        assert_eq!(cut, two);
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]
