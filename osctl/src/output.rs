@@ -642,6 +642,7 @@ n      kubelet       skipped   -     0          -           0s ago
             sequence: 7,
             timestamp_usec: 12_000_345,
             message: "hello".into(),
+            ..Default::default()
         };
         assert_eq!(kmsg_line(&m), "[   12.000345] hello");
         assert_eq!(kmsg_json("n", 0, &m)["sequence"], 7);

@@ -215,10 +215,10 @@ mod tests {
     fn boots_table_newest_first_with_notes() {
         let t = table(BOOTS_HEADERS, &boots_rows("n1", &history()));
         let want = "\
-NODE   BOOT   SLOT   VERSION   KERNEL           STARTED                RAN     ENDING                                OK
-n1     42     A      1.2.0     6.1.0-57-amd64   2026-11-29 20:25:35Z   1h2m    running                               yes
-n1     41     B      1.3.0     6.1.0-57-amd64   +3.4s                  2.1s    kernel panic: sysrq triggered crash   no
-n1     40     -      -         -                -                      -       unknown                               no
+NODE   BOOT   SLOT   VERSION   KERNEL           STARTED                RAN    ENDING                                OK
+n1     42     A      1.2.0     6.1.0-57-amd64   2026-11-29 20:25:35Z   1h2m   running                               yes
+n1     41     B      1.3.0     6.1.0-57-amd64   +3.4s                  2.1s   kernel panic: sysrq triggered crash   no
+n1     40     -      -         -                -                      -      unknown                               no
 ";
         assert_eq!(t, want);
         assert_eq!(
