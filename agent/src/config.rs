@@ -67,18 +67,27 @@ pub struct Config {
     /// Delay between the reply to Reboot/Shutdown/Rollback and the FIFO command, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub power_delay_ms: u64,
-    /// The boot history directory (on `MATIC_STATE`).
-    #[arg(long = "history-dir", default_value = "/var/lib/matic/boots")]
+    /// The boot history (on `MATIC_STATE`): one directory per boot. A
+    /// directory that cannot be opened leaves the agent running without
+    /// history (docs/history.md).
+    #[arg(long, default_value = "/var/lib/matic/boots")]
     pub history_dir: PathBuf,
-    /// The boot history's total size cap in bytes (oldest boots dropped first).
-    #[arg(long = "history-cap", default_value_t = matic_history::store::DEFAULT_CAP)]
+    /// The boot history's total size cap in bytes (at least 1 MiB); the
+    /// oldest boots are deleted first.
+    #[arg(long, default_value_t = matic_history::store::DEFAULT_CAP)]
     pub history_cap: u64,
-    /// Where the kernel leaves crash dumps (pstore).
-    #[arg(long = "pstore-dir", default_value = "/sys/fs/pstore")]
+    /// The pstore file system the kernel leaves crash dumps in; they are
+    /// moved into the history at start.
+    #[arg(long, default_value = "/sys/fs/pstore")]
     pub pstore_dir: PathBuf,
-    /// The kernel's id of the running boot.
+    /// The kernel's boot id: tells a restarted agent it is still in the
+    /// same boot.
     #[arg(long = "boot-id", default_value = "/proc/sys/kernel/random/boot_id")]
     pub boot_id_path: PathBuf,
+    /// The watchdog's boot status (decimal `WDIOF_*` bits): `WDIOF_CARDRESET`
+    /// says the watchdog reset the machine before this boot.
+    #[arg(long, default_value = "/sys/class/watchdog/watchdog0/bootstatus")]
+    pub watchdog_status: PathBuf,
 }
 
 impl Config {

@@ -51,7 +51,7 @@ const PANIC_PART1: &str = "Panic#1 Part1\n\
 /// panicked (its crash dump moved out of pstore into it), no wall clock;
 /// 3 is running (its `started` names the sandbox's boot id).
 fn fill_history(dir: &Path) {
-    let s = Store::open(dir.join("history"), store::DEFAULT_CAP).unwrap();
+    let s = Store::open(dir.join("boots"), store::DEFAULT_CAP).unwrap();
 
     let mut w = s
         .begin(started("id-1", "A", "1.0.0", Some(WALL_MS)))

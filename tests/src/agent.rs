@@ -1,7 +1,7 @@
 //! Running the real `matic-agent` as an ordinary process against a sandbox
 //! directory: the one place that knows which flags point every path the
 //! agent touches (PKI, init's run dir, logs, kernel log, trusted release keys, os-release,
-//! command line, containerd socket, boot history, pstore, boot id) into the sandbox. Used by the agent's
+//! command line, containerd socket) into the sandbox. Used by the agent's
 //! and osctl's integration tests and the install benchmark.
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,8 +9,9 @@ use std::process::Command;
 
 /// The agent at `bin`, listening on a free loopback port, networking off,
 /// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `release-keys/`,
-/// `os-release`, `cmdline`, `containerd.sock`, `history/`, `pstore/` and
-/// `boot_id`. The caller creates what
+/// `os-release`, `cmdline`, `containerd.sock`, and the boot history's
+/// `boots/`, `pstore/`, `boot_id` and `watchdog-bootstatus` (the history
+/// is off while `boot_id` does not exist). The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
     let mut cmd = Command::new(bin);
@@ -24,9 +25,10 @@ pub fn command(bin: &Path, dir: &Path) -> Command {
         ("--os-release", "os-release"),
         ("--cmdline", "cmdline"),
         ("--containerd-socket", "containerd.sock"),
-        ("--history-dir", "history"),
+        ("--history-dir", "boots"),
         ("--pstore-dir", "pstore"),
         ("--boot-id", "boot_id"),
+        ("--watchdog-status", "watchdog-bootstatus"),
     ] {
         cmd.arg(flag).arg(dir.join(path));
     }
@@ -56,7 +58,7 @@ mod tests {
             .collect();
         assert!(args.contains(&"--no-network".to_owned()));
         let paths: Vec<&String> = args.iter().filter(|a| a.starts_with('/')).collect();
-        assert_eq!(paths.len(), 11, "{args:?}");
+        assert_eq!(paths.len(), 12, "{args:?}");
         assert!(paths.iter().all(|p| p.starts_with("/sandbox/")), "{args:?}");
     }
 

@@ -73,8 +73,8 @@ pub struct NodeOpts {
     pub services: Option<String>,
     /// Extra agent flags.
     pub agent_args: Vec<&'static str>,
-    /// Run on the sandbox directory just before the agent starts (e.g. to
-    /// fill its `history/`).
+    /// Called with the node's directory just before the agent starts (to
+    /// put a boot history, crash dumps or a boot id in place).
     pub prepare: Option<fn(&std::path::Path)>,
 }
 
