@@ -7,8 +7,6 @@
 //! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
 //! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
-//! [`boots`] (the boot history read back: `Boots`, `BootTimeline`, earlier
-//! boots' logs and kernel logs),
 //! [`health`], [`net`] and [`hostname`]; [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
@@ -17,6 +15,9 @@
 //! through `matic-boot`'s transitions, reboot the machine itself (it asks
 //! init over the control FIFO), crash on a malformed request, or let a
 //! caller of a lower role hold resources an admin needs (`limits`).
+//!
+//! The boot history is read back for the API by [`boots`] (`Boots`,
+//! `BootTimeline`, and earlier boots' `Logs` and `Dmesg`).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod auth;
