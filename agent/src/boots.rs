@@ -15,16 +15,18 @@
 //! synchronous file I/O: callers run it on the blocking pool), or fail a
 //! listing because one boot's record is damaged.
 
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
+use matic_history::pstore::Dump;
 use matic_history::read::{BootSummary, Outcome};
-use matic_history::stamp;
-use matic_history::{Ending, Store};
+use matic_history::{Ending, Store, store};
 use matic_proto::v1::{
     BootMark, BootRecord, BootTimelineResponse, BootsResponse, CrashDump, DmesgResponse,
-    KernelMessage, LogsResponse,
+    KernelMessage,
 };
 use prost::Message;
+use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::config::Config;
@@ -35,8 +37,9 @@ pub const DEFAULT_LIMIT: u32 = 16;
 /// messages over 4 MiB; a boot is some 200 bytes, so only a history of
 /// thousands of tiny boots reaches it).
 pub const MAX_LIST_BYTES: usize = 2 << 20;
-/// Bytes per `LogsResponse` of an earlier boot's log.
-const LOG_CHUNK: usize = 64 << 10;
+/// The longest stored kernel log line read whole (the kernel's records
+/// are under 8 KiB).
+const MAX_LINE: u64 = 64 << 10;
 /// Messages per `DmesgResponse` of an earlier boot's kernel log.
 const DMESG_BATCH: usize = crate::kmsg::BATCH;
 
@@ -110,45 +113,26 @@ impl History {
         })
     }
 
-    /// `Dmesg` of an earlier boot: its kernel log, then each crash dump
-    /// kept with it (oldest first, its messages marked with the dump).
-    pub fn kernel_log(&self, boot: i64) -> Result<Vec<DmesgResponse>, Status> {
+    /// What `Dmesg` of an earlier boot sends: boot `boot`'s `kmsg.log`
+    /// (read as it is streamed, by [`send_kernel_log`]) and the crash
+    /// dumps kept with it (small: pstore holds a few records of some KiB).
+    pub fn kernel_log(&self, boot: i64) -> Result<StoredKernelLog, Status> {
         let held = self.open()?;
         let number = held.resolve(boot)?;
-        let log = held.store.kmsg(number).map_err(history_status)?;
+        let path = held.store.boot_dir(number).join(store::KMSG);
         let dumps = held.store.crash_dumps(number).map_err(history_status)?;
-        let mut messages: Vec<KernelMessage> = log.lines().filter_map(stored_message).collect();
-        for (i, dump) in dumps.iter().enumerate() {
-            let tag = CrashDump {
-                index: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                reason: dump.reason.clone(),
-            };
-            messages.extend(dump.text.lines().filter_map(stored_message).map(|mut m| {
-                m.crash_dump = Some(tag.clone());
-                m
-            }));
-        }
-        if messages.is_empty() {
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if empty && dumps.is_empty() {
             return Err(Status::not_found(format!(
                 "boot {number} kept no kernel log and no crash dump in the history"
             )));
         }
-        Ok(messages
-            .chunks(DMESG_BATCH)
-            .map(|c| DmesgResponse {
-                messages: c.to_vec(),
-            })
-            .collect())
+        Ok(StoredKernelLog { path, dumps })
     }
 
-    /// `Logs` of an earlier boot: service `name`'s stamped lines (the last
-    /// `tail` of them; 0: all), in [`LOG_CHUNK`] pieces.
-    pub fn service_log(
-        &self,
-        boot: i64,
-        name: &str,
-        tail: u32,
-    ) -> Result<Vec<LogsResponse>, Status> {
+    /// Where `Logs` of an earlier boot reads: service `name`'s log in boot
+    /// `boot` (its lines are stored stamped, so they are sent as they are).
+    pub fn service_log_path(&self, boot: i64, name: &str) -> Result<PathBuf, Status> {
         if !matic_history::writer::valid_service_name(name) {
             return Err(history_status(matic_history::Error::BadServiceName {
                 name: name.to_owned(),
@@ -167,27 +151,11 @@ impl History {
                 "boot {number} has no log of {name:?} in the history ({logged})"
             )));
         }
-        let lines = held
+        Ok(held
             .store
-            .service_log(number, name)
-            .map_err(history_status)?;
-        let skip = match tail {
-            0 => 0,
-            n => lines.len().saturating_sub(n as usize),
-        };
-        let mut text = String::new();
-        for line in &lines[skip..] {
-            match line.at {
-                Some(at) => text.push_str(&stamp::format(at, &line.text)),
-                None => text.push_str(&line.text),
-            }
-            text.push('\n');
-        }
-        Ok(text
-            .as_bytes()
-            .chunks(LOG_CHUNK)
-            .map(|c| LogsResponse { data: c.to_vec() })
-            .collect())
+            .boot_dir(number)
+            .join(store::SERVICES)
+            .join(format!("{name}.log")))
     }
 
     /// The store, its boots and the running one. The directory must exist.
@@ -269,6 +237,76 @@ impl Held {
             }
         }
     }
+}
+
+/// An earlier boot's kernel log to send: its file and its crash dumps.
+#[derive(Debug)]
+pub struct StoredKernelLog {
+    path: PathBuf,
+    dumps: Vec<Dump>,
+}
+
+/// Sends `log` as `DmesgResponse`s of [`DMESG_BATCH`] messages: the file
+/// read a line at a time (a line of more than [`MAX_LINE`] bytes, only
+/// ever a damaged one, comes in pieces), then each dump's lines marked
+/// with it. At most the channel's few batches are held, whatever the
+/// file's size. Returns when done, on a read error (sent as INTERNAL
+/// naming the file), or when the receiver has gone (the client left).
+/// Blocking: run it on the blocking pool.
+pub fn send_kernel_log(log: StoredKernelLog, tx: &mpsc::Sender<Result<DmesgResponse, Status>>) {
+    let mut batch = Vec::with_capacity(DMESG_BATCH);
+    // Sends a full batch (or, with `all`, what there is); false: stop.
+    let flush = |batch: &mut Vec<KernelMessage>, all: bool| -> bool {
+        if batch.len() < DMESG_BATCH && !(all && !batch.is_empty()) {
+            return true;
+        }
+        let messages = std::mem::replace(batch, Vec::with_capacity(DMESG_BATCH));
+        tx.blocking_send(Ok(DmesgResponse { messages })).is_ok()
+    };
+    match std::fs::File::open(&log.path) {
+        Ok(file) => {
+            let mut reader = std::io::BufReader::new(file);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let msg = format!("reading {}: {e}", log.path.display());
+                        let _ = tx.blocking_send(Err(Status::internal(msg)));
+                        return;
+                    }
+                }
+                let text = String::from_utf8_lossy(&line);
+                batch.extend(stored_message(text.trim_end_matches('\n')));
+                if !flush(&mut batch, false) {
+                    return;
+                }
+            }
+        }
+        // No kernel log kept (a record made from a crash dump may have only that).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            let msg = format!("reading {}: {e}", log.path.display());
+            let _ = tx.blocking_send(Err(Status::internal(msg)));
+            return;
+        }
+    }
+    for (i, dump) in log.dumps.iter().enumerate() {
+        let tag = CrashDump {
+            index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            reason: dump.reason.clone(),
+        };
+        for mut m in dump.text.lines().filter_map(stored_message) {
+            m.crash_dump = Some(tag.clone());
+            batch.push(m);
+            if !flush(&mut batch, false) {
+                return;
+            }
+        }
+    }
+    flush(&mut batch, true);
 }
 
 /// `it holds boots 12 to 40 (29 boots)`, or that it holds none.
@@ -490,6 +528,52 @@ mod tests {
         let cut = h.list_within(0, two.encoded_len()).unwrap();
         assert_eq!(cut, two);
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_stored_kernel_log_is_sent_in_batches_then_its_dumps() {
+        let path = std::env::temp_dir().join(format!("matic-boots-kmsg-{}", std::process::id()));
+        let mut text: String = (0..300)
+            .map(|i| format!("[{i:5}.000000] line {i}\n"))
+            .collect();
+        // A damaged line longer than MAX_LINE, without its newline.
+        text.push_str(&"x".repeat(100 << 10));
+        std::fs::write(&path, &text).unwrap();
+        let log = || StoredKernelLog {
+            path: path.clone(),
+            dumps: vec![Dump {
+                reason: "Panic".into(),
+                text: "[    2.155872] Kernel panic - not syncing: x\n".into(),
+            }],
+        };
+        let (tx, mut rx) = mpsc::channel(2);
+        let first = log();
+        let sender = std::thread::spawn(move || send_kernel_log(first, &tx));
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(batch) = rx.blocking_recv() {
+            let batch = batch.unwrap().messages;
+            sizes.push(batch.len());
+            all.extend(batch);
+        }
+        sender.join().unwrap();
+        assert_eq!(sizes, [256, 47]);
+        assert_eq!(
+            (all[299].timestamp_usec, all[299].message.as_str()),
+            (299_000_000, "line 299")
+        );
+        let pieces: Vec<usize> = all[300..302].iter().map(|m| m.message.len()).collect();
+        assert_eq!(pieces, [64 << 10, 36 << 10]);
+        assert!(all[300].no_timestamp && all[..300].iter().all(|m| m.crash_dump.is_none()));
+        let last = &all[302];
+        assert_eq!(last.crash_dump.as_ref().unwrap().reason, "Panic");
+        assert_eq!(last.message, "Kernel panic - not syncing: x");
+
+        // The client gone: it stops instead of reading on.
+        let (tx, rx) = mpsc::channel(2);
+        drop(rx);
+        send_kernel_log(log(), &tx);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -336,12 +336,10 @@ impl MachineService for Agent {
                 .try_acquire(admin)
                 .map_err(Exhausted::into_status)?;
             let h = History::from_config(&self.cfg);
-            let (boot, tail) = (r.boot, r.tail_lines);
-            let v = blocking(move || h.service_log(boot, &r.service, tail)).await?;
-            return Ok(Response::new(holding(
-                futures::stream::iter(v.into_iter().map(Ok)),
-                permit,
-            )));
+            let (boot, service) = (r.boot, r.service);
+            let path = blocking(move || h.service_log_path(boot, &service)).await?;
+            let s = logs::LogStream::open(path, r.tail_lines, false).await?;
+            return Ok(Response::new(holding(s.into_stream(), permit)));
         }
         let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
         let permit = self
@@ -369,8 +367,10 @@ impl MachineService for Agent {
             .map_err(Exhausted::into_status)?;
         if boot != 0 {
             let h = History::from_config(&self.cfg);
-            let v = blocking(move || h.kernel_log(boot)).await?;
-            let s = futures::stream::iter(v.into_iter().map(Ok));
+            let log = blocking(move || h.kernel_log(boot)).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::task::spawn_blocking(move || boots::send_kernel_log(log, &tx));
+            let s = tokio_stream::wrappers::ReceiverStream::new(rx);
             return Ok(Response::new(holding(s, permit)));
         }
         let path = self.cfg.kmsg.clone();
