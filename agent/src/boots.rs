@@ -257,7 +257,8 @@ pub fn send_kernel_log(log: StoredKernelLog, tx: &mpsc::Sender<Result<DmesgRespo
     let mut batch = Vec::with_capacity(DMESG_BATCH);
     // Sends a full batch (or, with `all`, what there is); false: stop.
     let flush = |batch: &mut Vec<KernelMessage>, all: bool| -> bool {
-        if batch.len() < DMESG_BATCH && !(all && !batch.is_empty()) {
+        let send = batch.len() >= DMESG_BATCH || (all && !batch.is_empty());
+        if !send {
             return true;
         }
         let messages = std::mem::replace(batch, Vec::with_capacity(DMESG_BATCH));
