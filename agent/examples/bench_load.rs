@@ -211,7 +211,7 @@ fn main() {
             let received = received.clone();
             follows.push(tokio::spawn(async move {
                 if i % 10 == 9 {
-                    let mut s = c.dmesg(DmesgRequest { follow: true }).await?.into_inner();
+                    let mut s = c.dmesg(DmesgRequest { follow: true, boot: 0 }).await?.into_inner();
                     while let Ok(Some(_)) = s.message().await {
                         received.fetch_add(1, Ordering::Relaxed);
                     }
@@ -220,6 +220,7 @@ fn main() {
                         service: "containerd".into(),
                         tail_lines: 10,
                         follow: true,
+                        boot: 0,
                     };
                     let mut s = c.logs(r).await?.into_inner();
                     while let Ok(Some(_)) = s.message().await {

@@ -27,6 +27,8 @@ pub const RULES: &[(&str, &[Role])] = &[
     ("Logs", READ),
     ("Dmesg", READ),
     ("Health", READ),
+    ("Boots", READ),
+    ("BootTimeline", READ),
     ("Reboot", OPERATE),
     ("Shutdown", OPERATE),
     ("Rollback", OPERATE),
@@ -209,6 +211,12 @@ mod tests {
         }
         for m in ["Reboot", "Shutdown", "Rollback", "Version", "Logs"] {
             assert!(operator.authorize(&p(m)).is_ok(), "{m}");
+        }
+        // The boot history is for reading: every role may.
+        for m in ["Boots", "BootTimeline", "Logs", "Dmesg"] {
+            for who in [&reader, &operator, &admin] {
+                assert!(who.authorize(&p(m)).is_ok(), "{m} {:?}", who.roles);
+            }
         }
         let e = operator.authorize(&p("Install")).unwrap_err();
         assert_eq!(

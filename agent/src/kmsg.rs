@@ -33,6 +33,8 @@ pub fn parse_record(rec: &[u8]) -> Option<KernelMessage> {
         sequence,
         timestamp_usec,
         message: String::from_utf8_lossy(&first[semi + 1..]).into_owned(),
+        no_timestamp: false,
+        crash_dump: None,
     })
 }
 

@@ -16,9 +16,13 @@
 //! through `matic-boot`'s transitions, reboot the machine itself (it asks
 //! init over the control FIFO), crash on a malformed request, or let a
 //! caller of a lower role hold resources an admin needs (`limits`).
+//!
+//! The boot history is read back for the API by [`boots`] (`Boots`,
+//! `BootTimeline`, and earlier boots' `Logs` and `Dmesg`).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod auth;
+pub mod boots;
 pub mod caps;
 pub mod config;
 pub mod dhcp;

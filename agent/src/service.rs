@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Peer;
+use crate::boots::{self, History};
 use crate::config::Config;
 use crate::history::Recorder;
 use crate::init_link::{self, ControlFifo};
@@ -366,6 +367,20 @@ impl MachineService for Agent {
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
         let admin = is_admin(&req);
         let r = req.into_inner();
+        if r.boot != 0 {
+            if r.follow {
+                return Err(boots::no_follow(r.boot));
+            }
+            let permit = self
+                .log_streams
+                .try_acquire(admin)
+                .map_err(Exhausted::into_status)?;
+            let h = History::from_config(&self.cfg);
+            let (boot, service) = (r.boot, r.service);
+            let path = blocking(move || h.service_log_path(boot, &service)).await?;
+            let s = logs::LogStream::open(path, r.tail_lines, false).await?;
+            return Ok(Response::new(holding(s.into_stream(), permit)));
+        }
         let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
         let permit = self
             .log_streams
@@ -382,11 +397,22 @@ impl MachineService for Agent {
         req: Request<DmesgRequest>,
     ) -> Result<Response<Self::DmesgStream>, Status> {
         let admin = is_admin(&req);
-        let follow = req.into_inner().follow;
+        let DmesgRequest { follow, boot } = req.into_inner();
+        if boot != 0 && follow {
+            return Err(boots::no_follow(boot));
+        }
         let permit = self
             .log_streams
             .try_acquire(admin)
             .map_err(Exhausted::into_status)?;
+        if boot != 0 {
+            let h = History::from_config(&self.cfg);
+            let log = blocking(move || h.kernel_log(boot)).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::task::spawn_blocking(move || boots::send_kernel_log(log, &tx));
+            let s = tokio_stream::wrappers::ReceiverStream::new(rx);
+            return Ok(Response::new(holding(s, permit)));
+        }
         let path = self.cfg.kmsg.clone();
         let k = kmsg::KmsgStream::open(&path, follow)
             .map_err(|e| Status::unavailable(format!("opening {}: {e}", path.display())))?;
@@ -414,5 +440,18 @@ impl MachineService for Agent {
         Ok(Response::new(
             health::run(&self.cfg, self.disk.as_deref()).await,
         ))
+    }
+
+    async fn boots(&self, req: Request<BootsRequest>) -> Result<Response<BootsResponse>, Status> {
+        let (h, limit) = (History::from_config(&self.cfg), req.into_inner().limit);
+        Ok(Response::new(blocking(move || h.list(limit)).await?))
+    }
+
+    async fn boot_timeline(
+        &self,
+        req: Request<BootTimelineRequest>,
+    ) -> Result<Response<BootTimelineResponse>, Status> {
+        let (h, boot) = (History::from_config(&self.cfg), req.into_inner().boot);
+        Ok(Response::new(blocking(move || h.timeline(boot)).await?))
     }
 }

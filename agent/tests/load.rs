@@ -64,7 +64,13 @@ async fn follow(mut c: Client, i: usize) -> Result<Held, tonic::Status> {
     let first = Duration::from_secs(20);
     let late = || tonic::Status::deadline_exceeded("no first message within 20 s");
     if i % 10 == 9 {
-        let mut s = c.dmesg(DmesgRequest { follow: true }).await?.into_inner();
+        let mut s = c
+            .dmesg(DmesgRequest {
+                follow: true,
+                boot: 0,
+            })
+            .await?
+            .into_inner();
         let m = tokio::time::timeout(first, s.message())
             .await
             .map_err(|_| late())??;
@@ -76,6 +82,7 @@ async fn follow(mut c: Client, i: usize) -> Result<Held, tonic::Status> {
                 service: "containerd".into(),
                 tail_lines: 1,
                 follow: true,
+                boot: 0,
             })
             .await?
             .into_inner();

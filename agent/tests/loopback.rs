@@ -1076,6 +1076,7 @@ async fn logs_tail_and_follow() {
             service: "containerd".into(),
             tail_lines: 2,
             follow: false,
+            boot: 0,
         })
         .await
         .unwrap()
@@ -1090,6 +1091,7 @@ async fn logs_tail_and_follow() {
             service: "containerd".into(),
             tail_lines: 0,
             follow: false,
+            boot: 0,
         })
         .await
         .unwrap()
@@ -1108,6 +1110,7 @@ async fn logs_tail_and_follow() {
             service: "containerd".into(),
             tail_lines: 1,
             follow: true,
+            boot: 0,
         })
         .await
         .unwrap()
@@ -1137,6 +1140,7 @@ async fn logs_tail_and_follow() {
             service: "../run/boot".into(),
             tail_lines: 0,
             follow: false,
+            boot: 0,
         })
         .await,
         Code::InvalidArgument,
@@ -1147,6 +1151,7 @@ async fn logs_tail_and_follow() {
             service: "a/b".into(),
             tail_lines: 0,
             follow: false,
+            boot: 0,
         })
         .await,
         Code::InvalidArgument,
@@ -1157,6 +1162,7 @@ async fn logs_tail_and_follow() {
             service: "kubelet".into(),
             tail_lines: 0,
             follow: false,
+            boot: 0,
         })
         .await,
         Code::NotFound,
@@ -1169,7 +1175,10 @@ async fn dmesg_reads_and_follows() {
     let node = Node::start("dmesg", NodeOpts::default());
     let mut c = node.client(Role::Reader).await;
     let mut s = c
-        .dmesg(DmesgRequest { follow: false })
+        .dmesg(DmesgRequest {
+            follow: false,
+            boot: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -1198,7 +1207,10 @@ async fn dmesg_reads_and_follows() {
     );
 
     let mut s = c
-        .dmesg(DmesgRequest { follow: true })
+        .dmesg(DmesgRequest {
+            follow: true,
+            boot: 0,
+        })
         .await
         .unwrap()
         .into_inner();

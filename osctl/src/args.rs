@@ -121,12 +121,42 @@ pub enum Command {
         /// Only the last N lines (0: all).
         #[arg(long, default_value_t = 0)]
         tail: u32,
+        /// An earlier boot's log from the boot history, every line stamped
+        /// with both clocks (0: the running log; -1 the boot before; N > 0
+        /// as `osctl boots` numbers them).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        boot: i64,
     },
     /// The kernel log.
     Dmesg {
         /// Keep printing new messages.
         #[arg(short, long)]
         follow: bool,
+        /// An earlier boot's kernel log from the boot history, then the
+        /// crash dumps kept with it (0: the live log; -1 the boot before;
+        /// N > 0 as `osctl boots` numbers them).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        boot: i64,
+    },
+    /// The boot history, newest first: slot, version, kernel, start, how
+    /// long each boot ran, how it ended, whether it was marked successful.
+    #[command(args_conflicts_with_subcommands = true)]
+    Boots {
+        /// How many boots to list (`-n` is --nodes).
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        limit: u32,
+        #[command(subcommand)]
+        command: Option<BootsCommand>,
     },
     /// The agent's health checks (exit code 1 when a node is unhealthy).
     Health,
@@ -134,6 +164,18 @@ pub enum Command {
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BootsCommand {
+    /// One boot's timeline: each mark as ms since its kernel started, and
+    /// the step from the mark before.
+    Show {
+        /// 0: the running boot; -1 the boot before; N > 0 as `osctl boots`
+        /// numbers them.
+        #[arg(allow_negative_numbers = true)]
+        boot: i64,
     },
 }
 
@@ -280,6 +322,48 @@ mod tests {
         assert!(parse_role_arg("ca=os:admin").is_err());
         assert!(parse_role_arg("../x=os:admin").is_err());
         assert!(parse_role_arg("x=root").is_err());
+    }
+
+    #[test]
+    fn boot_numbers_may_be_negative() {
+        let c = Cli::try_parse_from(["osctl", "boots", "show", "-1", "-n", "a"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Boots {
+                command: Some(BootsCommand::Show { boot: -1 }),
+                ..
+            }
+        ));
+        assert_eq!(c.nodes, ["a"]);
+        let c = Cli::try_parse_from(["osctl", "boots", "--limit", "3"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Boots {
+                limit: 3,
+                command: None
+            }
+        ));
+        let c = Cli::try_parse_from(["osctl", "dmesg", "--boot", "-2"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Dmesg {
+                boot: -2,
+                follow: false
+            }
+        ));
+        let c = Cli::try_parse_from(["osctl", "logs", "kubelet", "--boot", "-1", "--tail", "5"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Logs {
+                boot: -1,
+                tail: 5,
+                ..
+            }
+        ));
+        let c = Cli::try_parse_from(["osctl", "logs", "kubelet"]).unwrap();
+        assert!(matches!(c.command, Command::Logs { boot: 0, .. }));
+        assert!(Cli::try_parse_from(["osctl", "boots", "show", "x"]).is_err());
     }
 
     #[test]

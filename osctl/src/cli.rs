@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use matic_proto::v1::LogsRequest;
 
-use crate::args::{Cli, Command};
+use crate::args::{BootsCommand, Cli, Command};
 use crate::client::{Credentials, Fleet, Options};
 use crate::commands::install::InstallSource;
 use crate::commands::{AnyError, Ctx, local, release};
@@ -103,15 +103,25 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
             service,
             follow,
             tail,
+            boot,
         } => {
             let req = LogsRequest {
                 service,
                 tail_lines: tail,
                 follow,
+                boot,
             };
             ctx.logs(req).await
         }
-        Command::Dmesg { follow } => ctx.dmesg(follow).await,
+        Command::Dmesg { follow, boot } => ctx.dmesg(follow, boot).await,
+        Command::Boots {
+            limit,
+            command: None,
+        } => ctx.boots(limit).await,
+        Command::Boots {
+            command: Some(BootsCommand::Show { boot }),
+            ..
+        } => ctx.boot_timeline(boot).await,
         Command::Install {
             release,
             reboot,

@@ -1,10 +1,12 @@
 //! Rendering of results: aligned tables with a NODE column, `-o json`
 //! documents, per-node line prefixes for streams, and a release manifest's
 //! fields. Pure functions over the API messages and manifests, so the
-//! formats are unit-tested.
+//! formats are unit-tested. The boot history's are in [`boots`].
+
+pub mod boots;
 
 use matic_proto::v1::{
-    BootStatusResponse, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,
+    BootStatusResponse, CrashDump, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,
     VersionResponse,
 };
 use matic_release::Manifest;
@@ -49,7 +51,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn yes(b: bool) -> String {
+pub(crate) fn yes(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
@@ -344,8 +346,12 @@ pub fn health_json(h: &HealthResponse) -> Value {
     })
 }
 
-/// One kernel message as `dmesg` prints it: `[    1.500000] text`.
+/// One kernel message as `dmesg` prints it: `[    1.500000] text` (an
+/// earlier boot's damaged line without its stamp: the line as it is).
 pub fn kmsg_line(m: &KernelMessage) -> String {
+    if m.no_timestamp {
+        return m.message.clone();
+    }
     format!(
         "[{:5}.{:06}] {}",
         m.timestamp_usec / 1_000_000,
@@ -354,14 +360,34 @@ pub fn kmsg_line(m: &KernelMessage) -> String {
     )
 }
 
-pub fn kmsg_json(node: &str, m: &KernelMessage) -> Value {
+/// The line printed before the first message of a crash dump.
+pub fn crash_dump_header(d: &CrashDump) -> String {
+    format!(
+        "--- crash dump {} ({}), kept from pstore after the boot ended ---",
+        d.index, d.reason
+    )
+}
+
+/// One kernel message as a JSON line. An earlier boot's (`boot` != 0)
+/// has only its time, text and crash dump: its level and sequence were
+/// not kept, so they are not shown as 0.
+pub fn kmsg_json(node: &str, boot: i64, m: &KernelMessage) -> Value {
+    if boot == 0 {
+        return json!({
+            "node": node,
+            "facility": m.facility,
+            "level": m.level,
+            "sequence": m.sequence,
+            "timestamp_usec": m.timestamp_usec,
+            "message": m.message,
+        });
+    }
     json!({
         "node": node,
-        "facility": m.facility,
-        "level": m.level,
-        "sequence": m.sequence,
-        "timestamp_usec": m.timestamp_usec,
+        "boot": boot,
+        "timestamp_usec": (!m.no_timestamp).then_some(m.timestamp_usec),
         "message": m.message,
+        "crash_dump": m.crash_dump.as_ref().map(|d| json!({"index": d.index, "reason": d.reason})),
     })
 }
 
@@ -616,9 +642,50 @@ n      kubelet       skipped   -     0          -           0s ago
             sequence: 7,
             timestamp_usec: 12_000_345,
             message: "hello".into(),
+            ..Default::default()
         };
         assert_eq!(kmsg_line(&m), "[   12.000345] hello");
-        assert_eq!(kmsg_json("n", &m)["sequence"], 7);
+        assert_eq!(kmsg_json("n", 0, &m)["sequence"], 7);
+    }
+
+    #[test]
+    fn earlier_boots_kernel_messages() {
+        let dump = CrashDump {
+            index: 1,
+            reason: "Panic".into(),
+        };
+        let m = KernelMessage {
+            timestamp_usec: 2_155_872,
+            message: "Kernel panic - not syncing: x".into(),
+            crash_dump: Some(dump.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            kmsg_line(&m),
+            "[    2.155872] Kernel panic - not syncing: x"
+        );
+        assert_eq!(
+            crash_dump_header(&dump),
+            "--- crash dump 1 (Panic), kept from pstore after the boot ended ---"
+        );
+        let j = kmsg_json("n", -1, &m);
+        assert_eq!(
+            j,
+            json!({"node": "n", "boot": -1, "timestamp_usec": 2_155_872,
+                   "message": "Kernel panic - not syncing: x",
+                   "crash_dump": {"index": 1, "reason": "Panic"}})
+        );
+        let damaged = KernelMessage {
+            message: "[    5.12".into(),
+            no_timestamp: true,
+            ..Default::default()
+        };
+        assert_eq!(kmsg_line(&damaged), "[    5.12");
+        let j = kmsg_json("n", 3, &damaged);
+        assert_eq!(
+            (&j["timestamp_usec"], &j["crash_dump"]),
+            (&Value::Null, &Value::Null)
+        );
     }
 
     #[test]

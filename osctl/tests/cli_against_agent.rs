@@ -1,6 +1,6 @@
 //! The real `osctl` binary against the real `matic-agent` binary on
-//! loopback: the role table and a refused install, checked as the sentences
-//! a person reads. (The mTLS rejections are one suite, in
+//! loopback: the role table, a refused install and the boot history, checked
+//! as the sentences and tables a person reads. (The mTLS rejections are one suite, in
 //! agent/tests/loopback.rs, against the same real agent.)
 //!
 //! The agent binary is `$MATIC_AGENT_BIN`, else `matic-agent` in the target
@@ -315,5 +315,126 @@ fn a_signed_release_installs_and_shows_its_manifest() {
         stderr(&o).contains("signed by a key that is not trusted"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// `osctl boots`, `boots show` and `logs --boot` as a reader sees them,
+/// from a history the agent finds on its disk: boot 1 powered off over the
+/// API, boot 2 running (its `started` names the kernel's boot id).
+#[test]
+fn the_boot_history_as_a_person_reads_it() {
+    use matic_history::journal::{Ending, Event, Started};
+    use matic_history::stamp::At;
+    let a = start_with("boots", |dir| {
+        let store = matic_history::Store::open(dir.join("boots"), 1 << 20).unwrap();
+        let started = |boot: &str, wall| Started {
+            boot: boot.into(),
+            slot: "A".into(),
+            os_version: "4.5.6".into(),
+            kernel: "6.1.0-57-amd64".into(),
+            wall_unix_ms: wall,
+            uptime_ms: 3_412,
+        };
+        let mut w = store
+            .begin(started("old", Some(1_795_983_939_120)))
+            .unwrap();
+        for (name, at_ms) in [("/init", 2210), ("stage2", 3210)] {
+            w.event(&Event::Mark {
+                name: name.into(),
+                at_ms,
+            })
+            .unwrap();
+        }
+        let at = At {
+            boot_us: 5_120_417,
+            wall_unix_us: None,
+        };
+        w.service_line("containerd", at, "serving").unwrap();
+        let ending = Ending::Poweroff {
+            by: "ops over the API".into(),
+        };
+        w.event(&Event::Ended {
+            ending,
+            at_ms: 65_000,
+        })
+        .unwrap();
+        w.close().unwrap();
+        store.begin(started("now", None)).unwrap().close().unwrap();
+        std::fs::write(dir.join("boot_id"), "now\n").unwrap();
+    });
+    let node = a.addr.to_string();
+    let reader = a.own("reader", &a.ca.client_cert("r", Role::Reader).unwrap());
+
+    let o = osctl(&reader, &["boots"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    // The columns (split at the table's gaps of 3 spaces or more).
+    let cells = |l: &str| -> Vec<String> {
+        l.split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "NODE", "BOOT", "SLOT", "VERSION", "KERNEL", "STARTED", "RAN", "ENDING", "OK"
+        ]
+    );
+    let mut running = cells(lines[1]);
+    // RAN of the running boot is this machine's uptime.
+    running.remove(6);
+    assert_eq!(
+        running,
+        [
+            &node,
+            "2",
+            "A",
+            "4.5.6",
+            "6.1.0-57-amd64",
+            "+3.4s",
+            "running",
+            "no"
+        ]
+    );
+    assert_eq!(
+        cells(lines[2]),
+        [
+            &node,
+            "1",
+            "A",
+            "4.5.6",
+            "6.1.0-57-amd64",
+            "2026-11-29 20:25:35Z",
+            "1m5s",
+            "poweroff requested by ops over the API",
+            "no"
+        ]
+    );
+
+    let o = osctl(&reader, &["boots", "show", "-1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "NODE{}   BOOT   MARK     AT (ms)   STEP (ms)\n\
+             {node}   1      /init    2210      +2210\n\
+             {node}   1      stage2   3210      +1000\n",
+            " ".repeat(node.len() - 4)
+        )
+    );
+    let o = osctl(&reader, &["logs", "containerd", "--boot", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "5.120417 - serving\n");
+    let o = osctl(&reader, &["dmesg", "--boot", "-2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{node}: not found: no boot -2: the history holds 1 boot before the running boot 2 (boot 1)\n"
+        )
     );
 }

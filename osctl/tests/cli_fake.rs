@@ -472,3 +472,108 @@ async fn failed_download_names_the_url() {
     );
     assert!(e.fake.seen.lock().unwrap().install_header.is_none());
 }
+
+#[tokio::test]
+async fn boots_table_json_and_timeline() {
+    let e = env("boots").await;
+    let o = osctl(&e.config(), &["boots", "-n", &e.addr]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let a = &e.addr;
+    let pad = " ".repeat(a.len() - 4);
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "\
+NODE{pad}   BOOT   SLOT   VERSION   KERNEL       STARTED                RAN    ENDING                                OK
+{a}   42     A      1.2.3     6.1.0-test   2026-11-29 20:25:35Z   1m5s   running                               yes
+{a}   41     B      1.3.0     6.1.0-test   +3.4s                  2.1s   kernel panic: sysrq triggered crash   no
+"
+        )
+    );
+    assert_eq!(e.fake.seen.lock().unwrap().boots_limit, Some(16));
+    let o = osctl(
+        &e.config(),
+        &["boots", "--limit", "3", "-n", a, "-o", "json"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(e.fake.seen.lock().unwrap().boots_limit, Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let boots = &v[0]["result"]["boots"];
+    assert_eq!(v[0]["result"]["held"], 2);
+    assert_eq!(boots[0]["running"], true);
+    assert_eq!(boots[0]["start_wall_unix_ms"], 1_795_983_935_708u64);
+    assert_eq!(boots[1]["number"], 41);
+    assert_eq!(boots[1]["ending_kind"], "kernel_panic");
+    assert_eq!(boots[1]["start_wall_unix_ms"], serde_json::Value::Null);
+
+    let o = osctl(&e.config(), &["boots", "show", "-1", "-n", a]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "\
+NODE{pad}   BOOT   MARK              AT (ms)   STEP (ms)
+{a}   41     /init             2210      +2210
+{a}   41     stage2            3210      +1000
+{a}   41     agent-listening   3520      +310
+"
+        )
+    );
+    let o = osctl(&e.config(), &["boots", "show", "41", "-n", a, "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["result"]["marks"][2]["step_ms"], 310);
+    let o = osctl(&e.config(), &["boots", "show", "9", "-n", a]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        format!("{a}: not found: no boot 9 in the history (it holds boots 41 to 42, 2 in all)\n")
+    );
+}
+
+#[tokio::test]
+async fn dmesg_and_logs_of_an_earlier_boot() {
+    let e = env("bootlogs").await;
+    let a = &e.addr;
+    let o = osctl(&e.config(), &["dmesg", "--boot", "-1", "-n", a]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(e.fake.seen.lock().unwrap().dmesg_boot, Some(-1));
+    assert_eq!(
+        text(&o.stdout),
+        "[    0.000000] Linux version 6.1\n\
+         [    1.9\n\
+         --- crash dump 1 (Panic), kept from pstore after the boot ended ---\n\
+         [    2.023838] sysrq: Trigger a crash\n\
+         [    2.155872] Kernel panic - not syncing: sysrq triggered crash\n"
+    );
+    let o = osctl(
+        &e.config(),
+        &["dmesg", "--boot", "41", "-n", a, "-o", "json"],
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["boot"], 41);
+    assert_eq!(lines[1]["timestamp_usec"], serde_json::Value::Null);
+    assert_eq!(lines[3]["crash_dump"]["reason"], "Panic");
+    assert_eq!(lines[3]["timestamp_usec"], 2_155_872);
+    assert!(lines[3].get("level").is_none());
+
+    let o = osctl(
+        &e.config(),
+        &["logs", "containerd", "--boot", "-1", "-n", a],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(e.fake.seen.lock().unwrap().logs_boot, Some(-1));
+    assert_eq!(
+        text(&o.stdout),
+        "0.000007 - starting\n5.120417 2026-11-29T20:25:39.120417Z serving\n"
+    );
+    let o = osctl(&e.config(), &["logs", "containerd", "-n", a]).await;
+    assert_eq!(text(&o.stdout), "one\ntwo\nthree\n");
+    assert_eq!(e.fake.seen.lock().unwrap().logs_boot, Some(0));
+}

@@ -1,8 +1,9 @@
 //! The command bodies: what each subcommand does once its arguments are
 //! parsed ([`crate::args`]) and, for node commands, the config resolved
 //! ([`crate::cli`]). [`unary`] holds the one-call-one-answer commands,
-//! [`stream`] `logs` and `dmesg`, [`install`] `install`, [`local`] and [`release`] those
-//! that contact no node.
+//! [`stream`] `logs` and `dmesg`, [`boots`] `boots` and `boots show`,
+//! [`install`] `install`, [`local`] and [`release`] those that contact no
+//! node.
 //!
 //! Every node command runs on all target nodes concurrently
 //! ([`crate::client::Fleet`]); results come back in the order the nodes
@@ -13,6 +14,7 @@
 //! [`crate::client`]'s); node commands write to stdout only through
 //! [`write_out`], which stops quietly when the reader has gone.
 
+pub(crate) mod boots;
 pub(crate) mod install;
 pub(crate) mod local;
 pub(crate) mod release;

@@ -64,8 +64,9 @@ impl Ctx {
         report_errors(&r)
     }
 
-    /// `osctl dmesg [-f]`: one line (or JSON line) per kernel message.
-    pub(crate) async fn dmesg(&self, follow: bool) -> i32 {
+    /// `osctl dmesg [-f] [--boot N]`: one line (or JSON line) per kernel
+    /// message; an earlier boot's crash dumps each after a header line.
+    pub(crate) async fn dmesg(&self, follow: bool, boot: i64) -> i32 {
         let prefix = self.prefix_streams();
         let json = self.format == Format::Json;
         let r = self
@@ -73,16 +74,27 @@ impl Ctx {
             .each(|node, mut c| async move {
                 let mut s = c
                     .client
-                    .dmesg(DmesgRequest { follow })
+                    .dmesg(DmesgRequest { follow, boot })
                     .await
                     .map_err(|s| c.explain(&s))?
                     .into_inner();
+                // The crash dump being printed (its header goes first).
+                let mut dump = None;
                 while let Some(m) = s.next().await {
                     let m = m.map_err(|st| c.explain(&st))?;
                     let mut out = String::new();
                     for k in &m.messages {
+                        if !json && k.crash_dump.is_some() && k.crash_dump != dump {
+                            dump = k.crash_dump.clone();
+                            let header = dump.as_ref().map(output::crash_dump_header);
+                            if prefix {
+                                out += &format!("{node}: ");
+                            }
+                            out += &header.unwrap_or_default();
+                            out.push('\n');
+                        }
                         if json {
-                            out += &output::kmsg_json(&node, k).to_string();
+                            out += &output::kmsg_json(&node, boot, k).to_string();
                         } else if prefix {
                             out += &format!("{node}: {}", output::kmsg_line(k));
                         } else {

@@ -31,6 +31,11 @@ pub struct Seen {
     /// SHA-256 of all the chunks.
     pub install_sha256: [u8; 32],
     pub restarted: Vec<String>,
+    /// The `limit` of the last `Boots` call.
+    pub boots_limit: Option<u32>,
+    /// The `boot` of the last `Logs` and `Dmesg` calls.
+    pub logs_boot: Option<i64>,
+    pub dmesg_boot: Option<i64>,
 }
 
 /// A slot's release as the fake reports it.
@@ -206,7 +211,12 @@ impl MachineService for Fake {
     type LogsStream = Stream<LogsResponse>;
     async fn logs(&self, r: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
         let r = r.into_inner();
-        let text = "one\ntwo\nthree\n";
+        self.seen.lock().unwrap().logs_boot = Some(r.boot);
+        let text = if r.boot == 0 {
+            "one\ntwo\nthree\n"
+        } else {
+            "0.000007 - starting\n5.120417 2026-11-29T20:25:39.120417Z serving\n"
+        };
         let lines: Vec<&str> = text.lines().collect();
         let tail = if r.tail_lines == 0 {
             lines.len()
@@ -227,7 +237,44 @@ impl MachineService for Fake {
         Ok(Response::new(Box::pin(tokio_stream::iter(items))))
     }
     type DmesgStream = Stream<DmesgResponse>;
-    async fn dmesg(&self, _: Request<DmesgRequest>) -> Result<Response<Self::DmesgStream>, Status> {
+    async fn dmesg(&self, r: Request<DmesgRequest>) -> Result<Response<Self::DmesgStream>, Status> {
+        let boot = r.into_inner().boot;
+        self.seen.lock().unwrap().dmesg_boot = Some(boot);
+        if boot != 0 {
+            // An earlier boot: its log, a damaged line, then a crash dump.
+            let dump = Some(CrashDump {
+                index: 1,
+                reason: "Panic".into(),
+            });
+            let m = |usec, text: &str, dump: &Option<CrashDump>| KernelMessage {
+                timestamp_usec: usec,
+                message: text.into(),
+                crash_dump: dump.clone(),
+                ..Default::default()
+            };
+            let items = vec![
+                Ok(DmesgResponse {
+                    messages: vec![
+                        m(0, "Linux version 6.1", &None),
+                        KernelMessage {
+                            no_timestamp: true,
+                            ..m(0, "[    1.9", &None)
+                        },
+                    ],
+                }),
+                Ok(DmesgResponse {
+                    messages: vec![
+                        m(2_023_838, "sysrq: Trigger a crash", &dump),
+                        m(
+                            2_155_872,
+                            "Kernel panic - not syncing: sysrq triggered crash",
+                            &dump,
+                        ),
+                    ],
+                }),
+            ];
+            return Ok(Response::new(Box::pin(tokio_stream::iter(items))));
+        }
         let items = vec![Ok(DmesgResponse {
             messages: vec![KernelMessage {
                 facility: 0,
@@ -235,9 +282,37 @@ impl MachineService for Fake {
                 sequence: 1,
                 timestamp_usec: 1_500_000,
                 message: "Linux version 6.1".into(),
+                ..Default::default()
             }],
         })];
         Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+    async fn boots(&self, r: Request<BootsRequest>) -> Result<Response<BootsResponse>, Status> {
+        self.seen.lock().unwrap().boots_limit = Some(r.into_inner().limit);
+        Ok(Response::new(boots()))
+    }
+    async fn boot_timeline(
+        &self,
+        r: Request<BootTimelineRequest>,
+    ) -> Result<Response<BootTimelineResponse>, Status> {
+        let boot = r.into_inner().boot;
+        if ![-1, 41].contains(&boot) {
+            return Err(Status::not_found(format!(
+                "no boot {boot} in the history (it holds boots 41 to 42, 2 in all)"
+            )));
+        }
+        let m = |name: &str, at_ms| BootMark {
+            name: name.into(),
+            at_ms,
+        };
+        Ok(Response::new(BootTimelineResponse {
+            number: 41,
+            marks: vec![
+                m("/init", 2210),
+                m("stage2", 3210),
+                m("agent-listening", 3520),
+            ],
+        }))
     }
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         Ok(Response::new(HealthResponse {
@@ -255,6 +330,43 @@ impl MachineService for Fake {
                 },
             ],
         }))
+    }
+}
+
+/// The history the fake keeps: boot 42 running, boot 41 panicked.
+pub fn boots() -> BootsResponse {
+    BootsResponse {
+        held: 2,
+        boots: vec![
+            BootRecord {
+                number: 42,
+                slot: "A".into(),
+                os_version: "1.2.3".into(),
+                kernel: "6.1.0-test".into(),
+                start_wall_unix_ms: Some(1_795_983_935_708),
+                start_uptime_ms: Some(3_412),
+                duration_ms: Some(65_000),
+                ending: "running".into(),
+                ending_kind: "running".into(),
+                successful: true,
+                running: true,
+                damaged_records: 0,
+            },
+            BootRecord {
+                number: 41,
+                slot: "B".into(),
+                os_version: "1.3.0".into(),
+                kernel: "6.1.0-test".into(),
+                start_wall_unix_ms: None,
+                start_uptime_ms: Some(3_412),
+                duration_ms: Some(2_155),
+                ending: "kernel panic: sysrq triggered crash".into(),
+                ending_kind: "kernel_panic".into(),
+                successful: false,
+                running: false,
+                damaged_records: 0,
+            },
+        ],
     }
 }
 
