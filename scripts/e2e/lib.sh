@@ -163,6 +163,7 @@ node_fresh() {
   local src=${1:-$E2E_DIR/base/disk.img}
   vm_stop "$E2E_VM"
   cp --sparse=always "$src" "$E2E_DISK"
+  rm -f "$E2E_DISK.erst"
   node_boot
   wait_marked
 }

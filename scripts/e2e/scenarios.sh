@@ -91,6 +91,9 @@ scenario_6() {
   node_boot
   expect_running "$new" "$next"
   wait_marked
+  # The boot history: the boot the cut ended left no ending of its own.
+  boot_ended 1 power_loss_or_reset "power loss or hard reset"
+  say "   osctl boots: the previous boot ended in a power loss or hard reset"
 
   # b) Cut when the guest has written as many bytes as the image has (data
   #    synced, flags being or about to be written): whichever slot the GPT
@@ -158,6 +161,17 @@ bad_image() {
   expect_slot "$slot" '.running and .successful and .next_boot'
 }
 
+# boot_ended INDEX KIND [TEXT]: `osctl boots` lists, INDEX places before the
+# running boot (1 = the boot before), a boot that ended as KIND (the API's
+# ending_kind) with TEXT in its ending's words.
+boot_ended() {
+  local j
+  j=$(osctl_json boots) || die "osctl boots failed: $j"
+  jq -e --argjson i "$1" --arg k "$2" --arg t "${3:-}" \
+    '.[0].ok and .[0].result.boots[0].running and (.[0].result.boots[$i] | .ending_kind == $k and (.ending | contains($t)))' <<<"$j" >/dev/null ||
+    die "osctl boots: the boot $1 before the running one should have ended as $2${3:+ ($3)}; the list: $(jq -c '[.[0].result.boots[] | {number, slot, ending_kind, ending}]' <<<"$j")"
+}
+
 # The console lines since boot number N+1 of this QEMU.
 console_since_boot() {
   awk -v n="$1" '/Run \/init as init process/ { c++ } c > n' "$E2E_VM/console.log"
@@ -223,6 +237,18 @@ scenario_4() {
   say "   console: $panics kernel panics (Attempted to kill init)"
   ((panics == BAD_TRIES)) || die "expected one kernel panic per try ($BAD_TRIES), saw $panics"
   ((RECOVERY_BOOTS == panics + 1)) || die "expected one boot per panic plus the good one: $panics panics, $RECOVERY_BOOTS boots"
+  # The boot history: each panicked boot never reached the agent; its record
+  # comes from the crash dump the firmware's ERST kept (pstore).
+  local i bad
+  bad=$(other "$(running_slot)")
+  for i in $(seq "$panics"); do
+    boot_ended "$i" kernel_panic "Attempted to kill init"
+  done
+  osctl_json boots | jq -e --arg s "$bad" --argjson n "$panics" '[.[0].result.boots[1:$n + 1][] | select(.slot == $s)] | length == $n' >/dev/null ||
+    die "osctl boots: the panicked boots should name slot $bad: $(osctl_json boots | jq -c '[.[0].result.boots[] | {number, slot, ending_kind}]')"
+  vm_osctl "$E2E_VM" dmesg --boot -1 | grep -q 'Kernel panic - not syncing: Attempted to kill init' ||
+    die "osctl dmesg --boot -1 does not show the previous boot's panic"
+  say "   osctl boots: $panics boots of slot $bad ended in a kernel panic; dmesg --boot -1 shows it"
 }
 
 # 5. Power cuts during install, at >= 10 points chosen from bytes written
@@ -351,6 +377,8 @@ scenario_9() {
   # The shutdown that ended boot b, as init logged it on the console.
   log=$(awk -v n="$b" '/Run \/init as init process/ { c++ } c == n' "$E2E_VM/console.log")
   check_shutdown_order "$log" reboot
+  boot_ended 1 reboot "over the API"
+  say "   osctl boots: the previous boot ended in a reboot requested over the API"
   # This boot mounted /var without a journal recovery.
   log=$(console_since_boot "$b")
   # (A failed check here is noted and the scenario goes on to the poweroff,

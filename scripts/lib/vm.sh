@@ -25,8 +25,13 @@
 # a guest write QEMU has performed is in the image file even if QEMU is
 # killed, so vm_kill is an honest power cut for what the guest had sent),
 # virtio NIC on QEMU's user network with the API forwarded to 127.0.0.1,
-# an i6300esb watchdog whose expiry resets the machine, and no -no-reboot:
-# reboots and panics (panic=5) restart the VM, as rollback needs.
+# an i6300esb watchdog whose expiry resets the machine, an ACPI ERST device
+# (the firmware's error record store: the kernel's pstore keeps a panic's
+# log there across the reset; the agent moves it into the boot history,
+# docs/history.md) backed by DISK.erst beside the disk image — the disk
+# and its .erst are one machine: whoever makes or copies a disk removes
+# the copy's .erst, a power cut keeps it — and no -no-reboot: reboots and
+# panics (panic=5) restart the VM, as rollback needs.
 
 VM_MEMORY=${VM_MEMORY:-1024}
 VM_SMP=${VM_SMP:-2}
@@ -99,6 +104,8 @@ vm_start() {
     -netdev "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:50051" \
     -device virtio-net-pci,netdev=n0 \
     -device i6300esb "${wd[@]}" \
+    -object "memory-backend-file,id=erst,mem-path=$disk.erst,size=0x40000,share=on" \
+    -device acpi-erst,memdev=erst \
     -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
     -pidfile "$dir/qemu.pid" -daemonize "$@" ||
     matic_die "QEMU failed to start (port $port in use? see above)"
