@@ -45,6 +45,18 @@ matic_cargo_build() {
   cargo build --workspace --release --locked "$@" --exclude matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
 }
 
+# matic_pki: make the API's PKI in $MATIC_PKI unless it is there.
+matic_pki() {
+  if [ -s "$MATIC_PKI/server.key" ] && [ -s "$MATIC_PKI/osctlconfig" ]; then
+    matic_log "reusing the existing PKI"
+    return 0
+  fi
+  [ -x "$MATIC_RELEASE/osctl" ] || matic_die "$MATIC_RELEASE/osctl missing: run cargo build --workspace --release"
+  # SANs: the host-forwarded address, the node's address on QEMU's network.
+  "$MATIC_RELEASE/osctl" gen-certs --out "$MATIC_PKI" \
+    --san 127.0.0.1 --san 10.0.2.15 --san localhost >/dev/null
+}
+
 # matic_release_keys: make the release key in $MATIC_RELEASE_KEYS unless it
 # is there (osctl release keygen never overwrites one).
 matic_release_keys() {
