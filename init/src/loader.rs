@@ -34,6 +34,14 @@ pub const SLOT_KEY: &[u8] = b"matic.slot";
 /// included: the size of the buffer stage 1 reads `/proc/cmdline` into.
 pub const CMDLINE_MAX: usize = 1024;
 
+/// The longest kernel release a kernel-id may name (the kernel's own
+/// limit, `__NEW_UTS_LEN`).
+pub const RELEASE_MAX: usize = 64;
+/// The longest kernel-id file [`KernelId::parse`] accepts: the release, a
+/// blank, 64 hex digits and the newline. Stage 1 reads each id into this
+/// many bytes.
+pub const KERNEL_ID_MAX: usize = RELEASE_MAX + 1 + 64 + 1;
+
 /// The slot `matic.slot=` names (`A` or `B`); anything else names none.
 pub fn given_slot(value: &[u8]) -> Option<Slot> {
     match value {
@@ -62,7 +70,7 @@ impl<'a> KernelId<'a> {
         let printable = |b: &u8| b.is_ascii_graphic();
         let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
         (!release.is_empty()
-            && release.len() <= 64
+            && release.len() <= RELEASE_MAX
             && release.iter().all(printable)
             && digest.len() == 64
             && digest.iter().all(hex))
@@ -302,5 +310,13 @@ mod tests {
         // Replaced words make room.
         let long = format!("{} lockdown=integrity\n", "x".repeat(CMDLINE_MAX - 1 - add));
         assert!(cmdline(&long, Slot::A).is_some());
+    }
+    #[test]
+    fn the_longest_kernel_id_fits_stage_1_s_buffer() {
+        let line = format!("{} {}\n", "r".repeat(RELEASE_MAX), "a".repeat(64));
+        assert_eq!(line.len(), KERNEL_ID_MAX);
+        assert!(KernelId::parse(line.as_bytes()).is_some());
+        let longer = format!("{} {}\n", "r".repeat(RELEASE_MAX + 1), "a".repeat(64));
+        assert!(KernelId::parse(longer.as_bytes()).is_none());
     }
 }

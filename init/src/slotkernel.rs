@@ -43,9 +43,11 @@ pub fn kexec_if_needed(slot: Slot, proc_cmdline: &[u8]) -> Result<(), Stage1Erro
 /// the errno.
 #[inline(never)]
 fn kexec(slot: Slot, proc_cmdline: &[u8]) -> Result<(), (&'static CStr, Errno)> {
-    // One buffer for both ids: one zeroing.
-    let mut ids = [0u8; 256];
-    let (own, theirs) = ids.split_at_mut(128);
+    // One buffer for both ids: one zeroing. Each holds the longest id
+    // `KernelId::parse` accepts (a shorter buffer would cut a long one and
+    // give a good slot up as unreadable).
+    let mut ids = [0u8; 2 * loader::KERNEL_ID_MAX];
+    let (own, theirs) = ids.split_at_mut(loader::KERNEL_ID_MAX);
     let theirs = match read_file(loader::SLOT_KERNEL_ID, theirs) {
         Ok(t) => Some(t),
         Err(Errno::NOENT) => None,

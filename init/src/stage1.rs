@@ -76,7 +76,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
         go_on(Stage1Error::ModuleList(e));
     }
 
-    let mut cmdline = [0u8; 1024];
+    let mut cmdline = [0u8; loader::CMDLINE_MAX];
     let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
     let argv = |key: &[u8]| {
         args.iter()
