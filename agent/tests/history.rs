@@ -204,6 +204,61 @@ fn a_dump_of_a_boot_that_never_reached_the_agent_becomes_its_own_record() {
     assert_eq!(boots[0].ending, Outcome::Running);
 }
 
+/// Boot 1 ended normally; then stage 1 gave a slot up and rebooted before
+/// any agent ran: init asked for a dump on its way down (a `Shutdown` dump,
+/// one part, naming no boot).
+fn prepare_slot_given_up(dir: &Path) {
+    this_boot(dir);
+    let s = store(dir);
+    let mut w = s.begin(started("boot-one", "A")).unwrap();
+    w.event(&Event::Ended {
+        ending: Ending::Reboot {
+            by: "op over the API".into(),
+        },
+        at_ms: 60_000,
+    })
+    .unwrap();
+    w.close().unwrap();
+    fs::write(
+        dir.join("pstore").join("dmesg-erst-7713669076437958700"),
+        "Shutdown#1 Part1\n\
+         <5>[    0.000000] Linux version 6.1.0-57-amd64 (debian-kernel@lists.debian.org)\n\
+         <6>[    3.900000] matic-init: slot B chosen (priority 15, tries 2) on /dev/vda (GUID 0FC6)\n\
+         <3>[    4.100000] matic-init: slot B: mounting its squashfs failed: os error 22\n\
+         <3>[    4.100300] matic-init: slot B: its image cannot boot; slot given up, rebooting\n\
+         <5>[    4.210000] reboot: Restarting system\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_slot_given_up_in_stage_1_is_a_boot_of_its_own_from_inits_dump() {
+    let node = Node::start(
+        "hist-given-up",
+        NodeOpts {
+            prepare: Some(prepare_slot_given_up),
+            ..Default::default()
+        },
+    );
+    node.wait_log("recording boot 3");
+    let s = store(&node.dir);
+    assert_eq!(s.numbers().unwrap(), [1, 2, 3]);
+    let boots = s.boots(4, Some(3)).unwrap();
+    let given_up = &boots[1];
+    assert_eq!(given_up.number, 2);
+    assert_eq!(given_up.slot.as_deref(), Some("B"));
+    assert_eq!(given_up.ending, Outcome::Ended(Ending::UnmountableRoot));
+    let kmsg = s.kmsg(2).unwrap();
+    assert!(kmsg.contains("slot given up, rebooting"), "{kmsg}");
+    assert_eq!(s.crash_dumps(2).unwrap().len(), 1);
+    assert_eq!(
+        recorded_ending(&node.dir, 1),
+        Some(Ending::Reboot {
+            by: "op over the API".into()
+        })
+    );
+}
+
 // ------------------------------------------------ endings
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,20 @@ pub fn sleep_ms(ms: u64) {
 
 /// Syncs and reboots after a failure that stops the boot (a panic, or a
 /// stage 1 that cannot go on). Never returns.
+///
+/// First it asks the kernel to dump its log to pstore on this restart too
+/// (`printk.always_kmsg_dump`; by default only panics are dumped), so the
+/// next boot's agent learns why this one ended even when it never ran here
+/// (docs/history.md). Only on this path: a dump per ordinary reboot would
+/// wear the firmware's store. Without sysfs it is skipped.
 pub fn reboot_now() -> ! {
+    if let Ok(fd) = open(
+        c"/sys/module/printk/parameters/always_kmsg_dump",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = write_all(&fd, b"Y");
+    }
     rustix::fs::sync();
     let _ = rustix::system::reboot(rustix::system::RebootCommand::Restart);
     // Only reachable without CAP_SYS_BOOT; keep PID 1 alive (and, on real

@@ -209,6 +209,19 @@ scenario_3() {
   grep -qE 'matic-init: slot [AB]: its image cannot boot; slot given up, rebooting' <<<"$log" ||
     die "the console does not show stage 1 giving the slot up"
   ((RECOVERY_BOOTS == 2)) || die "expected exactly 2 boots (bad slot refused by stage 1, then the good one), saw $RECOVERY_BOOTS"
+  given_up_boot_recorded
+}
+
+# The boot before the running one was stage 1 giving the other slot up: no
+# agent ran in it, so its record comes from the kernel log init had dumped
+# to pstore on its way down (docs/history.md).
+given_up_boot_recorded() {
+  boot_ended 1 unmountable_root
+  osctl_json boots | jq -e --arg s "$(other "$(running_slot)")" '.[0].result.boots[1].slot == $s' >/dev/null ||
+    die "osctl boots: the boot before should name slot $(other "$(running_slot)"): $(osctl_json boots | jq -c '[.[0].result.boots[] | {number, slot, ending_kind}]')"
+  vm_osctl "$E2E_VM" dmesg --boot -1 | grep -q 'slot given up, rebooting' ||
+    die "osctl dmesg --boot -1 does not show stage 1 giving the slot up"
+  say "   osctl boots: the boot before ended in stage 1 (unmountable root, slot $(other "$(running_slot)")); dmesg --boot -1 shows why"
 }
 
 # 4. Broken init in the new slot, the previous slot boots:
@@ -229,6 +242,7 @@ scenario_4() {
   grep -qE 'matic-init: slot [AB]: its image cannot boot; slot given up, rebooting' <<<"$log" ||
     die "the console does not show stage 1 giving the slot up"
   ((RECOVERY_BOOTS == 2)) || die "expected 2 boots (the bad slot given up by stage 1, then the good one), saw $RECOVERY_BOOTS"
+  given_up_boot_recorded
 
   b=$(boots)
   bad_image e2e-init-exits

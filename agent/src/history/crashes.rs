@@ -4,7 +4,9 @@
 //! agent writes to /dev/kmsg as soon as it begins a boot) belongs to N,
 //! whose ending becomes its panic. A panic naming no boot in the store is
 //! a boot that never reached the agent (a panic in stage 1, an `/sbin/init`
-//! that exits): it gets a record of its own, made from the dump.
+//! that exits): it gets a record of its own, made from the dump. So does a
+//! dump init asked for before it rebooted on a failure (stage 1 giving a
+//! slot up: [`SHUTDOWN_DUMP`]).
 //!
 //! Owns: attributing dumps to boots, and the records made from dumps.
 //! Must never: unlink a dump that is not yet in the store (pstore::collect
@@ -20,6 +22,8 @@ use matic_history::journal::{self, PANIC_PREFIX};
 use matic_history::pstore::{self, Dump};
 use matic_history::store::{self, Store};
 use matic_history::{Ending, Error, Event, Started};
+
+use super::inferred;
 
 /// The line the agent writes to the kernel log when it begins boot N.
 pub const HISTORY_LINE: &str = "matic-agent: history boot ";
@@ -42,8 +46,8 @@ pub struct Placed {
 
 /// Moves pstore's dumps into the store and attributes them (module doc).
 /// Files that are not kernel log dumps (`console-*`, an unreadable dump)
-/// and dumps that are not panics and name no boot are kept with the
-/// newest boot. Returns where each dump went, oldest first.
+/// and dumps that are neither panics nor init's failure dumps and name no
+/// boot are kept with the newest boot. Returns where each dump went, oldest first.
 pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
     let incoming = store.dir().join(INCOMING);
     match pstore::collect(pstore_dir, &incoming) {
@@ -60,27 +64,32 @@ pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
     let mut placed = Vec::new();
     for (dump, parts) in pstore::dumps_with_files(&files) {
         let panic = panic_line(&dump.text);
+        let ending = match &panic {
+            Some(line) => Some(ended(line, &dump)),
+            None => init_failure(&dump),
+        };
         let named = named_boot(&dump.text).filter(|&n| store.boot_dir(n).is_dir());
-        let (boot, created) = match (named, &panic) {
-            (Some(n), _) => {
-                if let Some(line) = &panic
+        let (boot, created) = match (named, ending) {
+            (Some(n), ending) => {
+                if let Some(ending) = ending
                     && !has_ending(store, n)?
                 {
                     let mut w = store.reopen(n)?;
-                    w.event(&ended(line, &dump))?;
+                    w.event(&ending)?;
                     w.close()?;
                 }
                 (n, false)
             }
-            (None, Some(line)) => {
+            (None, Some(ending)) => {
                 let mut w = store.begin(started_from(&dump, &parts))?;
                 w.kmsg_line(&dump.text)?;
-                w.event(&ended(line, &dump))?;
+                w.event(&ending)?;
                 let n = w.number();
                 w.close()?;
                 (n, true)
             }
-            // Not a panic and no boot named: stays for the newest boot.
+            // Neither a panic nor init's failure, and no boot named: stays
+            // for the newest boot.
             (None, None) => continue,
         };
         move_into(&parts, &store.boot_dir(boot).join(store::PSTORE))?;
@@ -198,6 +207,37 @@ pub fn started_from(dump: &Dump, parts: &[PathBuf]) -> Started {
     started
 }
 
+/// The reason pstore gives a dump taken on a restart or power-off. Init
+/// asks for one only when a failure stops the boot (`reboot_now` sets
+/// `printk.always_kmsg_dump`, docs/history.md), so such a dump is a boot
+/// that init ended: in stage 1 (the slot given up, no disk) the only trace
+/// of it.
+pub const SHUTDOWN_DUMP: &str = "Shutdown";
+
+/// The `Ended` event of a boot init stopped (a [`SHUTDOWN_DUMP`]): what its
+/// log's end says (inferred.rs: a root that would not mount, the boot
+/// deadline), else a reboot by init after its last `rebooting` line, at
+/// the last time stamp. `None` for any other dump.
+fn init_failure(dump: &Dump) -> Option<Event> {
+    if dump.reason != SHUTDOWN_DUMP {
+        return None;
+    }
+    let lines = || dump.text.lines().rev().map(without_time);
+    let at_ms = lines().find_map(|(at, _)| at).unwrap_or(0);
+    let ending = match inferred::infer(&dump.text, false) {
+        Ending::PowerLossOrReset => {
+            let why = lines()
+                .map(|(_, text)| text)
+                .find(|t| t.starts_with("matic-init: ") && t.contains("rebooting"))
+                .map(|t| format!("init ({})", t.trim_start_matches("matic-init: ")))
+                .unwrap_or_else(|| "init".into());
+            Ending::Reboot { by: why }
+        }
+        ending => ending,
+    };
+    Some(Event::Ended { ending, at_ms })
+}
+
 /// Whether boot `n` recorded an `ended` event.
 fn has_ending(store: &Store, n: u64) -> Result<bool, Error> {
     let path = store.boot_dir(n).join(store::EVENTS);
@@ -304,6 +344,37 @@ mod tests {
         assert_eq!(without_time("[12.5] x"), (Some(12_500), "x"));
         assert_eq!(without_time("[mem 0x0] x"), (None, "[mem 0x0] x"));
         assert_eq!(without_time("[1.é] x"), (None, "[1.é] x"));
+    }
+
+    #[test]
+    fn inits_failure_dump_says_how_the_boot_ended() {
+        let dump = |reason: &str, text: &str| Dump {
+            reason: reason.into(),
+            text: text.into(),
+        };
+        let given_up = "[ 4.1] matic-init: slot B: its image cannot boot; slot given up, rebooting\n\
+            [ 4.2] reboot: Restarting system\n";
+        assert_eq!(
+            init_failure(&dump("Shutdown", given_up)),
+            Some(Event::Ended {
+                ending: Ending::UnmountableRoot,
+                at_ms: 4200
+            })
+        );
+        let no_disk = "[ 3.0] matic-init: stage 1: from the initramfs\n\
+            [ 9.5] matic-init: no disk carries a MaticOS partition table, rebooting\n";
+        assert_eq!(
+            init_failure(&dump("Shutdown", no_disk)),
+            Some(Event::Ended {
+                ending: Ending::Reboot {
+                    by: "init (no disk carries a MaticOS partition table, rebooting)".into()
+                },
+                at_ms: 9500
+            })
+        );
+        // Only init's restart dumps: an oops is no ending, a panic has its own.
+        assert_eq!(init_failure(&dump("Oops", given_up)), None);
+        assert_eq!(init_failure(&dump("Panic", given_up)), None);
     }
 
     #[test]
