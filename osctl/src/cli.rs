@@ -92,9 +92,12 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
             unreachable!("handled")
         }
         Command::Version { .. } => ctx.version().await,
-        Command::Reboot => ctx.reboot().await,
+        Command::Reboot { wait } if wait.wait => ctx.reboot_wait(&wait.timing).await,
+        Command::Reboot { .. } => ctx.reboot().await,
         Command::Shutdown => ctx.shutdown().await,
-        Command::Rollback { no_reboot } => ctx.rollback(no_reboot).await,
+        Command::Rollback { wait, .. } if wait.wait => ctx.rollback_wait(&wait.timing).await,
+        Command::Rollback { no_reboot, .. } => ctx.rollback(no_reboot).await,
+        Command::Upgrade(args) => ctx.upgrade(args).await?,
         Command::BootStatus => ctx.boot_status().await,
         Command::Services => ctx.services().await,
         Command::Restart { service } => ctx.restart(service).await,
