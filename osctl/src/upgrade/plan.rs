@@ -208,3 +208,297 @@ fn report(targets: &[String], outcomes: Vec<Outcome>, halted: bool) -> Report {
         halted,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::upgrade::failure::Check;
+
+    /// A node set in memory: which nodes run the release, which fail
+    /// where, and a log of every call in the order made.
+    #[derive(Default)]
+    struct Fake {
+        done: Mutex<HashSet<String>>,
+        unreadable: HashSet<&'static str>,
+        fails: HashMap<&'static str, Check>,
+        hook_fails: HashSet<(&'static str, &'static str)>,
+        log: Mutex<Vec<String>>,
+        active: AtomicUsize,
+        max_active: AtomicUsize,
+    }
+
+    impl Fake {
+        fn log(&self, s: String) {
+            self.log.lock().unwrap().push(s);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    impl Nodes for Fake {
+        async fn is_done(&self, node: &str) -> Result<bool, Failure> {
+            if self.unreadable.contains(node) {
+                return Err(Failure::new(Check::Unreachable, "connection refused"));
+            }
+            Ok(self.done.lock().unwrap().contains(node))
+        }
+        async fn upgrade(&self, node: &str) -> Result<(), Failure> {
+            self.log(format!("upgrade {node}"));
+            let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_active.fetch_max(now, Ordering::SeqCst);
+            // Let the other nodes of the batch start meanwhile.
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            self.log(format!("end {node}"));
+            if let Some(c) = self.fails.get(node) {
+                return Err(Failure::new(c.clone(), "made to fail"));
+            }
+            self.done.lock().unwrap().insert(node.to_string());
+            Ok(())
+        }
+        async fn roll_back(&self, node: &str) -> Result<(), Failure> {
+            self.log(format!("rollback {node}"));
+            Ok(())
+        }
+        async fn hook(&self, hook: Hook, cmd: &str, node: &str) -> Result<(), Failure> {
+            self.log(format!("{} {cmd} {node}", hook.name()));
+            if self.hook_fails.contains(&(hook.name(), node)) {
+                return Err(Failure::new(Check::Hook(hook), "exited with status 1"));
+            }
+            Ok(())
+        }
+    }
+
+    /// Records every stage reported.
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<(String, Stage)>>);
+    impl Progress for Rec {
+        fn stage(&self, node: &str, stage: &Stage) {
+            self.0.lock().unwrap().push((node.into(), stage.clone()));
+        }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn policy(max: usize) -> Policy {
+        Policy {
+            max_unavailable: max,
+            on_failure: OnFailure::Pause,
+            before_node: None,
+            after_node: None,
+        }
+    }
+
+    async fn go(fake: &Fake, nodes: &[&str], p: &Policy) -> Report {
+        run(fake, &Rec::default(), &names(nodes), p).await
+    }
+
+    fn outcomes(r: &Report) -> Vec<&'static str> {
+        r.nodes
+            .iter()
+            .map(|(_, o)| match o {
+                Outcome::Skipped => "skipped",
+                Outcome::Passed => "passed",
+                Outcome::Untouched => "untouched",
+                Outcome::Failed { rollback: None, .. } => "failed",
+                Outcome::Failed {
+                    rollback: Some(Ok(())),
+                    ..
+                } => "rolled-back",
+                Outcome::Failed {
+                    rollback: Some(Err(_)),
+                    ..
+                } => "rollback-failed",
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn batches_hold_at_most_max_unavailable_nodes_and_run_in_order() {
+        let fake = Fake::default();
+        let r = go(&fake, &["a", "b", "c", "d", "e"], &policy(2)).await;
+        assert!(!r.halted);
+        assert_eq!(outcomes(&r), ["passed"; 5]);
+        assert_eq!(fake.max_active.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            fake.calls(),
+            [
+                "upgrade a",
+                "upgrade b",
+                "end a",
+                "end b",
+                "upgrade c",
+                "upgrade d",
+                "end c",
+                "end d",
+                "upgrade e",
+                "end e"
+            ]
+        );
+        // The default: one node at a time.
+        let fake = Fake::default();
+        go(&fake, &["a", "b", "c"], &policy(1)).await;
+        assert_eq!(fake.max_active.load(Ordering::SeqCst), 1);
+        // A 0 from a caller still means one at a time, never a panic.
+        let fake = Fake::default();
+        go(&fake, &["a", "b"], &policy(0)).await;
+        assert_eq!(fake.max_active.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rerun_skips_the_nodes_already_done() {
+        let fake = Fake {
+            fails: HashMap::from([("c", Check::Health("containerd".into()))]),
+            ..Default::default()
+        };
+        let nodes = ["a", "b", "c", "d"];
+        let r = go(&fake, &nodes, &policy(1)).await;
+        assert_eq!(outcomes(&r), ["passed", "passed", "failed", "untouched"]);
+        // The operator fixed c; the rerun touches only c and d.
+        let fake = Fake {
+            done: fake.done,
+            ..Default::default()
+        };
+        let r = go(&fake, &nodes, &policy(2)).await;
+        assert!(!r.halted);
+        assert_eq!(outcomes(&r), ["skipped", "skipped", "passed", "passed"]);
+        assert_eq!(
+            fake.calls(),
+            ["upgrade c", "upgrade d", "end c", "end d"]
+        );
+        // Once more: nothing left to do, nothing touched.
+        let fake = Fake {
+            done: fake.done,
+            ..Default::default()
+        };
+        let r = go(&fake, &nodes, &policy(1)).await;
+        assert_eq!(outcomes(&r), ["skipped"; 4]);
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_failed_batch_halts_and_no_later_node_is_touched() {
+        let fake = Fake {
+            fails: HashMap::from([("b", Check::RolledBack)]),
+            ..Default::default()
+        };
+        let rec = Rec::default();
+        let r = run(&fake, &rec, &names(&["a", "b", "c", "d", "e"]), &policy(2)).await;
+        assert!(r.halted);
+        assert_eq!(
+            outcomes(&r),
+            ["passed", "failed", "untouched", "untouched", "untouched"]
+        );
+        assert_eq!(fake.calls(), ["upgrade a", "upgrade b", "end a", "end b"]);
+        let Outcome::Failed { failure, .. } = &r.nodes[1].1 else {
+            panic!()
+        };
+        assert_eq!(failure.check, Check::RolledBack);
+        // The untouched nodes are reported as such.
+        let stages = rec.0.lock().unwrap();
+        assert!(stages.contains(&("e".into(), Stage::Untouched)));
+        assert!(!stages.iter().any(|(n, s)| n == "c" && *s == Stage::Done));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_node_halts_before_any_node_is_touched() {
+        let fake = Fake {
+            unreadable: HashSet::from(["c"]),
+            ..Default::default()
+        };
+        let r = go(&fake, &["a", "b", "c"], &policy(1)).await;
+        assert!(r.halted);
+        assert_eq!(outcomes(&r), ["untouched", "untouched", "failed"]);
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rollback_on_failure_rolls_back_only_nodes_on_the_new_release() {
+        let fake = Fake {
+            fails: HashMap::from([
+                ("a", Check::Health("containerd".into())),
+                ("b", Check::RolledBack),
+                ("c", Check::Install),
+            ]),
+            ..Default::default()
+        };
+        let p = Policy {
+            on_failure: OnFailure::Rollback,
+            ..policy(3)
+        };
+        let r = go(&fake, &["a", "b", "c", "d"], &p).await;
+        assert!(r.halted);
+        // b came back on its old slot by itself and c never left it: a
+        // rollback would boot the new release on them.
+        assert_eq!(outcomes(&r), ["rolled-back", "failed", "failed", "untouched"]);
+        let calls = fake.calls();
+        assert_eq!(calls.iter().filter(|c| c.starts_with("rollback")).count(), 1);
+        assert_eq!(calls.last().unwrap(), "rollback a");
+        // The default leaves the failed node as it is.
+        let fake = Fake {
+            fails: HashMap::from([("a", Check::NotMarked)]),
+            ..Default::default()
+        };
+        let r = go(&fake, &["a", "b"], &policy(1)).await;
+        assert_eq!(outcomes(&r), ["failed", "untouched"]);
+        assert!(!fake.calls().iter().any(|c| c.starts_with("rollback")));
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_halts_like_a_failed_node() {
+        let with_hooks = Policy {
+            before_node: Some("drain".into()),
+            after_node: Some("uncordon".into()),
+            on_failure: OnFailure::Rollback,
+            ..policy(1)
+        };
+        // The before hook fails: the node is not upgraded, nor later ones.
+        let fake = Fake {
+            hook_fails: HashSet::from([("before-node", "b")]),
+            ..Default::default()
+        };
+        let r = go(&fake, &["a", "b", "c"], &with_hooks).await;
+        assert!(r.halted);
+        assert_eq!(outcomes(&r), ["passed", "failed", "untouched"]);
+        assert_eq!(
+            fake.calls(),
+            [
+                "before-node drain a",
+                "upgrade a",
+                "end a",
+                "after-node uncordon a",
+                "before-node drain b"
+            ]
+        );
+        // The after hook fails: halted, but the node passed its checks, so
+        // there is nothing to roll back.
+        let fake = Fake {
+            hook_fails: HashSet::from([("after-node", "a")]),
+            ..Default::default()
+        };
+        let r = go(&fake, &["a", "b"], &with_hooks).await;
+        assert_eq!(outcomes(&r), ["failed", "untouched"]);
+        let Outcome::Failed { failure, .. } = &r.nodes[0].1 else {
+            panic!()
+        };
+        assert_eq!(failure.check.word(), "hook:after-node");
+        assert_eq!(
+            fake.calls(),
+            [
+                "before-node drain a",
+                "upgrade a",
+                "end a",
+                "after-node uncordon a"
+            ]
+        );
+    }
+}

@@ -198,3 +198,200 @@ impl Waiter {
 fn or_unknown(slot: &str) -> &str {
     if slot.is_empty() { "(unknown)" } else { slot }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn expect() -> Expect {
+        Expect {
+            boot_before: Some(7),
+            new_boot: true,
+            slot: "B".into(),
+            release: Some(("2.0".into(), "cd".repeat(32))),
+        }
+    }
+
+    /// Boot 8 from slot B with the release, marked, healthy.
+    fn good() -> Observation {
+        Observation {
+            boot: Some(8),
+            slot: "B".into(),
+            version: Some("2.0".into()),
+            root_hash: Some("cd".repeat(32)),
+            marked: true,
+            failing: vec![],
+        }
+    }
+
+    fn failing(name: &str) -> Vec<(String, String)> {
+        vec![(name.into(), "socket not answering".into())]
+    }
+
+    #[test]
+    fn passes_only_after_healthy_for_without_a_break() {
+        let t0 = Instant::now();
+        let mut w = Waiter::new(expect(), 10 * S, t0, 600 * S);
+        let old = Observation {
+            boot: Some(7),
+            slot: "A".into(),
+            ..good()
+        };
+        assert_eq!(w.up(t0, &old), Step::Pending("reboot".into()));
+        assert_eq!(
+            w.down(t0 + S, "cannot reach n: connection refused".into()),
+            Step::Pending("answer".into())
+        );
+        let unmarked = Observation {
+            marked: false,
+            failing: failing("containerd"),
+            ..good()
+        };
+        assert_eq!(
+            w.up(t0 + 2 * S, &unmarked),
+            Step::Pending("health check containerd".into())
+        );
+        let unmarked = Observation {
+            marked: false,
+            ..good()
+        };
+        assert_eq!(
+            w.up(t0 + 3 * S, &unmarked),
+            Step::Pending("boot marked successful".into())
+        );
+        assert!(matches!(w.up(t0 + 4 * S, &good()), Step::Pending(_)));
+        assert!(matches!(w.up(t0 + 13 * S, &good()), Step::Pending(_)));
+        // A check failing inside the window starts it again.
+        let flap = Observation {
+            failing: failing("init"),
+            ..good()
+        };
+        assert!(matches!(w.up(t0 + 14 * S, &flap), Step::Pending(_)));
+        assert!(matches!(w.up(t0 + 15 * S, &good()), Step::Pending(_)));
+        // So does an unanswered look.
+        assert!(matches!(w.down(t0 + 16 * S, "x".into()), Step::Pending(_)));
+        assert!(matches!(w.up(t0 + 17 * S, &good()), Step::Pending(_)));
+        assert!(matches!(w.up(t0 + 26 * S, &good()), Step::Pending(_)));
+        assert_eq!(w.up(t0 + 27 * S, &good()), Step::Passed);
+    }
+
+    #[test]
+    fn coming_back_on_the_old_slot_fails_at_once() {
+        let t0 = Instant::now();
+        let mut w = Waiter::new(expect(), 10 * S, t0, 600 * S);
+        let back = Observation {
+            slot: "A".into(),
+            version: Some("1.0".into()),
+            root_hash: Some("ab".repeat(32)),
+            ..good()
+        };
+        let Step::Failed(f) = w.up(t0 + S, &back) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::RolledBack);
+        assert_eq!(
+            f.detail,
+            "it came back on slot A, not slot B: the new slot was given up"
+        );
+        let other = Observation {
+            root_hash: Some("ef".repeat(32)),
+            version: Some("2.0-rc".into()),
+            ..good()
+        };
+        let mut w = Waiter::new(expect(), 10 * S, t0, 600 * S);
+        let Step::Failed(f) = w.up(t0 + S, &other) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::WrongRelease);
+        assert_eq!(
+            f.detail,
+            "slot B runs release 2.0-rc (another root hash), not release 2.0"
+        );
+    }
+
+    #[test]
+    fn at_the_timeout_the_failure_names_what_was_short() {
+        let t0 = Instant::now();
+        let end = t0 + 60 * S;
+        let timed_out = |o: Option<Observation>| {
+            let mut w = Waiter::new(expect(), 10 * S, t0, 60 * S);
+            match o {
+                Some(o) => w.up(end, &o),
+                None => w.down(end, "cannot reach n: connection refused".into()),
+            }
+        };
+        let Step::Failed(f) = timed_out(None) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::Unreachable);
+        assert_eq!(
+            f.detail,
+            "cannot reach n: connection refused (gave up after the --timeout)"
+        );
+        let sick = Observation {
+            marked: false,
+            failing: [failing("containerd"), failing("disk")].concat(),
+            ..good()
+        };
+        let Step::Failed(f) = timed_out(Some(sick)) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::Health("containerd".into()));
+        assert_eq!(
+            f.detail,
+            "health check containerd failing: socket not answering (and 1 more failing) \
+             (gave up after the --timeout)"
+        );
+        let unmarked = Observation {
+            marked: false,
+            ..good()
+        };
+        let Step::Failed(f) = timed_out(Some(unmarked)) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::NotMarked);
+        let same_boot = Observation {
+            boot: Some(7),
+            ..good()
+        };
+        let Step::Failed(f) = timed_out(Some(same_boot)) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::NotRebooted);
+        // Healthy, but the window was not over when the time was.
+        let mut w = Waiter::new(expect(), 10 * S, t0, 60 * S);
+        assert!(matches!(w.up(end - 4 * S, &good()), Step::Pending(_)));
+        let Step::Failed(f) = w.up(end, &good()) else {
+            panic!()
+        };
+        assert_eq!(f.check, Check::HealthyFor);
+        assert!(f.detail.starts_with("healthy for only 4s of --healthy-for 10s"));
+    }
+
+    #[test]
+    fn without_a_history_the_node_must_have_been_seen_down() {
+        let t0 = Instant::now();
+        let e = Expect {
+            boot_before: None,
+            ..expect()
+        };
+        let no_id = Observation {
+            boot: None,
+            ..good()
+        };
+        let mut w = Waiter::new(e, Duration::ZERO, t0, 600 * S);
+        assert_eq!(w.up(t0, &no_id), Step::Pending("reboot".into()));
+        assert!(matches!(w.down(t0 + S, "refused".into()), Step::Pending(_)));
+        assert_eq!(w.up(t0 + 2 * S, &no_id), Step::Passed);
+        // A node found on trial with the release is not asked to reboot.
+        let e = Expect {
+            boot_before: None,
+            new_boot: false,
+            ..expect()
+        };
+        let mut w = Waiter::new(e, Duration::ZERO, t0, 600 * S);
+        assert_eq!(w.up(t0, &no_id), Step::Passed);
+    }
+}
