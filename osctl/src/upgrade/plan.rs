@@ -371,10 +371,7 @@ mod tests {
         let r = go(&fake, &nodes, &policy(2)).await;
         assert!(!r.halted);
         assert_eq!(outcomes(&r), ["skipped", "skipped", "passed", "passed"]);
-        assert_eq!(
-            fake.calls(),
-            ["upgrade c", "upgrade d", "end c", "end d"]
-        );
+        assert_eq!(fake.calls(), ["upgrade c", "upgrade d", "end c", "end d"]);
         // Once more: nothing left to do, nothing touched.
         let fake = Fake {
             done: fake.done,
@@ -439,9 +436,15 @@ mod tests {
         assert!(r.halted);
         // b came back on its old slot by itself and c never left it: a
         // rollback would boot the new release on them.
-        assert_eq!(outcomes(&r), ["rolled-back", "failed", "failed", "untouched"]);
+        assert_eq!(
+            outcomes(&r),
+            ["rolled-back", "failed", "failed", "untouched"]
+        );
         let calls = fake.calls();
-        assert_eq!(calls.iter().filter(|c| c.starts_with("rollback")).count(), 1);
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("rollback")).count(),
+            1
+        );
         assert_eq!(calls.last().unwrap(), "rollback a");
         // The default leaves the failed node as it is.
         let fake = Fake {

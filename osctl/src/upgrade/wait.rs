@@ -367,7 +367,10 @@ mod tests {
             panic!()
         };
         assert_eq!(f.check, Check::HealthyFor);
-        assert!(f.detail.starts_with("healthy for only 4s of --healthy-for 10s"));
+        assert!(
+            f.detail
+                .starts_with("healthy for only 4s of --healthy-for 10s")
+        );
     }
 
     #[test]
