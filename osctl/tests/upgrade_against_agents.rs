@@ -326,3 +326,24 @@ fn reboot_wait_waits_for_the_new_boot_and_says_when_it_does_not_come() {
         "{err}"
     );
 }
+
+#[test]
+fn rollback_wait_comes_back_on_the_other_slot() {
+    let f = fleet("rollback", &[AfterReboot::Boots]);
+    let rel = common::release(&f.dir, "good", "2.0", 100_000);
+    let (_, code, err) = f.upgrade(&rel, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(f.running(0).0, "B");
+    let o = f.osctl(&["rollback", "--wait", "--healthy-for", "1s", "-o", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(f.nodes[0].reboots(), 2);
+    assert_eq!(f.running(0).0, "A");
+    let last: Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    assert_eq!(last["summary"]["halted"], false);
+    assert_eq!(last["summary"]["nodes"][0]["result"], "done");
+    assert_eq!(last["summary"]["nodes"][0]["slot"], "A");
+}

@@ -144,11 +144,11 @@ impl Node {
                 }
                 let mut s = st.lock().unwrap();
                 s.commands.push(line.clone());
-                if line == "reboot" || line == "poweroff" {
-                    if let Some(mut c) = s.child.take() {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                    }
+                if (line == "reboot" || line == "poweroff")
+                    && let Some(mut c) = s.child.take()
+                {
+                    let _ = c.kill();
+                    let _ = c.wait();
                 }
                 if line != "reboot" {
                     continue;

@@ -113,6 +113,81 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn upgrade_flags_and_their_defaults() {
+        let c = Cli::try_parse_from(["osctl", "upgrade", "r.release", "-n", "a,b"]).unwrap();
+        let Command::Upgrade(a) = c.command else {
+            panic!("upgrade expected")
+        };
+        assert_eq!(c.nodes, ["a", "b"]);
+        assert_eq!(a.release, "r.release");
+        assert_eq!(a.max_unavailable, 1);
+        assert_eq!(a.timing.healthy_for, Duration::from_secs(30));
+        assert_eq!(a.timing.timeout, Duration::from_secs(600));
+        assert!(!a.pause_on_failure && !a.rollback_on_failure);
+        assert_eq!((a.before_node, a.after_node), (None, None));
+        let c = Cli::try_parse_from([
+            "osctl",
+            "upgrade",
+            "r.release",
+            "--max-unavailable",
+            "2",
+            "--healthy-for",
+            "1m",
+            "--timeout",
+            "5m",
+            "--rollback-on-failure",
+            "--before-node",
+            "kubectl drain $MATIC_NODE_HOSTNAME",
+            "--after-node",
+            "true",
+        ])
+        .unwrap();
+        let Command::Upgrade(a) = c.command else {
+            panic!("upgrade expected")
+        };
+        assert_eq!(a.max_unavailable, 2);
+        assert_eq!(a.timing.healthy_for, Duration::from_secs(60));
+        assert_eq!(a.timing.timeout, Duration::from_secs(300));
+        assert!(a.rollback_on_failure);
+        assert_eq!(
+            a.before_node.as_deref(),
+            Some("kubectl drain $MATIC_NODE_HOSTNAME")
+        );
+        for bad in [
+            &["--max-unavailable", "0"][..],
+            &["--pause-on-failure", "--rollback-on-failure"],
+            &["--timeout", "0"],
+            &["--healthy-for", "soon"],
+        ] {
+            let mut args = vec!["osctl", "upgrade", "r.release"];
+            args.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(&args).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reboot_and_rollback_wait() {
+        let c = Cli::try_parse_from(["osctl", "reboot"]).unwrap();
+        assert!(matches!(c.command, Command::Reboot { wait } if !wait.wait));
+        let c = Cli::try_parse_from(["osctl", "reboot", "--wait", "--healthy-for", "5s"]).unwrap();
+        let Command::Reboot { wait } = c.command else {
+            panic!("reboot expected")
+        };
+        assert!(wait.wait);
+        assert_eq!(wait.timing.healthy_for, Duration::from_secs(5));
+        let c = Cli::try_parse_from(["osctl", "rollback", "--wait", "--timeout", "2m"]).unwrap();
+        let Command::Rollback { wait, no_reboot } = c.command else {
+            panic!("rollback expected")
+        };
+        assert!(wait.wait && !no_reboot);
+        assert_eq!(wait.timing.timeout, Duration::from_secs(120));
+        // Nothing to wait for without a reboot.
+        assert!(Cli::try_parse_from(["osctl", "rollback", "--wait", "--no-reboot"]).is_err());
+    }
 
     #[test]
     fn durations() {
