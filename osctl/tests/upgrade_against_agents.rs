@@ -312,7 +312,10 @@ fn a_node_whose_health_fails_after_its_reboot_halts_with_that_check_and_the_reru
 fn reboot_wait_waits_for_the_new_boot_and_says_when_it_does_not_come() {
     let f = fleet("reboot", &[AfterReboot::Boots, AfterReboot::NeverComesBack]);
     let (good, dead) = (f.node(0), f.node(1));
-    let o = f.osctl(&["reboot", "--wait", "--healthy-for", "1s", "-n", &good]);
+    // --healthy-for 0s: the first healthy look at the new boot passes, so
+    // only the boot id keeps the old boot (answering for the agent's 500 ms
+    // power delay) from passing before the node even went down.
+    let o = f.osctl(&["reboot", "--wait", "--healthy-for", "0s", "-n", &good]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(f.nodes[0].reboots(), 1);
     let t = rows(&o.stdout);
