@@ -186,6 +186,14 @@ fn a_good_release_rolls_across_three_nodes_one_at_a_time_then_reruns_as_a_no_op(
     let (lines, code, err) = f.upgrade(&rel, &[]);
     assert_eq!(code, Some(0), "{err}\n{lines:?}");
     assert_eq!(results(&lines), ["done", "done", "done"]);
+    // One at a time: the whole took at least the three nodes' times.
+    let sum: f64 = (0..3)
+        .map(|i| summary(&lines, &f.node(i))["elapsed_s"].as_f64().unwrap())
+        .sum();
+    let wall = lines.last().unwrap()["summary"]["elapsed_s"]
+        .as_f64()
+        .unwrap();
+    assert!(wall >= sum, "wall {wall} s < sum {sum} s");
     for i in 0..3 {
         assert_eq!(f.nodes[i].reboots(), 1, "node {i}");
         assert_eq!(f.running(i), ("B".to_string(), "2.0".to_string()));

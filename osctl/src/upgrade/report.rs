@@ -114,6 +114,8 @@ pub struct Live {
     multi: MultiProgress,
     bars: bool,
     nodes: Mutex<HashMap<String, NodeLine>>,
+    /// When the command began (the summary's wall time).
+    began: Instant,
 }
 
 fn line_style() -> ProgressStyle {
@@ -131,6 +133,7 @@ impl Live {
             format,
             multi,
             nodes: Mutex::default(),
+            began: Instant::now(),
         }
     }
 
@@ -174,7 +177,11 @@ impl Live {
                     .map(|(n, o)| summary_json(n, o, line(n)))
                     .collect();
                 super::write_line(&json!({
-                    "summary": {"halted": report.halted, "nodes": v}
+                    "summary": {
+                        "halted": report.halted,
+                        "elapsed_s": self.began.elapsed().as_secs_f64(),
+                        "nodes": v,
+                    }
                 }));
             }
             Format::Text => {
