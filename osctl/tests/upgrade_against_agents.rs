@@ -358,3 +358,22 @@ fn rollback_wait_comes_back_on_the_other_slot() {
     assert_eq!(last["summary"]["nodes"][0]["result"], "done");
     assert_eq!(last["summary"]["nodes"][0]["slot"], "A");
 }
+
+#[test]
+fn rollback_on_failure_brings_the_failed_node_back_on_its_old_slot() {
+    let f = fleet(
+        "rollback-on-failure",
+        &[AfterReboot::ContainerdDown, AfterReboot::Boots],
+    );
+    let rel = common::release(&f.dir, "bad", "2.0", 100_000);
+    let (lines, code, err) = f.upgrade(&rel, &["--timeout", "6s", "--rollback-on-failure"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(results(&lines), ["rolled-back", "untouched"]);
+    let s = summary(&lines, &f.node(0));
+    assert_eq!(s["failure"]["check"], "health:containerd", "{s}");
+    assert_eq!(s["rollback"]["ok"], true, "{s}");
+    assert_eq!(f.nodes[0].reboots(), 2);
+    assert_eq!(f.running(0).0, "A");
+    assert_eq!(f.nodes[1].reboots(), 0);
+    assert!(at(&lines, &f.node(0), "failed") < at(&lines, &f.node(0), "rolling-back"));
+}

@@ -46,7 +46,8 @@ pub enum AfterReboot {
     Boots,
     /// Never comes back: the agent is not started again.
     NeverComesBack,
-    /// Comes back, but containerd's health check fails from then on.
+    /// Comes back, but containerd's health check fails whenever it runs
+    /// slot B (where the new release goes): a bad release.
     ContainerdDown,
 }
 
@@ -154,17 +155,17 @@ impl Node {
                     continue;
                 }
                 s.reboots += 1;
-                stage1(&dir2, s.reboots);
-                match after {
-                    AfterReboot::NeverComesBack => {}
-                    AfterReboot::Boots | AfterReboot::ContainerdDown => {
-                        if after == AfterReboot::ContainerdDown {
-                            std::fs::write(dir2.join("run/services"), SERVICES_CONTAINERD_DOWN)
-                                .unwrap();
-                        }
-                        s.child = Some(spawn_agent(&bin, &dir2, addr));
-                    }
+                let slot = stage1(&dir2, s.reboots);
+                if after == AfterReboot::NeverComesBack {
+                    continue;
                 }
+                let services = if after == AfterReboot::ContainerdDown && slot == Slot::B {
+                    SERVICES_CONTAINERD_DOWN
+                } else {
+                    SERVICES
+                };
+                std::fs::write(dir2.join("run/services"), services).unwrap();
+                s.child = Some(spawn_agent(&bin, &dir2, addr));
             }
         });
         ready.recv().unwrap();
@@ -221,8 +222,8 @@ fn write_boot_file(dir: &Path, slot: Slot, successful: bool) {
 }
 
 /// What stage 1 does at boot `n`: choose the slot (spending a try of one
-/// on trial), record it for the agent, and a new kernel boot id.
-fn stage1(dir: &Path, n: u32) {
+/// on trial), record it for the agent, and a new kernel boot id; the slot.
+fn stage1(dir: &Path, n: u32) -> Slot {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -233,4 +234,5 @@ fn stage1(dir: &Path, n: u32) {
     d.write().unwrap();
     write_boot_file(dir, slot, d.slot_attrs(slot).successful());
     std::fs::write(dir.join("boot_id"), format!("boot-{n}\n")).unwrap();
+    slot
 }

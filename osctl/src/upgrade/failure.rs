@@ -54,6 +54,9 @@ pub enum Check {
     HealthyFor,
     /// A hook exited non-zero, or could not run.
     Hook(Hook),
+    /// Not rolled back: it does not run the new release (a rollback would
+    /// boot it).
+    NotOnNew,
 }
 
 impl Check {
@@ -71,20 +74,23 @@ impl Check {
             Check::Health(name) => format!("health:{name}"),
             Check::HealthyFor => "healthy-for".into(),
             Check::Hook(h) => format!("hook:{}", h.name()),
+            Check::NotOnNew => "not-on-new-release".into(),
         }
     }
 
     /// Whether a node that failed this check may be running the new
     /// release, so that `--rollback-on-failure` has something to undo.
-    /// Not after a refused install or reboot, a failed `--before-node`
-    /// hook (the node was not touched), or a node that already came back
-    /// on its old slot (a rollback would boot the new one again). A failed
+    /// `Rollback` boots the slot the node is *not* running, so it is wrong
+    /// for a node still on its old slot: after a refused install or reboot,
+    /// a node that never rebooted, or one that already came back on its old
+    /// slot (each would boot the new release). Nor after a failed
+    /// `--before-node` hook (the node was not touched); a failed
     /// `--after-node` hook is no verdict on the release: the node passed.
+    /// (The driver checks again before it rolls back: [`Check::NotOnNew`].)
     pub fn rollback_wanted(&self) -> bool {
         matches!(
             self,
             Check::Unreachable
-                | Check::NotRebooted
                 | Check::WrongRelease
                 | Check::NotMarked
                 | Check::Health(_)

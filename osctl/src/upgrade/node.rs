@@ -315,6 +315,20 @@ impl Nodes for ApiNodes<'_> {
     }
 
     async fn roll_back(&self, node: &str) -> Result<(), Failure> {
+        // Rollback boots the slot the node does not run: only right when it
+        // runs the new release.
+        let l = self.look_bounded(node).await.map_err(|e| unreadable(&e))?;
+        let ours = self.release_id().map(|(_, h)| h);
+        if l.seen.root_hash.is_none() || l.seen.root_hash != ours {
+            return Err(Failure::new(
+                Check::NotOnNew,
+                format!(
+                    "not rolled back: slot {} runs {}, not the new release (a rollback would boot it)",
+                    l.seen.slot,
+                    l.seen.version.as_deref().unwrap_or("no verified release")
+                ),
+            ));
+        }
         self.rollback_and_wait(node).await
     }
 

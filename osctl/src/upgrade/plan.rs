@@ -425,20 +425,21 @@ mod tests {
                 ("a", Check::Health("containerd".into())),
                 ("b", Check::RolledBack),
                 ("c", Check::Install),
+                ("d", Check::NotRebooted),
             ]),
             ..Default::default()
         };
         let p = Policy {
             on_failure: OnFailure::Rollback,
-            ..policy(3)
+            ..policy(4)
         };
-        let r = go(&fake, &["a", "b", "c", "d"], &p).await;
+        let r = go(&fake, &["a", "b", "c", "d", "e"], &p).await;
         assert!(r.halted);
-        // b came back on its old slot by itself and c never left it: a
+        // b came back on its old slot by itself, c and d never left it: a
         // rollback would boot the new release on them.
         assert_eq!(
             outcomes(&r),
-            ["rolled-back", "failed", "failed", "untouched"]
+            ["rolled-back", "failed", "failed", "failed", "untouched"]
         );
         let calls = fake.calls();
         assert_eq!(
