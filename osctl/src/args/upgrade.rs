@@ -8,18 +8,39 @@ use clap::Args;
 
 use crate::image;
 
-/// How a node is waited for after its reboot.
+/// How a node is waited for after its reboot. Options, so that `reboot`
+/// and `rollback` can refuse them without `--wait`; [`Timing::healthy_for`]
+/// and [`Timing::timeout`] give the defaults.
 #[derive(Debug, Clone, Args)]
 pub struct Timing {
     /// How long every health check must pass without a break, after the
     /// node answers from the new boot and slot with its boot marked
-    /// successful (30s, 2m, 1m30s, 500ms; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub healthy_for: Duration,
+    /// successful (30s, 2m, 1m30s, 500ms; a bare number is seconds)
+    /// [default: 30s].
+    #[arg(long = "healthy-for", value_name = "DURATION", value_parser = parse_duration)]
+    pub healthy_for_arg: Option<Duration>,
     /// Per node, from its reboot until it has passed; past it the node
-    /// has failed.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    /// has failed [default: 10m].
+    #[arg(long = "timeout", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout_arg: Option<Duration>,
+}
+
+/// `--healthy-for` when not given.
+pub const HEALTHY_FOR: Duration = Duration::from_secs(30);
+/// `--timeout` when not given.
+pub const TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Timing {
+    pub fn healthy_for(&self) -> Duration {
+        self.healthy_for_arg.unwrap_or(HEALTHY_FOR)
+    }
+    pub fn timeout(&self) -> Duration {
+        self.timeout_arg.unwrap_or(TIMEOUT)
+    }
+    /// Either flag was given.
+    pub fn given(&self) -> bool {
+        self.healthy_for_arg.is_some() || self.timeout_arg.is_some()
+    }
 }
 
 /// `--wait` and its timing, for `reboot` and `rollback`.
@@ -125,8 +146,8 @@ mod tests {
         assert_eq!(c.nodes, ["a", "b"]);
         assert_eq!(a.release, "r.release");
         assert_eq!(a.max_unavailable, 1);
-        assert_eq!(a.timing.healthy_for, Duration::from_secs(30));
-        assert_eq!(a.timing.timeout, Duration::from_secs(600));
+        assert_eq!(a.timing.healthy_for(), Duration::from_secs(30));
+        assert_eq!(a.timing.timeout(), Duration::from_secs(600));
         assert!(!a.pause_on_failure && !a.rollback_on_failure);
         assert_eq!((a.before_node, a.after_node), (None, None));
         let c = Cli::try_parse_from([
@@ -150,8 +171,8 @@ mod tests {
             panic!("upgrade expected")
         };
         assert_eq!(a.max_unavailable, 2);
-        assert_eq!(a.timing.healthy_for, Duration::from_secs(60));
-        assert_eq!(a.timing.timeout, Duration::from_secs(300));
+        assert_eq!(a.timing.healthy_for(), Duration::from_secs(60));
+        assert_eq!(a.timing.timeout(), Duration::from_secs(300));
         assert!(a.rollback_on_failure);
         assert_eq!(
             a.before_node.as_deref(),
@@ -178,13 +199,13 @@ mod tests {
             panic!("reboot expected")
         };
         assert!(wait.wait);
-        assert_eq!(wait.timing.healthy_for, Duration::from_secs(5));
+        assert_eq!(wait.timing.healthy_for(), Duration::from_secs(5));
         let c = Cli::try_parse_from(["osctl", "rollback", "--wait", "--timeout", "2m"]).unwrap();
         let Command::Rollback { wait, no_reboot } = c.command else {
             panic!("rollback expected")
         };
         assert!(wait.wait && !no_reboot);
-        assert_eq!(wait.timing.timeout, Duration::from_secs(120));
+        assert_eq!(wait.timing.timeout(), Duration::from_secs(120));
         // Nothing to wait for without a reboot.
         assert!(Cli::try_parse_from(["osctl", "rollback", "--wait", "--no-reboot"]).is_err());
     }

@@ -18,8 +18,8 @@ use crate::upgrade::report::{Live, Progress, Stage};
 
 fn wait_opts(t: &Timing) -> WaitOpts {
     WaitOpts {
-        healthy_for: t.healthy_for,
-        timeout: t.timeout,
+        healthy_for: t.healthy_for(),
+        timeout: t.timeout(),
         poll: POLL,
     }
 }
