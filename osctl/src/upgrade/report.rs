@@ -360,3 +360,77 @@ fn summary_json(node: &str, o: &Outcome, line: &NodeLine) -> Value {
         "rollback": rb,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::failure::Check;
+
+    fn line(slot: &str, version: &str, secs: u64) -> NodeLine {
+        let start = Instant::now();
+        NodeLine {
+            started: Some(start),
+            ended: Some(start + Duration::from_secs(secs)),
+            slot: slot.into(),
+            version: version.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_final_table_names_the_failed_check() {
+        let sick = Failure::new(Check::Health("containerd".into()), "socket not answering");
+        let rows = vec![
+            summary_row("n1", &Outcome::Passed, &line("B", "2.0", 65)),
+            summary_row(
+                "n2",
+                &Outcome::Failed {
+                    failure: sick.clone(),
+                    rollback: None,
+                },
+                &line("B", "2.0", 600),
+            ),
+            summary_row("n3", &Outcome::Untouched, &line("A", "", 0)),
+        ];
+        assert_eq!(
+            output::table(SUMMARY_HEADERS, &rows),
+            "\
+NODE   RESULT      SLOT   VERSION   ELAPSED   CHECK               DETAIL
+n1     done        B      2.0       1m5s      -                   -
+n2     failed      B      2.0       10m       health:containerd   socket not answering
+n3     untouched   A      -         0s        -                   -
+"
+        );
+        let rolled = Outcome::Failed {
+            failure: sick.clone(),
+            rollback: Some(Ok(())),
+        };
+        assert_eq!(result_word(&rolled), "rolled-back");
+        let j = summary_json("n2", &rolled, &line("A", "1.0", 3));
+        assert_eq!(j["result"], "rolled-back");
+        assert_eq!(j["failure"]["check"], "health:containerd");
+        assert_eq!(j["rollback"], json!({"ok": true}));
+        assert_eq!(j["elapsed_s"], 3.0);
+        let failed_twice = Outcome::Failed {
+            failure: sick,
+            rollback: Some(Err(Failure::new(Check::Unreachable, "refused"))),
+        };
+        let j = summary_json("n2", &failed_twice, &line("B", "2.0", 3));
+        assert_eq!(j["result"], "rollback-failed");
+        assert_eq!(j["rollback"]["failure"]["check"], "unreachable");
+    }
+
+    #[test]
+    fn state_words() {
+        assert_eq!(Stage::Hook(Hook::After).word(), "hook:after-node");
+        assert_eq!(
+            Stage::Waiting("health check containerd".into()).words(),
+            "waiting for health check containerd"
+        );
+        let f = Failure::new(Check::RolledBack, "it came back on slot A");
+        assert_eq!(
+            Stage::Failed(f).words(),
+            "failed: rolled-back: it came back on slot A"
+        );
+    }
+}
