@@ -17,6 +17,9 @@ use crate::image;
 use crate::output::Format;
 use crate::pki::{self, Role};
 
+mod upgrade;
+pub use upgrade::{Timing, UpgradeArgs, WaitArgs, parse_duration};
+
 /// Operate MaticOS nodes over their mutual-TLS API.
 #[derive(Debug, Parser)]
 #[command(name = "osctl", version, about)]
@@ -88,20 +91,30 @@ pub enum Command {
         #[arg(long, value_name = "HEX", value_parser = image::parse_sha256)]
         sha256: Option<[u8; 32]>,
     },
+    /// Roll a release across the nodes, a batch at a time: install,
+    /// reboot, and wait until each node runs it, marked successful and
+    /// healthy for --healthy-for, before the next batch; halt on the
+    /// first failure. Nodes already running it are skipped.
+    Upgrade(UpgradeArgs),
     /// Make and check signed releases (no node is contacted).
     Release {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
     /// Reboot the nodes.
-    Reboot,
+    Reboot {
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Power the nodes off.
     Shutdown,
     /// Boot the other slot next (if it will boot), then reboot.
     Rollback {
         /// Switch slots but do not reboot.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "wait")]
         no_reboot: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// A/B slot state.
     BootStatus,

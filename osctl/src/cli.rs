@@ -19,6 +19,9 @@ use crate::commands::install::InstallSource;
 use crate::commands::{AnyError, Ctx, local, release};
 use crate::config::{self, Config, Overrides};
 
+/// `reboot --timeout 5m` without `--wait` would wait for nothing.
+const WITHOUT_WAIT: &str = "--healthy-for and --timeout only apply with --wait";
+
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
     crate::install_crypto_provider();
@@ -55,6 +58,11 @@ pub async fn run(cli: Cli) -> Result<i32, AnyError> {
             image_version: Some(_),
             ..
         } => return Err(crate::image::ImageError::VersionFlag.into()),
+        Command::Reboot { wait } | Command::Rollback { wait, .. }
+            if !wait.wait && wait.timing.given() =>
+        {
+            return Err(WITHOUT_WAIT.into());
+        }
         _ => {}
     }
     let path = config::config_path(
@@ -92,9 +100,12 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
             unreachable!("handled")
         }
         Command::Version { .. } => ctx.version().await,
-        Command::Reboot => ctx.reboot().await,
+        Command::Reboot { wait } if wait.wait => ctx.reboot_wait(&wait.timing).await,
+        Command::Reboot { .. } => ctx.reboot().await,
         Command::Shutdown => ctx.shutdown().await,
-        Command::Rollback { no_reboot } => ctx.rollback(no_reboot).await,
+        Command::Rollback { wait, .. } if wait.wait => ctx.rollback_wait(&wait.timing).await,
+        Command::Rollback { no_reboot, .. } => ctx.rollback(no_reboot).await,
+        Command::Upgrade(args) => ctx.upgrade(args).await?,
         Command::BootStatus => ctx.boot_status().await,
         Command::Services => ctx.services().await,
         Command::Restart { service } => ctx.restart(service).await,
@@ -138,4 +149,21 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
         }
     };
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_flags_without_wait_are_refused_before_any_config() {
+        for args in [
+            &["osctl", "reboot", "--timeout", "5m"][..],
+            &["osctl", "rollback", "--healthy-for", "1m"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let e = run(cli).await.unwrap_err();
+            assert_eq!(e.to_string(), WITHOUT_WAIT, "{args:?}");
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! Owns the operator's side of the machine API: the command line
 //! ([`args`], [`cli`]), what each command does (`commands`, private), the
 //! mutual-TLS gRPC client and its error sentences ([`client`]), the client
-//! config ([`config`]), the API's PKI ([`pki`], also used by the agent's
+//! config ([`config`]), the rollout of a release across nodes
+//! (`upgrade`, private), the API's PKI ([`pki`], also used by the agent's
 //! tests to make good and bad certificates), the image to install
 //! ([`image`]) and the rendering of answers ([`output`]).
 //!
@@ -23,6 +24,7 @@ pub mod image;
 pub mod output;
 pub mod pki;
 pub mod release;
+mod upgrade;
 
 /// Install ring as the process-wide rustls crypto provider (idempotent).
 /// Every TLS user in this crate (the API client and reqwest) relies on it.

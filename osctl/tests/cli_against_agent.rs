@@ -20,29 +20,6 @@ mod common;
 use osctl::config::{Config, Context};
 use osctl::pki::{Ca, CertifiedKey, Role};
 
-/// The agent binary to run; panics (fails the test) when there is none.
-fn agent_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("MATIC_AGENT_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.exists(), "MATIC_AGENT_BIN={} does not exist", p.display());
-        return p;
-    }
-    // <target>/<profile>/deps/<this test> -> <target>/<profile>/matic-agent
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in <target>/<profile>/deps")
-        .join("matic-agent");
-    assert!(
-        p.exists(),
-        "matic-agent binary not found at {}: build it first (`cargo build -p matic-agent`; \
-         `cargo test --workspace` does) or set MATIC_AGENT_BIN",
-        p.display()
-    );
-    p
-}
-
 struct Agent {
     dir: PathBuf,
     addr: SocketAddr,
@@ -64,7 +41,7 @@ fn start(tag: &str) -> Agent {
 
 /// `start`, with `prepare(dir)` run before the agent starts (a disk, a boot file).
 fn start_with(tag: &str, prepare: impl FnOnce(&Path)) -> Agent {
-    let bin = agent_bin();
+    let bin = matic_tests::agent::bin();
     osctl::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("osctl-agent-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,8 +4,34 @@
 //! command line, containerd socket) into the sandbox. Used by the agent's
 //! and osctl's integration tests and the install benchmark.
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The agent binary a test runs: `$MATIC_AGENT_BIN`, else `matic-agent` in
+/// the target dir beside the running test binary (`cargo test --workspace`
+/// builds it). Panics (fails the test) when there is none, saying how to
+/// build it: a suite that skips itself would pass without testing anything.
+pub fn bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MATIC_AGENT_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "MATIC_AGENT_BIN={} does not exist", p.display());
+        return p;
+    }
+    // <target>/<profile>/deps/<test> -> <target>/<profile>/matic-agent
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in <target>/<profile>/deps")
+        .join("matic-agent");
+    assert!(
+        p.exists(),
+        "matic-agent binary not found at {}: build it first (`cargo build -p matic-agent`; \
+         `cargo test --workspace` does) or set MATIC_AGENT_BIN",
+        p.display()
+    );
+    p
+}
 
 /// The agent at `bin`, listening on a free loopback port, networking off,
 /// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `release-keys/`,
@@ -14,8 +40,16 @@ use std::process::Command;
 /// is off while `boot_id` does not exist). The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
+    command_on(bin, dir, SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// [`command`], listening on `listen` (a sandboxed node's agent restarted
+/// on the address it had: [`crate::node`]).
+pub fn command_on(bin: &Path, dir: &Path, listen: SocketAddr) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["--listen", "127.0.0.1:0", "--no-network"]);
+    cmd.arg("--listen")
+        .arg(listen.to_string())
+        .arg("--no-network");
     for (flag, path) in [
         ("--pki-dir", "pki"),
         ("--run-dir", "run"),

@@ -8,5 +8,6 @@
 
 pub mod agent;
 pub mod disk;
+pub mod node;
 pub mod probe;
 pub mod release;

@@ -2,8 +2,9 @@
 //! parsed ([`crate::args`]) and, for node commands, the config resolved
 //! ([`crate::cli`]). [`unary`] holds the one-call-one-answer commands,
 //! [`stream`] `logs` and `dmesg`, [`boots`] `boots` and `boots show`,
-//! [`install`] `install`, [`local`] and [`release`] those that contact no
-//! node.
+//! [`install`] `install`, [`upgrade`] `upgrade` and the `--wait` of
+//! `reboot` and `rollback`, [`local`] and [`release`] those that contact
+//! no node.
 //!
 //! Every node command runs on all target nodes concurrently
 //! ([`crate::client::Fleet`]); results come back in the order the nodes
@@ -20,6 +21,7 @@ pub(crate) mod local;
 pub(crate) mod release;
 pub(crate) mod stream;
 pub(crate) mod unary;
+pub(crate) mod upgrade;
 
 use std::io::Write;
 
@@ -80,7 +82,7 @@ fn lines<T>(ok: &[(&str, &T)], f: impl Fn(&T) -> String) -> String {
 /// Write to stdout and flush. When the reader has gone (`osctl logs -f X |
 /// head`), stop quietly like other command-line tools rather than streaming
 /// into a closed pipe forever (Rust ignores SIGPIPE).
-fn write_out(b: &[u8]) {
+pub(crate) fn write_out(b: &[u8]) {
     if b.is_empty() {
         return;
     }
