@@ -11,7 +11,9 @@ use std::process::Command;
 /// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `release-keys/`,
 /// `os-release`, `cmdline`, `containerd.sock`, and the boot history's
 /// `boots/`, `pstore/`, `boot_id` and `watchdog-bootstatus` (the history
-/// is off while `boot_id` does not exist). The caller creates what
+/// is off while `boot_id` does not exist), the machine configuration's
+/// `config/`, the sysctls' `sysctl/` (a stand-in for `/proc/sys`) and
+/// `hostname` (the name set, instead of the host's). The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
     let mut cmd = Command::new(bin);
@@ -29,6 +31,9 @@ pub fn command(bin: &Path, dir: &Path) -> Command {
         ("--pstore-dir", "pstore"),
         ("--boot-id", "boot_id"),
         ("--watchdog-status", "watchdog-bootstatus"),
+        ("--config-dir", "config"),
+        ("--sysctl-dir", "sysctl"),
+        ("--hostname-file", "hostname"),
     ] {
         cmd.arg(flag).arg(dir.join(path));
     }
@@ -58,7 +63,7 @@ mod tests {
             .collect();
         assert!(args.contains(&"--no-network".to_owned()));
         let paths: Vec<&String> = args.iter().filter(|a| a.starts_with('/')).collect();
-        assert_eq!(paths.len(), 12, "{args:?}");
+        assert_eq!(paths.len(), 15, "{args:?}");
         assert!(paths.iter().all(|p| p.starts_with("/sandbox/")), "{args:?}");
     }
 
