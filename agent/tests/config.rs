@@ -413,3 +413,62 @@ async fn config_roles() {
     assert!(g.document.contains(TOKEN));
     assert_eq!(hostname(&node), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
+    let mut node = node("cfg-reboot-trial");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", Some(200000)), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    // Dropping the sysctl needs a reboot: auto reboots into the trial.
+    let r = admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rebooting, "{r:?}");
+    node.expect_fifo("reboot");
+    let t = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .trial
+        .unwrap();
+    assert!(t.needs_reboot && t.waiting_for_reboot, "{t:?}");
+    // The node comes back (a new boot id): the window starts again there.
+    std::fs::write(node.dir.join("boot_id"), "boot-2\n").unwrap();
+    node.restart_agent();
+    node.wait_log("generation 2 on trial");
+    let mut admin = node.client(Role::Admin).await;
+    let t = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .trial
+        .unwrap();
+    assert!(!t.waiting_for_reboot && t.seconds_left >= 1, "{t:?}");
+    // Not confirmed: back to generation 1's document, and a reboot into it.
+    let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", Some(200000)));
+    assert_eq!(map_count(&node), "200000");
+    node.expect_fifo("reboot");
+
+    // A second boot during such a trial: reverted at once, with a reboot.
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 60))
+        .await
+        .unwrap();
+    node.expect_fifo("reboot");
+    for boot in ["boot-3", "boot-4"] {
+        std::fs::write(node.dir.join("boot_id"), format!("{boot}\n")).unwrap();
+        node.restart_agent();
+    }
+    let g = wait_generation(&node, 5, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", Some(200000)));
+    node.expect_fifo("reboot");
+}
