@@ -2,7 +2,7 @@
 //! parsed ([`crate::args`]) and, for node commands, the config resolved
 //! ([`crate::cli`]). [`unary`] holds the one-call-one-answer commands,
 //! [`stream`] `logs` and `dmesg`, [`boots`] `boots` and `boots show`,
-//! [`install`] `install`, [`local`] and [`release`] those that contact no
+//! [`install`] `install`, [`machine_config`] `config …`, [`local`] and [`release`] those that contact no
 //! node.
 //!
 //! Every node command runs on all target nodes concurrently
@@ -17,6 +17,7 @@
 pub(crate) mod boots;
 pub(crate) mod install;
 pub(crate) mod local;
+pub(crate) mod machine_config;
 pub(crate) mod release;
 pub(crate) mod stream;
 pub(crate) mod unary;
