@@ -98,7 +98,7 @@ fn spawn_agent(
     opts: &NodeOpts,
 ) -> (Child, SocketAddr, Arc<Mutex<String>>) {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
-    let mut cmd = matic_tests::agent::command(bin, &dir);
+    let mut cmd = matic_tests::agent::command(bin, dir);
     cmd.args(["--power-delay-ms", "50"]);
     if !opts.boot_ok {
         cmd.arg("--no-boot-ok");
