@@ -472,3 +472,29 @@ async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
     assert_eq!(g.document, doc("kept", Some(200000)));
     node.expect_fifo("reboot");
 }
+
+/// A crash between writing a trial's state and its generation leaves a
+/// trial of a generation that never came: the next start drops it and
+/// keeps the current generation (no revert of what was never tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_a_trial_of_a_generation_never_written_is_dropped() {
+    let mut node = node("cfg-stale-trial");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    let t = matic_config::trial::Trial::start(2, Some(1), 1000, false, "boot-1", 0);
+    std::fs::write(node.dir.join("config/trial"), t.render()).unwrap();
+    node.restart_agent();
+    node.wait_log("dropping the trial of generation 2");
+    let mut admin = node.client(Role::Admin).await;
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((g.generation, g.trial), (1, None));
+    assert!(!node.dir.join("config/trial").exists());
+    assert_eq!(hostname(&node), "kept");
+}

@@ -222,8 +222,14 @@ impl Store {
         }
     }
 
-    /// Writes `text` as a new generation (id one above the highest present)
-    /// and then deletes the oldest beyond [`KEEP`]. Returns the new id.
+    /// The id the next [`Store::add`] will write (one above the highest
+    /// file present, damaged or not: an id is never reused).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.ids()?.last().map_or(1, |n| n + 1))
+    }
+
+    /// Writes `text` as a new generation (id [`Store::next_id`]) and then
+    /// deletes the oldest beyond [`KEEP`]. Returns the new id.
     pub fn add(&self, text: &str, meta: &Meta) -> Result<u64, StoreError> {
         let ids = self.ids()?;
         let id = ids.last().map_or(1, |n| n + 1);

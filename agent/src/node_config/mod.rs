@@ -132,6 +132,25 @@ impl NodeConfig {
         }
     }
 
+    /// The trial, when it is of the current generation; a trial of any
+    /// other (its generation never written: a crash between the two
+    /// writes) is dropped.
+    fn trial_of_current(&self) -> Result<Option<Trial>, Status> {
+        let Some(t) = self.trial()? else {
+            return Ok(None);
+        };
+        let cur = self.store.current().map_err(internal)?.map(|g| g.id);
+        if cur == Some(t.generation) {
+            return Ok(Some(t));
+        }
+        eprintln!(
+            "matic-agent: config: dropping the trial of generation {}, which is not current ({cur:?})",
+            t.generation
+        );
+        atomic::remove(&self.trial_path).map_err(internal)?;
+        Ok(None)
+    }
+
     fn save_trial(&self, t: &Trial) -> Result<(), Status> {
         atomic::write(&self.trial_path, t.render().as_bytes()).map_err(internal)
     }
@@ -174,18 +193,14 @@ impl NodeConfig {
         let reboot = reboot_reason(mode, &changes)?;
         self.apply_or_restore(&new, &old)?;
         let parent = cur.as_ref().map(|g| g.id);
-        let meta = Meta {
-            parent,
-            origin: Origin::Applied,
-            time: wall_s(),
-        };
-        let id = self.store.add(text, &meta).map_err(|e| {
-            let _ = appliers::apply_live(&old, &self.sysctl_dir);
-            internal(e)
-        })?;
-        if try_s > 0 {
+        // A trial's state is written before its generation: a crash in
+        // between leaves a trial naming a generation that never came, which
+        // the next start drops ([`NodeConfig::trial_of_current`]); the other
+        // order could leave an untried generation kept for good.
+        let trial = if try_s > 0 {
+            let next = self.store.next_id().map_err(internal)?;
             let t = Trial::start(
-                id,
+                next,
                 parent,
                 u64::from(try_s) * 1000,
                 reboot.is_some(),
@@ -193,10 +208,24 @@ impl NodeConfig {
                 facts::boottime_ms(),
             );
             if let Err(e) = self.save_trial(&t) {
-                // No trial without its state file: go back at once.
-                let _ = self.revert_sync(&t);
+                let _ = appliers::apply_live(&old, &self.sysctl_dir);
                 return Err(e);
             }
+            Some(t)
+        } else {
+            None
+        };
+        let meta = Meta {
+            parent,
+            origin: Origin::Applied,
+            time: wall_s(),
+        };
+        let id = self.store.add(text, &meta).map_err(|e| {
+            let _ = appliers::apply_live(&old, &self.sysctl_dir);
+            let _ = atomic::remove(&self.trial_path);
+            internal(e)
+        })?;
+        if trial.is_some() {
             self.wake.notify_one();
         }
         eprintln!(
@@ -239,8 +268,7 @@ impl NodeConfig {
         };
         let id = self.store.add(&text, &meta).map_err(internal)?;
         atomic::remove(&self.trial_path).map_err(internal)?;
-        let step_reboot = matches!(t.tick(u64::MAX), Step::Revert { reboot: true });
-        let reboot = if step_reboot {
+        let reboot = if t.needs_reboot && t.booted {
             Some(format!("generation {} was booted on trial", t.generation))
         } else {
             diff::reboot_needed(&changes).map(|c| format!("{} needs a reboot", c.field))
@@ -303,7 +331,7 @@ impl NodeConfig {
 
     fn start_sync(&self) -> Option<String> {
         let mut reboot = None;
-        match self.trial() {
+        match self.trial_of_current() {
             Ok(Some(mut t)) => {
                 let step = t.on_start(&self.boot_id, facts::boottime_ms());
                 match step {
