@@ -165,6 +165,25 @@ mod tests {
         assert!(from_cmdline("matic.hostname=no_good").unwrap().is_err());
     }
 
+    /// The only test touching the process-wide naming (it writes to a file).
+    #[test]
+    fn the_configured_name_wins_until_it_is_removed() {
+        let f = std::env::temp_dir().join(format!("matic-hostname-{}", std::process::id()));
+        write_to_file(f.clone());
+        let read = || std::fs::read_to_string(&f).unwrap().trim().to_owned();
+        set("from-cmdline", "matic.hostname").unwrap();
+        assert_eq!(read(), "from-cmdline");
+        set_configured(Some("from-config")).unwrap();
+        assert_eq!(read(), "from-config");
+        // A DHCP lease later does not rename a configured node ...
+        set("from-dhcp", "DHCP").unwrap();
+        assert_eq!(read(), "from-config");
+        // ... but is what it goes back to when the config stops naming it.
+        set_configured(None).unwrap();
+        assert_eq!(read(), "from-dhcp");
+        let _ = std::fs::remove_file(&f);
+    }
+
     #[test]
     fn mac_names() {
         assert_eq!(
