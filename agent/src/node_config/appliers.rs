@@ -37,9 +37,11 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name.replace('.', "/"))
 }
 
-/// Applies what is live of `c`: the hostname (None gives the name back to
-/// the command line, DHCP or the MAC) and every sysctl it sets. Every
-/// sysctl file is checked first, so a missing one changes nothing.
+/// Applies what is live of `c`: every sysctl it sets, then the hostname
+/// (None gives the name back to the command line, DHCP or the MAC). Every
+/// sysctl file is read first (so a missing one changes nothing) and put
+/// back as it was if a later write, or the hostname, fails: an error
+/// leaves the node as it found it.
 pub fn apply_live(c: &Config, sysctl_dir: &Path) -> Result<(), ApplyError> {
     let mut writes = Vec::new();
     for (name, value) in &c.sysctls {
@@ -48,24 +50,42 @@ pub fn apply_live(c: &Config, sysctl_dir: &Path) -> Result<(), ApplyError> {
             return Err(ApplyError::NotAllowed(name.clone()));
         }
         let path = sysctl_path(sysctl_dir, name);
-        if !path.is_file() {
-            return Err(ApplyError::NoSysctl {
-                name: name.clone(),
-                path,
+        let before = match path.is_file().then(|| std::fs::read(&path)) {
+            Some(Ok(b)) => b,
+            _ => {
+                return Err(ApplyError::NoSysctl {
+                    name: name.clone(),
+                    path,
+                });
+            }
+        };
+        writes.push((name, value.render(), path, before));
+    }
+    let restore = |done: &[(&String, String, PathBuf, Vec<u8>)]| {
+        for (name, _, path, before) in done {
+            if let Err(e) = std::fs::write(path, before) {
+                eprintln!("matic-agent: config: putting sysctl {name} back: {e}");
+            }
+        }
+    };
+    for (i, (name, value, path, _)) in writes.iter().enumerate() {
+        if let Err(source) = std::fs::write(path, format!("{value}\n")) {
+            restore(&writes[..i]);
+            return Err(ApplyError::Sysctl {
+                name: (*name).clone(),
+                value: value.clone(),
+                path: path.clone(),
+                source,
             });
         }
-        writes.push((name, value.render(), path));
     }
-    for (name, value, path) in writes {
-        std::fs::write(&path, format!("{value}\n")).map_err(|source| ApplyError::Sysctl {
-            name: name.clone(),
-            value: value.clone(),
-            path: path.clone(),
-            source,
-        })?;
+    if let Err(e) = hostname::set_configured(c.hostname.as_deref()) {
+        restore(&writes);
+        return Err(e.into());
+    }
+    for (name, value, _, _) in &writes {
         eprintln!("matic-agent: config: sysctl {name} = {value}");
     }
-    hostname::set_configured(c.hostname.as_deref())?;
     Ok(())
 }
 
@@ -104,6 +124,19 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.join("kernel/panic")).unwrap(),
             "10\n"
+        );
+        // A write the kernel refuses (here: a read-only /proc file) puts
+        // back the ones written before it.
+        std::os::unix::fs::symlink("/proc/version", dir.join("vm/overcommit_memory")).unwrap();
+        let c = matic_config::parse(
+            "version = 1\n[sysctls]\n\"vm.max_map_count\" = 1\n\"vm.overcommit_memory\" = 1\n",
+        )
+        .unwrap();
+        let e = apply_live(&c, &dir).unwrap_err();
+        assert!(e.to_string().contains("vm.overcommit_memory"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),
+            "262144\n"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

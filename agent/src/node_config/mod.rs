@@ -112,11 +112,19 @@ impl NodeConfig {
     }
 
     /// The current generation and its document (the empty one before any).
+    /// A generation this agent's checks refuse (written by an older agent
+    /// with laxer ones) counts as the empty document, logged: it must not
+    /// stop the next apply from replacing it.
     fn current(&self) -> Result<(Option<Generation>, Config), Status> {
         let cur = self.store.current().map_err(internal)?;
         let doc = match &cur {
-            Some(g) => matic_config::parse(&g.text)
-                .map_err(|e| internal(format!("generation {} no longer parses: {e}", g.id)))?,
+            Some(g) => matic_config::parse(&g.text).unwrap_or_else(|e| {
+                eprintln!(
+                    "matic-agent: config: generation {} no longer passes the checks, taken as empty: {e}",
+                    g.id
+                );
+                Config::empty()
+            }),
             None => Config::empty(),
         };
         Ok((cur, doc))
@@ -155,15 +163,11 @@ impl NodeConfig {
         atomic::write(&self.trial_path, t.render().as_bytes()).map_err(internal)
     }
 
-    /// Applies `doc` live; on failure puts `back` back (best effort) and
-    /// says what failed.
-    fn apply_or_restore(&self, doc: &Config, back: &Config) -> Result<(), Status> {
-        appliers::apply_live(doc, &self.sysctl_dir).map_err(|e| {
-            if let Err(e2) = appliers::apply_live(back, &self.sysctl_dir) {
-                eprintln!("matic-agent: config: restoring the current generation: {e2}");
-            }
-            Status::failed_precondition(format!("{e}: nothing was changed"))
-        })
+    /// Applies `doc` live; a failure has changed nothing
+    /// ([`appliers::apply_live`] puts back what it wrote).
+    fn apply_live(&self, doc: &Config) -> Result<(), Status> {
+        appliers::apply_live(doc, &self.sysctl_dir)
+            .map_err(|e| Status::failed_precondition(format!("{e}: nothing was changed")))
     }
 
     /// The document generation `id` holds and that generation's parent;
@@ -191,7 +195,7 @@ impl NodeConfig {
         let (cur, old) = self.current()?;
         let changes = diff::diff(&old, &new);
         let reboot = reboot_reason(mode, &changes)?;
-        self.apply_or_restore(&new, &old)?;
+        self.apply_live(&new)?;
         let parent = cur.as_ref().map(|g| g.id);
         // A trial's state is written before its generation: a crash in
         // between leaves a trial naming a generation that never came, which
@@ -297,7 +301,7 @@ impl NodeConfig {
             matic_config::parse(&text).map_err(|e| internal(format!("generation {to:?}: {e}")))?;
         let changes = diff::diff(&old, &back);
         let reboot = reboot_reason(mode, &changes)?;
-        self.apply_or_restore(&back, &old)?;
+        self.apply_live(&back)?;
         let meta = Meta {
             parent,
             origin: Origin::Rollback { to },
