@@ -260,3 +260,44 @@ impl Config {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_is_unique_and_says_why() {
+        for (i, (name, why)) in SYSCTL_ALLOW.iter().enumerate() {
+            assert!(!why.is_empty(), "{name}");
+            assert!(
+                name.split('.').count() >= 2 && !name.contains('/'),
+                "{name} must be a dotted /proc/sys name"
+            );
+            assert!(
+                SYSCTL_ALLOW[..i].iter().all(|(n, _)| n != name),
+                "{name} twice"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction_and_rendering() {
+        let mut c = Config::empty();
+        assert_eq!(c.to_toml(), "version = 1\n");
+        c.kubelet = Some(Kubelet {
+            enabled: false,
+            api_server: None,
+            ca: None,
+            bootstrap_token: Some("abcdef.0123456789abcdef".into()),
+            labels: BTreeMap::new(),
+            taints: vec![],
+            cluster_dns: vec![],
+            extra_args: BTreeMap::new(),
+        });
+        let r = c.redacted().to_toml();
+        assert!(r.contains(REDACTED) && !r.contains("0123456789"), "{r}");
+        assert!(c.to_toml().contains("abcdef.0123456789abcdef"));
+        assert_eq!(SysctlValue::Text("1 2".into()).render(), "1 2");
+        assert_eq!(SysctlValue::Int(-3).render(), "-3");
+    }
+}
