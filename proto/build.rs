@@ -3,6 +3,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = "proto/matic/machine/v1/machine.proto";
     println!("cargo:rerun-if-changed={file}");
+    println!("cargo:rerun-if-changed=proto/matic/machine/v1/config.proto");
     let fds = protox::compile([file], ["proto"])?;
     tonic_prost_build::configure()
         .build_client(true)

@@ -34,6 +34,14 @@ pub const RULES: &[(&str, &[Role])] = &[
     ("Rollback", OPERATE),
     ("ServiceRestart", ADMIN),
     ("Install", ADMIN),
+    // Machine configuration: reading it is for every role (the bootstrap
+    // token is redacted for all but admins); changing it is an admin's.
+    ("ConfigGet", READ),
+    ("ConfigHistory", READ),
+    ("ConfigDiff", READ),
+    ("ConfigApply", ADMIN),
+    ("ConfigConfirm", ADMIN),
+    ("ConfigRollback", ADMIN),
 ];
 
 /// The roles allowed to call the RPC at HTTP path `path`.
@@ -198,6 +206,9 @@ mod tests {
             "Reboot",
             "Shutdown",
             "Rollback",
+            "ConfigApply",
+            "ConfigConfirm",
+            "ConfigRollback",
             "NotYetInvented",
         ] {
             let e = reader.authorize(&p(m)).unwrap_err();
@@ -217,6 +228,15 @@ mod tests {
             for who in [&reader, &operator, &admin] {
                 assert!(who.authorize(&p(m)).is_ok(), "{m} {:?}", who.roles);
             }
+        }
+        // Configuration: read by all, changed by admins only (not operators).
+        for m in ["ConfigGet", "ConfigHistory", "ConfigDiff"] {
+            for who in [&reader, &operator, &admin] {
+                assert!(who.authorize(&p(m)).is_ok(), "{m} {:?}", who.roles);
+            }
+        }
+        for m in ["ConfigApply", "ConfigConfirm", "ConfigRollback"] {
+            assert!(operator.authorize(&p(m)).is_err(), "{m}");
         }
         let e = operator.authorize(&p("Install")).unwrap_err();
         assert_eq!(

@@ -88,6 +88,16 @@ pub struct Config {
     /// says the watchdog reset the machine before this boot.
     #[arg(long, default_value = "/sys/class/watchdog/watchdog0/bootstatus")]
     pub watchdog_status: PathBuf,
+    /// The machine configuration's generations and trial state (on
+    /// `MATIC_STATE`; docs/config.md, "Storage").
+    #[arg(long, default_value = "/var/lib/matic/config")]
+    pub config_dir: PathBuf,
+    /// Where sysctls are written (`<dir>/net/ipv4/ip_forward`).
+    #[arg(long, default_value = "/proc/sys")]
+    pub sysctl_dir: PathBuf,
+    /// Tests: write the hostname to this file instead of setting it.
+    #[arg(long)]
+    pub hostname_file: Option<PathBuf>,
 }
 
 impl Config {

@@ -4,7 +4,13 @@
 //! kernel command line, the DHCP lease's host name (option 12), else
 //! `maticos-` and the last three bytes of the first Ethernet MAC (stable
 //! across reboots, distinct on a LAN), or `maticos` with no Ethernet.
+//!
+//! Once a machine configuration names the node ([`set_configured`]), it
+//! wins over all of those: they are remembered as the default (what the
+//! node goes back to when the configuration stops naming it) but not set.
 use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 /// The name used when there is nothing to tell this node apart.
 pub const FALLBACK: &str = "maticos";
@@ -62,13 +68,66 @@ pub fn from_mac(mac: &[u8]) -> String {
     name
 }
 
-/// Sets the hostname (of the agent's UTS namespace: the node's) and logs
-/// where it came from.
-pub fn set(name: &str, source: &str) -> Result<(), HostnameError> {
-    rustix::system::sethostname(name.as_bytes())
-        .map_err(|e| HostnameError::Set(name.to_owned(), e.into()))?;
+/// Who names the node: the process-wide state behind [`set`] and
+/// [`set_configured`] (the hostname is the node's, one per process).
+struct Naming {
+    /// The machine configuration's name, which wins.
+    configured: Option<String>,
+    /// The last name from the command line, DHCP or the MAC.
+    default: Option<(String, String)>,
+    /// Tests: write the name to this file instead of `sethostname(2)`.
+    file: Option<PathBuf>,
+}
+
+static NAMING: Mutex<Naming> = Mutex::new(Naming {
+    configured: None,
+    default: None,
+    file: None,
+});
+
+fn naming() -> std::sync::MutexGuard<'static, Naming> {
+    NAMING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Tests (`--hostname-file`): names go to `path`, the host's name is left alone.
+pub fn write_to_file(path: PathBuf) {
+    naming().file = Some(path);
+}
+
+fn apply(n: &Naming, name: &str, source: &str) -> Result<(), HostnameError> {
+    match &n.file {
+        Some(f) => std::fs::write(f, format!("{name}\n"))
+            .map_err(|e| HostnameError::Set(name.to_owned(), e))?,
+        None => rustix::system::sethostname(name.as_bytes())
+            .map_err(|e| HostnameError::Set(name.to_owned(), e.into()))?,
+    }
     eprintln!("matic-agent: hostname {name} ({source})");
     Ok(())
+}
+
+/// Sets the hostname (of the agent's UTS namespace: the node's) and logs
+/// where it came from, unless the machine configuration names the node:
+/// then `name` is only remembered as the default.
+pub fn set(name: &str, source: &str) -> Result<(), HostnameError> {
+    let mut n = naming();
+    n.default = Some((name.to_owned(), source.to_owned()));
+    if let Some(c) = &n.configured {
+        eprintln!("matic-agent: hostname stays {c} (machine configuration), not {name} ({source})");
+        return Ok(());
+    }
+    apply(&n, name, source)
+}
+
+/// The machine configuration's name (None: it names the node no more, so
+/// the default comes back when one is known).
+pub fn set_configured(name: Option<&str>) -> Result<(), HostnameError> {
+    let mut n = naming();
+    n.configured = name.map(str::to_owned);
+    match (name, n.default.clone()) {
+        (Some(name), _) => apply(&n, name, "machine configuration"),
+        (None, Some((d, source))) => apply(&n, &d, &source),
+        (None, None) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +163,25 @@ mod tests {
             "edge-1"
         );
         assert!(from_cmdline("matic.hostname=no_good").unwrap().is_err());
+    }
+
+    /// The only test touching the process-wide naming (it writes to a file).
+    #[test]
+    fn the_configured_name_wins_until_it_is_removed() {
+        let f = std::env::temp_dir().join(format!("matic-hostname-{}", std::process::id()));
+        write_to_file(f.clone());
+        let read = || std::fs::read_to_string(&f).unwrap().trim().to_owned();
+        set("from-cmdline", "matic.hostname").unwrap();
+        assert_eq!(read(), "from-cmdline");
+        set_configured(Some("from-config")).unwrap();
+        assert_eq!(read(), "from-config");
+        // A DHCP lease later does not rename a configured node ...
+        set("from-dhcp", "DHCP").unwrap();
+        assert_eq!(read(), "from-config");
+        // ... but is what it goes back to when the config stops naming it.
+        set_configured(None).unwrap();
+        assert_eq!(read(), "from-dhcp");
+        let _ = std::fs::remove_file(&f);
     }
 
     #[test]

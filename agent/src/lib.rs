@@ -7,7 +7,8 @@
 //! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
 //! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
-//! [`health`], [`net`] and [`hostname`]; [`history`] (recording every
+//! [`health`], [`net`] and [`hostname`]; [`node_config`] (the machine
+//! configuration: generations, live appliers, trials); [`history`] (recording every
 //! boot); [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
@@ -35,6 +36,7 @@ pub mod kmsg;
 pub mod limits;
 pub mod logs;
 pub mod net;
+pub mod node_config;
 pub mod release;
 pub mod root_device;
 pub mod service;

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use matic_agent::config::Config;
+use matic_agent::node_config::NodeConfig;
 use matic_agent::service::Agent;
-use matic_agent::{auth, caps, health, history, init_link, limits, net, service, slots, tls};
+use matic_agent::{
+    auth, caps, health, history, hostname, init_link, limits, net, service, slots, tls,
+};
 use matic_boot::Slot;
 use matic_contract::control::Command;
 use matic_proto::v1::machine_service_server::MachineServiceServer;
@@ -115,6 +118,22 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         tokio::task::spawn_blocking(move || history::open(&cfg, slot, os))
     };
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
+    // The machine configuration before the network: once applied, its
+    // hostname wins over the command line's, DHCP's and the MAC's.
+    if let Some(f) = &cfg.hostname_file {
+        hostname::write_to_file(f.clone());
+    }
+    let node_config = match NodeConfig::open(&cfg) {
+        Ok(nc) => Some(Arc::new(nc)),
+        Err(e) => {
+            eprintln!("matic-agent: config: {e}; the configuration RPCs are unavailable");
+            None
+        }
+    };
+    let start_reboot = match &node_config {
+        Some(nc) => nc.start().await,
+        None => None,
+    };
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
         let (cmdline, resolv) = (cfg.cmdline.clone(), cfg.resolv_file());
@@ -143,7 +162,20 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     if let Some(rec) = recorder.clone() {
         tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
     }
-    let agent = Agent::new(cfg.clone(), disk.clone(), running).with_history(recorder.clone());
+    let agent = Agent::new(cfg.clone(), disk.clone(), running)
+        .with_history(recorder.clone())
+        .with_node_config(node_config.clone());
+    if let Some(nc) = node_config {
+        let a = agent.clone();
+        let reboot: matic_agent::node_config::Reboot = Arc::new(move |why| {
+            let a = a.clone();
+            Box::pin(async move { a.reboot_for_config(why).await })
+        });
+        tokio::spawn(nc.run_timer(reboot));
+    }
+    if let Some(why) = start_reboot {
+        agent.reboot_for_config(why).await;
+    }
     let incoming = {
         let _lane = admin.enter();
         tls::incoming(listener, tls_config)

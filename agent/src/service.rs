@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::history::Recorder;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
+use crate::node_config::{self, NodeConfig};
 use crate::{health, install, kmsg, logs, release, root_device, slots};
 use matic_contract::control::Command;
 use matic_history::Ending;
@@ -39,6 +40,8 @@ pub struct Agent {
     log_streams: Budget,
     /// This boot's history record (none: the agent runs without history).
     pub history: Option<Recorder>,
+    /// The machine configuration (none: its directory could not be opened).
+    pub node_config: Option<Arc<NodeConfig>>,
 }
 
 impl Agent {
@@ -50,6 +53,33 @@ impl Agent {
             install_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
             history: None,
+            node_config: None,
+        }
+    }
+
+    /// The agent serving the machine configuration `nc`.
+    pub fn with_node_config(mut self, nc: Option<Arc<NodeConfig>>) -> Agent {
+        self.node_config = nc;
+        self
+    }
+
+    fn node_config(&self) -> Result<&Arc<NodeConfig>, Status> {
+        self.node_config.as_ref().ok_or_else(|| {
+            Status::unavailable(format!(
+                "the machine configuration directory {} could not be opened (see the agent's log)",
+                self.cfg.config_dir.display()
+            ))
+        })
+    }
+
+    /// Reboots for the machine configuration (`why`: the field or the
+    /// trial), recorded in the boot history like any requested reboot.
+    pub async fn reboot_for_config(&self, why: String) {
+        let ending = Ending::Reboot {
+            by: format!("machine configuration ({why})"),
+        };
+        if let Err(e) = self.after_reply(Command::Reboot, ending).await {
+            eprintln!("matic-agent: config: cannot reboot: {}", e.message());
         }
     }
 
@@ -453,5 +483,74 @@ impl MachineService for Agent {
     ) -> Result<Response<BootTimelineResponse>, Status> {
         let (h, boot) = (History::from_config(&self.cfg), req.into_inner().boot);
         Ok(Response::new(blocking(move || h.timeline(boot)).await?))
+    }
+
+    async fn config_apply(
+        &self,
+        req: Request<ConfigApplyRequest>,
+    ) -> Result<Response<ConfigApplyResponse>, Status> {
+        let nc = self.node_config()?.clone();
+        let req = req.into_inner();
+        let try_seconds = req.try_seconds;
+        let out = nc.apply(req).await?;
+        if let Some(why) = out.reboot.clone() {
+            self.reboot_for_config(why).await;
+        }
+        Ok(Response::new(ConfigApplyResponse {
+            generation: out.generation,
+            changes: out.changes.iter().map(node_config::to_proto).collect(),
+            rebooting: out.reboot.is_some(),
+            reboot_reason: out.reboot.unwrap_or_default(),
+            restarted: Vec::new(),
+            try_seconds,
+        }))
+    }
+
+    async fn config_get(
+        &self,
+        req: Request<ConfigGetRequest>,
+    ) -> Result<Response<ConfigGetResponse>, Status> {
+        let admin = is_admin(&req);
+        Ok(Response::new(self.node_config()?.get(admin).await?))
+    }
+
+    async fn config_history(
+        &self,
+        _req: Request<ConfigHistoryRequest>,
+    ) -> Result<Response<ConfigHistoryResponse>, Status> {
+        Ok(Response::new(self.node_config()?.history().await?))
+    }
+
+    async fn config_diff(
+        &self,
+        req: Request<ConfigDiffRequest>,
+    ) -> Result<Response<ConfigDiffResponse>, Status> {
+        Ok(Response::new(
+            self.node_config()?.diff(req.into_inner()).await?,
+        ))
+    }
+
+    async fn config_confirm(
+        &self,
+        _req: Request<ConfigConfirmRequest>,
+    ) -> Result<Response<ConfigConfirmResponse>, Status> {
+        Ok(Response::new(self.node_config()?.confirm().await?))
+    }
+
+    async fn config_rollback(
+        &self,
+        req: Request<ConfigRollbackRequest>,
+    ) -> Result<Response<ConfigRollbackResponse>, Status> {
+        let out = self.node_config()?.rollback(req.into_inner()).await?;
+        if let Some(why) = out.reboot.clone() {
+            self.reboot_for_config(why).await;
+        }
+        Ok(Response::new(ConfigRollbackResponse {
+            generation: out.generation,
+            changes: out.changes.iter().map(node_config::to_proto).collect(),
+            rebooting: out.reboot.is_some(),
+            reboot_reason: out.reboot.unwrap_or_default(),
+            restarted: Vec::new(),
+        }))
     }
 }

@@ -173,6 +173,11 @@ pub enum Command {
     },
     /// The agent's health checks (exit code 1 when a node is unhealthy).
     Health,
+    /// The machine configuration: apply, get, history, diff, confirm, rollback.
+    Config {
+        #[command(subcommand)]
+        command: crate::config_args::ConfigCommand,
+    },
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]

@@ -1,7 +1,7 @@
 //! `osctl`: the MaticOS operator CLI, as a library.
 //!
 //! Owns the operator's side of the machine API: the command line
-//! ([`args`], [`cli`]), what each command does (`commands`, private), the
+//! ([`args`], [`cli`]; `config …`'s in [`config_args`]), what each command does (`commands`, private), the
 //! mutual-TLS gRPC client and its error sentences ([`client`]), the client
 //! config ([`config`]), the rollout of a release across nodes
 //! (`upgrade`, private), the API's PKI ([`pki`], also used by the agent's
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod client;
 mod commands;
 pub mod config;
+pub mod config_args;
 pub mod image;
 pub mod output;
 pub mod pki;

@@ -415,3 +415,110 @@ fn the_boot_history_as_a_person_reads_it() {
         )
     );
 }
+
+/// `osctl config …` against the real agent: a refused document's line,
+/// field and why printed as the agent words them (nothing applied);
+/// apply, get, history (text and JSON), diff, a trial and its confirm,
+/// rollback; a reader may read but not apply.
+#[test]
+fn config_commands_as_seen_by_a_person() {
+    let a = start("config");
+    let node = a.addr.to_string();
+    let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
+    let reader = a.own("reader", &a.ca.client_cert("r", Role::Reader).unwrap());
+    let file = |name: &str, text: &str| {
+        let p = a.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let out = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let bad = file(
+        "bad.toml",
+        "version = 1\nhostname = \"ok\"\n[time]\nntp = [\"no way\"]\n",
+    );
+    let o = osctl(&admin, &["config", "apply", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{node}: invalid argument: config refused:\n  line 4: time.ntp[0]: \"no way\" is not an RFC 1123 name (labels of letters, digits and '-', not starting or ending with '-', at most 63 each)\n"
+        )
+    );
+    let o = osctl(&admin, &["config", "get"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out(&o).contains("no configuration applied"), "{}", out(&o));
+
+    let one = file("one.toml", "version = 1\nhostname = \"first\"\n");
+    let o = osctl(&admin, &["config", "apply", &one, "--mode", "no-reboot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        out(&o),
+        format!("{node}: generation 1 applied\n  hostname: (absent) -> \"first\" (live)\n")
+    );
+    let two = file("two.toml", "version = 1\nhostname = \"second\"\n");
+    let o = osctl(&admin, &["config", "apply", &two, "--try", "5m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out(&o).contains("generation 2 applied, on trial for 300 s"),
+        "{}",
+        out(&o)
+    );
+    let o = osctl(&reader, &["config", "get"]);
+    assert!(
+        out(&o).starts_with(&format!("# {node}: generation 2, generation 2 on trial: ")),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).ends_with("hostname = \"second\"\n"), "{}", out(&o));
+    let o = osctl(&reader, &["config", "apply", &one]);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "{node}: permission denied: ConfigApply needs os:admin"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = osctl(&admin, &["config", "confirm"]);
+    assert_eq!(out(&o), format!("{node}: generation 2 confirmed\n"));
+    let o = osctl(&reader, &["config", "diff"]);
+    assert_eq!(
+        out(&o),
+        format!(
+            "{node}: generation 1 -> 2: 1 changes\n  hostname: \"first\" -> \"second\" (live)\n"
+        )
+    );
+    let o = osctl(&admin, &["config", "rollback"]);
+    assert!(
+        out(&o).starts_with(&format!("{node}: rolled back as generation 3\n")),
+        "{}",
+        out(&o)
+    );
+    let o = osctl(&reader, &["config", "history", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gens = v[0]["result"].as_array().unwrap();
+    let got: Vec<(u64, &str, bool)> = gens
+        .iter()
+        .map(|g| {
+            (
+                g["id"].as_u64().unwrap(),
+                g["origin"].as_str().unwrap(),
+                g["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "applied", false),
+            (2, "applied", false),
+            (3, "rollback-to-1", true)
+        ]
+    );
+    let o = osctl(&reader, &["config", "history"]);
+    assert!(out(&o).starts_with("NODE"), "{}", out(&o));
+    assert_eq!(out(&o).lines().count(), 4, "{}", out(&o));
+    let o = osctl(&admin, &["config", "apply", &one, "--try", "2d"]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses a bad --try");
+    assert!(stderr(&o).contains("not a duration"), "{}", stderr(&o));
+}

@@ -37,7 +37,9 @@ pub fn bin() -> PathBuf {
 /// with every path inside `dir`: `pki/`, `run/`, `log/`, `kmsg`, `release-keys/`,
 /// `os-release`, `cmdline`, `containerd.sock`, and the boot history's
 /// `boots/`, `pstore/`, `boot_id` and `watchdog-bootstatus` (the history
-/// is off while `boot_id` does not exist). The caller creates what
+/// is off while `boot_id` does not exist), the machine configuration's
+/// `config/`, the sysctls' `sysctl/` (a stand-in for `/proc/sys`) and
+/// `hostname` (the name set, instead of the host's). The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
     command_on(bin, dir, SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -63,6 +65,9 @@ pub fn command_on(bin: &Path, dir: &Path, listen: SocketAddr) -> Command {
         ("--pstore-dir", "pstore"),
         ("--boot-id", "boot_id"),
         ("--watchdog-status", "watchdog-bootstatus"),
+        ("--config-dir", "config"),
+        ("--sysctl-dir", "sysctl"),
+        ("--hostname-file", "hostname"),
     ] {
         cmd.arg(flag).arg(dir.join(path));
     }
@@ -92,7 +97,7 @@ mod tests {
             .collect();
         assert!(args.contains(&"--no-network".to_owned()));
         let paths: Vec<&String> = args.iter().filter(|a| a.starts_with('/')).collect();
-        assert_eq!(paths.len(), 12, "{args:?}");
+        assert_eq!(paths.len(), 15, "{args:?}");
         assert!(paths.iter().all(|p| p.starts_with("/sandbox/")), "{args:?}");
     }
 

@@ -86,6 +86,48 @@ pub struct Node {
     child: Child,
     fifo: mpsc::Receiver<String>,
     pub log: Arc<Mutex<String>>,
+    tag: String,
+    opts: NodeOpts,
+}
+
+/// Starts the agent on `dir` with `opts`' flags; its process, address and
+/// log (filled as it writes).
+fn spawn_agent(
+    dir: &std::path::Path,
+    tag: &str,
+    opts: &NodeOpts,
+) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
+    let mut cmd = matic_tests::agent::command(bin, dir);
+    cmd.args(["--power-delay-ms", "50"]);
+    if !opts.boot_ok {
+        cmd.arg("--no-boot-ok");
+    }
+    cmd.args(&opts.agent_args);
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (atx, arx) = mpsc::channel();
+    {
+        let log = log.clone();
+        let tag = tag.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                eprintln!("[agent {tag}] {line}");
+                if let Some(a) = matic_tests::agent::listening_addr(&line) {
+                    let _ = atx.send(a);
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    let addr = arx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("agent did not start listening");
+    (child, addr, log)
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -201,36 +243,7 @@ impl Node {
         if let Some(prepare) = opts.prepare {
             prepare(&dir);
         }
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
-        let mut cmd = matic_tests::agent::command(bin, &dir);
-        cmd.args(["--power-delay-ms", "50"]);
-        if !opts.boot_ok {
-            cmd.arg("--no-boot-ok");
-        }
-        cmd.args(&opts.agent_args);
-        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (atx, arx) = mpsc::channel();
-        {
-            let log = log.clone();
-            let tag = tag.to_owned();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { return };
-                    eprintln!("[agent {tag}] {line}");
-                    if let Some(a) = matic_tests::agent::listening_addr(&line) {
-                        let _ = atx.send(a);
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = arx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("agent did not start listening");
+        let (child, addr, log) = spawn_agent(&dir, tag, &opts);
         Node {
             dir,
             addr,
@@ -239,7 +252,19 @@ impl Node {
             child,
             fifo,
             log,
+            tag: tag.to_owned(),
+            opts,
         }
+    }
+
+    /// Kills the agent and starts a new one on the same directory (an
+    /// agent restart within the same boot: same boot id, same state); it
+    /// listens on a new port.
+    pub fn restart_agent(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr, log) = spawn_agent(&self.dir, &self.tag, &self.opts);
+        (self.child, self.addr, self.log) = (child, addr, log);
     }
 
     pub fn cert(&self, role: Role) -> CertifiedKey {

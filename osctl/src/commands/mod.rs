@@ -3,8 +3,8 @@
 //! ([`crate::cli`]). [`unary`] holds the one-call-one-answer commands,
 //! [`stream`] `logs` and `dmesg`, [`boots`] `boots` and `boots show`,
 //! [`install`] `install`, [`upgrade`] `upgrade` and the `--wait` of
-//! `reboot` and `rollback`, [`local`] and [`release`] those that contact
-//! no node.
+//! `reboot` and `rollback`, [`machine_config`] `config …`, [`local`] and
+//! [`release`] those that contact no node.
 //!
 //! Every node command runs on all target nodes concurrently
 //! ([`crate::client::Fleet`]); results come back in the order the nodes
@@ -18,6 +18,7 @@
 pub(crate) mod boots;
 pub(crate) mod install;
 pub(crate) mod local;
+pub(crate) mod machine_config;
 pub(crate) mod release;
 pub(crate) mod stream;
 pub(crate) mod unary;

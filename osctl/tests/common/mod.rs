@@ -314,6 +314,44 @@ impl MachineService for Fake {
             ],
         }))
     }
+    // The machine configuration is tested against the real agent
+    // (cli_against_agent.rs); the fake does not serve it.
+    async fn config_apply(
+        &self,
+        _: Request<ConfigApplyRequest>,
+    ) -> Result<Response<ConfigApplyResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn config_get(
+        &self,
+        _: Request<ConfigGetRequest>,
+    ) -> Result<Response<ConfigGetResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn config_history(
+        &self,
+        _: Request<ConfigHistoryRequest>,
+    ) -> Result<Response<ConfigHistoryResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn config_diff(
+        &self,
+        _: Request<ConfigDiffRequest>,
+    ) -> Result<Response<ConfigDiffResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn config_confirm(
+        &self,
+        _: Request<ConfigConfirmRequest>,
+    ) -> Result<Response<ConfigConfirmResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+    async fn config_rollback(
+        &self,
+        _: Request<ConfigRollbackRequest>,
+    ) -> Result<Response<ConfigRollbackResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         Ok(Response::new(HealthResponse {
             healthy: false,

@@ -1,0 +1,143 @@
+//! The live appliers: what the agent changes on the node from a document
+//! today, the hostname and the sysctls. Network, NTP, containerd and
+//! kubelet sections are stored and diffed but not yet applied
+//! (docs/config.md, "What is live today").
+//!
+//! Must never: write outside the sysctl directory (`--sysctl-dir`, names
+//! come from the schema's allow-list only), or write a sysctl before
+//! checking that every one of the document's exists.
+
+use std::path::{Path, PathBuf};
+
+use matic_config::Config;
+use matic_config::schema::SYSCTL_ALLOW;
+
+use crate::hostname;
+
+/// An applier failed; names the path or the name.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("sysctl {name}: {path} does not exist on this kernel (module not loaded?)")]
+    NoSysctl { name: String, path: PathBuf },
+    #[error("sysctl {name}: writing {value:?} to {path}: {source}")]
+    Sysctl {
+        name: String,
+        value: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sysctl {0}: not on the allow-list")]
+    NotAllowed(String),
+    #[error(transparent)]
+    Hostname(#[from] hostname::HostnameError),
+}
+
+/// `<dir>/net/ipv4/ip_forward` for `net.ipv4.ip_forward`.
+pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name.replace('.', "/"))
+}
+
+/// Applies what is live of `c`: every sysctl it sets, then the hostname
+/// (None gives the name back to the command line, DHCP or the MAC). Every
+/// sysctl file is read first (so a missing one changes nothing) and put
+/// back as it was if a later write, or the hostname, fails: an error
+/// leaves the node as it found it.
+pub fn apply_live(c: &Config, sysctl_dir: &Path) -> Result<(), ApplyError> {
+    let mut writes = Vec::new();
+    for (name, value) in &c.sysctls {
+        // The check refused these already; the appliers do not trust it.
+        if !SYSCTL_ALLOW.iter().any(|(k, _)| k == name) {
+            return Err(ApplyError::NotAllowed(name.clone()));
+        }
+        let path = sysctl_path(sysctl_dir, name);
+        let before = match path.is_file().then(|| std::fs::read(&path)) {
+            Some(Ok(b)) => b,
+            _ => {
+                return Err(ApplyError::NoSysctl {
+                    name: name.clone(),
+                    path,
+                });
+            }
+        };
+        writes.push((name, value.render(), path, before));
+    }
+    let restore = |done: &[(&String, String, PathBuf, Vec<u8>)]| {
+        for (name, _, path, before) in done {
+            if let Err(e) = std::fs::write(path, before) {
+                eprintln!("matic-agent: config: putting sysctl {name} back: {e}");
+            }
+        }
+    };
+    for (i, (name, value, path, _)) in writes.iter().enumerate() {
+        if let Err(source) = std::fs::write(path, format!("{value}\n")) {
+            restore(&writes[..i]);
+            return Err(ApplyError::Sysctl {
+                name: (*name).clone(),
+                value: value.clone(),
+                path: path.clone(),
+                source,
+            });
+        }
+    }
+    if let Err(e) = hostname::set_configured(c.hostname.as_deref()) {
+        restore(&writes);
+        return Err(e.into());
+    }
+    for (name, value, _, _) in &writes {
+        eprintln!("matic-agent: config: sysctl {name} = {value}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctls_are_written_only_when_all_exist() {
+        let dir = std::env::temp_dir().join(format!("matic-sysctl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("vm")).unwrap();
+        std::fs::write(dir.join("vm/max_map_count"), "65530\n").unwrap();
+        let c = matic_config::parse(
+            "version = 1\n[sysctls]\n\"vm.max_map_count\" = 262144\n\"kernel.panic\" = 10\n",
+        )
+        .unwrap();
+        let e = apply_live(&c, &dir).unwrap_err();
+        assert!(e.to_string().contains("kernel/panic"), "{e}");
+        // Nothing was written: the missing one is found first.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),
+            "65530\n"
+        );
+        std::fs::create_dir_all(dir.join("kernel")).unwrap();
+        std::fs::write(dir.join("kernel/panic"), "0\n").unwrap();
+        let c = Config {
+            hostname: None,
+            ..c
+        };
+        apply_live(&c, &dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),
+            "262144\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("kernel/panic")).unwrap(),
+            "10\n"
+        );
+        // A write the kernel refuses (here: a read-only /proc file) puts
+        // back the ones written before it.
+        std::os::unix::fs::symlink("/proc/version", dir.join("vm/overcommit_memory")).unwrap();
+        let c = matic_config::parse(
+            "version = 1\n[sysctls]\n\"vm.max_map_count\" = 1\n\"vm.overcommit_memory\" = 1\n",
+        )
+        .unwrap();
+        let e = apply_live(&c, &dir).unwrap_err();
+        assert!(e.to_string().contains("vm.overcommit_memory"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),
+            "262144\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,500 @@
+//! The machine configuration over the API, against the real agent process
+//! (loopback, sandboxed: sysctls under `sysctl/`, the hostname in the file
+//! `hostname`): apply → get → history → diff → rollback; a bad document
+//! refused with line and field and nothing changed; modes; a trial
+//! reverted without confirm, kept with it, and reverted across an agent
+//! restart; roles.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use matic_proto::v1::*;
+use osctl::pki::Role;
+use tonic::Code;
+
+const TOKEN: &str = "abcdef.0123456789abcdef";
+
+/// The sysctl files the sandbox holds (a stand-in for /proc/sys).
+fn sysctls(dir: &std::path::Path) {
+    for (f, v) in [("vm/max_map_count", "65530"), ("kernel/panic", "0")] {
+        let p = dir.join("sysctl").join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    }
+    std::fs::write(dir.join("boot_id"), "boot-1\n").unwrap();
+}
+
+fn node(tag: &str) -> Node {
+    Node::start(
+        tag,
+        NodeOpts {
+            prepare: Some(sysctls),
+            ..NodeOpts::default()
+        },
+    )
+}
+
+fn doc(hostname: &str, map_count: Option<u32>) -> String {
+    let mut d = format!("version = 1\nhostname = \"{hostname}\"\n");
+    if let Some(n) = map_count {
+        d.push_str(&format!("[sysctls]\n\"vm.max_map_count\" = {n}\n"));
+    }
+    d
+}
+
+fn apply_req(document: &str, mode: ConfigMode, try_seconds: u32) -> ConfigApplyRequest {
+    ConfigApplyRequest {
+        document: document.to_owned(),
+        mode: mode as i32,
+        try_seconds,
+    }
+}
+
+fn hostname(n: &Node) -> String {
+    std::fs::read_to_string(n.dir.join("hostname"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn map_count(n: &Node) -> String {
+    n.read("sysctl/vm/max_map_count").trim().to_owned()
+}
+
+async fn wait_generation(n: &Node, want: u64, within: Duration) -> ConfigGetResponse {
+    let mut c = n.client(Role::Admin).await;
+    let deadline = Instant::now() + within;
+    loop {
+        let g = c
+            .config_get(ConfigGetRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if g.generation == want {
+            return g;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "generation {want} never current (now {})",
+            g.generation
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_apply_get_history_diff_rollback() {
+    let node = node("cfg-apply");
+    let mut admin = node.client(Role::Admin).await;
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((g.generation, g.document.as_str()), (0, ""));
+
+    let one = doc("node-one", Some(262144));
+    let r = admin
+        .config_apply(apply_req(&one, ConfigMode::Auto, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.generation, 1);
+    assert!(!r.rebooting, "{r:?}");
+    assert_eq!(hostname(&node), "node-one");
+    assert_eq!(map_count(&node), "262144");
+    let two = doc("node-two", Some(262144));
+    let r = admin
+        .config_apply(apply_req(&two, ConfigMode::NoReboot, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.generation, 2);
+    let fields: Vec<(&str, &str)> = r
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.effect.as_str()))
+        .collect();
+    assert_eq!(fields, [("hostname", "live")]);
+    assert_eq!(hostname(&node), "node-two");
+
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((g.generation, g.document.as_str()), (2, two.as_str()));
+    assert!(g.trial.is_none());
+    let h = admin
+        .config_history(ConfigHistoryRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<(u64, &str, bool, u64)> = h
+        .generations
+        .iter()
+        .map(|g| (g.id, g.origin.as_str(), g.current, g.parent))
+        .collect();
+    assert_eq!(ids, [(1, "applied", false, 0), (2, "applied", true, 1)]);
+    let d = admin
+        .config_diff(ConfigDiffRequest { a: 0, b: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((d.a, d.b, d.changes.len()), (1, 2, 1));
+    assert_eq!(d.changes[0].old, "\"node-one\"");
+    assert_eq!(d.changes[0].new, "\"node-two\"");
+    let d = admin
+        .config_diff(ConfigDiffRequest { a: 0, b: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.changes.len(), 2, "{d:?}"); // hostname, the sysctl
+    let e = admin
+        .config_diff(ConfigDiffRequest { a: 1, b: 9 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // Rollback: generation 3 holds generation 1's document.
+    let r = admin
+        .config_rollback(ConfigRollbackRequest {
+            mode: ConfigMode::Auto as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.generation, r.rebooting), (3, false));
+    assert_eq!(hostname(&node), "node-one");
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.document, one);
+    let h = admin
+        .config_history(ConfigHistoryRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.generations.last().unwrap().origin, "rollback-to-1");
+
+    // Removing a sysctl needs a reboot: refused in no-reboot mode (nothing
+    // changes), and in auto mode the reply names the field and init is asked.
+    let e = admin
+        .config_apply(apply_req(&doc("node-one", None), ConfigMode::NoReboot, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message()
+            .contains("sysctls.\"vm.max_map_count\" needs a reboot"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        admin
+            .config_get(ConfigGetRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .generation,
+        3
+    );
+    let r = admin
+        .config_apply(apply_req(&doc("node-one", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rebooting);
+    assert_eq!(
+        r.reboot_reason,
+        "sysctls.\"vm.max_map_count\" needs a reboot"
+    );
+    node.expect_fifo("reboot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_bad_document_is_refused_and_changes_nothing() {
+    let node = node("cfg-bad");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("good", Some(100000)), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    let bad = "version = 1\nhostname = \"changed\"\n[network]\nnameservers = [\"not-an-ip\"]\n[sysctls]\n\"vm.max_map_count\" = 5\n";
+    let e = admin
+        .config_apply(apply_req(bad, ConfigMode::Auto, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("line 4: network.nameservers[0]: \"not-an-ip\" is not an IP address"),
+        "{}",
+        e.message()
+    );
+    let unknown = "version = 1\nhostname = \"changed\"\nhostnmae = \"x\"\n";
+    let e = admin
+        .config_apply(apply_req(unknown, ConfigMode::Auto, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("line 3: hostnmae: unknown field"),
+        "{}",
+        e.message()
+    );
+    // A sysctl this kernel lacks: checked before anything is written.
+    let missing = "version = 1\nhostname = \"changed\"\n[sysctls]\n\"vm.max_map_count\" = 7\n\"fs.file-max\" = 9\n";
+    let e = admin
+        .config_apply(apply_req(missing, ConfigMode::Auto, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("fs/file-max"), "{}", e.message());
+    // Nothing changed.
+    assert_eq!(hostname(&node), "good");
+    assert_eq!(map_count(&node), "100000");
+    let h = admin
+        .config_history(ConfigHistoryRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.generations.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_try_without_confirm_reverts() {
+    let node = node("cfg-try");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    let r = admin
+        .config_apply(apply_req(&doc("tried", Some(300000)), ConfigMode::Auto, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.generation, r.try_seconds, r.rebooting), (2, 2, false));
+    assert_eq!(hostname(&node), "tried");
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let t = g.trial.expect("on trial");
+    assert_eq!(t.generation, 2);
+    assert!((1..=2).contains(&t.seconds_left), "{t:?}");
+    // Another apply during a trial is refused.
+    let e = admin
+        .config_apply(apply_req(&doc("other", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", None));
+    assert!(g.trial.is_none());
+    assert_eq!(hostname(&node), "kept");
+    let h = admin
+        .config_history(ConfigHistoryRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.generations.last().unwrap().origin, "revert-of-2");
+    // Going back drops a sysctl the trial set: that needs a reboot.
+    node.expect_fifo("reboot");
+    let e = admin
+        .config_confirm(ConfigConfirmRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_confirm_keeps_the_trial() {
+    let node = node("cfg-confirm");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("tried", None), ConfigMode::Auto, 2))
+        .await
+        .unwrap();
+    let c = admin
+        .config_confirm(ConfigConfirmRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.generation, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((g.generation, g.trial), (1, None));
+    assert_eq!(hostname(&node), "tried");
+    node.expect_fifo_silent(Duration::from_millis(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_trial_is_reverted_after_an_agent_restart() {
+    let mut node = node("cfg-restart");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    admin
+        .config_apply(apply_req(&doc("tried", None), ConfigMode::Auto, 3))
+        .await
+        .unwrap();
+    node.restart_agent();
+    // The restarted agent applies the tried generation at start ...
+    node.wait_log("generation 2 on trial");
+    assert_eq!(hostname(&node), "tried");
+    // ... and still reverts it in time, with no one left to remember it but the disk.
+    let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", None));
+    assert_eq!(hostname(&node), "kept");
+    // Reverting a hostname is live: no reboot.
+    node.expect_fifo_silent(Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_roles() {
+    let node = node("cfg-roles");
+    let mut admin = node.client(Role::Admin).await;
+    let with_token =
+        format!("version = 1\n[kubelet]\nenabled = false\nbootstrap_token = \"{TOKEN}\"\n");
+    admin
+        .config_apply(apply_req(&with_token, ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    for role in [Role::Reader, Role::Operator] {
+        let mut c = node.client(role).await;
+        let e = c
+            .config_apply(apply_req(&doc("x", None), ConfigMode::Auto, 0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{role:?}");
+        assert!(
+            e.message().contains("ConfigApply needs os:admin"),
+            "{}",
+            e.message()
+        );
+        let e = c
+            .config_rollback(ConfigRollbackRequest { mode: 0 })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        let e = c.config_confirm(ConfigConfirmRequest {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        // Readers read, without the token.
+        let g = c
+            .config_get(ConfigGetRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(g.generation, 1);
+        assert!(
+            !g.document.contains(TOKEN) && g.document.contains("<redacted>"),
+            "{}",
+            g.document
+        );
+        c.config_history(ConfigHistoryRequest {}).await.unwrap();
+        c.config_diff(ConfigDiffRequest::default()).await.unwrap();
+    }
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(g.document.contains(TOKEN));
+    assert_eq!(hostname(&node), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
+    let mut node = node("cfg-reboot-trial");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", Some(200000)), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    // Dropping the sysctl needs a reboot: auto reboots into the trial.
+    let r = admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rebooting, "{r:?}");
+    node.expect_fifo("reboot");
+    let t = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .trial
+        .unwrap();
+    assert!(t.needs_reboot && t.waiting_for_reboot, "{t:?}");
+    // The node comes back (a new boot id): the window starts again there.
+    std::fs::write(node.dir.join("boot_id"), "boot-2\n").unwrap();
+    node.restart_agent();
+    node.wait_log("generation 2 on trial");
+    let mut admin = node.client(Role::Admin).await;
+    let t = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .trial
+        .unwrap();
+    assert!(!t.waiting_for_reboot && t.seconds_left >= 1, "{t:?}");
+    // Not confirmed: back to generation 1's document, and a reboot into it.
+    let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", Some(200000)));
+    assert_eq!(map_count(&node), "200000");
+    node.expect_fifo("reboot");
+
+    // A second boot during such a trial: reverted at once, with a reboot.
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 60))
+        .await
+        .unwrap();
+    node.expect_fifo("reboot");
+    for boot in ["boot-3", "boot-4"] {
+        std::fs::write(node.dir.join("boot_id"), format!("{boot}\n")).unwrap();
+        node.restart_agent();
+    }
+    let g = wait_generation(&node, 5, Duration::from_secs(10)).await;
+    assert_eq!(g.document, doc("kept", Some(200000)));
+    node.expect_fifo("reboot");
+}
+
+/// A crash between writing a trial's state and its generation leaves a
+/// trial of a generation that never came: the next start drops it and
+/// keeps the current generation (no revert of what was never tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_a_trial_of_a_generation_never_written_is_dropped() {
+    let mut node = node("cfg-stale-trial");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
+        .await
+        .unwrap();
+    let t = matic_config::trial::Trial::start(2, Some(1), 1000, false, "boot-1", 0);
+    std::fs::write(node.dir.join("config/trial"), t.render()).unwrap();
+    node.restart_agent();
+    node.wait_log("dropping the trial of generation 2");
+    let mut admin = node.client(Role::Admin).await;
+    let g = admin
+        .config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((g.generation, g.trial), (1, None));
+    assert!(!node.dir.join("config/trial").exists());
+    assert_eq!(hostname(&node), "kept");
+}
