@@ -138,9 +138,9 @@ fn a_dump_naming_a_boot_is_attached_to_it_with_its_panic() {
     assert!(node.read("kmsg").contains("matic-agent: history boot 2\n"));
 }
 
-/// Boot 1 ended normally; then a boot panicked in stage 2's first second
-/// (its init exited) without ever reaching the agent.
-fn prepare_panic_before_the_agent(dir: &Path) {
+/// This boot's sandbox, and boot 1 in the store, which ended in a reboot
+/// over the API.
+fn boot_one_rebooted_over_the_api(dir: &Path) {
     this_boot(dir);
     let s = store(dir);
     let mut w = s.begin(started("boot-one", "A")).unwrap();
@@ -152,6 +152,12 @@ fn prepare_panic_before_the_agent(dir: &Path) {
     })
     .unwrap();
     w.close().unwrap();
+}
+
+/// Boot 1 ended normally; then a boot panicked in stage 2's first second
+/// (its init exited) without ever reaching the agent.
+fn prepare_panic_before_the_agent(dir: &Path) {
+    boot_one_rebooted_over_the_api(dir);
     write_dump(
         &dir.join("pstore"),
         7713669076437958657,
@@ -208,17 +214,7 @@ fn a_dump_of_a_boot_that_never_reached_the_agent_becomes_its_own_record() {
 /// any agent ran: init asked for a dump on its way down (a `Shutdown` dump,
 /// one part, naming no boot).
 fn prepare_slot_given_up(dir: &Path) {
-    this_boot(dir);
-    let s = store(dir);
-    let mut w = s.begin(started("boot-one", "A")).unwrap();
-    w.event(&Event::Ended {
-        ending: Ending::Reboot {
-            by: "op over the API".into(),
-        },
-        at_ms: 60_000,
-    })
-    .unwrap();
-    w.close().unwrap();
+    boot_one_rebooted_over_the_api(dir);
     fs::write(
         dir.join("pstore").join("dmesg-erst-7713669076437958700"),
         "Shutdown#1 Part1\n\

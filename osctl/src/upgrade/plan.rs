@@ -72,6 +72,26 @@ pub enum Outcome {
     Untouched,
 }
 
+impl Outcome {
+    /// The outcome's word (the report's RESULT column, the JSON `result`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Skipped => "skipped",
+            Outcome::Passed => "done",
+            Outcome::Untouched => "untouched",
+            Outcome::Failed { rollback: None, .. } => "failed",
+            Outcome::Failed {
+                rollback: Some(Ok(())),
+                ..
+            } => "rolled-back",
+            Outcome::Failed {
+                rollback: Some(Err(_)),
+                ..
+            } => "rollback-failed",
+        }
+    }
+}
+
 /// The rollout's result: each node's outcome, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -303,23 +323,7 @@ mod tests {
     }
 
     fn outcomes(r: &Report) -> Vec<&'static str> {
-        r.nodes
-            .iter()
-            .map(|(_, o)| match o {
-                Outcome::Skipped => "skipped",
-                Outcome::Passed => "passed",
-                Outcome::Untouched => "untouched",
-                Outcome::Failed { rollback: None, .. } => "failed",
-                Outcome::Failed {
-                    rollback: Some(Ok(())),
-                    ..
-                } => "rolled-back",
-                Outcome::Failed {
-                    rollback: Some(Err(_)),
-                    ..
-                } => "rollback-failed",
-            })
-            .collect()
+        r.nodes.iter().map(|(_, o)| o.word()).collect()
     }
 
     #[tokio::test]
@@ -327,7 +331,7 @@ mod tests {
         let fake = Fake::default();
         let r = go(&fake, &["a", "b", "c", "d", "e"], &policy(2)).await;
         assert!(!r.halted);
-        assert_eq!(outcomes(&r), ["passed"; 5]);
+        assert_eq!(outcomes(&r), ["done"; 5]);
         assert_eq!(fake.max_active.load(Ordering::SeqCst), 2);
         assert_eq!(
             fake.calls(),
@@ -362,7 +366,7 @@ mod tests {
         };
         let nodes = ["a", "b", "c", "d"];
         let r = go(&fake, &nodes, &policy(1)).await;
-        assert_eq!(outcomes(&r), ["passed", "passed", "failed", "untouched"]);
+        assert_eq!(outcomes(&r), ["done", "done", "failed", "untouched"]);
         // The operator fixed c; the rerun touches only c and d.
         let fake = Fake {
             done: fake.done,
@@ -370,7 +374,7 @@ mod tests {
         };
         let r = go(&fake, &nodes, &policy(2)).await;
         assert!(!r.halted);
-        assert_eq!(outcomes(&r), ["skipped", "skipped", "passed", "passed"]);
+        assert_eq!(outcomes(&r), ["skipped", "skipped", "done", "done"]);
         assert_eq!(fake.calls(), ["upgrade c", "upgrade d", "end c", "end d"]);
         // Once more: nothing left to do, nothing touched.
         let fake = Fake {
@@ -393,7 +397,7 @@ mod tests {
         assert!(r.halted);
         assert_eq!(
             outcomes(&r),
-            ["passed", "failed", "untouched", "untouched", "untouched"]
+            ["done", "failed", "untouched", "untouched", "untouched"]
         );
         assert_eq!(fake.calls(), ["upgrade a", "upgrade b", "end a", "end b"]);
         let Outcome::Failed { failure, .. } = &r.nodes[1].1 else {
@@ -472,7 +476,7 @@ mod tests {
         };
         let r = go(&fake, &["a", "b", "c"], &with_hooks).await;
         assert!(r.halted);
-        assert_eq!(outcomes(&r), ["passed", "failed", "untouched"]);
+        assert_eq!(outcomes(&r), ["done", "failed", "untouched"]);
         assert_eq!(
             fake.calls(),
             [

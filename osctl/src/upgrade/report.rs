@@ -296,24 +296,6 @@ pub const SUMMARY_HEADERS: &[&str] = &[
     "NODE", "RESULT", "SLOT", "VERSION", "ELAPSED", "CHECK", "DETAIL",
 ];
 
-/// The outcome's word (the RESULT column, the JSON `result` field).
-fn result_word(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Skipped => "skipped",
-        Outcome::Passed => "done",
-        Outcome::Untouched => "untouched",
-        Outcome::Failed { rollback: None, .. } => "failed",
-        Outcome::Failed {
-            rollback: Some(Ok(())),
-            ..
-        } => "rolled-back",
-        Outcome::Failed {
-            rollback: Some(Err(_)),
-            ..
-        } => "rollback-failed",
-    }
-}
-
 fn or_dash(s: &str) -> String {
     if s.is_empty() { "-".into() } else { s.into() }
 }
@@ -325,7 +307,7 @@ fn summary_row(node: &str, o: &Outcome, line: &NodeLine) -> Vec<String> {
     };
     vec![
         node.to_string(),
-        result_word(o).into(),
+        o.word().into(),
         or_dash(&line.slot),
         or_dash(&line.version),
         secs(line.elapsed()),
@@ -352,7 +334,7 @@ fn summary_json(node: &str, o: &Outcome, line: &NodeLine) -> Value {
     };
     json!({
         "node": node,
-        "result": result_word(o),
+        "result": o.word(),
         "slot": line.slot,
         "version": line.version,
         "elapsed_s": line.elapsed().as_secs_f64(),
@@ -405,7 +387,7 @@ n3     untouched   A      -         0s        -                   -
             failure: sick.clone(),
             rollback: Some(Ok(())),
         };
-        assert_eq!(result_word(&rolled), "rolled-back");
+        assert_eq!(rolled.word(), "rolled-back");
         let j = summary_json("n2", &rolled, &line("A", "1.0", 3));
         assert_eq!(j["result"], "rolled-back");
         assert_eq!(j["failure"]["check"], "health:containerd");
