@@ -26,6 +26,7 @@ const BOOT_ID: &str = "11111111-2222-3333-4444-555555555555";
 /// (the boot before this one, ended by a reboot).
 fn previous_boot(dir: &Path) {
     fs::write(dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+    fs::write(dir.join("log/kubelet.log"), "").unwrap();
     fs::create_dir_all(dir.join("pstore")).unwrap();
     let s = Store::open(dir.join("boots"), DEFAULT_CAP).unwrap();
     let mut w = s
@@ -109,6 +110,9 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
     // written it raw: moved into boot 1, the file gone.
     node.wait_log("service logs: 5 lines init kept while no agent read them moved into boot 1");
     assert!(!node.dir.join("log/containerd.log").exists());
+    // kubelet's was empty (init makes the file before the handoff): no
+    // marker lines for it, and the file is gone too.
+    assert!(!node.dir.join("log/kubelet.log").exists());
 
     let mut c = pipe(&node, "containerd");
     c.write_all(b"hello 1\nhello 2\npart").unwrap();
@@ -141,6 +145,11 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
     assert_eq!(
         texts(&logs(&mut client, "kubelet", 0).await.unwrap()),
         ["k1"]
+    );
+    assert_eq!(
+        logs(&mut client, "kubelet", -1).await.unwrap_err().code(),
+        tonic::Code::NotFound,
+        "nothing moved from an empty file"
     );
 
     // The boot before: init's raw lines, each stamped when moved, between

@@ -382,7 +382,8 @@ pub struct Moved {
 /// or this one if there is none. Each file's lines are stamped with the
 /// time they are moved, between the lines `matic-agent: lines written
 /// while the agent was not reading follow (from PATH); stamped when moved`
-/// and `matic-agent: end of the lines from PATH (N lines)`. A file is
+/// and `matic-agent: end of the lines from PATH (N lines)` (an empty file
+/// is deleted without them). A file is
 /// deleted only once its lines are written and fsynced (a crash in
 /// between moves them again at the next start).
 pub fn move_raw(rec: &Recorder, log_dir: &Path, resumed: bool) -> Result<Moved, String> {
@@ -405,6 +406,12 @@ pub fn move_raw(rec: &Recorder, log_dir: &Path, resumed: bool) -> Result<Moved, 
         for file in [format!("{name}.log.1"), format!("{name}.log")] {
             let path = log_dir.join(file);
             let Ok(raw) = File::open(&path) else { continue };
+            if raw.metadata().is_ok_and(|m| m.len() == 0) {
+                // Made by init before it handed the pipe, never written.
+                std::fs::remove_file(&path)
+                    .map_err(|e| format!("removing {}: {e}", path.display()))?;
+                continue;
+            }
             let n = match previous {
                 Some(number) => {
                     if earlier.is_none() {
