@@ -542,6 +542,65 @@ mod tests {
         assert_eq!(lines, 1_000_000 / MAX_LINE);
     }
 
+    fn started(boot: &str) -> matic_history::Started {
+        matic_history::Started {
+            boot: boot.into(),
+            slot: "A".into(),
+            os_version: String::new(),
+            kernel: String::new(),
+            wall_unix_ms: None,
+            uptime_ms: 1,
+        }
+    }
+
+    #[test]
+    fn raw_lines_go_to_the_boot_before_or_after_a_restart_to_this_one() {
+        let dir = std::env::temp_dir().join(format!("matic-svclog-move-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (boots, raw) = (dir.join("boots"), dir.join("log"));
+        std::fs::create_dir_all(&raw).unwrap();
+        let store = Store::open(&boots, matic_history::store::DEFAULT_CAP).unwrap();
+        store.begin(started("before")).unwrap().close().unwrap();
+        let rec = Recorder::new(store.clone(), store.begin(started("now")).unwrap());
+        let log_of = |n: u64| {
+            let lines = store.service_log(n, "containerd").unwrap();
+            lines.into_iter().map(|l| l.text).collect::<Vec<_>>()
+        };
+
+        // A new boot: init's lines (rotated file first) are the boot before's.
+        std::fs::write(raw.join("containerd.log.1"), "old\n").unwrap();
+        std::fs::write(raw.join("containerd.log"), "a\nb").unwrap();
+        std::fs::write(raw.join("kubelet.log"), "").unwrap();
+        let moved = move_raw(&rec, &raw, false).unwrap();
+        assert_eq!(moved, Moved { boot: 1, lines: 3 });
+        let texts = log_of(1);
+        assert_eq!(texts.len(), 7, "{texts:?}");
+        assert!(
+            texts[0].contains("containerd.log.1); stamped when moved"),
+            "{texts:?}"
+        );
+        assert_eq!(texts[1], "old");
+        assert!(texts[2].contains("end of the lines") && texts[2].contains("(1 lines)"));
+        assert_eq!(texts[4..6], ["a", "b"], "a partial last line is kept");
+        assert!(texts[6].contains("(2 lines)"), "{texts:?}");
+        assert!(
+            std::fs::read_dir(&raw).unwrap().next().is_none(),
+            "every raw file deleted"
+        );
+        assert!(
+            store.service_log(2, "containerd").is_err(),
+            "nothing in this boot"
+        );
+
+        // The agent restarted within this boot: they are this boot's.
+        std::fs::write(raw.join("containerd.log"), "c\n").unwrap();
+        let moved = move_raw(&rec, &raw, true).unwrap();
+        assert_eq!(moved, Moved { boot: 2, lines: 1 });
+        assert_eq!(log_of(2)[1], "c");
+        assert_eq!(log_of(1).len(), 7, "the boot before untouched");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     proptest! {
         /// With short lines (`max` 1 to 8) so the cut is hit often.
         #[test]
