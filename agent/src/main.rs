@@ -242,7 +242,8 @@ fn start_service_logs(
     resumed: bool,
     handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
 ) -> Option<history::service_logs::Reader> {
-    use history::service_logs::{Reader, Sink, move_raw};
+    use history::raw_lines::move_raw;
+    use history::service_logs::{Reader, Sink};
     if handed.is_empty() {
         eprintln!("matic-agent: no service log pipes handed over (not started by init)");
         return None;

@@ -13,6 +13,7 @@
 //! | [`kmsg_copy`] | the kernel log into `kmsg.log`, and its marks |
 //! | [`recorder`] | the running boot's shared writer |
 //! | [`service_logs`] | the services' pipes handed by init, stamped into `services/<name>.log` |
+//! | [`raw_lines`] | what init copied raw while no agent read the pipes, moved in at start |
 //!
 //! Must never: stop the agent (a store that cannot be opened — no
 //! `MATIC_STATE`, a full or read-only disk — is logged and the agent runs
@@ -23,6 +24,7 @@ pub mod crashes;
 pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
+pub mod raw_lines;
 pub mod recorder;
 pub mod service_logs;
 

@@ -8,13 +8,11 @@
 //! this boot, the stamped lines go to `/var/log/matic/<name>.log` instead,
 //! rotated as init would: a handed pipe must always be read.
 //!
-//! What init copied raw while the agent was not reading (the agent down, or
-//! the end of an earlier boot) is moved into the history at start
-//! ([`move_raw`]), between two marker lines, stamped with the time it is
-//! moved.
+//! What init copied raw while the agent was not reading is moved into the
+//! history at start by [`super::raw_lines`], through the same line cut.
 //!
-//! Owns: taking the handed descriptors, the line cut ([`MAX_LINE`]), and
-//! the marker lines. Must never: read the agent's own stdout (a full pipe
+//! Owns: taking the handed descriptors, the line cut ([`MAX_LINE`]), the
+//! stamp's clocks ([`now`]) and the reading thread. Must never: read the agent's own stdout (a full pipe
 //! would deadlock it: it is not handed), hold more than one read buffer
 //! and one partial line per service (a flooding service costs disk within
 //! the history's bounds, never memory), block the async runtime (its own
@@ -22,7 +20,7 @@
 //! then the lines are dropped: the service must never block).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +30,6 @@ use std::time::Duration;
 
 use matic_contract::handoff::{FIRST_FD, HANDED};
 use matic_history::stamp::{self, At};
-use matic_history::{BootWriter, Store};
 
 use super::facts::{PLAUSIBLE_WALL_MS, boottime_us};
 use super::recorder::Recorder;
@@ -365,129 +362,6 @@ impl Out {
     }
 }
 
-/// What [`move_raw`] did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Moved {
-    /// The boot the lines went to.
-    pub boot: u64,
-    /// Lines moved, over all files.
-    pub lines: u64,
-}
-
-/// Moves what init copied raw into `<log_dir>/<name>.log.1` and
-/// `<name>.log` (oldest first) of every handed service into the history,
-/// then deletes those files. Into the running boot when the agent was
-/// restarted within it (`resumed`: the lines are this boot's); else into
-/// the boot before it (the lines were written after its agent stopped),
-/// or this one if there is none. Each file's lines are stamped with the
-/// time they are moved, between the lines `matic-agent: lines written
-/// while the agent was not reading follow (from PATH); stamped when moved`
-/// and `matic-agent: end of the lines from PATH (N lines)` (an empty file
-/// is deleted without them). A file is
-/// deleted only once its lines are written and fsynced (a crash in
-/// between moves them again at the next start).
-pub fn move_raw(rec: &Recorder, log_dir: &Path, resumed: bool) -> Result<Moved, String> {
-    let store: &Store = rec.store();
-    let previous = if resumed {
-        None
-    } else {
-        store
-            .numbers()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .rfind(|n| *n < rec.number())
-    };
-    let mut moved = Moved {
-        boot: previous.unwrap_or(rec.number()),
-        lines: 0,
-    };
-    let mut earlier: Option<BootWriter> = None;
-    for name in HANDED {
-        for file in [format!("{name}.log.1"), format!("{name}.log")] {
-            let path = log_dir.join(file);
-            let Ok(raw) = File::open(&path) else { continue };
-            if raw.metadata().is_ok_and(|m| m.len() == 0) {
-                // Made by init before it handed the pipe, never written.
-                std::fs::remove_file(&path)
-                    .map_err(|e| format!("removing {}: {e}", path.display()))?;
-                continue;
-            }
-            let n = match previous {
-                Some(number) => {
-                    if earlier.is_none() {
-                        earlier = Some(store.reopen(number).map_err(|e| e.to_string())?);
-                    }
-                    let w = earlier.as_mut().expect("opened above");
-                    let n = move_file(w, name, &path, raw)?;
-                    w.sync().map_err(|e| e.to_string())?;
-                    n
-                }
-                None => rec
-                    .with_writer(|w| {
-                        let n = move_file(w, name, &path, raw)?;
-                        w.sync().map_err(|e| e.to_string())?;
-                        Ok::<u64, String>(n)
-                    })
-                    .unwrap_or_else(|| Err("the boot history is closed".into()))?,
-            };
-            moved.lines += n;
-            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
-        }
-    }
-    if let Some(w) = earlier {
-        w.close().map_err(|e| e.to_string())?;
-    }
-    Ok(moved)
-}
-
-/// One raw file's lines into `w`, between the marker lines; their count.
-fn move_file(w: &mut BootWriter, name: &str, path: &Path, mut raw: File) -> Result<u64, String> {
-    let at = now();
-    let fail = |e: matic_history::Error| e.to_string();
-    w.service_line(
-        name,
-        at,
-        format!(
-            "matic-agent: lines written while the agent was not reading follow (from {}); stamped when moved",
-            path.display()
-        ),
-    )
-    .map_err(fail)?;
-    let mut lines = Splitter::default();
-    let mut count = 0u64;
-    let mut buf = vec![0u8; READ];
-    loop {
-        let n = raw
-            .read(&mut buf)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        lines
-            .push(&buf[..n], |l| {
-                count += 1;
-                w.service_line(name, at, l)
-            })
-            .map_err(fail)?;
-    }
-    lines
-        .finish(|l| {
-            count += 1;
-            w.service_line(name, at, l)
-        })
-        .map_err(fail)?;
-    w.service_line(
-        name,
-        at,
-        format!(
-            "matic-agent: end of the lines from {} ({count} lines)",
-            path.display()
-        ),
-    )
-    .map_err(fail)?;
-    Ok(count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,62 +414,6 @@ mod tests {
             assert!(s.pending() <= MAX_LINE);
         }
         assert_eq!(lines, 1_000_000 / MAX_LINE);
-    }
-
-    fn started(boot: &str) -> matic_history::Started {
-        matic_history::Started {
-            boot: boot.into(),
-            slot: "A".into(),
-            os_version: String::new(),
-            kernel: String::new(),
-            wall_unix_ms: None,
-            uptime_ms: 1,
-        }
-    }
-
-    #[test]
-    fn raw_lines_go_to_the_boot_before_or_after_a_restart_to_this_one() {
-        let dir = std::env::temp_dir().join(format!("matic-svclog-move-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (boots, raw) = (dir.join("boots"), dir.join("log"));
-        std::fs::create_dir_all(&raw).unwrap();
-        let store = Store::open(&boots, matic_history::store::DEFAULT_CAP).unwrap();
-        store.begin(started("before")).unwrap().close().unwrap();
-        let rec = Recorder::new(store.clone(), store.begin(started("now")).unwrap());
-        let log_of = |n: u64| {
-            let lines = store.service_log(n, "containerd").unwrap();
-            lines.into_iter().map(|l| l.text).collect::<Vec<_>>()
-        };
-
-        // A new boot: init's lines (rotated file first) are the boot before's.
-        std::fs::write(raw.join("containerd.log.1"), "old\n").unwrap();
-        std::fs::write(raw.join("containerd.log"), "a\nb").unwrap();
-        std::fs::write(raw.join("kubelet.log"), "").unwrap();
-        let moved = move_raw(&rec, &raw, false).unwrap();
-        assert_eq!(moved, Moved { boot: 1, lines: 3 });
-        let texts = log_of(1);
-        assert_eq!(texts.len(), 7, "{texts:?}");
-        assert!(
-            texts[0].contains("containerd.log.1); stamped when moved"),
-            "{texts:?}"
-        );
-        assert_eq!(texts[1], "old");
-        assert!(texts[2].contains("end of the lines") && texts[2].contains("(1 lines)"));
-        assert_eq!(texts[4..6], ["a", "b"], "a partial last line is kept");
-        assert!(texts[6].contains("(2 lines)"), "{texts:?}");
-        assert!(
-            std::fs::read_dir(&raw).unwrap().next().is_none(),
-            "every raw file deleted"
-        );
-        assert!(log_of(2).is_empty(), "nothing in this boot");
-
-        // The agent restarted within this boot: they are this boot's.
-        std::fs::write(raw.join("containerd.log"), "c\n").unwrap();
-        let moved = move_raw(&rec, &raw, true).unwrap();
-        assert_eq!(moved, Moved { boot: 2, lines: 1 });
-        assert_eq!(log_of(2)[1], "c");
-        assert_eq!(log_of(1).len(), 7, "the boot before untouched");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     proptest! {
