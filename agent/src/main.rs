@@ -35,6 +35,8 @@ const MAX_FRAME: u32 = 1 << 20;
 /// marks the boot successful, so no number of readers can make either wait
 /// behind them (docs/api.md, "Limits under load").
 fn main() {
+    // First, while descriptors 3 on are still the ones init handed over.
+    let handed = history::service_logs::take_handed();
     let cfg = Config::parse();
     // Before any thread exists: capability sets are per thread.
     match limits::raise_nofile() {
@@ -76,7 +78,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = rt.block_on(run(cfg, admin.handle().clone()));
+    let result = rt.block_on(run(cfg, admin.handle().clone(), handed));
     admin.shutdown_background();
     if let Err(e) = result {
         eprintln!("matic-agent: {e}");
@@ -97,7 +99,11 @@ fn router(agent: Agent) -> Router<Stack<auth::AuthLayer, Identity>> {
         .add_service(MachineServiceServer::new(agent))
 }
 
-async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    cfg: Config,
+    admin: Handle,
+    handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
+) -> Result<(), Box<dyn std::error::Error>> {
     tls::install_provider();
     let cfg = Arc::new(cfg);
     let boot = match init_link::read_boot(&cfg.boot_file()) {
@@ -158,12 +164,23 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         running
     );
 
-    let (recorder, copier) = start_history(&cfg, opening.await.ok().flatten());
+    let opened = opening.await.ok().flatten();
+    let resumed = opened.as_ref().is_some_and(|o| o.resumed);
+    let (recorder, copier) = start_history(&cfg, opened);
     if let Some(rec) = recorder.clone() {
         tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
     }
+    let stamped: Vec<&'static str> = handed.iter().map(|(name, _)| *name).collect();
+    let service_logs = {
+        let (cfg, rec) = (cfg.clone(), recorder.clone());
+        tokio::task::spawn_blocking(move || start_service_logs(&cfg, rec, resumed, handed))
+            .await
+            .ok()
+            .flatten()
+    };
     let agent = Agent::new(cfg.clone(), disk.clone(), running)
         .with_history(recorder.clone())
+        .with_stamped(stamped)
         .with_node_config(node_config.clone());
     if let Some(nc) = node_config {
         let a = agent.clone();
@@ -195,6 +212,10 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
         admin.spawn(mark_boot_successful(cfg.clone(), disk, running, recorder));
     }
     let served = server.await;
+    if let Some(reader) = service_logs {
+        // The services' last lines, before the record is closed.
+        let _ = tokio::task::spawn_blocking(move || reader.stop()).await;
+    }
     if let Some(copier) = copier {
         // Init's shutdown lines (logged before it stopped us) into the log.
         let _ = tokio::task::spawn_blocking(move || copier.stop()).await;
@@ -238,6 +259,54 @@ fn start_history(
                 cfg.kmsg.display()
             );
             (Some(rec), None)
+        }
+    }
+}
+
+/// The reader of the services' pipes init handed over (none handed: the
+/// agent was not started by init), into the record when there is one
+/// (after moving in what init kept raw while no agent read them), else
+/// into the raw files. Runs file I/O: call off the runtime's threads.
+fn start_service_logs(
+    cfg: &Config,
+    rec: Option<history::Recorder>,
+    resumed: bool,
+    handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
+) -> Option<history::service_logs::Reader> {
+    use history::raw_lines::move_raw;
+    use history::service_logs::{Reader, Sink};
+    if handed.is_empty() {
+        eprintln!("matic-agent: no service log pipes handed over (not started by init)");
+        return None;
+    }
+    let names: Vec<&str> = handed.iter().map(|(n, _)| *n).collect();
+    let sink = match rec {
+        Some(rec) => {
+            match move_raw(&rec, &cfg.log_dir, resumed) {
+                Ok(m) if m.lines > 0 => eprintln!(
+                    "matic-agent: service logs: {} lines init kept while no agent read them moved into boot {}",
+                    m.lines, m.boot
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("matic-agent: service logs: moving init's raw lines: {e}"),
+            }
+            Sink::Record(rec)
+        }
+        None => Sink::Files(cfg.log_dir.clone()),
+    };
+    match Reader::spawn(handed, sink) {
+        Ok(reader) => {
+            eprintln!(
+                "matic-agent: service logs: stamping {} (pipes handed by init)",
+                names.join(", ")
+            );
+            Some(reader)
+        }
+        Err(e) => {
+            // The descriptors are gone with the closure: init reads the
+            // pipes again only once this agent exits, so say it loudly.
+            eprintln!("matic-agent: service logs: cannot start the reader: {e}");
+            None
         }
     }
 }

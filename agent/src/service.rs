@@ -42,6 +42,10 @@ pub struct Agent {
     pub history: Option<Recorder>,
     /// The machine configuration (none: its directory could not be opened).
     pub node_config: Option<Arc<NodeConfig>>,
+    /// The services whose pipes init handed to this agent and whose lines
+    /// it stamps into `history`: their `Logs` of the running boot read the
+    /// record, the one place their lines are (docs/api.md, "Logs").
+    pub stamped: Vec<&'static str>,
 }
 
 impl Agent {
@@ -53,6 +57,7 @@ impl Agent {
             install_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
             history: None,
+            stamped: Vec::new(),
             node_config: None,
         }
     }
@@ -81,6 +86,12 @@ impl Agent {
         if let Err(e) = self.after_reply(Command::Reboot, ending).await {
             eprintln!("matic-agent: config: cannot reboot: {}", e.message());
         }
+    }
+
+    /// The agent stamping the lines of `services` into its history.
+    pub fn with_stamped(mut self, services: Vec<&'static str>) -> Agent {
+        self.stamped = services;
+        self
     }
 
     /// The agent recording into `history`.
@@ -411,7 +422,15 @@ impl MachineService for Agent {
             let s = logs::LogStream::open(path, r.tail_lines, false).await?;
             return Ok(Response::new(holding(s.into_stream(), permit)));
         }
-        let path = logs::log_path(&self.cfg.log_dir, &r.service)?;
+        let path = match &self.history {
+            // The running boot's record: the lines the agent stamps.
+            Some(rec) if self.stamped.contains(&r.service.as_str()) => rec
+                .store()
+                .boot_dir(rec.number())
+                .join(matic_history::store::SERVICES)
+                .join(format!("{}.log", r.service)),
+            _ => logs::log_path(&self.cfg.log_dir, &r.service)?,
+        };
         let permit = self
             .log_streams
             .try_acquire(admin)

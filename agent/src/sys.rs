@@ -52,3 +52,22 @@ fn sync_file_range(fd: impl AsFd, offset: u64, len: u64, flags: u32) -> io::Resu
         Err(io::Error::last_os_error())
     }
 }
+
+/// Takes descriptor `fd`, inherited from init, if it is open and a FIFO
+/// (the service log handoff, `matic_contract::handoff`); `None` otherwise
+/// (the agent run by anything but init: the number is closed or someone
+/// else's, and is left alone). Call before anything of the process opens
+/// a descriptor, so the number cannot be one of its own.
+pub fn take_inherited_fifo(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    // SAFETY: the borrow lives for the `fstat` alone; on a closed number
+    // the kernel answers EBADF, and nothing is read through it.
+    let stat = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Fifo {
+        return None;
+    }
+    // SAFETY: the number is open (fstat succeeded), was inherited across
+    // exec, and nothing in this process owns it (the caller runs before
+    // any file is opened): the OwnedFd is its one owner from here on.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -4,7 +4,8 @@
 //!
 //! Owns: the run-dir paths ([`paths`]), `/run/matic/boot` ([`boot`]),
 //! `/run/matic/services` ([`services`]), the control-FIFO commands
-//! ([`control`]) and the certificate roles ([`role`]). Every rule about what
+//! ([`control`]), the descriptors of the service log handoff ([`handoff`])
+//! and the certificate roles ([`role`]). Every rule about what
 //! is accepted (unknown keys, comments, ranges) is decided here, once.
 //!
 //! Must never: use `std` or allocate (PID 1 links it and must stay
@@ -17,6 +18,7 @@
 
 pub mod boot;
 pub mod control;
+pub mod handoff;
 pub mod paths;
 pub mod role;
 pub mod services;

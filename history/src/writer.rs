@@ -183,6 +183,13 @@ impl BootWriter {
         Ok(true)
     }
 
+    /// Writes and fsyncs the buffered log lines now (lines moved in at
+    /// once, or a reader that stops), whatever [`BootWriter::flush_due`]'s
+    /// clock says; it does not count as that clock's flush.
+    pub fn sync(&mut self) -> Result<()> {
+        self.sync_logs()
+    }
+
     /// Writes and fsyncs everything buffered and ends the writer.
     pub fn close(mut self) -> Result<()> {
         self.sync_logs()

@@ -1,28 +1,42 @@
 //! Stage 2's fork and exec of a service: the child gets a clean process
 //! (default signal dispositions, nothing blocked, its own session, `/` as
-//! its directory, stdin on `/dev/null`, stdout and stderr on its log pipe)
-//! and the table's environment and descriptor limit.
+//! its directory, stdin on `/dev/null`, stdout and stderr on its log pipe;
+//! for the agent, the other services' pipes from descriptor 3 on) and the
+//! table's environment and descriptor limit.
 //!
 //! The child must never return into init's loop: a failed `execve` ends it
 //! with status 127.
 
 use crate::{error, sys, warn};
 use core::ffi::{CStr, c_char};
+use matic_contract::handoff::FIRST_FD;
 use matic_init::fmtbuf::Printable;
 use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
-/// Forks and execs `path` in the child; the child's pid.
-pub fn spawn(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> Result<i32, Errno> {
+/// Forks and execs `path` in the child; the child's pid. `handed[k]`
+/// becomes the child's descriptor `FIRST_FD + k` (the agent's log
+/// handoff, `matic_contract::handoff`; empty for every other service).
+pub fn spawn(
+    path: &CStr,
+    out: Option<&OwnedFd>,
+    devnull: Option<&OwnedFd>,
+    handed: &[Option<&OwnedFd>],
+) -> Result<i32, Errno> {
     match sys::fork()? {
-        0 => child(path, out, devnull),
+        0 => child(path, out, devnull, handed),
         pid => Ok(pid),
     }
 }
 
 /// In the forked child: a clean process for the service, then exec.
-fn child(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> ! {
+fn child(
+    path: &CStr,
+    out: Option<&OwnedFd>,
+    devnull: Option<&OwnedFd>,
+    handed: &[Option<&OwnedFd>],
+) -> ! {
     sys::reset_signals();
     let _ = rustix::process::setsid();
     let _ = rustix::process::chdir(c"/");
@@ -32,6 +46,14 @@ fn child(path: &CStr, out: Option<&OwnedFd>, devnull: Option<&OwnedFd>) -> ! {
     if let Some(o) = out.or(devnull) {
         let _ = rustix::stdio::dup2_stdout(o.as_fd());
         let _ = rustix::stdio::dup2_stderr(o.as_fd());
+    }
+    let top = FIRST_FD + handed.len() as i32;
+    for (k, fd) in handed.iter().enumerate() {
+        // Through a copy above every target: a pipe may sit on a number
+        // still to be filled (the copies close at exec).
+        if let Some(high) = fd.and_then(|f| rustix::io::fcntl_dupfd_cloexec(f, top).ok()) {
+            let _ = sys::dup2_raw(&high, FIRST_FD + k as i32);
+        }
     }
     let argv = [path.as_ptr(), core::ptr::null()];
     let mut envp = [core::ptr::null::<c_char>(); 4];

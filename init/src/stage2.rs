@@ -1,7 +1,8 @@
 //! Stage 2: supervise the service table for the life of the machine.
 //!
 //! One thread, one `poll` loop over a signalfd (SIGCHLD, SIGTERM, SIGINT,
-//! SIGUSR2), the control FIFO and one log pipe per service. Each iteration
+//! SIGUSR2), the control FIFO and one log pipe per service (but the pipes
+//! handed to a running agent). Each iteration
 //! reaps every child, starts what is due, kills what overstayed a stop,
 //! copies service output into the size-bounded log files, pets the
 //! watchdog, rewrites the status file if anything changed, and holds the
@@ -31,7 +32,7 @@ use matic_init::control::Command;
 use matic_init::fmtbuf::{Buf, Printable};
 use matic_init::status;
 use matic_init::supervisor::{Exit, RestartOutcome, Supervisor};
-use matic_init::table::SERVICES;
+use matic_init::table::{AGENT, SERVICES};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
@@ -191,8 +192,11 @@ impl Runtime {
             let _ = fds.push(PollFd::new(r, PollFlags::IN));
             have_fifo = true;
         }
-        for r in self.logs.iter().filter_map(ServiceLog::reader) {
-            let _ = fds.push(PollFd::new(r, PollFlags::IN));
+        let handed = self.agent_reads();
+        for (j, l) in self.logs.iter().enumerate() {
+            if let (false, Some(r)) = (handed && j != AGENT, l.reader()) {
+                let _ = fds.push(PollFd::new(r, PollFlags::IN));
+            }
         }
         let ts = util::timespec_ms(timeout_ms);
         let ready = poll(&mut fds, Some(&ts)).unwrap_or_default();
@@ -335,9 +339,24 @@ impl Runtime {
 
     fn spawn(&mut self, i: usize, now: u64) {
         let spec = &SERVICES[i];
-        self.logs[i].prepare(spec.name, self.settings.log_limit_bytes);
+        let limit = self.settings.log_limit_bytes;
+        self.logs[i].prepare(spec.name, limit);
+        let mut handed: [Option<&OwnedFd>; N - 1] = [None; N - 1];
+        if i == AGENT {
+            // The other services' pipes, made now if they are not yet, go
+            // to the agent; their files are closed (the agent moves what
+            // they hold into the history) and made again when it is gone.
+            for (j, s) in SERVICES.iter().enumerate().skip(1) {
+                self.logs[j].prepare(s.name, limit);
+                self.logs[j].close_file();
+            }
+            for (h, l) in handed.iter_mut().zip(&self.logs[1..]) {
+                *h = l.reader().or(self.devnull.as_ref());
+            }
+        }
         let out = self.logs[i].writer();
-        match spawn::spawn(spec.path, out, self.devnull.as_ref()) {
+        let handed = if i == AGENT { &handed[..] } else { &[] };
+        match spawn::spawn(spec.path, out, self.devnull.as_ref(), handed) {
             Ok(pid) => {
                 self.sup.spawned(i, pid, now);
                 info!("{}: started, pid {}", spec.name, pid);
@@ -354,9 +373,19 @@ impl Runtime {
     /// the limit. Output is dropped (never blocked on) when there is no file.
     fn drain_logs(&mut self) {
         let limit = self.settings.log_limit_bytes;
-        for (l, s) in self.logs.iter_mut().zip(SERVICES.iter()) {
-            l.drain(s.name, limit);
+        let handed = self.agent_reads();
+        for (j, (l, s)) in self.logs.iter_mut().zip(SERVICES.iter()).enumerate() {
+            if !(handed && j != AGENT) {
+                l.drain(s.name, limit);
+            }
         }
+    }
+
+    /// Whether the agent holds the other services' pipes (from its spawn
+    /// until it is reaped): init leaves them to it. Otherwise init copies
+    /// them raw, so a pipe always has a reader.
+    fn agent_reads(&self) -> bool {
+        self.sup.svc(AGENT).pid > 0
     }
 
     /// Rewrites the status file if it changed.

@@ -2,6 +2,10 @@
 //! that init copies (`splice`) into `/var/log/matic/<name>.log`, rotated to
 //! `<name>.log.1` when it reaches the size limit (`matic.log_limit=`).
 //!
+//! While `matic-agent` runs, the other services' pipes are its to read
+//! (stage2 neither polls nor drains them; their files are closed, and
+//! opened again at the first drain after it is gone).
+//!
 //! Output is dropped, never blocked on, when there is no file: this module
 //! must never make init (or a service writing its pipe) wait on a disk.
 
@@ -80,6 +84,10 @@ impl ServiceLog {
     /// Copies whatever service `name` wrote into its log file, rotating at
     /// `limit`.
     pub fn drain(&mut self, name: &str, limit: u64) {
+        // Closed while the agent read the pipe (docs/init.md, "Logs").
+        if self.file.is_none() && self.pipe.is_some() && !self.write_failed {
+            self.open_file(name);
+        }
         while self.drain_one(limit) {
             self.rotate(name);
         }

@@ -2,7 +2,7 @@
 //! code (`entry!`, expanded by `main.rs`), the `mem*` functions a libc would
 //! provide, the few syscalls rustix 1.x does not expose (fork, execve, the
 //! signal mask and dispositions, signalfd, exit_group, a write to a raw fd
-//! for the logger, `kexec_file_load`), `clock_gettime` without rustix's
+//! for the logger, `dup2` onto a raw fd number, `kexec_file_load`), `clock_gettime` without rustix's
 //! vDSO lookup, and the watchdog's `ioctl`.
 //!
 //! Every `unsafe` of the binary lives here (the rest of init is
@@ -296,6 +296,26 @@ pub fn write_raw(fd: i32, buf: &[u8]) -> Result<usize, Errno> {
         )
     };
     check(r)
+}
+
+/// `dup2(fd, target)` (dup2(2)) onto a raw descriptor number, which
+/// rustix only offers onto an `OwnedFd`: a service's child gives the agent
+/// the log pipes at fixed numbers before `execve`. The copy is not
+/// close-on-exec (unless `fd` is `target`).
+#[inline]
+pub fn dup2_raw(fd: impl AsFd, target: i32) -> Result<(), Errno> {
+    use rustix::fd::AsRawFd;
+    // SAFETY: dup2 only changes the descriptor table; `fd` is open for the
+    // call (borrowed), and whatever `target` named is closed by the kernel,
+    // which no Rust object of the child (about to exec) relies on: the
+    // caller passes numbers it keeps for the handoff.
+    let r = unsafe {
+        syscall6(
+            g::__NR_dup2,
+            [fd.as_fd().as_raw_fd() as usize, target as usize, 0, 0, 0, 0],
+        )
+    };
+    check(r).map(drop)
 }
 
 /// Whether descriptor number `fd` is open (`fcntl(fd, F_GETFD)` succeeds;

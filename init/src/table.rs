@@ -51,6 +51,13 @@ pub const SERVICES: [ServiceSpec; 3] = [
     },
 ];
 
+/// Index of `matic-agent` in [`SERVICES`]: it gets the read ends of every
+/// other service's log pipe, descriptor `FIRST_FD + j - 1` for entry `j`
+/// (`matic_contract::handoff`, whose layout the tests check against this
+/// table). It is the first entry so that the others' pipes follow it in
+/// table order.
+pub const AGENT: usize = 0;
+
 /// The environment every service starts with: nothing of init's own.
 pub const SERVICE_ENV: &[&CStr] = &[c"PATH=/usr/bin:/usr/sbin"];
 
@@ -153,6 +160,26 @@ mod tests {
             backoff_cap_ms: u64::MAX,
         }];
         assert_eq!(validate(&BADNAME), Err("../x"));
+    }
+
+    #[test]
+    fn the_handoff_layout_is_the_table_without_the_agent() {
+        use matic_contract::handoff;
+        assert_eq!(SERVICES[AGENT].name, handoff::AGENT);
+        let others: Vec<_> = SERVICES
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != AGENT)
+            .collect();
+        assert_eq!(others.len(), handoff::HANDED.len());
+        for (k, (j, s)) in others.into_iter().enumerate() {
+            assert_eq!(s.name, handoff::HANDED[k]);
+            // init's rule (stage2: descriptor FIRST_FD + j - 1) is the contract's.
+            assert_eq!(
+                handoff::fd_of(s.name),
+                Some(handoff::FIRST_FD + j as i32 - 1)
+            );
+        }
     }
 
     #[test]

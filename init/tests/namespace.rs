@@ -358,6 +358,36 @@ fn containers_get_their_own_time_after_the_services() {
 }
 
 #[test]
+fn the_agent_gets_the_other_services_pipes_at_fds_3_on() {
+    let r = root(
+        "handoff",
+        &[
+            ("matic-agent", "sleep"),
+            ("containerd", "sleep"),
+            ("kubelet", "sleep"),
+        ],
+        None,
+    );
+    let _ns = r.start(&[]);
+    wait_running(&r, &["matic-agent", "containerd", "kubelet"]);
+    for (svc, fd) in [("containerd", 3), ("kubelet", 4)] {
+        let via = wait_until(Duration::from_secs(10), || {
+            let v = std::fs::read_to_string(r.path(&format!("var/log/matic/{svc}.via-agent")))
+                .unwrap_or_default();
+            v.contains("\nstart ").then_some(v)
+        })
+        .unwrap_or_else(|| panic!("{svc}'s output never reached the agent:\n{}", r.init_log()));
+        assert!(
+            via.starts_with(&format!("fd {fd} pipe 1\n")),
+            "{svc}: {via}"
+        );
+    }
+    // The agent's own output stays init's: it never comes through a handed descriptor.
+    assert!(!r.path("var/log/matic/matic-agent.via-agent").exists());
+    assert!(r.log("matic-agent").contains("start "), "{}", r.init_log());
+}
+
+#[test]
 fn child_gets_empty_mask_default_signals_own_session_clean_env() {
     let r = root(
         "sigcheck",

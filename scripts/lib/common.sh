@@ -36,12 +36,24 @@ matic_die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 # matic_help: print the calling script's header comment (its usage).
 matic_help() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 
+# matic_build_init [CARGO_ARGS...]: build matic-init's PID 1 binary in
+# release mode, the one way every script builds it (a build elsewhere
+# without the flag would rebuild it, and the last build decides what
+# ships). `-C relocation-model=static` (absolute addresses, vtables in plain
+# read-only data; the binary is already linked -no-pie: docs/init.md,
+# "Size") goes to that binary alone: stable Cargo has no per-package
+# rustflags, and RUSTFLAGS would reach the agent and every build script.
+matic_build_init() {
+  cargo rustc --release --locked "$@" -p matic-init --bin matic-init \
+    --manifest-path "$MATIC_ROOT/Cargo.toml" -- -C relocation-model=static
+}
+
 # matic_cargo_build [CARGO_ARGS...]: build every binary in release mode.
 # matic-init goes alone first: built in one invocation with the std crates,
 # Cargo would unify the std features of shared dependencies (rustix,
 # matic-boot) into the no_std PID 1 and it would not link.
 matic_cargo_build() {
-  cargo build --release --locked "$@" -p matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
+  matic_build_init "$@"
   cargo build --workspace --release --locked "$@" --exclude matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
 }
 

@@ -1,7 +1,8 @@
 //! The agent's writing side of the boot history (crate `matic-history`,
 //! docs/history.md): at start it opens the store, settles the boots before
 //! this one (crash dumps, inferred endings) and begins or resumes this
-//! boot's record; then [`kmsg_copy`] copies the kernel log into it and the
+//! boot's record; then [`kmsg_copy`] copies the kernel log into it,
+//! [`service_logs`] the services' stamped lines, and the
 //! agent adds its own marks and the ending of an API reboot or power-off.
 //!
 //! | module | what |
@@ -11,6 +12,8 @@
 //! | [`inferred`] | how an unrecorded boot ended, from its log and the watchdog |
 //! | [`kmsg_copy`] | the kernel log into `kmsg.log`, and its marks |
 //! | [`recorder`] | the running boot's shared writer |
+//! | [`service_logs`] | the services' pipes handed by init, stamped into `services/<name>.log` |
+//! | [`raw_lines`] | what init copied raw while no agent read the pipes, moved in at start |
 //!
 //! Must never: stop the agent (a store that cannot be opened — no
 //! `MATIC_STATE`, a full or read-only disk — is logged and the agent runs
@@ -21,7 +24,9 @@ pub mod crashes;
 pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
+pub mod raw_lines;
 pub mod recorder;
+pub mod service_logs;
 
 use std::io::Write;
 use std::path::Path;

@@ -76,6 +76,11 @@ pub struct NodeOpts {
     /// Called with the node's directory just before the agent starts (to
     /// put a boot history, crash dumps or a boot id in place).
     pub prepare: Option<fn(&std::path::Path)>,
+    /// Start the agent as init does, with the services' log pipes at
+    /// descriptors 3 on (`matic_contract::handoff`): FIFOs
+    /// `<dir>/<service>.pipe`, opened read-write by a shell that then
+    /// execs the agent (like init, the agent's side never sees EOF).
+    pub handed_pipes: bool,
 }
 
 pub struct Node {
@@ -104,6 +109,30 @@ fn spawn_agent(
         cmd.arg("--no-boot-ok");
     }
     cmd.args(&opts.agent_args);
+    if opts.handed_pipes {
+        use matic_contract::handoff::{FIRST_FD, HANDED};
+        let mut redirects = String::new();
+        let mut sh = Command::new("sh");
+        sh.arg("-c");
+        for (k, service) in HANDED.iter().enumerate() {
+            let fifo = dir.join(format!("{service}.pipe"));
+            // A restarted agent gets the same FIFOs again.
+            assert!(
+                fifo.exists()
+                    || Command::new("mkfifo")
+                        .arg(&fifo)
+                        .status()
+                        .unwrap()
+                        .success()
+            );
+            redirects.push_str(&format!(" {}<>'{}'", FIRST_FD + k as i32, fifo.display()));
+        }
+        sh.arg(format!("exec{redirects}; exec \"$@\""))
+            .arg("sh")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        cmd = sh;
+    }
     let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(String::new()));

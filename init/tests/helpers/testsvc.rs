@@ -126,6 +126,9 @@ fn main() {
         _ => {}
     }
     let name = argv0.rsplit('/').next().unwrap_or("").to_string();
+    if name == matic_contract::handoff::AGENT {
+        relay_handed();
+    }
     let conf = std::fs::read_to_string(format!("/etc/testsvc/{name}")).unwrap_or_default();
     let mut words = conf.split_whitespace();
     let mode = words.next().unwrap_or("sleep");
@@ -342,4 +345,53 @@ fn respawn(samples: u64, stable_ms: u64) -> ! {
     std::thread::sleep(std::time::Duration::from_millis(stable_ms));
     let _ = std::fs::write("/run/respawn.last", mono_ns().to_string());
     std::process::exit(1);
+}
+
+/// As `matic-agent`: the pipes init hands over (descriptor 3 on, in the
+/// contract's order) are copied on, as the real agent keeps them, to
+/// `/var/log/matic/<service>.log` (where the other tests read them) and
+/// to `<service>.via-agent` (where the handoff test sees they came
+/// through the agent's descriptors).
+fn relay_handed() {
+    use matic_contract::handoff::{FIRST_FD, HANDED};
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::FileTypeExt;
+    for (k, service) in HANDED.iter().enumerate() {
+        // SAFETY: the number is this process's, inherited from init for
+        // exactly this reader; nothing else in the process owns it.
+        let mut pipe = unsafe { std::fs::File::from_raw_fd(FIRST_FD + k as c_int) };
+        let is_pipe = pipe.metadata().is_ok_and(|m| m.file_type().is_fifo());
+        let open = move |suffix: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(format!("/var/log/matic/{service}.{suffix}"))
+        };
+        let _ = writeln!(
+            open("via-agent").unwrap(),
+            "fd {} pipe {}",
+            FIRST_FD + k as c_int,
+            u8::from(is_pipe)
+        );
+        if !is_pipe {
+            std::mem::forget(pipe);
+            continue;
+        }
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        for suffix in ["log", "via-agent"] {
+                            let _ = open(suffix).and_then(|mut f| f.write_all(&buf[..n]));
+                        }
+                    }
+                    // init's read end is non-blocking (the flag is shared).
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+    }
 }
