@@ -98,7 +98,21 @@ pub struct Config {
     /// Tests: write the hostname to this file instead of setting it.
     #[arg(long)]
     pub hostname_file: Option<PathBuf>,
+    /// containerd's settings rendered from the machine configuration (the
+    /// image's /etc/containerd/config.toml imports `<dir>/conf.d/*.toml`).
+    #[arg(long, default_value = CONTAINERD_DIR)]
+    pub containerd_dir: PathBuf,
+    /// kubelet's own directory (its KubeletConfiguration).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// `/etc/kubernetes` (bound from `MATIC_STATE`): the bootstrap
+    /// kubeconfig and the cluster CA.
+    #[arg(long, default_value = "/etc/kubernetes")]
+    pub kubernetes_dir: PathBuf,
 }
+
+/// The default `--containerd-dir`, which the image's containerd config imports.
+pub const CONTAINERD_DIR: &str = "/var/lib/matic/containerd";
 
 impl Config {
     /// `<run-dir>/resolv.conf`: the image's `/etc/resolv.conf` links here.

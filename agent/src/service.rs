@@ -501,7 +501,7 @@ impl MachineService for Agent {
             changes: out.changes.iter().map(node_config::to_proto).collect(),
             rebooting: out.reboot.is_some(),
             reboot_reason: out.reboot.unwrap_or_default(),
-            restarted: Vec::new(),
+            restarted: out.restarted,
             try_seconds,
         }))
     }
@@ -550,7 +550,7 @@ impl MachineService for Agent {
             changes: out.changes.iter().map(node_config::to_proto).collect(),
             rebooting: out.reboot.is_some(),
             reboot_reason: out.reboot.unwrap_or_default(),
-            restarted: Vec::new(),
+            restarted: out.restarted,
         }))
     }
 }
