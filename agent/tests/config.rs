@@ -498,3 +498,103 @@ async fn config_a_trial_of_a_generation_never_written_is_dropped() {
     assert!(!node.dir.join("config/trial").exists());
     assert_eq!(hostname(&node), "kept");
 }
+
+const CA: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----";
+
+/// A document with containerd and kubelet sections (`image`: the sandbox
+/// image).
+fn services_doc(image: &str) -> String {
+    format!(
+        "version = 1\n[containerd]\nsandbox_image = \"{image}\"\nextra_ca = [\"\"\"\n{CA}\n\"\"\"]\n\
+         [containerd.mirrors.\"docker.io\"]\nendpoints = [\"https://mirror.example:5000\"]\n\
+         [kubelet]\napi_server = \"https://10.0.0.1:6443\"\nca = \"\"\"\n{CA}\n\"\"\"\n\
+         bootstrap_token = \"{TOKEN}\"\ncluster_dns = [\"10.96.0.10\"]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted() {
+    let node = node("cfg-render");
+    let mut admin = node.client(Role::Admin).await;
+    let drop_in = "containerd/conf.d/matic.toml";
+    let r = admin
+        .config_apply(apply_req(&services_doc("pause.example/p:1"), ConfigMode::NoReboot, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.restarted, ["containerd"], "{r:?}");
+    node.expect_fifo("restart containerd");
+    let d = node.read(drop_in);
+    assert!(d.contains("sandbox_image = \"pause.example/p:1\""), "{d}");
+    assert!(
+        d.contains(&format!("config_path = \"{}\"", node.dir.join("containerd/certs.d").display())),
+        "{d}"
+    );
+    let hosts = node.read("containerd/certs.d/docker.io/hosts.toml");
+    assert!(hosts.contains("[host.\"https://mirror.example:5000\"]"), "{hosts}");
+    assert!(node.read("containerd/ca/extra-0.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+    let kc = node.read("etc/kubernetes/bootstrap-kubelet.conf");
+    assert!(kc.contains(TOKEN) && kc.contains("https://10.0.0.1:6443"), "{kc}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(node.dir.join("etc/kubernetes/bootstrap-kubelet.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(node.read("var/lib/kubelet/config.yaml").contains("\"cgroupDriver\": \"cgroupfs\""));
+    assert!(node.read("etc/kubernetes/pki/ca.crt").starts_with("-----BEGIN"));
+
+    // Only the hostname changes: containerd's files are the same, no restart.
+    let same = services_doc("pause.example/p:1").replacen(
+        "version = 1\n",
+        "version = 1\nhostname = \"n2\"\n",
+        1,
+    );
+    let r = admin
+        .config_apply(apply_req(&same, ConfigMode::NoReboot, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.restarted.is_empty(), "{r:?}");
+    node.expect_fifo_silent(Duration::from_millis(300));
+
+    // A failing live step (a sysctl missing) puts no file of the new
+    // document in place.
+    let bad = format!(
+        "{}[sysctls]\n\"fs.file-max\" = 100000\n",
+        services_doc("pause.example/p:2")
+    );
+    let e = admin
+        .config_apply(apply_req(&bad, ConfigMode::NoReboot, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(node.read(drop_in).contains("pause.example/p:1"));
+
+    // Rolling back to generation 1 keeps the same files (no restart);
+    // rolling back again, to the empty document, removes every one.
+    let mut rollback = async || {
+        admin
+            .config_rollback(ConfigRollbackRequest {
+                mode: ConfigMode::NoReboot as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let r = rollback().await;
+    assert!(r.restarted.is_empty(), "{r:?}: generation 1 holds the same files");
+    let r = rollback().await;
+    assert_eq!(r.restarted, ["containerd"], "{r:?}");
+    node.expect_fifo("restart containerd");
+    for f in [
+        drop_in,
+        "containerd/certs.d/docker.io/hosts.toml",
+        "containerd/ca/extra-0.crt",
+        "etc/kubernetes/bootstrap-kubelet.conf",
+        "etc/kubernetes/pki/ca.crt",
+        "var/lib/kubelet/config.yaml",
+    ] {
+        assert!(!node.dir.join(f).exists(), "{f} left behind");
+    }
+}
