@@ -42,6 +42,7 @@ pub mod root_device;
 pub mod service;
 pub mod slot_writer;
 pub mod slots;
+pub mod sntp;
 #[cfg(test)]
 mod strace_test;
 #[allow(unsafe_code)]
