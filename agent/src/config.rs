@@ -109,6 +109,13 @@ pub struct Config {
     /// kubeconfig and the cluster CA.
     #[arg(long, default_value = "/etc/kubernetes")]
     pub kubernetes_dir: PathBuf,
+    /// The NTP servers' UDP port (tests: a fake server's).
+    #[arg(long, default_value_t = 123)]
+    pub ntp_port: u16,
+    /// Tests: append the SNTP client's clock corrections to this file
+    /// instead of setting the clock.
+    #[arg(long)]
+    pub clock_file: Option<PathBuf>,
 }
 
 /// The default `--containerd-dir`, which the image's containerd config imports.

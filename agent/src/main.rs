@@ -14,7 +14,7 @@ use matic_agent::config::Config;
 use matic_agent::node_config::NodeConfig;
 use matic_agent::service::Agent;
 use matic_agent::{
-    auth, caps, health, history, hostname, init_link, limits, net, service, slots, tls,
+    auth, caps, health, history, hostname, init_link, limits, net, service, slots, sntp, tls,
 };
 use matic_boot::Slot;
 use matic_contract::control::Command;
@@ -162,9 +162,19 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     if let Some(rec) = recorder.clone() {
         tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
     }
+    let sntp = node_config.as_ref().map(|nc| {
+        let clock = match &cfg.clock_file {
+            Some(f) => sntp::Clock::File(f.clone()),
+            None => sntp::Clock::System,
+        };
+        let s = Arc::new(sntp::Sntp::new(cfg.ntp_port, clock));
+        tokio::spawn(s.clone().run(nc.ntp_servers()));
+        s
+    });
     let agent = Agent::new(cfg.clone(), disk.clone(), running)
         .with_history(recorder.clone())
-        .with_node_config(node_config.clone());
+        .with_node_config(node_config.clone())
+        .with_sntp(sntp);
     if let Some(nc) = node_config {
         let a = agent.clone();
         let reboot: matic_agent::node_config::Reboot = Arc::new(move |why| {

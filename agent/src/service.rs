@@ -42,6 +42,8 @@ pub struct Agent {
     pub history: Option<Recorder>,
     /// The machine configuration (none: its directory could not be opened).
     pub node_config: Option<Arc<NodeConfig>>,
+    /// The SNTP client (none without a machine configuration).
+    pub sntp: Option<Arc<crate::sntp::Sntp>>,
 }
 
 impl Agent {
@@ -54,12 +56,19 @@ impl Agent {
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
             history: None,
             node_config: None,
+            sntp: None,
         }
     }
 
     /// The agent serving the machine configuration `nc`.
     pub fn with_node_config(mut self, nc: Option<Arc<NodeConfig>>) -> Agent {
         self.node_config = nc;
+        self
+    }
+
+    /// The agent keeping the clock with `sntp`.
+    pub fn with_sntp(mut self, sntp: Option<Arc<crate::sntp::Sntp>>) -> Agent {
+        self.sntp = sntp;
         self
     }
 
@@ -552,5 +561,33 @@ impl MachineService for Agent {
             reboot_reason: out.reboot.unwrap_or_default(),
             restarted: out.restarted,
         }))
+    }
+
+    async fn time(&self, _req: Request<TimeRequest>) -> Result<Response<TimeResponse>, Status> {
+        let sntp = self.sntp.as_ref().ok_or_else(|| {
+            Status::unavailable("the clock is not kept: the machine configuration is unavailable")
+        })?;
+        let st = sntp.status();
+        let mut r = TimeResponse {
+            servers: st.servers,
+            last_attempt_unix: st.last_attempt_unix,
+            now_unix: crate::history::facts::wall_ms().map_or(0, |ms| ms / 1000),
+            errors: st
+                .errors
+                .into_iter()
+                .map(|(server, error)| TimeServerError { server, error })
+                .collect(),
+            ..TimeResponse::default()
+        };
+        if let Some(l) = st.last {
+            r.synced = true;
+            r.server = l.server;
+            r.offset_ns = l.sample.offset_ns;
+            r.delay_ns = l.sample.delay_ns;
+            r.stratum = u32::from(l.sample.stratum);
+            r.action = l.action.as_str().to_owned();
+            r.last_sync_unix = l.at_unix;
+        }
+        Ok(Response::new(r))
     }
 }

@@ -518,7 +518,11 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
     let mut admin = node.client(Role::Admin).await;
     let drop_in = "containerd/conf.d/matic.toml";
     let r = admin
-        .config_apply(apply_req(&services_doc("pause.example/p:1"), ConfigMode::NoReboot, 0))
+        .config_apply(apply_req(
+            &services_doc("pause.example/p:1"),
+            ConfigMode::NoReboot,
+            0,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -527,22 +531,40 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
     let d = node.read(drop_in);
     assert!(d.contains("sandbox_image = \"pause.example/p:1\""), "{d}");
     assert!(
-        d.contains(&format!("config_path = \"{}\"", node.dir.join("containerd/certs.d").display())),
+        d.contains(&format!(
+            "config_path = \"{}\"",
+            node.dir.join("containerd/certs.d").display()
+        )),
         "{d}"
     );
     let hosts = node.read("containerd/certs.d/docker.io/hosts.toml");
-    assert!(hosts.contains("[host.\"https://mirror.example:5000\"]"), "{hosts}");
-    assert!(node.read("containerd/ca/extra-0.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(
+        hosts.contains("[host.\"https://mirror.example:5000\"]"),
+        "{hosts}"
+    );
+    assert!(
+        node.read("containerd/ca/extra-0.crt")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
     let kc = node.read("etc/kubernetes/bootstrap-kubelet.conf");
-    assert!(kc.contains(TOKEN) && kc.contains("https://10.0.0.1:6443"), "{kc}");
+    assert!(
+        kc.contains(TOKEN) && kc.contains("https://10.0.0.1:6443"),
+        "{kc}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(node.dir.join("etc/kubernetes/bootstrap-kubelet.conf"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(node.read("var/lib/kubelet/config.yaml").contains("\"cgroupDriver\": \"cgroupfs\""));
-    assert!(node.read("etc/kubernetes/pki/ca.crt").starts_with("-----BEGIN"));
+    assert!(
+        node.read("var/lib/kubelet/config.yaml")
+            .contains("\"cgroupDriver\": \"cgroupfs\"")
+    );
+    assert!(
+        node.read("etc/kubernetes/pki/ca.crt")
+            .starts_with("-----BEGIN")
+    );
 
     // Only the hostname changes: containerd's files are the same, no restart.
     let same = services_doc("pause.example/p:1").replacen(
@@ -583,7 +605,10 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
             .into_inner()
     };
     let r = rollback().await;
-    assert!(r.restarted.is_empty(), "{r:?}: generation 1 holds the same files");
+    assert!(
+        r.restarted.is_empty(),
+        "{r:?}: generation 1 holds the same files"
+    );
     let r = rollback().await;
     assert_eq!(r.restarted, ["containerd"], "{r:?}");
     node.expect_fifo("restart containerd");

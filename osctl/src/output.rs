@@ -7,7 +7,7 @@ pub mod boots;
 
 use matic_proto::v1::{
     BootStatusResponse, CrashDump, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,
-    VersionResponse,
+    TimeResponse, VersionResponse,
 };
 use matic_release::Manifest;
 use matic_release::hex;
@@ -318,6 +318,87 @@ pub fn manifest_json(m: &Manifest) -> Value {
         "hash_algorithm": "sha256",
         "salt": hex::string(m.salt()),
         "signature": hex::string(&m.signature),
+    })
+}
+
+pub const TIME_HEADERS: &[&str] = &[
+    "NODE",
+    "SERVERS",
+    "SYNCED FROM",
+    "OFFSET",
+    "DELAY",
+    "STRATUM",
+    "ACTION",
+    "LAST SYNC",
+];
+
+/// Nanoseconds as signed milliseconds with three decimals (`+12.345ms`).
+fn millis(ns: i64, signed: bool) -> String {
+    let (sign, abs) = (
+        if ns < 0 {
+            "-"
+        } else if signed {
+            "+"
+        } else {
+            ""
+        },
+        ns.unsigned_abs(),
+    );
+    format!("{sign}{}.{:03}ms", abs / 1_000_000, abs % 1_000_000 / 1000)
+}
+
+/// One node's clock: what `osctl time` prints.
+pub fn time_row(node: &str, t: &TimeResponse) -> Vec<String> {
+    let servers = if t.servers.is_empty() {
+        "-".to_owned()
+    } else {
+        t.servers.join(",")
+    };
+    if !t.synced {
+        let why = if t.servers.is_empty() {
+            "not kept (no time.ntp)"
+        } else {
+            "not synced yet"
+        };
+        return vec![
+            node.to_owned(),
+            servers,
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            why.into(),
+            "-".into(),
+        ];
+    }
+    vec![
+        node.to_owned(),
+        servers,
+        t.server.clone(),
+        millis(t.offset_ns, true),
+        millis(t.delay_ns, false),
+        t.stratum.to_string(),
+        t.action.clone(),
+        format!(
+            "{} ago",
+            duration_words(t.now_unix.saturating_sub(t.last_sync_unix))
+        ),
+    ]
+}
+
+pub fn time_json(t: &TimeResponse) -> Value {
+    json!({
+        "servers": t.servers,
+        "synced": t.synced,
+        "server": t.server,
+        "offset_ns": t.offset_ns,
+        "delay_ns": t.delay_ns,
+        "stratum": t.stratum,
+        "action": t.action,
+        "last_sync_unix": t.last_sync_unix,
+        "last_attempt_unix": t.last_attempt_unix,
+        "now_unix": t.now_unix,
+        "errors": t.errors.iter().map(|e| json!({ "server": e.server, "error": e.error })).collect::<Vec<_>>(),
     })
 }
 

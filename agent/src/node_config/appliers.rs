@@ -1,8 +1,8 @@
 //! The live appliers: what the agent changes on the node from a document
-//! today: the hostname, the sysctls, and the rendered files of containerd
-//! ([`super::containerd`]) and kubelet ([`super::kubelet`]). Network and
-//! NTP sections are stored and diffed but not yet applied (docs/config.md,
-//! "What is live today").
+//! today: the hostname, the sysctls, the rendered files of containerd
+//! ([`super::containerd`]) and kubelet ([`super::kubelet`]), and the SNTP
+//! client's servers ([`crate::sntp`]). The network section is stored and
+//! diffed but not yet applied (docs/config.md, "What is live today").
 //!
 //! Must never: write outside the sysctl directory (`--sysctl-dir`, names
 //! come from the schema's allow-list only) and the rendered files' own
@@ -24,6 +24,8 @@ pub struct Targets {
     pub sysctl_dir: PathBuf,
     pub containerd_dir: PathBuf,
     pub kubelet: kubelet::Paths,
+    /// The SNTP client's servers (`time.ntp`), read by [`crate::sntp`].
+    pub ntp: std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>,
 }
 
 impl Targets {
@@ -36,6 +38,7 @@ impl Targets {
                 kubernetes_dir: cfg.kubernetes_dir.clone(),
                 containerd_socket: cfg.containerd_socket.clone(),
             },
+            ntp: std::sync::Arc::new(tokio::sync::watch::Sender::new(Vec::new())),
         }
     }
 }
@@ -83,11 +86,12 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
 /// they were if a later step fails: an error leaves the node as it found
 /// it. The services to restart for what changed.
 pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
-    let ctd = files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir))
-        .map_err(|source| ApplyError::Render {
+    let ctd = files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir)).map_err(
+        |source| ApplyError::Render {
             what: "containerd's configuration",
             source,
-        })?;
+        },
+    )?;
     let kub = match files::put(&kubelet::wants(c.kubelet.as_ref(), &t.kubelet)) {
         Ok(k) => k,
         Err(source) => {
@@ -107,6 +111,14 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
             for p in ctd.changed.iter().chain(&kub.changed) {
                 eprintln!("matic-agent: config: wrote {}", p.display());
             }
+            // Last: it cannot fail, so nothing has to be put back after it.
+            t.ntp.send_if_modified(|v| {
+                let changed = *v != c.time.ntp;
+                if changed {
+                    v.clone_from(&c.time.ntp);
+                }
+                changed
+            });
             Ok(applied)
         }
         Err(e) => {

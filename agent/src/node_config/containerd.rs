@@ -211,7 +211,10 @@ mod tests {
             .collect();
         // The agent's default --containerd-dir, as the image imports it.
         let want = drop_in(Path::new(crate::config::CONTAINERD_DIR));
-        assert_eq!(want.parent().unwrap().join("*.toml").to_str().unwrap(), imports[0]);
+        assert_eq!(
+            want.parent().unwrap().join("*.toml").to_str().unwrap(),
+            imports[0]
+        );
     }
 
     #[test]
@@ -227,7 +230,10 @@ mod tests {
         for (k, v) in image_cri {
             assert_eq!(cri.get(k), Some(v), "{k}");
         }
-        assert_eq!(cri["sandbox_image"].as_str(), Some("registry.example/pause:3.10"));
+        assert_eq!(
+            cri["sandbox_image"].as_str(),
+            Some("registry.example/pause:3.10")
+        );
         assert_eq!(
             cri["registry"]["config_path"].as_str(),
             Some("/var/lib/matic/containerd/certs.d")
@@ -259,7 +265,10 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert_eq!(docker["server"].as_str(), Some("https://registry-1.docker.io"));
+        assert_eq!(
+            docker["server"].as_str(),
+            Some("https://registry-1.docker.io")
+        );
         let ca = dir.join("ca/extra-0.crt").display().to_string();
         let host = &docker["host"]["https://mirror.example:5000"];
         assert_eq!(host["ca"][0].as_str(), Some(ca.as_str()));

@@ -201,12 +201,23 @@ mod tests {
         .unwrap();
         assert_eq!(p.changed, [a.clone(), b.clone()]);
         assert_eq!(fs::read_to_string(&a).unwrap(), "A");
-        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!b.exists());
         // The same set again changes nothing.
-        assert!(put(&[Want::file(a.clone(), "A", 0o600)]).unwrap().changed.is_empty());
+        assert!(
+            put(&[Want::file(a.clone(), "A", 0o600)])
+                .unwrap()
+                .changed
+                .is_empty()
+        );
         // A mode alone is a change.
-        assert_eq!(put(&[Want::file(a.clone(), "A", 0o644)]).unwrap().changed, [a.clone()]);
+        assert_eq!(
+            put(&[Want::file(a.clone(), "A", 0o644)]).unwrap().changed,
+            [a.clone()]
+        );
         // A failing write (its directory is a file) puts the earlier ones back.
         fs::write(d.join("blocker"), "").unwrap();
         let e = put(&[

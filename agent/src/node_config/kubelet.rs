@@ -178,7 +178,10 @@ mod tests {
             v["containerRuntimeEndpoint"],
             "unix:///run/containerd/containerd.sock"
         );
-        assert_eq!(v["authentication"]["x509"]["clientCAFile"], "/etc/kubernetes/pki/ca.crt");
+        assert_eq!(
+            v["authentication"]["x509"]["clientCAFile"],
+            "/etc/kubernetes/pki/ca.crt"
+        );
         assert_eq!(v["clusterDNS"], json!(["10.96.0.10"]));
         assert_eq!(
             v["registerWithTaints"],
@@ -193,7 +196,10 @@ mod tests {
     fn kubeconfig_and_flags() {
         let p = node_paths(Path::new("/"));
         let v: Value = serde_json::from_str(&render_kubeconfig(&example(), &p)).unwrap();
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://10.0.0.1:6443");
+        assert_eq!(
+            v["clusters"][0]["cluster"]["server"],
+            "https://10.0.0.1:6443"
+        );
         assert_eq!(
             v["clusters"][0]["cluster"]["certificate-authority"],
             "/etc/kubernetes/pki/ca.crt"

@@ -138,6 +138,11 @@ impl NodeConfig {
         Ok((cur, doc))
     }
 
+    /// The SNTP client's servers: `time.ntp` of what is applied live.
+    pub fn ntp_servers(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.targets.ntp.subscribe()
+    }
+
     fn trial(&self) -> Result<Option<Trial>, Status> {
         match std::fs::read_to_string(&self.trial_path) {
             Ok(t) => Trial::parse(&t)

@@ -189,7 +189,10 @@ impl Sntp {
         for s in servers {
             match query(s, self.port).await {
                 Ok(sample) => {
-                    if best.as_ref().is_none_or(|(_, b)| sample.delay_ns < b.delay_ns) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|(_, b)| sample.delay_ns < b.delay_ns)
+                    {
                         best = Some((s.clone(), sample));
                     }
                 }

@@ -240,14 +240,8 @@ mod tests {
         );
         assert_eq!(with(&|p| p[1] = 16), Err(ReplyError::Stratum(16)));
         assert_eq!(with(&|p| p[31] ^= 1), Err(ReplyError::NotOurs));
-        assert_eq!(
-            with(&|p| p[40..48].fill(0)),
-            Err(ReplyError::NoTimestamp)
-        );
-        assert_eq!(
-            with(&|p| p[32..40].fill(0)),
-            Err(ReplyError::NoTimestamp)
-        );
+        assert_eq!(with(&|p| p[40..48].fill(0)), Err(ReplyError::NoTimestamp));
+        assert_eq!(with(&|p| p[32..40].fill(0)), Err(ReplyError::NoTimestamp));
         // Root dispersion of 2 s (plus half the reply's 3.9 ms root delay).
         assert_eq!(
             with(&|p| p[8..12].copy_from_slice(&(2u32 << 16).to_be_bytes())),
