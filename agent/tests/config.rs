@@ -623,3 +623,73 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
         assert!(!node.dir.join(f).exists(), "{f} left behind");
     }
 }
+
+/// A fake NTP server on loopback, `ahead_s` seconds ahead of this host.
+fn fake_ntp(ahead_s: i64) -> u16 {
+    use matic_agent::sntp::packet;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 128];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if n < packet::LEN {
+                continue;
+            }
+            let mut req = [0u8; packet::LEN];
+            req.copy_from_slice(&buf[..packet::LEN]);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i64
+                + ahead_s * 1_000_000_000;
+            let _ = sock.send_to(&packet::reply(&req, now, now), from);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_time_ntp_synced_from_a_fake_server() {
+    let port = fake_ntp(3600);
+    let node = Node::start(
+        "cfg-time",
+        NodeOpts {
+            prepare: Some(sysctls),
+            agent_args: vec![
+                "--ntp-port",
+                Box::leak(port.to_string().into_boxed_str()),
+            ],
+            ..NodeOpts::default()
+        },
+    );
+    let mut reader = node.client(Role::Reader).await;
+    let t = reader.time(TimeRequest {}).await.unwrap().into_inner();
+    assert!(t.servers.is_empty() && !t.synced, "{t:?}");
+    let mut admin = node.client(Role::Admin).await;
+    admin
+        .config_apply(apply_req(
+            "version = 1\n[time]\nntp = [\"127.0.0.1\"]\n",
+            ConfigMode::NoReboot,
+            0,
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let t = loop {
+        let t = reader.time(TimeRequest {}).await.unwrap().into_inner();
+        if t.synced {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "never synced: {t:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(t.servers, ["127.0.0.1"]);
+    assert_eq!((t.server.as_str(), t.action.as_str(), t.stratum), ("127.0.0.1", "stepped", 2));
+    assert!((t.offset_ns - 3_600_000_000_000).abs() < 100_000_000, "{t:?}");
+    assert!(t.last_sync_unix > 0 && t.errors.is_empty(), "{t:?}");
+    // The correction went to the sandbox's clock file, not the host's clock.
+    let clock = node.read("clock");
+    let (what, ns) = clock.trim().split_once(' ').unwrap();
+    assert_eq!(what, "step", "{clock}");
+    assert!((ns.parse::<i64>().unwrap() - 3_600_000_000_000).abs() < 100_000_000);
+}
