@@ -38,6 +38,7 @@ pub mod logs;
 pub mod net;
 pub mod node_config;
 pub mod release;
+pub mod resolv;
 pub mod root_device;
 pub mod service;
 pub mod slot_writer;

@@ -136,9 +136,13 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     };
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
-        let (cmdline, resolv) = (cfg.cmdline.clone(), cfg.resolv_file());
+        let cmdline = cfg.cmdline.clone();
+        let resolver = match &node_config {
+            Some(nc) => nc.resolver(),
+            None => Arc::new(matic_agent::resolv::Resolver::new(cfg.resolv_file())),
+        };
         tokio::spawn(async move {
-            if let Err(e) = net::configure(&cmdline, &resolv).await {
+            if let Err(e) = net::configure(&cmdline, &resolver).await {
                 eprintln!("matic-agent: network: {e}");
             }
         });

@@ -4,12 +4,14 @@
 //! 2131 client and this module applies and removes its leases via netlink
 //! (address, an on-link route to a router outside the lease's subnet, the
 //! default route). Name servers (`dns=` in `matic.ip=`, or the lease's) go
-//! to the resolver file the image's `/etc/resolv.conf` links to; the
+//! to the resolver file through [`crate::resolv`] (where the machine
+//! configuration's win over them); the
 //! hostname is chosen here too, as [`crate::hostname`] describes. It never
 //! speaks DHCP itself.
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use crate::resolv::Resolver;
 use crate::{dhcp, hostname};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -29,11 +31,8 @@ pub enum NetError {
     NoEthernet,
     #[error("bad matic.ip={value:?}: {why}")]
     BadIp { value: String, why: &'static str },
-    #[error("writing {path}: {source}")]
-    Resolv {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Resolv(#[from] crate::resolv::ResolvError),
 }
 
 /// A static IPv4 configuration from
@@ -113,33 +112,9 @@ fn is_ethernet(name: &str) -> bool {
             || name.starts_with("eth"))
 }
 
-/// Writes the resolver configuration (`nameserver` lines) atomically: a
-/// temporary file renamed over `path`, so a reader never sees half a file.
-/// Nothing is written without servers.
-pub fn write_resolv(path: &Path, servers: &[Ipv4Addr], source: &str) -> Result<(), NetError> {
-    if servers.is_empty() {
-        return Ok(());
-    }
-    let mut text = format!("# written by matic-agent from {source}\n");
-    for s in servers.iter().take(3) {
-        // The resolver reads at most three (MAXNS).
-        text.push_str(&format!("nameserver {s}\n"));
-    }
-    let tmp = path.with_extension("tmp");
-    let err = |source| NetError::Resolv {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
 /// Configures the network; with DHCP it never returns (the client retries
-/// every error itself), so call it in its own task. Name servers go to `resolv_path`.
-pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), NetError> {
+/// every error itself), so call it in its own task. Name servers go to `resolver`.
+pub async fn configure(cmdline_path: &Path, resolver: &Resolver) -> Result<(), NetError> {
     let cmdline = std::fs::read_to_string(cmdline_path).unwrap_or_default();
     let static_ip = parse_cmdline(&cmdline)?;
     // A name from the command line is final; otherwise DHCP may name the node.
@@ -187,7 +162,8 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
     match static_ip {
         Some(ip) => {
             apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
-            write_resolv(resolv_path, &ip.dns, "matic.ip")?;
+            let dns: Vec<IpAddr> = ip.dns.iter().map(|a| IpAddr::V4(*a)).collect();
+            resolver.set_network(&dns, "matic.ip")?;
             eprintln!(
                 "matic-agent: net: {name} {}/{} gw {:?} dns {:?} (matic.ip)",
                 ip.addr, ip.prefix, ip.gateway, ip.dns
@@ -199,7 +175,7 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
                 handle: &handle,
                 index,
                 iface: &name,
-                resolv_path,
+                resolver,
                 dhcp_names: fixed_name.is_none(),
                 named: None,
             };
@@ -243,7 +219,7 @@ struct DhcpHost<'a> {
     handle: &'a Handle,
     index: u32,
     iface: &'a str,
-    resolv_path: &'a Path,
+    resolver: &'a Resolver,
     /// Whether the lease may name the node (no `matic.hostname=`).
     dhcp_names: bool,
     /// The name this host last set, so a renewal does not set it again.
@@ -301,11 +277,11 @@ impl dhcp::Host for DhcpHost<'_> {
         apply(h, self.index, lease.addr, lease.prefix, lease.router).await?;
         // The address works without them: a resolver file that cannot be
         // written is logged, not a reason to drop the lease.
-        if let Err(e) = write_resolv(
-            self.resolv_path,
-            &lease.dns,
-            &format!("DHCP server {}", lease.server),
-        ) {
+        let dns: Vec<IpAddr> = lease.dns.iter().map(|a| IpAddr::V4(*a)).collect();
+        if let Err(e) = self
+            .resolver
+            .set_network(&dns, &format!("DHCP server {}", lease.server))
+        {
             eprintln!("matic-agent: {e}");
         }
         if let Some(name) = lease.hostname.as_deref().filter(|_| self.dhcp_names) {
@@ -413,29 +389,5 @@ mod tests {
         ] {
             assert!(parse_cmdline(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn resolv_file() {
-        let dir = std::env::temp_dir().join(format!("matic-resolv-{}", std::process::id()));
-        let path = dir.join("run/resolv.conf");
-        let servers: Vec<Ipv4Addr> = ["10.0.2.3", "1.1.1.1", "8.8.8.8", "9.9.9.9"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        write_resolv(&path, &[], "nothing").unwrap();
-        assert!(!path.exists(), "no servers, no file");
-        write_resolv(&path, &servers, "DHCP server 10.0.2.2").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "# written by matic-agent from DHCP server 10.0.2.2\n\
-             nameserver 10.0.2.3\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n"
-        );
-        write_resolv(&path, &servers[3..], "matic.ip").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "# written by matic-agent from matic.ip\nnameserver 9.9.9.9\n"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -693,3 +693,32 @@ async fn config_time_ntp_synced_from_a_fake_server() {
     assert_eq!(what, "step", "{clock}");
     assert!((ns.parse::<i64>().unwrap() - 3_600_000_000_000).abs() < 100_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_name_servers_and_search_domains_live_and_reverted() {
+    let node = node("cfg-resolv");
+    let mut admin = node.client(Role::Admin).await;
+    let r = admin
+        .config_apply(apply_req(
+            "version = 1\n[network]\nnameservers = [\"10.0.0.2\", \"fd00::53\"]\n\
+             search = [\"cluster.example\", \"example.org\"]\n",
+            ConfigMode::NoReboot,
+            1,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.rebooting, "{r:?}");
+    assert_eq!(
+        node.read("run/resolv.conf"),
+        "# written by matic-agent from the machine configuration\n\
+         search cluster.example example.org\nnameserver 10.0.0.2\nnameserver fd00::53\n"
+    );
+    // Not confirmed: the trial timer puts the resolver file back.
+    wait_generation(&node, 2, Duration::from_secs(10)).await;
+    let back = node.read("run/resolv.conf");
+    assert!(
+        !back.contains("10.0.0.2") && !back.contains("search"),
+        "{back}"
+    );
+}

@@ -1,8 +1,9 @@
 //! The live appliers: what the agent changes on the node from a document
 //! today: the hostname, the sysctls, the rendered files of containerd
 //! ([`super::containerd`]) and kubelet ([`super::kubelet`]), and the SNTP
-//! client's servers ([`crate::sntp`]). The network section is stored and
-//! diffed but not yet applied (docs/config.md, "What is live today").
+//! client's servers ([`crate::sntp`]), the name servers and search domains
+//! ([`crate::resolv`]). The interfaces (addresses, routes, MTU) are stored
+//! and diffed but not yet applied (docs/config.md, "What is live today").
 //!
 //! Must never: write outside the sysctl directory (`--sysctl-dir`, names
 //! come from the schema's allow-list only) and the rendered files' own
@@ -24,6 +25,8 @@ pub struct Targets {
     pub sysctl_dir: PathBuf,
     pub containerd_dir: PathBuf,
     pub kubelet: kubelet::Paths,
+    /// The resolver file (`network.nameservers`, `network.search`).
+    pub resolver: std::sync::Arc<crate::resolv::Resolver>,
     /// The SNTP client's servers (`time.ntp`), read by [`crate::sntp`].
     pub ntp: std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>,
 }
@@ -38,6 +41,7 @@ impl Targets {
                 kubernetes_dir: cfg.kubernetes_dir.clone(),
                 containerd_socket: cfg.containerd_socket.clone(),
             },
+            resolver: std::sync::Arc::new(crate::resolv::Resolver::new(cfg.resolv_file())),
             ntp: std::sync::Arc::new(tokio::sync::watch::Sender::new(Vec::new())),
         }
     }
@@ -67,6 +71,10 @@ pub enum ApplyError {
     NotAllowed(String),
     #[error(transparent)]
     Hostname(#[from] hostname::HostnameError),
+    #[error("network.nameservers: {0:?} is not an IP address")]
+    NameServer(String),
+    #[error(transparent)]
+    Resolv(#[from] crate::resolv::ResolvError),
     #[error("rendering {what}: {source}")]
     Render {
         what: &'static str,
@@ -86,15 +94,32 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
 /// they were if a later step fails: an error leaves the node as it found
 /// it. The services to restart for what changed.
 pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
-    let ctd = files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir)).map_err(
-        |source| ApplyError::Render {
-            what: "containerd's configuration",
-            source,
-        },
-    )?;
+    let mut servers = Vec::new();
+    for s in &c.network.nameservers {
+        // The check refused these already; the appliers do not trust it.
+        servers.push(s.parse().map_err(|_| ApplyError::NameServer(s.clone()))?);
+    }
+    let resolv_before = t.resolver.configured();
+    t.resolver.set_configured(&servers, &c.network.search)?;
+    let resolv_undo = || {
+        if let Err(e) = t.resolver.set_configured(&resolv_before.0, &resolv_before.1) {
+            eprintln!("matic-agent: config: putting the resolver file back: {e}");
+        }
+    };
+    let ctd = match files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir)) {
+        Ok(c) => c,
+        Err(source) => {
+            resolv_undo();
+            return Err(ApplyError::Render {
+                what: "containerd's configuration",
+                source,
+            });
+        }
+    };
     let kub = match files::put(&kubelet::wants(c.kubelet.as_ref(), &t.kubelet)) {
         Ok(k) => k,
         Err(source) => {
+            resolv_undo();
             ctd.undo();
             return Err(ApplyError::Render {
                 what: "kubelet's files",
@@ -124,6 +149,7 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
         Err(e) => {
             kub.undo();
             ctd.undo();
+            resolv_undo();
             Err(e)
         }
     }

@@ -138,6 +138,12 @@ impl NodeConfig {
         Ok((cur, doc))
     }
 
+    /// The resolver file, shared with [`crate::net`] (whose name servers
+    /// the configuration's win over).
+    pub fn resolver(&self) -> Arc<crate::resolv::Resolver> {
+        self.targets.resolver.clone()
+    }
+
     /// The SNTP client's servers: `time.ntp` of what is applied live.
     pub fn ntp_servers(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
         self.targets.ntp.subscribe()
