@@ -164,7 +164,8 @@ mod tests {
                     search cluster.example\nnameserver fd00::53\nnameserver 10.0.0.2\n";
         assert_eq!(read(), conf);
         // A new lease does not override the configuration's servers.
-        r.set_network(&ips(&["10.0.2.4"]), "DHCP server 10.0.2.2").unwrap();
+        r.set_network(&ips(&["10.0.2.4"]), "DHCP server 10.0.2.2")
+            .unwrap();
         assert_eq!(read(), conf);
         // Search domains alone keep the network's servers.
         r.set_configured(&[], &["a.example".into()]).unwrap();
@@ -187,7 +188,11 @@ mod tests {
         let path = dir.join("resolv.conf");
         let r = Resolver::new(path.clone());
         r.set_configured(&ips(&["10.0.0.2"]), &[]).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("nameserver 10.0.0.2"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("nameserver 10.0.0.2")
+        );
         r.set_configured(&[], &[]).unwrap();
         // The state is back to nothing: the file is not rewritten, but the
         // configured server must not linger either.

@@ -655,10 +655,7 @@ async fn config_time_ntp_synced_from_a_fake_server() {
         "cfg-time",
         NodeOpts {
             prepare: Some(sysctls),
-            agent_args: vec![
-                "--ntp-port",
-                Box::leak(port.to_string().into_boxed_str()),
-            ],
+            agent_args: vec!["--ntp-port", Box::leak(port.to_string().into_boxed_str())],
             ..NodeOpts::default()
         },
     );
@@ -684,8 +681,14 @@ async fn config_time_ntp_synced_from_a_fake_server() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(t.servers, ["127.0.0.1"]);
-    assert_eq!((t.server.as_str(), t.action.as_str(), t.stratum), ("127.0.0.1", "stepped", 2));
-    assert!((t.offset_ns - 3_600_000_000_000).abs() < 100_000_000, "{t:?}");
+    assert_eq!(
+        (t.server.as_str(), t.action.as_str(), t.stratum),
+        ("127.0.0.1", "stepped", 2)
+    );
+    assert!(
+        (t.offset_ns - 3_600_000_000_000).abs() < 100_000_000,
+        "{t:?}"
+    );
     assert!(t.last_sync_unix > 0 && t.errors.is_empty(), "{t:?}");
     // The correction went to the sandbox's clock file, not the host's clock.
     let clock = node.read("clock");

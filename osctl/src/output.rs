@@ -538,6 +538,42 @@ mod tests {
     use super::*;
     use matic_proto::v1::{HealthCheck, Service, SlotStatus};
 
+    #[test]
+    fn time_rows() {
+        let mut t = TimeResponse {
+            servers: vec!["10.0.0.2".into(), "pool.ntp.org".into()],
+            synced: true,
+            server: "10.0.0.2".into(),
+            offset_ns: -3_600_000_012_345,
+            delay_ns: 412_000,
+            stratum: 2,
+            action: "stepped".into(),
+            last_sync_unix: 1000,
+            now_unix: 1065,
+            ..TimeResponse::default()
+        };
+        assert_eq!(
+            time_row("n1", &t),
+            [
+                "n1",
+                "10.0.0.2,pool.ntp.org",
+                "10.0.0.2",
+                "-3600000.012ms",
+                "0.412ms",
+                "2",
+                "stepped",
+                "1m5s ago"
+            ]
+        );
+        t.offset_ns = 5_000_000;
+        assert_eq!(time_row("n1", &t)[3], "+5.000ms");
+        t.synced = false;
+        assert_eq!(time_row("n1", &t)[6], "not synced yet");
+        t.servers.clear();
+        assert_eq!(time_row("n1", &t)[6], "not kept (no time.ntp)");
+        assert_eq!(time_json(&t)["offset_ns"], 5_000_000);
+    }
+
     fn boot() -> BootStatusResponse {
         BootStatusResponse {
             disk: "/dev/vda".into(),

@@ -102,7 +102,10 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
     let resolv_before = t.resolver.configured();
     t.resolver.set_configured(&servers, &c.network.search)?;
     let resolv_undo = || {
-        if let Err(e) = t.resolver.set_configured(&resolv_before.0, &resolv_before.1) {
+        if let Err(e) = t
+            .resolver
+            .set_configured(&resolv_before.0, &resolv_before.1)
+        {
             eprintln!("matic-agent: config: putting the resolver file back: {e}");
         }
     };
