@@ -130,6 +130,7 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
             });
         }
     };
+    containerd::prune(&t.containerd_dir);
     let mut applied = Applied::default();
     if !ctd.changed.is_empty() {
         applied.restart.push("containerd");

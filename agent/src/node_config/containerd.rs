@@ -118,6 +118,18 @@ pub fn render_hosts(host: &str, endpoints: &[String], cas: &[String]) -> String 
     s
 }
 
+/// Removes the directories of mirrors whose `hosts.toml` went (containerd
+/// would still find the directory and read it as the host's, empty).
+pub fn prune(dir: &Path) {
+    for name in entries(&hosts_dir(dir)) {
+        let d = hosts_dir(dir).join(name);
+        if !d.join("hosts.toml").exists() {
+            // Fails, harmlessly, if something else is in it.
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
 /// Entries of `dir` (names), none when it does not exist.
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -279,6 +291,9 @@ mod tests {
         let gone = wants(None, &dir);
         assert!(gone.iter().all(|w| w.content.is_none()), "{gone:?}");
         assert_eq!(gone.len(), 5, "{gone:?}");
+        super::super::files::put(&gone).unwrap();
+        prune(&dir);
+        assert!(entries(&hosts_dir(&dir)).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

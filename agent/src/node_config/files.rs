@@ -216,7 +216,7 @@ mod tests {
         // A mode alone is a change.
         assert_eq!(
             put(&[Want::file(a.clone(), "A", 0o644)]).unwrap().changed,
-            [a.clone()]
+            std::slice::from_ref(&a)
         );
         // A failing write (its directory is a file) puts the earlier ones back.
         fs::write(d.join("blocker"), "").unwrap();
