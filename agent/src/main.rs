@@ -137,12 +137,15 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
         let cmdline = cfg.cmdline.clone();
-        let resolver = match &node_config {
-            Some(nc) => nc.resolver(),
-            None => Arc::new(matic_agent::resolv::Resolver::new(cfg.resolv_file())),
+        let (resolver, interfaces) = match &node_config {
+            Some(nc) => (nc.resolver(), nc.interfaces().await),
+            None => (
+                Arc::new(matic_agent::resolv::Resolver::new(cfg.resolv_file())),
+                Default::default(),
+            ),
         };
         tokio::spawn(async move {
-            if let Err(e) = net::configure(&cmdline, &resolver).await {
+            if let Err(e) = net::configure(&cmdline, &resolver, &interfaces).await {
                 eprintln!("matic-agent: network: {e}");
             }
         });

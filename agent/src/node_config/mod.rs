@@ -90,8 +90,9 @@ fn reboot_reason(mode: ConfigMode, changes: &[Change]) -> Result<Option<String>,
         (ConfigMode::Reboot, _) => Ok(Some("mode reboot".into())),
         (ConfigMode::Auto, Some(c)) => Ok(Some(format!("{} needs a reboot", c.field))),
         (ConfigMode::NoReboot, Some(c)) => Err(Status::failed_precondition(format!(
-            "{} needs a reboot (a removed sysctl's kernel default comes back only with a boot): \
-             nothing was changed; apply with --mode auto or --mode reboot",
+            "{} needs a reboot (interfaces are configured at start, and a removed sysctl's \
+             kernel default comes back only with a boot): nothing was changed; apply with \
+             --mode auto or --mode reboot",
             c.field
         ))),
         (_, None) => Ok(None),
@@ -491,6 +492,19 @@ impl NodeConfig {
         tokio::task::spawn_blocking(move || f(&me))
             .await
             .map_err(|e| internal(format!("config task: {e}")))?
+    }
+
+    /// The current generation's interfaces: what [`crate::net`] configures
+    /// when the agent starts (a change to them takes a reboot).
+    pub async fn interfaces(
+        self: &Arc<Self>,
+    ) -> std::collections::BTreeMap<String, matic_config::schema::Interface> {
+        self.locked(|me| Ok(me.current()?.1.network.interfaces))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("matic-agent: config: {}", e.message());
+                Default::default()
+            })
     }
 
     pub async fn apply(self: &Arc<Self>, req: ConfigApplyRequest) -> Result<Outcome, Status> {
