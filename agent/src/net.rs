@@ -357,16 +357,13 @@ pub async fn configure(
             .set(LinkUnspec::new_with_index(index).up().build())
             .execute()
             .await?;
-        {
-            let name = n;
-            apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
-            let dns: Vec<IpAddr> = ip.dns.iter().map(|a| IpAddr::V4(*a)).collect();
-            resolver.set_network(&dns, "matic.ip")?;
-            eprintln!(
-                "matic-agent: net: {name} {}/{} gw {:?} dns {:?} (matic.ip)",
-                ip.addr, ip.prefix, ip.gateway, ip.dns
-            );
-        }
+        apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
+        let dns: Vec<IpAddr> = ip.dns.iter().map(|a| IpAddr::V4(*a)).collect();
+        resolver.set_network(&dns, "matic.ip")?;
+        eprintln!(
+            "matic-agent: net: {n} {}/{} gw {:?} dns {:?} (matic.ip)",
+            ip.addr, ip.prefix, ip.gateway, ip.dns
+        );
     }
     let Some((name, mtu)) = p.dhcp else {
         return Ok(());

@@ -725,3 +725,35 @@ async fn config_name_servers_and_search_domains_live_and_reverted() {
         "{back}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_interfaces_take_a_reboot_and_are_tried_as_such() {
+    let node = node("cfg-iface");
+    let mut admin = node.client(Role::Admin).await;
+    let d = "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.0.0.5/24\"]\n\
+             routes = [{ to = \"default\", via = \"10.0.0.1\" }]\n";
+    let e = admin
+        .config_apply(apply_req(d, ConfigMode::NoReboot, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("network.interfaces.eth0"), "{e:?}");
+    // On trial: the node reboots into it; the reboot trial (booted once,
+    // reverted with a reboot unless confirmed) needs no API to revert.
+    let r = admin
+        .config_apply(apply_req(d, ConfigMode::Auto, 60))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.rebooting, "{r:?}");
+    assert!(
+        r.reboot_reason.starts_with("network.interfaces.eth0."),
+        "{r:?}"
+    );
+    node.expect_fifo("reboot");
+    let t = wait_generation(&node, 1, Duration::from_secs(5))
+        .await
+        .trial
+        .unwrap();
+    assert!(t.needs_reboot && t.waiting_for_reboot, "{t:?}");
+}
