@@ -42,6 +42,7 @@ pub const RULES: &[(&str, &[Role])] = &[
     ("ConfigApply", ADMIN),
     ("ConfigConfirm", ADMIN),
     ("ConfigRollback", ADMIN),
+    ("Time", READ),
 ];
 
 /// The roles allowed to call the RPC at HTTP path `path`.
@@ -230,7 +231,7 @@ mod tests {
             }
         }
         // Configuration: read by all, changed by admins only (not operators).
-        for m in ["ConfigGet", "ConfigHistory", "ConfigDiff"] {
+        for m in ["ConfigGet", "ConfigHistory", "ConfigDiff", "Time"] {
             for who in [&reader, &operator, &admin] {
                 assert!(who.authorize(&p(m)).is_ok(), "{m} {:?}", who.roles);
             }

@@ -21,6 +21,8 @@ use crate::config::Config;
 /// - `CAP_NET_ADMIN`: rtnetlink link up, address, route changes.
 /// - `CAP_NET_BIND_SERVICE`: the DHCP client's `bind(0.0.0.0:68)`.
 /// - `CAP_SYS_ADMIN`: `sethostname`.
+/// - `CAP_SYS_TIME`: the SNTP client's `clock_settime` and `adjtime`
+///   (not with `--clock-file`, where corrections go to a file).
 ///
 /// The three network ones only without `--no-network`. Everything else
 /// the agent does needs none: it is uid 0 and owns what it opens (the disk
@@ -31,6 +33,9 @@ pub fn needed(cfg: &Config) -> CapabilitySet {
     if !cfg.no_network {
         keep |=
             CapabilitySet::NET_ADMIN | CapabilitySet::NET_BIND_SERVICE | CapabilitySet::SYS_ADMIN;
+    }
+    if cfg.clock_file.is_none() {
+        keep |= CapabilitySet::SYS_TIME;
     }
     keep
 }
@@ -125,11 +130,18 @@ mod tests {
 
     #[test]
     fn no_network_keeps_only_syslog() {
-        let cfg = Config::parse_from(["matic-agent", "--no-network"]);
+        let cfg = Config::parse_from(["matic-agent", "--no-network", "--clock-file", "/c"]);
         assert_eq!(needed(&cfg), CapabilitySet::SYSLOG);
+        let cfg = Config::parse_from(["matic-agent", "--no-network"]);
+        assert_eq!(
+            needed(&cfg),
+            CapabilitySet::SYSLOG | CapabilitySet::SYS_TIME
+        );
         let cfg = Config::parse_from(["matic-agent"]);
         let n = needed(&cfg);
-        assert!(n.contains(CapabilitySet::NET_ADMIN | CapabilitySet::SYS_ADMIN));
+        assert!(n.contains(
+            CapabilitySet::NET_ADMIN | CapabilitySet::SYS_ADMIN | CapabilitySet::SYS_TIME
+        ));
         assert!(!n.contains(CapabilitySet::DAC_OVERRIDE));
         assert!(!n.contains(CapabilitySet::SETPCAP));
         assert_eq!(names(CapabilitySet::SYSLOG), "cap_syslog");

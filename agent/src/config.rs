@@ -98,7 +98,28 @@ pub struct Config {
     /// Tests: write the hostname to this file instead of setting it.
     #[arg(long)]
     pub hostname_file: Option<PathBuf>,
+    /// containerd's settings rendered from the machine configuration (the
+    /// image's /etc/containerd/config.toml imports `<dir>/conf.d/*.toml`).
+    #[arg(long, default_value = CONTAINERD_DIR)]
+    pub containerd_dir: PathBuf,
+    /// kubelet's own directory (its KubeletConfiguration).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// `/etc/kubernetes` (bound from `MATIC_STATE`): the bootstrap
+    /// kubeconfig and the cluster CA.
+    #[arg(long, default_value = "/etc/kubernetes")]
+    pub kubernetes_dir: PathBuf,
+    /// The NTP servers' UDP port (tests: a fake server's).
+    #[arg(long, default_value_t = 123)]
+    pub ntp_port: u16,
+    /// Tests: append the SNTP client's clock corrections to this file
+    /// instead of setting the clock.
+    #[arg(long)]
+    pub clock_file: Option<PathBuf>,
 }
+
+/// The default `--containerd-dir`, which the image's containerd config imports.
+pub const CONTAINERD_DIR: &str = "/var/lib/matic/containerd";
 
 impl Config {
     /// `<run-dir>/resolv.conf`: the image's `/etc/resolv.conf` links here.

@@ -38,10 +38,12 @@ pub mod logs;
 pub mod net;
 pub mod node_config;
 pub mod release;
+pub mod resolv;
 pub mod root_device;
 pub mod service;
 pub mod slot_writer;
 pub mod slots;
+pub mod sntp;
 #[cfg(test)]
 mod strace_test;
 #[allow(unsafe_code)]

@@ -14,7 +14,7 @@ use matic_agent::config::Config;
 use matic_agent::node_config::NodeConfig;
 use matic_agent::service::Agent;
 use matic_agent::{
-    auth, caps, health, history, hostname, init_link, limits, net, service, slots, tls,
+    auth, caps, health, history, hostname, init_link, limits, net, service, slots, sntp, tls,
 };
 use matic_boot::Slot;
 use matic_contract::control::Command;
@@ -142,9 +142,16 @@ async fn run(
     };
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
-        let (cmdline, resolv) = (cfg.cmdline.clone(), cfg.resolv_file());
+        let cmdline = cfg.cmdline.clone();
+        let (resolver, interfaces) = match &node_config {
+            Some(nc) => (nc.resolver(), nc.interfaces().await),
+            None => (
+                Arc::new(matic_agent::resolv::Resolver::new(cfg.resolv_file())),
+                Default::default(),
+            ),
+        };
         tokio::spawn(async move {
-            if let Err(e) = net::configure(&cmdline, &resolv).await {
+            if let Err(e) = net::configure(&cmdline, &resolver, &interfaces).await {
                 eprintln!("matic-agent: network: {e}");
             }
         });
@@ -170,6 +177,15 @@ async fn run(
     if let Some(rec) = recorder.clone() {
         tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
     }
+    let sntp = node_config.as_ref().map(|nc| {
+        let clock = match &cfg.clock_file {
+            Some(f) => sntp::Clock::File(f.clone()),
+            None => sntp::Clock::System,
+        };
+        let s = Arc::new(sntp::Sntp::new(cfg.ntp_port, clock));
+        tokio::spawn(s.clone().run(nc.ntp_servers()));
+        s
+    });
     let stamped: Vec<&'static str> = handed.iter().map(|(name, _)| *name).collect();
     let service_logs = {
         let (cfg, rec) = (cfg.clone(), recorder.clone());
@@ -181,7 +197,8 @@ async fn run(
     let agent = Agent::new(cfg.clone(), disk.clone(), running)
         .with_history(recorder.clone())
         .with_stamped(stamped)
-        .with_node_config(node_config.clone());
+        .with_node_config(node_config.clone())
+        .with_sntp(sntp);
     if let Some(nc) = node_config {
         let a = agent.clone();
         let reboot: matic_agent::node_config::Reboot = Arc::new(move |why| {

@@ -4,12 +4,22 @@
 //! 2131 client and this module applies and removes its leases via netlink
 //! (address, an on-link route to a router outside the lease's subnet, the
 //! default route). Name servers (`dns=` in `matic.ip=`, or the lease's) go
-//! to the resolver file the image's `/etc/resolv.conf` links to; the
+//! to the resolver file through [`crate::resolv`] (where the machine
+//! configuration's win over them); the
 //! hostname is chosen here too, as [`crate::hostname`] describes. It never
 //! speaks DHCP itself.
-use std::net::{IpAddr, Ipv4Addr};
+//!
+//! Once the machine configuration names interfaces, it wins: [`plan`]
+//! decides at start which interface gets static addresses from it, which
+//! one runs DHCP, and whether `matic.ip=` still applies (only to the first
+//! Ethernet interface, when the configuration leaves it alone).
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use matic_config::schema::Interface;
+
+use crate::resolv::Resolver;
 use crate::{dhcp, hostname};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -27,13 +37,16 @@ pub enum NetError {
     Socket(std::io::Error),
     #[error("no Ethernet interface found")]
     NoEthernet,
+    #[error("network.interfaces.{iface}: {value:?}: {why}")]
+    BadConfig {
+        iface: String,
+        value: String,
+        why: &'static str,
+    },
     #[error("bad matic.ip={value:?}: {why}")]
     BadIp { value: String, why: &'static str },
-    #[error("writing {path}: {source}")]
-    Resolv {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Resolv(#[from] crate::resolv::ResolvError),
 }
 
 /// A static IPv4 configuration from
@@ -113,33 +126,154 @@ fn is_ethernet(name: &str) -> bool {
             || name.starts_with("eth"))
 }
 
-/// Writes the resolver configuration (`nameserver` lines) atomically: a
-/// temporary file renamed over `path`, so a reader never sees half a file.
-/// Nothing is written without servers.
-pub fn write_resolv(path: &Path, servers: &[Ipv4Addr], source: &str) -> Result<(), NetError> {
-    if servers.is_empty() {
-        return Ok(());
+/// What configures which interface at start.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Interfaces with static addresses from the configuration.
+    pub statics: Vec<(String, Interface)>,
+    /// The interface DHCP runs on, and the configuration's MTU for it.
+    pub dhcp: Option<(String, Option<u32>)>,
+    /// `matic.ip=` on the first Ethernet interface.
+    pub cmdline: Option<(String, StaticIp)>,
+    /// Configured interfaces left alone, and why.
+    pub skipped: Vec<(String, &'static str)>,
+}
+
+/// Decides who configures what: the configuration's interfaces first (one
+/// DHCP client at most, on the first that asks for it), then, for the first
+/// Ethernet interface if the configuration leaves it alone, `matic.ip=` or
+/// else DHCP.
+pub fn plan(
+    first_eth: Option<&str>,
+    present: &[String],
+    cmdline: Option<StaticIp>,
+    configured: &BTreeMap<String, Interface>,
+) -> Plan {
+    let mut p = Plan::default();
+    for (name, i) in configured {
+        if !present.contains(name) {
+            p.skipped.push((name.clone(), "no such interface"));
+        } else if !i.dhcp {
+            p.statics.push((name.clone(), i.clone()));
+        } else if p.dhcp.is_none() {
+            p.dhcp = Some((name.clone(), i.mtu));
+        } else {
+            p.skipped
+                .push((name.clone(), "DHCP runs on one interface only (the first)"));
+        }
     }
-    let mut text = format!("# written by matic-agent from {source}\n");
-    for s in servers.iter().take(3) {
-        // The resolver reads at most three (MAXNS).
-        text.push_str(&format!("nameserver {s}\n"));
+    if let Some(eth) = first_eth.filter(|e| !configured.contains_key(*e)) {
+        match cmdline {
+            Some(ip) => p.cmdline = Some((eth.to_owned(), ip)),
+            None if p.dhcp.is_none() => p.dhcp = Some((eth.to_owned(), None)),
+            None => {}
+        }
     }
-    let tmp = path.with_extension("tmp");
-    let err = |source| NetError::Resolv {
-        path: path.to_owned(),
-        source,
+    p
+}
+
+/// `ADDRESS/PREFIX` (checked by the configuration; not trusted here).
+fn cidr(iface: &str, s: &str) -> Result<(IpAddr, u8), NetError> {
+    let bad = |why| NetError::BadConfig {
+        iface: iface.to_owned(),
+        value: s.to_owned(),
+        why,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
+    let a: IpAddr = a.parse().map_err(|_| bad("not an IP address"))?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    let p: u8 = p
+        .parse()
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| bad("prefix out of range"))?;
+    Ok((a, p))
+}
+
+/// Puts a configured interface's MTU, addresses and routes in place (link
+/// `index`), replacing what is there under the same keys.
+pub async fn apply_static(
+    h: &Handle,
+    index: u32,
+    name: &str,
+    i: &Interface,
+) -> Result<(), NetError> {
+    let mut link = LinkUnspec::new_with_index(index).up();
+    if let Some(mtu) = i.mtu {
+        link = link.mtu(mtu);
     }
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    h.link().set(link.build()).execute().await?;
+    for a in &i.addresses {
+        let (addr, prefix) = cidr(name, a)?;
+        h.address()
+            .add(index, addr, prefix)
+            .replace()
+            .execute()
+            .await?;
+    }
+    for r in &i.routes {
+        let bad = |why| NetError::BadConfig {
+            iface: name.to_owned(),
+            value: format!("{} via {}", r.to, r.via),
+            why,
+        };
+        let via: IpAddr = r.via.parse().map_err(|_| bad("via is not an IP address"))?;
+        let to = match r.to.as_str() {
+            "default" => None,
+            t => Some(cidr(name, t)?),
+        };
+        let msg = match (via, to) {
+            (IpAddr::V4(gw), None) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw),
+            (IpAddr::V4(gw), Some((IpAddr::V4(d), p))) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(d, p)
+                .gateway(gw),
+            (IpAddr::V6(gw), None) => {
+                h.route()
+                    .add(
+                        RouteMessageBuilder::<Ipv6Addr>::new()
+                            .gateway(gw)
+                            .output_interface(index)
+                            .build(),
+                    )
+                    .replace()
+                    .execute()
+                    .await?;
+                continue;
+            }
+            (IpAddr::V6(gw), Some((IpAddr::V6(d), p))) => {
+                h.route()
+                    .add(
+                        RouteMessageBuilder::<Ipv6Addr>::new()
+                            .destination_prefix(d, p)
+                            .gateway(gw)
+                            .output_interface(index)
+                            .build(),
+                    )
+                    .replace()
+                    .execute()
+                    .await?;
+                continue;
+            }
+            _ => return Err(bad("to and via of different families")),
+        };
+        h.route()
+            .add(msg.output_interface(index).build())
+            .replace()
+            .execute()
+            .await?;
+    }
+    Ok(())
 }
 
 /// Configures the network; with DHCP it never returns (the client retries
-/// every error itself), so call it in its own task. Name servers go to `resolv_path`.
-pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), NetError> {
+/// every error itself), so call it in its own task. Name servers go to `resolver`.
+pub async fn configure(
+    cmdline_path: &Path,
+    resolver: &Resolver,
+    configured: &BTreeMap<String, Interface>,
+) -> Result<(), NetError> {
     let cmdline = std::fs::read_to_string(cmdline_path).unwrap_or_default();
     let static_ip = parse_cmdline(&cmdline)?;
     // A name from the command line is final; otherwise DHCP may name the node.
@@ -154,6 +288,12 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
     let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
     tokio::spawn(conn);
     let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
+    let index_of = |n: &str| {
+        links
+            .iter()
+            .find(|l| link_name(l).as_deref() == Some(n))
+            .map(|l| (l.header.index, link_mac(l).unwrap_or_default()))
+    };
     let mut eth = None;
     for l in &links {
         let Some(name) = link_name(l) else { continue };
@@ -168,44 +308,83 @@ pub async fn configure(cmdline_path: &Path, resolv_path: &Path) -> Result<(), Ne
             eth = Some((l.header.index, name, link_mac(l).unwrap_or_default()));
         }
     }
-    let Some((index, name, mac)) = eth else {
+    let present: Vec<String> = links.iter().filter_map(link_name).collect();
+    let p = plan(
+        eth.as_ref().map(|(_, n, _)| n.as_str()),
+        &present,
+        static_ip,
+        configured,
+    );
+    for (n, why) in &p.skipped {
+        eprintln!("matic-agent: net: network.interfaces.{n}: {why}; left alone");
+    }
+    // One interface failing must not keep the others (or the API) away.
+    for (n, i) in &p.statics {
+        let Some((index, _)) = index_of(n) else {
+            continue;
+        };
+        match apply_static(&handle, index, n, i).await {
+            Ok(()) => eprintln!(
+                "matic-agent: net: {n} {:?} routes {} mtu {:?} (machine configuration)",
+                i.addresses,
+                i.routes.len(),
+                i.mtu
+            ),
+            Err(e) => eprintln!("matic-agent: net: {n}: {e}"),
+        }
+    }
+    let Some((_, name, mac)) = eth else {
         set_hostname(
             fixed_name.as_deref().unwrap_or(hostname::FALLBACK),
             "no Ethernet interface",
         );
-        return Err(NetError::NoEthernet);
+        return if p.statics.is_empty() && p.dhcp.is_none() {
+            Err(NetError::NoEthernet)
+        } else {
+            Ok(())
+        };
     };
     match &fixed_name {
         Some(n) => set_hostname(n, "matic.hostname"),
         None => set_hostname(&hostname::from_mac(&mac), &format!("MAC of {name}")),
     }
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await?;
-    match static_ip {
-        Some(ip) => {
-            apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
-            write_resolv(resolv_path, &ip.dns, "matic.ip")?;
-            eprintln!(
-                "matic-agent: net: {name} {}/{} gw {:?} dns {:?} (matic.ip)",
-                ip.addr, ip.prefix, ip.gateway, ip.dns
-            );
-            Ok(())
-        }
-        None => {
-            let mut host = DhcpHost {
-                handle: &handle,
-                index,
-                iface: &name,
-                resolv_path,
-                dhcp_names: fixed_name.is_none(),
-                named: None,
-            };
-            dhcp::run(&mut host, &name, &mac).await
-        }
+    if let Some((n, ip)) = p.cmdline {
+        let Some((index, _)) = index_of(&n) else {
+            return Err(NetError::NoEthernet);
+        };
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await?;
+        apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
+        let dns: Vec<IpAddr> = ip.dns.iter().map(|a| IpAddr::V4(*a)).collect();
+        resolver.set_network(&dns, "matic.ip")?;
+        eprintln!(
+            "matic-agent: net: {n} {}/{} gw {:?} dns {:?} (matic.ip)",
+            ip.addr, ip.prefix, ip.gateway, ip.dns
+        );
     }
+    let Some((name, mtu)) = p.dhcp else {
+        return Ok(());
+    };
+    let Some((index, mac)) = index_of(&name) else {
+        return Ok(());
+    };
+    let mut link = LinkUnspec::new_with_index(index).up();
+    if let Some(mtu) = mtu {
+        link = link.mtu(mtu);
+    }
+    handle.link().set(link.build()).execute().await?;
+    let mut host = DhcpHost {
+        handle: &handle,
+        index,
+        iface: &name,
+        resolver,
+        dhcp_names: fixed_name.is_none(),
+        named: None,
+    };
+    dhcp::run(&mut host, &name, &mac).await
 }
 
 /// Sets the hostname; a failure is logged, not fatal: the API still serves.
@@ -243,7 +422,7 @@ struct DhcpHost<'a> {
     handle: &'a Handle,
     index: u32,
     iface: &'a str,
-    resolv_path: &'a Path,
+    resolver: &'a Resolver,
     /// Whether the lease may name the node (no `matic.hostname=`).
     dhcp_names: bool,
     /// The name this host last set, so a renewal does not set it again.
@@ -301,11 +480,11 @@ impl dhcp::Host for DhcpHost<'_> {
         apply(h, self.index, lease.addr, lease.prefix, lease.router).await?;
         // The address works without them: a resolver file that cannot be
         // written is logged, not a reason to drop the lease.
-        if let Err(e) = write_resolv(
-            self.resolv_path,
-            &lease.dns,
-            &format!("DHCP server {}", lease.server),
-        ) {
+        let dns: Vec<IpAddr> = lease.dns.iter().map(|a| IpAddr::V4(*a)).collect();
+        if let Err(e) = self
+            .resolver
+            .set_network(&dns, &format!("DHCP server {}", lease.server))
+        {
             eprintln!("matic-agent: {e}");
         }
         if let Some(name) = lease.hostname.as_deref().filter(|_| self.dhcp_names) {
@@ -415,27 +594,161 @@ mod tests {
         }
     }
 
+    fn iface(dhcp: bool, addrs: &[&str]) -> Interface {
+        Interface {
+            dhcp,
+            addresses: addrs.iter().map(|a| a.to_string()).collect(),
+            ..Interface::default()
+        }
+    }
+
     #[test]
-    fn resolv_file() {
-        let dir = std::env::temp_dir().join(format!("matic-resolv-{}", std::process::id()));
-        let path = dir.join("run/resolv.conf");
-        let servers: Vec<Ipv4Addr> = ["10.0.2.3", "1.1.1.1", "8.8.8.8", "9.9.9.9"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        write_resolv(&path, &[], "nothing").unwrap();
-        assert!(!path.exists(), "no servers, no file");
-        write_resolv(&path, &servers, "DHCP server 10.0.2.2").unwrap();
+    fn configuration_wins_over_the_command_line() {
+        let ip = parse_cmdline("matic.ip=10.0.2.15/24").unwrap().unwrap();
+        let present: Vec<String> = ["lo", "eth0", "eth1"].map(String::from).to_vec();
+        // Nothing configured: matic.ip= on the first Ethernet, else DHCP.
+        let p = plan(Some("eth0"), &present, Some(ip.clone()), &BTreeMap::new());
+        assert_eq!(p.cmdline, Some(("eth0".into(), ip.clone())));
+        assert_eq!(p.dhcp, None);
+        let p = plan(Some("eth0"), &present, None, &BTreeMap::new());
+        assert_eq!(p.dhcp, Some(("eth0".into(), None)));
+        // eth0 configured statically: matic.ip= is not used.
+        let mut c = BTreeMap::new();
+        c.insert("eth0".to_owned(), iface(false, &["10.0.0.5/24"]));
+        let p = plan(Some("eth0"), &present, Some(ip.clone()), &c);
+        assert_eq!((p.cmdline, p.dhcp), (None, None));
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "# written by matic-agent from DHCP server 10.0.2.2\n\
-             nameserver 10.0.2.3\nnameserver 1.1.1.1\nnameserver 8.8.8.8\n"
+            p.statics,
+            [("eth0".to_owned(), iface(false, &["10.0.0.5/24"]))]
         );
-        write_resolv(&path, &servers[3..], "matic.ip").unwrap();
+        // eth0 asked for DHCP (with its MTU): over matic.ip=.
+        let mut c = BTreeMap::new();
+        c.insert(
+            "eth0".to_owned(),
+            Interface {
+                mtu: Some(9000),
+                ..iface(true, &[])
+            },
+        );
+        let p = plan(Some("eth0"), &present, Some(ip.clone()), &c);
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "# written by matic-agent from matic.ip\nnameserver 9.9.9.9\n"
+            (p.cmdline, p.dhcp),
+            (None, Some(("eth0".into(), Some(9000))))
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        // Only eth1 configured: eth0 keeps matic.ip=; a missing one and a
+        // second DHCP interface are left alone, saying why.
+        let mut c = BTreeMap::new();
+        c.insert("eth1".to_owned(), iface(true, &[]));
+        c.insert("eth7".to_owned(), iface(false, &["10.0.0.5/24"]));
+        let p = plan(Some("eth0"), &present, Some(ip.clone()), &c);
+        assert_eq!(p.cmdline, Some(("eth0".into(), ip)));
+        assert_eq!(p.dhcp, Some(("eth1".into(), None)));
+        assert_eq!(p.skipped, [("eth7".to_owned(), "no such interface")]);
+        c.remove("eth7");
+        c.insert("eth0".to_owned(), iface(true, &[]));
+        let p = plan(Some("eth0"), &present, None, &c);
+        assert_eq!(p.dhcp, Some(("eth0".into(), None)));
+        assert_eq!(p.skipped[0].0, "eth1");
+    }
+
+    const CHILD: &str = "MATIC_NETNS_CHILD";
+
+    /// Runs [`netns_child`] in a fresh network namespace (`unshare -n`, as
+    /// root): the agent's netlink code on a veth pair, never the host's
+    /// interfaces.
+    #[test]
+    fn static_interface_applied_in_a_network_namespace() {
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "net::tests::netns_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("unshare (util-linux) runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("netns child: ok"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by static_interface_applied_in_a_network_namespace"]
+    fn netns_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let ip = |args: &str| {
+            let o = std::process::Command::new("ip")
+                .args(args.split(' '))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args}: {o:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        ip("link add v0 type veth peer name v1");
+        ip("link set v1 up");
+        let i = Interface {
+            dhcp: false,
+            addresses: vec!["10.9.0.5/24".into(), "fd00:9::5/64".into()],
+            routes: vec![
+                matic_config::schema::Route {
+                    to: "192.168.50.0/24".into(),
+                    via: "10.9.0.1".into(),
+                },
+                matic_config::schema::Route {
+                    to: "default".into(),
+                    via: "10.9.0.1".into(),
+                },
+            ],
+            mtu: Some(1400),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (conn, h, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(conn);
+            let links: Vec<LinkMessage> = h.link().get().execute().try_collect().await.unwrap();
+            let index = links
+                .iter()
+                .find(|l| link_name(l).as_deref() == Some("v0"))
+                .unwrap()
+                .header
+                .index;
+            apply_static(&h, index, "v0", &i).await.unwrap();
+            // Applying again replaces, it does not fail on what is there.
+            apply_static(&h, index, "v0", &i).await.unwrap();
+            let bad = Interface {
+                addresses: vec!["10.9.0.5/40".into()],
+                ..i.clone()
+            };
+            let e = apply_static(&h, index, "v0", &bad).await.unwrap_err();
+            assert!(e.to_string().contains("network.interfaces.v0"), "{e}");
+        });
+        let link = ip("link show v0");
+        assert!(link.contains("mtu 1400") && link.contains(",UP"), "{link}");
+        let addrs = ip("addr show v0");
+        assert!(
+            addrs.contains("10.9.0.5/24") && addrs.contains("fd00:9::5/64"),
+            "{addrs}"
+        );
+        let routes = ip("route");
+        assert!(routes.contains("default via 10.9.0.1 dev v0"), "{routes}");
+        assert!(
+            routes.contains("192.168.50.0/24 via 10.9.0.1 dev v0"),
+            "{routes}"
+        );
+        println!("netns child: ok");
     }
 }

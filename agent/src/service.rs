@@ -46,6 +46,8 @@ pub struct Agent {
     /// it stamps into `history`: their `Logs` of the running boot read the
     /// record, the one place their lines are (docs/api.md, "Logs").
     pub stamped: Vec<&'static str>,
+    /// The SNTP client (none without a machine configuration).
+    pub sntp: Option<Arc<crate::sntp::Sntp>>,
 }
 
 impl Agent {
@@ -59,12 +61,19 @@ impl Agent {
             history: None,
             stamped: Vec::new(),
             node_config: None,
+            sntp: None,
         }
     }
 
     /// The agent serving the machine configuration `nc`.
     pub fn with_node_config(mut self, nc: Option<Arc<NodeConfig>>) -> Agent {
         self.node_config = nc;
+        self
+    }
+
+    /// The agent keeping the clock with `sntp`.
+    pub fn with_sntp(mut self, sntp: Option<Arc<crate::sntp::Sntp>>) -> Agent {
+        self.sntp = sntp;
         self
     }
 
@@ -520,7 +529,7 @@ impl MachineService for Agent {
             changes: out.changes.iter().map(node_config::to_proto).collect(),
             rebooting: out.reboot.is_some(),
             reboot_reason: out.reboot.unwrap_or_default(),
-            restarted: Vec::new(),
+            restarted: out.restarted,
             try_seconds,
         }))
     }
@@ -569,7 +578,35 @@ impl MachineService for Agent {
             changes: out.changes.iter().map(node_config::to_proto).collect(),
             rebooting: out.reboot.is_some(),
             reboot_reason: out.reboot.unwrap_or_default(),
-            restarted: Vec::new(),
+            restarted: out.restarted,
         }))
+    }
+
+    async fn time(&self, _req: Request<TimeRequest>) -> Result<Response<TimeResponse>, Status> {
+        let sntp = self.sntp.as_ref().ok_or_else(|| {
+            Status::unavailable("the clock is not kept: the machine configuration is unavailable")
+        })?;
+        let st = sntp.status();
+        let mut r = TimeResponse {
+            servers: st.servers,
+            last_attempt_unix: st.last_attempt_unix,
+            now_unix: crate::history::facts::wall_ms().map_or(0, |ms| ms / 1000),
+            errors: st
+                .errors
+                .into_iter()
+                .map(|(server, error)| TimeServerError { server, error })
+                .collect(),
+            ..TimeResponse::default()
+        };
+        if let Some(l) = st.last {
+            r.synced = true;
+            r.server = l.server;
+            r.offset_ns = l.sample.offset_ns;
+            r.delay_ns = l.sample.delay_ns;
+            r.stratum = u32::from(l.sample.stratum);
+            r.action = l.action.as_str().to_owned();
+            r.last_sync_unix = l.at_unix;
+        }
+        Ok(Response::new(r))
     }
 }

@@ -71,3 +71,20 @@ pub fn take_inherited_fifo(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedF
     // any file is opened): the OwnedFd is its one owner from here on.
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// `adjtime`: has the kernel slew the wall clock by `delta_us`
+/// microseconds (at most 500 ppm), replacing any slew in progress.
+pub fn adjtime(delta_us: i64) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: delta_us.div_euclid(1_000_000) as libc::time_t,
+        tv_usec: delta_us.rem_euclid(1_000_000) as libc::suseconds_t,
+    };
+    // SAFETY: `tv` is a valid timeval on our stack for the call; the old
+    // value is not asked for (null).
+    let r = unsafe { libc::adjtime(&tv, std::ptr::null_mut()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -82,6 +82,12 @@ pub fn restarts(changes: &[Change]) -> Vec<&'static str> {
 }
 
 fn effect(field: &str, removed: bool) -> Effect {
+    // The agent configures interfaces when it starts (docs/config.md,
+    // "Interfaces"): a change takes a boot, and a trial of one is the
+    // reboot trial, reverted without the API.
+    if field.starts_with("network.interfaces") {
+        return Effect::Reboot;
+    }
     let section = field.split(['.', '[']).next().unwrap_or("");
     match section {
         // The agent does not keep a sysctl's boot value: only a boot
@@ -158,6 +164,22 @@ mod tests {
             ]
         );
         assert_eq!(d[1].old.as_deref(), Some("\"a\""));
+        let c = doc(
+            "version = 1\n[network]\nnameservers = [\"10.0.0.2\"]\n[network.interfaces.eth0]\nmtu = 1400\ndhcp = true\n",
+        );
+        let got: Vec<(String, Effect)> = diff(&a, &c)
+            .into_iter()
+            .filter(|c| c.field.starts_with("network"))
+            .map(|c| (c.field, c.effect))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("network.interfaces.eth0.dhcp".to_owned(), Effect::Reboot),
+                ("network.interfaces.eth0.mtu".to_owned(), Effect::Reboot),
+                ("network.nameservers".to_owned(), Effect::Live),
+            ]
+        );
         assert_eq!(d[1].new.as_deref(), Some("\"b\""));
         assert_eq!(
             reboot_needed(&d).unwrap().field,

@@ -173,6 +173,9 @@ pub enum Command {
     },
     /// The agent's health checks (exit code 1 when a node is unhealthy).
     Health,
+    /// The node's clock: NTP servers, the last offset, delay and sync (the
+    /// agent's SNTP client, from the configuration's `time.ntp`).
+    Time,
     /// The machine configuration: apply, get, history, diff, confirm, rollback.
     Config {
         #[command(subcommand)]

@@ -110,6 +110,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
         Command::Services => ctx.services().await,
         Command::Restart { service } => ctx.restart(service).await,
         Command::Health => ctx.health().await,
+        Command::Time => ctx.time().await,
         Command::Config { command } => ctx.config(command).await?,
         Command::Logs {
             service,

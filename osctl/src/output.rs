@@ -7,7 +7,7 @@ pub mod boots;
 
 use matic_proto::v1::{
     BootStatusResponse, CrashDump, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,
-    VersionResponse,
+    TimeResponse, VersionResponse,
 };
 use matic_release::Manifest;
 use matic_release::hex;
@@ -321,6 +321,87 @@ pub fn manifest_json(m: &Manifest) -> Value {
     })
 }
 
+pub const TIME_HEADERS: &[&str] = &[
+    "NODE",
+    "SERVERS",
+    "SYNCED FROM",
+    "OFFSET",
+    "DELAY",
+    "STRATUM",
+    "ACTION",
+    "LAST SYNC",
+];
+
+/// Nanoseconds as signed milliseconds with three decimals (`+12.345ms`).
+fn millis(ns: i64, signed: bool) -> String {
+    let (sign, abs) = (
+        if ns < 0 {
+            "-"
+        } else if signed {
+            "+"
+        } else {
+            ""
+        },
+        ns.unsigned_abs(),
+    );
+    format!("{sign}{}.{:03}ms", abs / 1_000_000, abs % 1_000_000 / 1000)
+}
+
+/// One node's clock: what `osctl time` prints.
+pub fn time_row(node: &str, t: &TimeResponse) -> Vec<String> {
+    let servers = if t.servers.is_empty() {
+        "-".to_owned()
+    } else {
+        t.servers.join(",")
+    };
+    if !t.synced {
+        let why = if t.servers.is_empty() {
+            "not kept (no time.ntp)"
+        } else {
+            "not synced yet"
+        };
+        return vec![
+            node.to_owned(),
+            servers,
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            why.into(),
+            "-".into(),
+        ];
+    }
+    vec![
+        node.to_owned(),
+        servers,
+        t.server.clone(),
+        millis(t.offset_ns, true),
+        millis(t.delay_ns, false),
+        t.stratum.to_string(),
+        t.action.clone(),
+        format!(
+            "{} ago",
+            duration_words(t.now_unix.saturating_sub(t.last_sync_unix))
+        ),
+    ]
+}
+
+pub fn time_json(t: &TimeResponse) -> Value {
+    json!({
+        "servers": t.servers,
+        "synced": t.synced,
+        "server": t.server,
+        "offset_ns": t.offset_ns,
+        "delay_ns": t.delay_ns,
+        "stratum": t.stratum,
+        "action": t.action,
+        "last_sync_unix": t.last_sync_unix,
+        "last_attempt_unix": t.last_attempt_unix,
+        "now_unix": t.now_unix,
+        "errors": t.errors.iter().map(|e| json!({ "server": e.server, "error": e.error })).collect::<Vec<_>>(),
+    })
+}
+
 pub const HEALTH_HEADERS: &[&str] = &["NODE", "CHECK", "OK", "DETAIL"];
 
 pub fn health_rows(node: &str, h: &HealthResponse) -> Vec<Vec<String>> {
@@ -456,6 +537,42 @@ impl LinePrefixer {
 mod tests {
     use super::*;
     use matic_proto::v1::{HealthCheck, Service, SlotStatus};
+
+    #[test]
+    fn time_rows() {
+        let mut t = TimeResponse {
+            servers: vec!["10.0.0.2".into(), "pool.ntp.org".into()],
+            synced: true,
+            server: "10.0.0.2".into(),
+            offset_ns: -3_600_000_012_345,
+            delay_ns: 412_000,
+            stratum: 2,
+            action: "stepped".into(),
+            last_sync_unix: 1000,
+            now_unix: 1065,
+            ..TimeResponse::default()
+        };
+        assert_eq!(
+            time_row("n1", &t),
+            [
+                "n1",
+                "10.0.0.2,pool.ntp.org",
+                "10.0.0.2",
+                "-3600000.012ms",
+                "0.412ms",
+                "2",
+                "stepped",
+                "1m5s ago"
+            ]
+        );
+        t.offset_ns = 5_000_000;
+        assert_eq!(time_row("n1", &t)[3], "+5.000ms");
+        t.synced = false;
+        assert_eq!(time_row("n1", &t)[6], "not synced yet");
+        t.servers.clear();
+        assert_eq!(time_row("n1", &t)[6], "not kept (no time.ntp)");
+        assert_eq!(time_json(&t)["offset_ns"], 5_000_000);
+    }
 
     fn boot() -> BootStatusResponse {
         BootStatusResponse {

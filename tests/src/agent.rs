@@ -39,7 +39,9 @@ pub fn bin() -> PathBuf {
 /// `boots/`, `pstore/`, `boot_id` and `watchdog-bootstatus` (the history
 /// is off while `boot_id` does not exist), the machine configuration's
 /// `config/`, the sysctls' `sysctl/` (a stand-in for `/proc/sys`) and
-/// `hostname` (the name set, instead of the host's). The caller creates what
+/// `hostname` (the name set, instead of the host's), the rendered files'
+/// `containerd/`, `var/lib/kubelet/` and `etc/kubernetes/`, and `clock` (the
+/// SNTP client's corrections, never the host's clock). The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
     command_on(bin, dir, SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -68,6 +70,10 @@ pub fn command_on(bin: &Path, dir: &Path, listen: SocketAddr) -> Command {
         ("--config-dir", "config"),
         ("--sysctl-dir", "sysctl"),
         ("--hostname-file", "hostname"),
+        ("--containerd-dir", "containerd"),
+        ("--kubelet-dir", "var/lib/kubelet"),
+        ("--kubernetes-dir", "etc/kubernetes"),
+        ("--clock-file", "clock"),
     ] {
         cmd.arg(flag).arg(dir.join(path));
     }
@@ -97,7 +103,7 @@ mod tests {
             .collect();
         assert!(args.contains(&"--no-network".to_owned()));
         let paths: Vec<&String> = args.iter().filter(|a| a.starts_with('/')).collect();
-        assert_eq!(paths.len(), 15, "{args:?}");
+        assert_eq!(paths.len(), 19, "{args:?}");
         assert!(paths.iter().all(|p| p.starts_with("/sandbox/")), "{args:?}");
     }
 

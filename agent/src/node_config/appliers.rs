@@ -1,18 +1,59 @@
 //! The live appliers: what the agent changes on the node from a document
-//! today, the hostname and the sysctls. Network, NTP, containerd and
-//! kubelet sections are stored and diffed but not yet applied
-//! (docs/config.md, "What is live today").
+//! today: the hostname, the sysctls, the rendered files of containerd
+//! ([`super::containerd`]) and kubelet ([`super::kubelet`]), and the SNTP
+//! client's servers ([`crate::sntp`]), the name servers and search domains
+//! ([`crate::resolv`]). The interfaces (addresses, routes, MTU) are stored
+//! and diffed but not yet applied (docs/config.md, "What is live today").
 //!
 //! Must never: write outside the sysctl directory (`--sysctl-dir`, names
-//! come from the schema's allow-list only), or write a sysctl before
-//! checking that every one of the document's exists.
+//! come from the schema's allow-list only) and the rendered files' own
+//! directories, or write a sysctl before checking that every one of the
+//! document's exists.
 
 use std::path::{Path, PathBuf};
 
 use matic_config::Config;
 use matic_config::schema::SYSCTL_ALLOW;
 
+use super::files::{self, FileError};
+use super::{containerd, kubelet};
 use crate::hostname;
+
+/// Where the appliers write (the agent's flags; a sandbox in tests).
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub sysctl_dir: PathBuf,
+    pub containerd_dir: PathBuf,
+    pub kubelet: kubelet::Paths,
+    /// The resolver file (`network.nameservers`, `network.search`).
+    pub resolver: std::sync::Arc<crate::resolv::Resolver>,
+    /// The SNTP client's servers (`time.ntp`), read by [`crate::sntp`].
+    pub ntp: std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>,
+}
+
+impl Targets {
+    pub fn from_config(cfg: &crate::config::Config) -> Targets {
+        Targets {
+            sysctl_dir: cfg.sysctl_dir.clone(),
+            containerd_dir: cfg.containerd_dir.clone(),
+            kubelet: kubelet::Paths {
+                kubelet_dir: cfg.kubelet_dir.clone(),
+                kubernetes_dir: cfg.kubernetes_dir.clone(),
+                containerd_socket: cfg.containerd_socket.clone(),
+            },
+            resolver: std::sync::Arc::new(crate::resolv::Resolver::new(cfg.resolv_file())),
+            ntp: std::sync::Arc::new(tokio::sync::watch::Sender::new(Vec::new())),
+        }
+    }
+}
+
+/// What an apply changed that a service must be restarted for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Services (init's names) whose files changed: containerd reads its
+    /// configuration only when it starts.
+    pub restart: Vec<&'static str>,
+}
 
 /// An applier failed; names the path or the name.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +71,15 @@ pub enum ApplyError {
     NotAllowed(String),
     #[error(transparent)]
     Hostname(#[from] hostname::HostnameError),
+    #[error("network.nameservers: {0:?} is not an IP address")]
+    NameServer(String),
+    #[error(transparent)]
+    Resolv(#[from] crate::resolv::ResolvError),
+    #[error("rendering {what}: {source}")]
+    Render {
+        what: &'static str,
+        source: FileError,
+    },
 }
 
 /// `<dir>/net/ipv4/ip_forward` for `net.ipv4.ip_forward`.
@@ -37,12 +87,80 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name.replace('.', "/"))
 }
 
-/// Applies what is live of `c`: every sysctl it sets, then the hostname
-/// (None gives the name back to the command line, DHCP or the MAC). Every
-/// sysctl file is read first (so a missing one changes nothing) and put
-/// back as it was if a later write, or the hostname, fails: an error
-/// leaves the node as it found it.
-pub fn apply_live(c: &Config, sysctl_dir: &Path) -> Result<(), ApplyError> {
+/// Applies what is live of `c`: containerd's and kubelet's files, every
+/// sysctl it sets, then the hostname (None gives the name back to the
+/// command line, DHCP or the MAC). Every sysctl file is read first (so a
+/// missing one changes nothing), and the files and sysctls are put back as
+/// they were if a later step fails: an error leaves the node as it found
+/// it. The services to restart for what changed.
+pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
+    let mut servers = Vec::new();
+    for s in &c.network.nameservers {
+        // The check refused these already; the appliers do not trust it.
+        servers.push(s.parse().map_err(|_| ApplyError::NameServer(s.clone()))?);
+    }
+    let resolv_before = t.resolver.configured();
+    t.resolver.set_configured(&servers, &c.network.search)?;
+    let resolv_undo = || {
+        if let Err(e) = t
+            .resolver
+            .set_configured(&resolv_before.0, &resolv_before.1)
+        {
+            eprintln!("matic-agent: config: putting the resolver file back: {e}");
+        }
+    };
+    let ctd = match files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir)) {
+        Ok(c) => c,
+        Err(source) => {
+            resolv_undo();
+            return Err(ApplyError::Render {
+                what: "containerd's configuration",
+                source,
+            });
+        }
+    };
+    let kub = match files::put(&kubelet::wants(c.kubelet.as_ref(), &t.kubelet)) {
+        Ok(k) => k,
+        Err(source) => {
+            resolv_undo();
+            ctd.undo();
+            return Err(ApplyError::Render {
+                what: "kubelet's files",
+                source,
+            });
+        }
+    };
+    containerd::prune(&t.containerd_dir);
+    let mut applied = Applied::default();
+    if !ctd.changed.is_empty() {
+        applied.restart.push("containerd");
+    }
+    match apply_system(c, &t.sysctl_dir) {
+        Ok(()) => {
+            for p in ctd.changed.iter().chain(&kub.changed) {
+                eprintln!("matic-agent: config: wrote {}", p.display());
+            }
+            // Last: it cannot fail, so nothing has to be put back after it.
+            t.ntp.send_if_modified(|v| {
+                let changed = *v != c.time.ntp;
+                if changed {
+                    v.clone_from(&c.time.ntp);
+                }
+                changed
+            });
+            Ok(applied)
+        }
+        Err(e) => {
+            kub.undo();
+            ctd.undo();
+            resolv_undo();
+            Err(e)
+        }
+    }
+}
+
+/// The sysctls and the hostname of `c`.
+fn apply_system(c: &Config, sysctl_dir: &Path) -> Result<(), ApplyError> {
     let mut writes = Vec::new();
     for (name, value) in &c.sysctls {
         // The check refused these already; the appliers do not trust it.
@@ -103,7 +221,7 @@ mod tests {
             "version = 1\n[sysctls]\n\"vm.max_map_count\" = 262144\n\"kernel.panic\" = 10\n",
         )
         .unwrap();
-        let e = apply_live(&c, &dir).unwrap_err();
+        let e = apply_system(&c, &dir).unwrap_err();
         assert!(e.to_string().contains("kernel/panic"), "{e}");
         // Nothing was written: the missing one is found first.
         assert_eq!(
@@ -116,7 +234,7 @@ mod tests {
             hostname: None,
             ..c
         };
-        apply_live(&c, &dir).unwrap();
+        apply_system(&c, &dir).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),
             "262144\n"
@@ -132,7 +250,7 @@ mod tests {
             "version = 1\n[sysctls]\n\"vm.max_map_count\" = 1\n\"vm.overcommit_memory\" = 1\n",
         )
         .unwrap();
-        let e = apply_live(&c, &dir).unwrap_err();
+        let e = apply_system(&c, &dir).unwrap_err();
         assert!(e.to_string().contains("vm.overcommit_memory"), "{e}");
         assert_eq!(
             std::fs::read_to_string(dir.join("vm/max_map_count")).unwrap(),

@@ -14,6 +14,9 @@
 //! the bootstrap token to a caller without `os:admin`.
 
 pub mod appliers;
+pub mod containerd;
+pub mod files;
+pub mod kubelet;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -46,6 +49,8 @@ pub struct Outcome {
     pub changes: Vec<Change>,
     /// Why the node must reboot now; None: it need not.
     pub reboot: Option<String>,
+    /// The services init was asked to restart for what changed.
+    pub restarted: Vec<String>,
 }
 
 /// The node's machine configuration.
@@ -53,7 +58,9 @@ pub struct Outcome {
 pub struct NodeConfig {
     store: Store,
     trial_path: PathBuf,
-    sysctl_dir: PathBuf,
+    targets: appliers::Targets,
+    /// init's control FIFO (`restart SERVICE`).
+    control_fifo: PathBuf,
     /// This boot's id ("" when unknown: then every start is the same boot).
     boot_id: String,
     lock: Mutex<()>,
@@ -83,8 +90,9 @@ fn reboot_reason(mode: ConfigMode, changes: &[Change]) -> Result<Option<String>,
         (ConfigMode::Reboot, _) => Ok(Some("mode reboot".into())),
         (ConfigMode::Auto, Some(c)) => Ok(Some(format!("{} needs a reboot", c.field))),
         (ConfigMode::NoReboot, Some(c)) => Err(Status::failed_precondition(format!(
-            "{} needs a reboot (a removed sysctl's kernel default comes back only with a boot): \
-             nothing was changed; apply with --mode auto or --mode reboot",
+            "{} needs a reboot (interfaces are configured at start, and a removed sysctl's \
+             kernel default comes back only with a boot): nothing was changed; apply with \
+             --mode auto or --mode reboot",
             c.field
         ))),
         (_, None) => Ok(None),
@@ -104,7 +112,8 @@ impl NodeConfig {
         Ok(NodeConfig {
             store,
             trial_path: cfg.config_dir.join(TRIAL_FILE),
-            sysctl_dir: cfg.sysctl_dir.clone(),
+            targets: appliers::Targets::from_config(cfg),
+            control_fifo: cfg.control_fifo(),
             boot_id,
             lock: Mutex::new(()),
             wake: Notify::new(),
@@ -128,6 +137,17 @@ impl NodeConfig {
             None => Config::empty(),
         };
         Ok((cur, doc))
+    }
+
+    /// The resolver file, shared with [`crate::net`] (whose name servers
+    /// the configuration's win over).
+    pub fn resolver(&self) -> Arc<crate::resolv::Resolver> {
+        self.targets.resolver.clone()
+    }
+
+    /// The SNTP client's servers: `time.ntp` of what is applied live.
+    pub fn ntp_servers(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.targets.ntp.subscribe()
     }
 
     fn trial(&self) -> Result<Option<Trial>, Status> {
@@ -165,9 +185,37 @@ impl NodeConfig {
 
     /// Applies `doc` live; a failure has changed nothing
     /// ([`appliers::apply_live`] puts back what it wrote).
-    fn apply_live(&self, doc: &Config) -> Result<(), Status> {
-        appliers::apply_live(doc, &self.sysctl_dir)
+    fn apply_live(&self, doc: &Config) -> Result<appliers::Applied, Status> {
+        appliers::apply_live(doc, &self.targets)
             .map_err(|e| Status::failed_precondition(format!("{e}: nothing was changed")))
+    }
+
+    /// Puts `doc` back live after a later step failed (best effort, logged).
+    fn put_back(&self, doc: &Config) {
+        if let Err(e) = appliers::apply_live(doc, &self.targets) {
+            eprintln!("matic-agent: config: putting the previous generation back: {e}");
+        }
+    }
+
+    /// Asks init to restart the services `applied` names; the ones asked.
+    /// A FIFO init does not read (tests without init, a shutdown) is
+    /// logged: the files are in place, and containerd reads them when it
+    /// next starts.
+    fn restart(&self, applied: &appliers::Applied) -> Vec<String> {
+        let mut done = Vec::new();
+        for name in &applied.restart {
+            match crate::init_link::send_command(
+                &self.control_fifo,
+                matic_contract::control::Command::Restart(name.as_bytes()),
+            ) {
+                Ok(()) => {
+                    eprintln!("matic-agent: config: asked init to restart {name}");
+                    done.push((*name).to_owned());
+                }
+                Err(e) => eprintln!("matic-agent: config: restarting {name}: {e}"),
+            }
+        }
+        done
     }
 
     /// The document generation `id` holds and that generation's parent;
@@ -195,7 +243,7 @@ impl NodeConfig {
         let (cur, old) = self.current()?;
         let changes = diff::diff(&old, &new);
         let reboot = reboot_reason(mode, &changes)?;
-        self.apply_live(&new)?;
+        let applied = self.apply_live(&new)?;
         let parent = cur.as_ref().map(|g| g.id);
         // A trial's state is written before its generation: a crash in
         // between leaves a trial naming a generation that never came, which
@@ -212,7 +260,7 @@ impl NodeConfig {
                 facts::boottime_ms(),
             );
             if let Err(e) = self.save_trial(&t) {
-                let _ = appliers::apply_live(&old, &self.sysctl_dir);
+                self.put_back(&old);
                 return Err(e);
             }
             Some(t)
@@ -225,10 +273,11 @@ impl NodeConfig {
             time: wall_s(),
         };
         let id = self.store.add(text, &meta).map_err(|e| {
-            let _ = appliers::apply_live(&old, &self.sysctl_dir);
+            self.put_back(&old);
             let _ = atomic::remove(&self.trial_path);
             internal(e)
         })?;
+        let restarted = self.restart(&applied);
         if trial.is_some() {
             self.wake.notify_one();
         }
@@ -249,6 +298,7 @@ impl NodeConfig {
             generation: id,
             changes,
             reboot,
+            restarted,
         })
     }
 
@@ -262,8 +312,11 @@ impl NodeConfig {
         });
         let back = matic_config::parse(&text).unwrap_or_else(|_| Config::empty());
         let changes = diff::diff(&tried, &back);
-        if let Err(e) = appliers::apply_live(&back, &self.sysctl_dir) {
-            eprintln!("matic-agent: config: revert: {e}");
+        match appliers::apply_live(&back, &self.targets) {
+            Ok(a) => {
+                self.restart(&a);
+            }
+            Err(e) => eprintln!("matic-agent: config: revert: {e}"),
         }
         let meta = Meta {
             parent,
@@ -301,13 +354,17 @@ impl NodeConfig {
             matic_config::parse(&text).map_err(|e| internal(format!("generation {to:?}: {e}")))?;
         let changes = diff::diff(&old, &back);
         let reboot = reboot_reason(mode, &changes)?;
-        self.apply_live(&back)?;
+        let applied = self.apply_live(&back)?;
         let meta = Meta {
             parent,
             origin: Origin::Rollback { to },
             time: wall_s(),
         };
-        let id = self.store.add(&text, &meta).map_err(internal)?;
+        let id = self.store.add(&text, &meta).map_err(|e| {
+            self.put_back(&old);
+            internal(e)
+        })?;
+        let restarted = self.restart(&applied);
         // A rollback ends a trial: it is the revert, asked for.
         atomic::remove(&self.trial_path).map_err(internal)?;
         self.wake.notify_one();
@@ -316,6 +373,7 @@ impl NodeConfig {
             generation: id,
             changes,
             reboot,
+            restarted,
         })
     }
 
@@ -355,8 +413,13 @@ impl NodeConfig {
             Err(e) => eprintln!("matic-agent: config: {}", e.message()),
         }
         match self.current() {
-            Ok((Some(g), doc)) => match appliers::apply_live(&doc, &self.sysctl_dir) {
-                Ok(()) => eprintln!("matic-agent: config: generation {} applied at start", g.id),
+            // containerd may have started before this with files an
+            // older agent rendered differently: restarted when they change.
+            Ok((Some(g), doc)) => match appliers::apply_live(&doc, &self.targets) {
+                Ok(a) => {
+                    self.restart(&a);
+                    eprintln!("matic-agent: config: generation {} applied at start", g.id)
+                }
                 Err(e) => eprintln!("matic-agent: config: generation {}: {e}", g.id),
             },
             Ok((None, _)) => {}
@@ -429,6 +492,19 @@ impl NodeConfig {
         tokio::task::spawn_blocking(move || f(&me))
             .await
             .map_err(|e| internal(format!("config task: {e}")))?
+    }
+
+    /// The current generation's interfaces: what [`crate::net`] configures
+    /// when the agent starts (a change to them takes a reboot).
+    pub async fn interfaces(
+        self: &Arc<Self>,
+    ) -> std::collections::BTreeMap<String, matic_config::schema::Interface> {
+        self.locked(|me| Ok(me.current()?.1.network.interfaces))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("matic-agent: config: {}", e.message());
+                Default::default()
+            })
     }
 
     pub async fn apply(self: &Arc<Self>, req: ConfigApplyRequest) -> Result<Outcome, Status> {

@@ -145,6 +145,27 @@ impl Ctx {
     }
 
     /// `osctl health`: the checks; exit code 1 also when a node answers but is unhealthy.
+    /// `osctl time`.
+    pub(crate) async fn time(&self) -> i32 {
+        let r = self
+            .fleet
+            .each(|_, mut c| async move {
+                let v = c.client.time(TimeRequest {}).await;
+                v.map(|r| r.into_inner()).map_err(|s| c.explain(&s))
+            })
+            .await;
+        self.finish(&r, output::time_json, |ok| {
+            let rows: Vec<_> = ok.iter().map(|(n, t)| output::time_row(n, t)).collect();
+            let mut s = output::table(output::TIME_HEADERS, &rows);
+            for (n, t) in ok {
+                for e in &t.errors {
+                    s.push_str(&format!("{n}: {}: {}\n", e.server, e.error));
+                }
+            }
+            s
+        })
+    }
+
     pub(crate) async fn health(&self) -> i32 {
         let r = self
             .fleet

@@ -352,6 +352,9 @@ impl MachineService for Fake {
     ) -> Result<Response<ConfigRollbackResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    async fn time(&self, _: Request<TimeRequest>) -> Result<Response<TimeResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         Ok(Response::new(HealthResponse {
             healthy: false,
