@@ -1,7 +1,8 @@
 //! `matic-agent` entry point: raise the descriptor limit and drop
 //! capabilities (before any thread exists), parse flags, load the PKI,
 //! serve the API over mutual TLS on two lanes (see [`main`]), configure the
-//! network, record this boot in the boot history (docs/history.md), and
+//! network, record this boot in the boot history (docs/history.md; opened
+//! beside the TLS set-up, and only waited for once the API serves), and
 //! mark the boot successful once serving and healthy. Logs go to stderr,
 //! which init captures.
 #![deny(unsafe_code)]
@@ -130,20 +131,12 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     // (and the shared lane runs at a lower priority).
     let listen_addr = cfg.listen;
     let listener = admin.spawn(bind(listen_addr)).await??;
-    let listening_ms = history::facts::boottime_ms();
-    eprintln!(
-        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
-        env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?,
-        disk,
-        running
-    );
-
-    let (recorder, copier) = start_history(&cfg, opening.await.ok().flatten());
-    if let Some(rec) = recorder.clone() {
-        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
-    }
-    let agent = Agent::new(cfg.clone(), disk.clone(), running).with_history(recorder.clone());
+    let local = listener.local_addr()?;
+    // Serve before the history's open is over: the API answers while it
+    // settles earlier boots (docs/history.md); a reboot asked meanwhile
+    // waits for it to record its ending.
+    let (opened, late) = history::LateRecorder::pending();
+    let agent = Agent::new(cfg.clone(), disk.clone(), running).with_history(late);
     let incoming = {
         let _lane = admin.enter();
         tls::incoming(listener, tls_config)
@@ -157,6 +150,22 @@ async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error
     let server = tokio::spawn(
         router(agent).serve_with_incoming_shutdown(incoming.shared, shutdown_signal()),
     );
+    // The timeline's `agent-listening`: bound, TLS loaded, both lanes
+    // serving.
+    let listening_ms = history::facts::boottime_ms();
+    eprintln!(
+        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
+        env!("CARGO_PKG_VERSION"),
+        local,
+        disk,
+        running
+    );
+
+    let (recorder, copier) = start_history(&cfg, opening.await.ok().flatten());
+    opened.send(recorder.clone());
+    if let Some(rec) = recorder.clone() {
+        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
+    }
 
     if !cfg.no_boot_ok {
         // On the admin lane: its GPT write uses that lane's blocking pool.

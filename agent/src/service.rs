@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Peer;
 use crate::boots::{self, History};
 use crate::config::Config;
-use crate::history::Recorder;
+use crate::history::LateRecorder;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::{health, install, kmsg, logs, release, root_device, slots};
@@ -37,8 +37,9 @@ pub struct Agent {
     install_lock: Arc<Mutex<()>>,
     /// `Logs` and `Dmesg` streams open at once (shared by both lanes).
     log_streams: Budget,
-    /// This boot's history record (none: the agent runs without history).
-    pub history: Option<Recorder>,
+    /// This boot's history record, once opened (none: the agent runs
+    /// without history).
+    pub history: LateRecorder,
 }
 
 impl Agent {
@@ -49,12 +50,12 @@ impl Agent {
             running,
             install_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
-            history: None,
+            history: LateRecorder::ready(None),
         }
     }
 
     /// The agent recording into `history`.
-    pub fn with_history(mut self, history: Option<Recorder>) -> Agent {
+    pub fn with_history(mut self, history: LateRecorder) -> Agent {
         self.history = history;
         self
     }
@@ -80,10 +81,11 @@ impl Agent {
     }
 
     /// Records how this boot is about to end, fsynced, before init is
-    /// asked. A history that cannot be written is logged: it never stops
-    /// the reboot asked for.
+    /// asked (a request during the agent's first moments waits for the
+    /// history's open). A history that cannot be written is logged: it
+    /// never stops the reboot asked for.
     async fn record_ending(&self, ending: Ending) -> Result<(), Status> {
-        if let Some(history) = self.history.clone()
+        if let Some(history) = self.history.get().await
             && let Err(e) = blocking(move || Ok(history.ended(ending))).await?
         {
             eprintln!("matic-agent: {e}");

@@ -11,6 +11,7 @@
 //! | [`inferred`] | how an unrecorded boot ended, from its log and the watchdog |
 //! | [`kmsg_copy`] | the kernel log into `kmsg.log`, and its marks |
 //! | [`recorder`] | the running boot's shared writer |
+//! | [`late`] | that writer for the API, which serves before the open is over |
 //!
 //! Must never: stop the agent (a store that cannot be opened — no
 //! `MATIC_STATE`, a full or read-only disk — is logged and the agent runs
@@ -21,6 +22,7 @@ pub mod crashes;
 pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
+pub mod late;
 pub mod recorder;
 
 use std::io::Write;
@@ -31,6 +33,7 @@ use matic_history::store::{self, Store};
 use matic_history::{Event, Started};
 
 use crate::config::Config;
+pub use late::LateRecorder;
 pub use recorder::Recorder;
 
 /// What [`open`] made of the store.
