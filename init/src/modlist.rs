@@ -1,10 +1,6 @@
 //! The initramfs module list, `/lib/modules/load.list` (docs/interfaces.md
 //! "Initramfs"): one absolute path per line, in load order; blank lines and
-//! lines starting with `#` are ignored. A line `& PATH` is a module stage 1
-//! loads *beside* the others, in a second process at the same time (in
-//! order among the `&` lines): what the root does not need (ext4, overlay,
-//! the watchdog), so its loading stays off the way to the root. A `&`
-//! module must not depend on a plain one (the builder checks it).
+//! lines starting with `#` are ignored.
 
 /// One module to load.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,8 +9,6 @@ pub struct Module<'a> {
     /// `.ko.xz`, `.ko.zst` or `.ko.gz`: loaded with
     /// `MODULE_INIT_COMPRESSED_FILE` so the kernel decompresses it.
     pub compressed: bool,
-    /// A `& PATH` line: loaded by the second process.
-    pub beside: bool,
 }
 
 /// Why a line was rejected.
@@ -32,10 +26,6 @@ pub fn entries(text: &[u8]) -> impl Iterator<Item = Result<Module<'_>, ModListEr
         if line.is_empty() || line.starts_with(b"#") {
             return None;
         }
-        let (beside, line) = match line.strip_prefix(b"&") {
-            Some(rest) => (true, trim(rest)),
-            None => (false, line),
-        };
         let plain = line.ends_with(b".ko");
         let compressed = [&b".ko.xz"[..], b".ko.zst", b".ko.gz"]
             .iter()
@@ -46,7 +36,6 @@ pub fn entries(text: &[u8]) -> impl Iterator<Item = Result<Module<'_>, ModListEr
         Some(Ok(Module {
             path: line,
             compressed,
-            beside,
         }))
     })
 }
@@ -76,24 +65,21 @@ mod tests {
             v[0],
             Ok(Module {
                 path: b"/lib/modules/6.1.0-26-amd64/kernel/drivers/virtio/virtio_blk.ko.xz",
-                compressed: true,
-                beside: false
+                compressed: true
             })
         );
         assert_eq!(
             v[1],
             Ok(Module {
                 path: b"/lib/modules/x/squashfs.ko",
-                compressed: false,
-                beside: false
+                compressed: false
             })
         );
         assert_eq!(
             v[2],
             Ok(Module {
                 path: b"/lib/modules/x/ext4.ko.zst",
-                compressed: true,
-                beside: false
+                compressed: true
             })
         );
         assert_eq!(v[3], Err(ModListError::BadLine(b"squashfs.ko")));
@@ -101,46 +87,5 @@ mod tests {
         // A NUL would cut the path short as a C string.
         let v: Vec<_> = entries(b"/lib/x\0y.ko\n").collect();
         assert_eq!(v, [Err(ModListError::BadLine(b"/lib/x\0y.ko"))]);
-    }
-
-    #[test]
-    fn ampersand_lines_are_loaded_beside_in_their_own_order() {
-        let t =
-            b"/m/virtio.ko\n& /m/crc16.ko\n/m/dm-verity.ko\n&/m/ext4.ko\n  &\t/m/overlay.ko.zst \n";
-        let v: Vec<_> = entries(t).map(Result::unwrap).collect();
-        let names: Vec<_> = v.iter().map(|m| (m.path, m.beside)).collect();
-        assert_eq!(
-            names,
-            [
-                (&b"/m/virtio.ko"[..], false),
-                (b"/m/crc16.ko", true),
-                (b"/m/dm-verity.ko", false),
-                (b"/m/ext4.ko", true),
-                (b"/m/overlay.ko.zst", true),
-            ]
-        );
-        assert!(v[4].compressed);
-    }
-
-    #[test]
-    fn a_commented_or_bad_ampersand_line_is_loaded_by_nobody() {
-        let v: Vec<_> = entries(b"/m/virtio.ko\n# & /m/ext4.ko\n").collect();
-        assert_eq!(
-            v,
-            [Ok(Module {
-                path: b"/m/virtio.ko",
-                compressed: false,
-                beside: false
-            })]
-        );
-        // A bad `&` line is rejected as a whole (logged), never loaded.
-        let v: Vec<_> = entries(b"& ext4.ko\n&\n").collect();
-        assert_eq!(
-            v,
-            [
-                Err(ModListError::BadLine(b"ext4.ko")),
-                Err(ModListError::BadLine(b""))
-            ]
-        );
     }
 }

@@ -3,8 +3,7 @@
 //! (spending a try) or take the one `matic.slot=` gives, verify its release
 //! manifest and set up its dm-verity device (`rootdev`), mount it, kexec
 //! into the slot's own kernel or raise lockdown (`slotkernel`), mount
-//! `MATIC_STATE` (once the modules loaded beside the root's are in),
-//! hand the boot facts to stage 2 in `/run/matic/boot`,
+//! `MATIC_STATE`, hand the boot facts to stage 2 in `/run/matic/boot`,
 //! switch root and exec the image's `/sbin/init`. The steps live in
 //! `blockdev`, `modules`, `rootdev`, `slotkernel` and `mounts`; this
 //! file owns their order and [`handle`], the one place a failure
@@ -73,10 +72,9 @@ pub fn run(args: &[&'static CStr]) -> ! {
     .and_then(|fd| util::write_all(&fd, b"on\n"));
     crate::log::init();
     info!("stage 1: from the initramfs");
-    let beside = crate::modules::load().unwrap_or_else(|e| {
+    if let Err(e) = crate::modules::load() {
         go_on(Stage1Error::ModuleList(e));
-        false
-    });
+    }
 
     let mut cmdline = [0u8; loader::CMDLINE_MAX];
     let cmdline = read_file(c"/proc/cmdline", &mut cmdline).unwrap_or(&[]);
@@ -159,9 +157,6 @@ pub fn run(args: &[&'static CStr]) -> ! {
         };
         handle_final(e, Some((&mut disk, retry_ms)));
     }
-    // The `&` modules (ext4 for MATIC_STATE below) are loaded, and nothing
-    // of the initramfs is in use when the slot's kernel or init takes over.
-    crate::modules::join(beside);
     // The slot's own kernel, unless it runs already (or was given): a
     // kexec does not return. Otherwise lockdown goes up before anything of
     // the slot runs.
