@@ -35,11 +35,13 @@ timing_floor() {
 # timing_node VMDIR AGENT_SECS: print one line of node figures, guest
 # seconds of this boot's own clock: the kernel's hand-over to /init, stage
 # 1's modules loaded and verified root, stage 2, the agent's start, the
-# agent listening (its mark on `osctl boots show 0`: TLS loaded and the
-# socket bound), containerd's start, boot-ok; then listen_after_init (the
-# goal's figure: /init to the agent listening) and its ratio to the
-# kernel's own time to /init; and the host seconds from QEMU's start until
-# `osctl version` answered (vm_wait_agent's output).
+# agent listening (its mark on `osctl boots show 0`: the socket bound, TLS
+# loaded, both lanes serving), its boot history opened (the agent's
+# `history boot N` kernel log line; an agent before the boot-time work
+# served the API only after it), containerd's start, boot-ok; then
+# listen_after_init (the goal's figure: /init to the agent listening) and
+# its ratio to the kernel's own time to /init; and the host seconds from
+# QEMU's start until `osctl version` answered (vm_wait_agent's output).
 timing_node() {
   local dir=$1 agent_secs=$2 dmesg_txt listening
   dmesg_txt=$(vm_osctl "$dir" dmesg) || { echo "timing: osctl dmesg failed"; return 1; }
@@ -49,9 +51,10 @@ timing_node() {
     awk '$3 == "agent-listening" { printf "%.3f", $4 / 1000; exit }')
   local init stage2 agent
   init=$(_ts 'Run /init as init process')
-  printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_listening=%s containerd_started=%s boot_ok=%s (guest s) ' \
+  printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_listening=%s history_open=%s containerd_started=%s boot_ok=%s (guest s) ' \
     "$init" "$(_ts 'matic-init: modules: ')" "$(_ts 'matic-init: slot .*verified; ')" \
     "$(_ts 'matic-init: stage 2')" "$(_ts 'matic-init: matic-agent: started')" "${listening:-?}" \
+    "$(_ts 'matic-agent: history boot ')" \
     "$(_ts 'matic-init: containerd: started')" "$(_ts 'matic-init: control: boot-ok')"
   awk -v i="${init:-0}" -v l="${listening:-0}" 'BEGIN {
     if (i > 0 && l > 0) printf "listen_after_init=%.3f ratio=%.2f ", l - i, (l - i) / i
