@@ -49,7 +49,7 @@ timing_node() {
   # The timeline's mark in ms (columns NODE BOOT MARK AT STEP).
   listening=$(vm_osctl "$dir" boots show 0 2>/dev/null |
     awk '$3 == "agent-listening" { printf "%.3f", $4 / 1000; exit }')
-  local init stage2 agent
+  local init
   init=$(_ts 'Run /init as init process')
   printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_listening=%s history_open=%s containerd_started=%s boot_ok=%s (guest s) ' \
     "$init" "$(_ts 'matic-init: modules: ')" "$(_ts 'matic-init: slot .*verified; ')" \
