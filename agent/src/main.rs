@@ -18,7 +18,6 @@ use matic_boot::Slot;
 use matic_contract::control::Command;
 use matic_proto::v1::machine_service_server::MachineServiceServer;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tonic::transport::server::Router;
 use tower::layer::util::{Identity, Stack};
 
@@ -54,11 +53,6 @@ fn main() {
             format!(" ({})", dropped.notes.join("; "))
         }
     );
-    // The PKI (certificates, the key) is parsed beside the runtimes' start:
-    // both are CPU work before the API can answer, and a node has more
-    // than one CPU (under QEMU TCG each took 0.1-0.3 s).
-    tls::install_provider();
-    let tls_loading = load_tls_beside(cfg.pki_dir.clone());
     let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
@@ -80,7 +74,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = rt.block_on(run(cfg, admin.handle().clone(), tls_loading));
+    let result = rt.block_on(run(cfg, admin.handle().clone()));
     admin.shutdown_background();
     if let Err(e) = result {
         eprintln!("matic-agent: {e}");
@@ -101,29 +95,8 @@ fn router(agent: Agent) -> Router<Stack<auth::AuthLayer, Identity>> {
         .add_service(MachineServiceServer::new(agent))
 }
 
-/// The API's TLS configuration, loaded on a thread of its own (after the
-/// capabilities were dropped: it inherits this thread's sets). The
-/// channel closes unsent if that thread could not start.
-fn load_tls_beside(
-    pki_dir: std::path::PathBuf,
-) -> oneshot::Receiver<Result<rustls::ServerConfig, tls::TlsError>> {
-    let (tx, rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("matic-tls-load".into())
-        .spawn(move || {
-            let _ = tx.send(tls::server_config(&pki_dir));
-        });
-    if let Err(e) = spawned {
-        eprintln!("matic-agent: loading the PKI on a thread of its own: {e}; loading it in turn");
-    }
-    rx
-}
-
-async fn run(
-    cfg: Config,
-    admin: Handle,
-    tls_loading: oneshot::Receiver<Result<rustls::ServerConfig, tls::TlsError>>,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(cfg: Config, admin: Handle) -> Result<(), Box<dyn std::error::Error>> {
+    tls::install_provider();
     let cfg = Arc::new(cfg);
     let boot = match init_link::read_boot(&cfg.boot_file()) {
         Ok(b) => Some(b),
@@ -142,10 +115,7 @@ async fn run(
         let os = service::os_version(&cfg.os_release);
         tokio::task::spawn_blocking(move || history::open(&cfg, slot, os))
     };
-    let tls_config = Arc::new(match tls_loading.await {
-        Ok(loaded) => loaded?,
-        Err(_) => tls::server_config(&cfg.pki_dir)?,
-    });
+    let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
         let (cmdline, resolv) = (cfg.cmdline.clone(), cfg.resolv_file());

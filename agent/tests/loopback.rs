@@ -1490,11 +1490,11 @@ async fn install_idle_client_is_aborted_and_releases_the_lock() {
     assert_eq!(node.slot_digest(Slot::A), a_digest);
 }
 
-/// The PKI is loaded on a thread of its own beside the runtimes' start
-/// (boot time): a key it cannot read must still stop the agent at once,
-/// with the path named, before it listens.
+/// A server key the agent cannot load stops it at once, with the path
+/// named, before it listens (guards the start-up order of boot time's
+/// changes: nothing is served before the TLS configuration loaded).
 #[test]
-fn btime_a_pki_the_agent_cannot_load_stops_it_naming_the_file() {
+fn btime_a_server_key_the_agent_cannot_load_stops_it_naming_the_file() {
     let dir = std::env::temp_dir().join(format!("matic-btime-pki-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("pki")).unwrap();
