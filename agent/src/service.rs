@@ -23,6 +23,11 @@ use crate::{health, install, kmsg, logs, release, root_device, slots};
 use matic_contract::control::Command;
 use matic_history::Ending;
 
+/// How long a reboot, shutdown or rollback asked while the boot history
+/// still opens (the agent serves before it) waits to record its ending: a
+/// hung `MATIC_STATE` must not keep the node from rebooting.
+pub const HISTORY_OPEN_WAIT: Duration = Duration::from_secs(5);
+
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
 pub const FAULT_ABORT: &str = "fault:abort-agent";
 
@@ -82,10 +87,22 @@ impl Agent {
 
     /// Records how this boot is about to end, fsynced, before init is
     /// asked (a request during the agent's first moments waits for the
-    /// history's open). A history that cannot be written is logged: it
-    /// never stops the reboot asked for.
+    /// history's open, at most [`HISTORY_OPEN_WAIT`]). A history that
+    /// cannot be written, or is still opening, is logged: it never stops
+    /// the reboot asked for.
     async fn record_ending(&self, ending: Ending) -> Result<(), Status> {
-        if let Some(history) = self.history.get().await
+        let history = match tokio::time::timeout(HISTORY_OPEN_WAIT, self.history.get()).await {
+            Ok(h) => h,
+            Err(_) => {
+                eprintln!(
+                    "matic-agent: boot history still opening after {} s: this ending ({}) is not recorded",
+                    HISTORY_OPEN_WAIT.as_secs(),
+                    ending
+                );
+                None
+            }
+        };
+        if let Some(history) = history
             && let Err(e) = blocking(move || Ok(history.ended(ending))).await?
         {
             eprintln!("matic-agent: {e}");

@@ -488,3 +488,29 @@ async fn the_api_answers_before_the_history_opens_and_a_reboot_waits_for_it() {
     let by = format!("{} user over the API", Role::Operator);
     assert_eq!(recorded_ending(&node.dir, 1), Some(Ending::Reboot { by }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_never_opens_does_not_stop_a_reboot() {
+    let node = Node::start(
+        "hist-hung",
+        NodeOpts {
+            prepare: Some(a_boot_id_that_blocks),
+            ..Default::default()
+        },
+    );
+    let mut op = node.client(Role::Operator).await;
+    let asked = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), op.reboot(RebootRequest {})).await;
+    r.expect("the reboot waited for the history for ever")
+        .unwrap();
+    node.expect_fifo("reboot");
+    let waited = asked.elapsed();
+    assert!(
+        waited >= matic_agent::service::HISTORY_OPEN_WAIT,
+        "it gave the open its time: {waited:?}"
+    );
+    node.wait_log("boot history still opening after 5 s: this ending (reboot requested by");
+    assert!(!node.log.lock().unwrap().contains("recording boot"));
+    // Unblock the history's thread so the agent can be stopped cleanly.
+    fs::write(node.dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+}
