@@ -1,7 +1,8 @@
 //! `matic-agent` entry point: raise the descriptor limit and drop
 //! capabilities (before any thread exists), parse flags, load the PKI,
 //! serve the API over mutual TLS on two lanes (see [`main`]), configure the
-//! network, record this boot in the boot history (docs/history.md), and
+//! network, record this boot in the boot history (docs/history.md; opened
+//! beside the TLS set-up, and only waited for once the API serves), and
 //! mark the boot successful once serving and healthy. Logs go to stderr,
 //! which init captures.
 #![deny(unsafe_code)]
@@ -162,21 +163,11 @@ async fn run(
     // (and the shared lane runs at a lower priority).
     let listen_addr = cfg.listen;
     let listener = admin.spawn(bind(listen_addr)).await??;
-    let listening_ms = history::facts::boottime_ms();
-    eprintln!(
-        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
-        env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?,
-        disk,
-        running
-    );
-
-    let opened = opening.await.ok().flatten();
-    let resumed = opened.as_ref().is_some_and(|o| o.resumed);
-    let (recorder, copier) = start_history(&cfg, opened);
-    if let Some(rec) = recorder.clone() {
-        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
-    }
+    let local = listener.local_addr()?;
+    // Serve before the history's open is over: the API answers while it
+    // settles earlier boots (docs/history.md); a reboot asked meanwhile
+    // waits for it to record its ending.
+    let (opened, late) = history::LateRecorder::pending();
     let sntp = node_config.as_ref().map(|nc| {
         let clock = match &cfg.clock_file {
             Some(f) => sntp::Clock::File(f.clone()),
@@ -187,15 +178,8 @@ async fn run(
         s
     });
     let stamped: Vec<&'static str> = handed.iter().map(|(name, _)| *name).collect();
-    let service_logs = {
-        let (cfg, rec) = (cfg.clone(), recorder.clone());
-        tokio::task::spawn_blocking(move || start_service_logs(&cfg, rec, resumed, handed))
-            .await
-            .ok()
-            .flatten()
-    };
     let agent = Agent::new(cfg.clone(), disk.clone(), running)
-        .with_history(recorder.clone())
+        .with_history(late)
         .with_stamped(stamped)
         .with_node_config(node_config.clone())
         .with_sntp(sntp);
@@ -207,9 +191,7 @@ async fn run(
         });
         tokio::spawn(nc.run_timer(reboot));
     }
-    if let Some(why) = start_reboot {
-        agent.reboot_for_config(why).await;
-    }
+    let config_agent = agent.clone();
     let incoming = {
         let _lane = admin.enter();
         tls::incoming(listener, tls_config)
@@ -223,6 +205,34 @@ async fn run(
     let server = tokio::spawn(
         router(agent).serve_with_incoming_shutdown(incoming.shared, shutdown_signal()),
     );
+    // The timeline's `agent-listening`: bound, TLS loaded, both lanes
+    // serving.
+    let listening_ms = history::facts::boottime_ms();
+    eprintln!(
+        "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
+        env!("CARGO_PKG_VERSION"),
+        local,
+        disk,
+        running
+    );
+
+    let history_opened = opening.await.ok().flatten();
+    let resumed = history_opened.as_ref().is_some_and(|o| o.resumed);
+    let (recorder, copier) = start_history(&cfg, history_opened);
+    opened.send(recorder.clone());
+    if let Some(rec) = recorder.clone() {
+        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
+    }
+    let service_logs = {
+        let (cfg, rec) = (cfg.clone(), recorder.clone());
+        tokio::task::spawn_blocking(move || start_service_logs(&cfg, rec, resumed, handed))
+            .await
+            .ok()
+            .flatten()
+    };
+    if let Some(why) = start_reboot {
+        config_agent.reboot_for_config(why).await;
+    }
 
     if !cfg.no_boot_ok {
         // On the admin lane: its GPT write uses that lane's blocking pool.

@@ -16,13 +16,18 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Peer;
 use crate::boots::{self, History};
 use crate::config::Config;
-use crate::history::Recorder;
+use crate::history::LateRecorder;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::node_config::{self, NodeConfig};
 use crate::{health, install, kmsg, logs, release, root_device, slots};
 use matic_contract::control::Command;
 use matic_history::Ending;
+
+/// How long a reboot, shutdown or rollback asked while the boot history
+/// still opens (the agent serves before it) waits to record its ending: a
+/// hung `MATIC_STATE` must not keep the node from rebooting.
+pub const HISTORY_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
 pub const FAULT_ABORT: &str = "fault:abort-agent";
@@ -38,8 +43,9 @@ pub struct Agent {
     install_lock: Arc<Mutex<()>>,
     /// `Logs` and `Dmesg` streams open at once (shared by both lanes).
     log_streams: Budget,
-    /// This boot's history record (none: the agent runs without history).
-    pub history: Option<Recorder>,
+    /// This boot's history record, once opened (none: the agent runs
+    /// without history).
+    pub history: LateRecorder,
     /// The machine configuration (none: its directory could not be opened).
     pub node_config: Option<Arc<NodeConfig>>,
     /// The services whose pipes init handed to this agent and whose lines
@@ -58,7 +64,7 @@ impl Agent {
             running,
             install_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
-            history: None,
+            history: LateRecorder::ready(None),
             stamped: Vec::new(),
             node_config: None,
             sntp: None,
@@ -104,7 +110,7 @@ impl Agent {
     }
 
     /// The agent recording into `history`.
-    pub fn with_history(mut self, history: Option<Recorder>) -> Agent {
+    pub fn with_history(mut self, history: LateRecorder) -> Agent {
         self.history = history;
         self
     }
@@ -130,10 +136,23 @@ impl Agent {
     }
 
     /// Records how this boot is about to end, fsynced, before init is
-    /// asked. A history that cannot be written is logged: it never stops
+    /// asked (a request during the agent's first moments waits for the
+    /// history's open, at most [`HISTORY_OPEN_WAIT`]). A history that
+    /// cannot be written, or is still opening, is logged: it never stops
     /// the reboot asked for.
     async fn record_ending(&self, ending: Ending) -> Result<(), Status> {
-        if let Some(history) = self.history.clone()
+        let history = match tokio::time::timeout(HISTORY_OPEN_WAIT, self.history.get()).await {
+            Ok(h) => h,
+            Err(_) => {
+                eprintln!(
+                    "matic-agent: boot history still opening after {} s: this ending ({}) is not recorded",
+                    HISTORY_OPEN_WAIT.as_secs(),
+                    ending
+                );
+                None
+            }
+        };
+        if let Some(history) = history
             && let Err(e) = blocking(move || Ok(history.ended(ending))).await?
         {
             eprintln!("matic-agent: {e}");
@@ -431,9 +450,18 @@ impl MachineService for Agent {
             let s = logs::LogStream::open(path, r.tail_lines, false).await?;
             return Ok(Response::new(holding(s.into_stream(), permit)));
         }
-        let path = match &self.history {
-            // The running boot's record: the lines the agent stamps.
-            Some(rec) if self.stamped.contains(&r.service.as_str()) => rec
+        // The running boot's record (while it still opens, at most
+        // HISTORY_OPEN_WAIT): the lines the agent stamps.
+        let stamped = self.stamped.contains(&r.service.as_str());
+        let recorder = match stamped {
+            true => tokio::time::timeout(HISTORY_OPEN_WAIT, self.history.get())
+                .await
+                .ok()
+                .flatten(),
+            false => None,
+        };
+        let path = match recorder {
+            Some(rec) => rec
                 .store()
                 .boot_dir(rec.number())
                 .join(matic_history::store::SERVICES)

@@ -488,3 +488,80 @@ async fn a_store_that_cannot_be_written_does_not_stop_the_agent() {
     op.reboot(RebootRequest {}).await.unwrap();
     node.expect_fifo("reboot");
 }
+
+// ------------------------------------------------ serving first
+
+/// This boot's history cannot open yet: `boot_id` is a FIFO nobody writes,
+/// so reading it blocks (as a slow `MATIC_STATE` would hold the open).
+fn a_boot_id_that_blocks(dir: &Path) {
+    this_boot(dir);
+    fs::remove_file(dir.join("boot_id")).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(dir.join("boot_id"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_before_the_history_opens_and_a_reboot_waits_for_it() {
+    let node = Node::start(
+        "hist-late",
+        NodeOpts {
+            prepare: Some(a_boot_id_that_blocks),
+            ..Default::default()
+        },
+    );
+    // Served while the history's open is still blocked.
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut op = node.client(Role::Operator).await;
+        let v = op.version(VersionRequest {}).await.unwrap().into_inner();
+        (op, v)
+    })
+    .await;
+    let (mut op, v) = answered.expect("the API did not answer while the history was opening");
+    assert_eq!(v.os_version, "1.2.3");
+    assert!(!node.log.lock().unwrap().contains("recording boot"));
+
+    // A reboot asked now waits for the open, so its ending is recorded
+    // before init is asked.
+    let reboot = tokio::spawn(async move { op.reboot(RebootRequest {}).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !reboot.is_finished(),
+        "the reboot did not wait for the history"
+    );
+    node.expect_fifo_silent(Duration::from_millis(100));
+    fs::write(node.dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+    reboot.await.unwrap().unwrap();
+    node.expect_fifo("reboot");
+    node.wait_log("recording boot 1");
+    let by = format!("{} user over the API", Role::Operator);
+    assert_eq!(recorded_ending(&node.dir, 1), Some(Ending::Reboot { by }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_never_opens_does_not_stop_a_reboot() {
+    let node = Node::start(
+        "hist-hung",
+        NodeOpts {
+            prepare: Some(a_boot_id_that_blocks),
+            ..Default::default()
+        },
+    );
+    let mut op = node.client(Role::Operator).await;
+    let asked = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), op.reboot(RebootRequest {})).await;
+    r.expect("the reboot waited for the history for ever")
+        .unwrap();
+    node.expect_fifo("reboot");
+    let waited = asked.elapsed();
+    assert!(
+        waited >= matic_agent::service::HISTORY_OPEN_WAIT,
+        "it gave the open its time: {waited:?}"
+    );
+    node.wait_log("boot history still opening after 5 s: this ending (reboot requested by");
+    assert!(!node.log.lock().unwrap().contains("recording boot"));
+    // Unblock the history's thread so the agent can be stopped cleanly.
+    fs::write(node.dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+}

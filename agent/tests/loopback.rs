@@ -1489,3 +1489,40 @@ async fn install_idle_client_is_aborted_and_releases_the_lock() {
     good_install(&node, &mut c, 22).await;
     assert_eq!(node.slot_digest(Slot::A), a_digest);
 }
+
+/// A server key the agent cannot load stops it at once, with the path
+/// named, before it listens (guards the start-up order of boot time's
+/// changes: nothing is served before the TLS configuration loaded).
+#[test]
+fn btime_a_server_key_the_agent_cannot_load_stops_it_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("matic-btime-pki-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("pki")).unwrap();
+    let ca = Ca::generate("test CA").unwrap();
+    let server = ca.server_cert(&["127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join("pki/ca.crt"), &ca.cert.cert_pem).unwrap();
+    server.write(&dir.join("pki"), "server").unwrap();
+    std::fs::write(dir.join("pki/server.key"), "not a key\n").unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_matic-agent"));
+    let mut child = matic_tests::agent::command(bin, &dir)
+        .arg("--no-boot-ok")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the agent kept running with a bad server.key");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("server.key"), "the key's path is named: {err}");
+    assert!(!err.contains("listening on"), "{err}");
+}

@@ -32,16 +32,54 @@ timing_floor() {
   awk -v u="$up" -v a="$t0" -v b="$t1" 'BEGIN { printf "floor_init_uptime=%s floor_wall=%.2f\n", u, b - a }'
 }
 
-# timing_node VMDIR AGENT_SECS: print one line of node figures from the
-# kernel log (timestamps of the kernel's hand-over to /init, init's stage 2,
-# the services' first start, the agent's boot-ok) and the host seconds from
+# timing_node VMDIR AGENT_SECS: print one line of node figures, guest
+# seconds of this boot's own clock: the kernel's hand-over to /init, stage
+# 1's modules loaded and verified root, stage 2, the agent's start, the
+# agent listening (its mark on `osctl boots show 0`: the socket bound, TLS
+# loaded, both lanes serving), its boot history opened (the agent's
+# `history boot N` kernel log line; an agent before the boot-time work
+# served the API only after it), containerd's start, boot-ok; then
+# listen_after_init (the goal's figure: /init to the agent listening) and
+# its ratio to the kernel's own time to /init; and the host seconds from
 # QEMU's start until `osctl version` answered (vm_wait_agent's output).
 timing_node() {
-  local dir=$1 agent_secs=$2 dmesg_txt
+  local dir=$1 agent_secs=$2 dmesg_txt listening
   dmesg_txt=$(vm_osctl "$dir" dmesg) || { echo "timing: osctl dmesg failed"; return 1; }
   _ts() { grep -m1 -E "$1" <<<"$dmesg_txt" | sed -n 's/^[^[]*\[ *\([0-9.]*\)\].*/\1/p'; }
-  printf 'init=%s stage2=%s agent_started=%s containerd_started=%s boot_ok=%s (guest s) api_answers=%s (host s)\n' \
-    "$(_ts 'Run /init as init process')" "$(_ts 'matic-init: stage 2')" \
-    "$(_ts 'matic-init: matic-agent: started')" "$(_ts 'matic-init: containerd: started')" \
-    "$(_ts 'matic-init: control: boot-ok')" "$agent_secs"
+  # The timeline's mark in ms (columns NODE BOOT MARK AT STEP).
+  listening=$(vm_osctl "$dir" boots show 0 2>/dev/null |
+    awk '$3 == "agent-listening" { printf "%.3f", $4 / 1000; exit }')
+  local init
+  init=$(_ts 'Run /init as init process')
+  printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_listening=%s history_open=%s containerd_started=%s boot_ok=%s (guest s) ' \
+    "$init" "$(_ts 'matic-init: modules: ')" "$(_ts 'matic-init: slot .*verified; ')" \
+    "$(_ts 'matic-init: stage 2')" "$(_ts 'matic-init: matic-agent: started')" "${listening:-?}" \
+    "$(_ts 'matic-agent: history boot ')" \
+    "$(_ts 'matic-init: containerd: started')" "$(_ts 'matic-init: control: boot-ok')"
+  awk -v i="${init:-0}" -v l="${listening:-0}" 'BEGIN {
+    if (i > 0 && l > 0) printf "listen_after_init=%.3f ratio=%.2f ", l - i, (l - i) / i
+    else printf "listen_after_init=? ratio=? " }'
+  printf 'api_answers=%s (host s)\n' "$agent_secs"
+}
+
+# timing_medians: reads the KEY=VALUE lines of timing_node or timing_floor
+# on stdin and prints the median of each numeric key, in first-seen order.
+timing_medians() {
+  awk '{
+      for (f = 1; f <= NF; f++) {
+        if (split($f, kv, "=") != 2 || kv[2] !~ /^[0-9.]+$/) continue
+        if (!(kv[1] in n)) order[++keys] = kv[1]
+        v[kv[1], ++n[kv[1]]] = kv[2]
+      }
+    }
+    END {
+      for (k = 1; k <= keys; k++) {
+        key = order[k]; m = n[key]
+        for (i = 1; i <= m; i++) a[i] = v[key, i]
+        for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        printf "%s%s=%s", (k > 1 ? " " : ""), key, med
+      }
+      printf " (medians of %d)\n", m
+    }'
 }

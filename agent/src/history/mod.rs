@@ -14,6 +14,7 @@
 //! | [`recorder`] | the running boot's shared writer |
 //! | [`service_logs`] | the services' pipes handed by init, stamped into `services/<name>.log` |
 //! | [`raw_lines`] | what init copied raw while no agent read the pipes, moved in at start |
+//! | [`late`] | that writer for the API, which serves before the open is over |
 //!
 //! Must never: stop the agent (a store that cannot be opened — no
 //! `MATIC_STATE`, a full or read-only disk — is logged and the agent runs
@@ -24,6 +25,7 @@ pub mod crashes;
 pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
+pub mod late;
 pub mod raw_lines;
 pub mod recorder;
 pub mod service_logs;
@@ -36,6 +38,7 @@ use matic_history::store::{self, Store};
 use matic_history::{Event, Started};
 
 use crate::config::Config;
+pub use late::LateRecorder;
 pub use recorder::Recorder;
 
 /// What [`open`] made of the store.
