@@ -493,14 +493,25 @@ async fn a_store_that_cannot_be_written_does_not_stop_the_agent() {
 
 /// This boot's history cannot open yet: `boot_id` is a FIFO nobody writes,
 /// so reading it blocks (as a slow `MATIC_STATE` would hold the open).
-fn a_boot_id_that_blocks(dir: &Path) {
+/// A kernel log that blocks the history's open: the agent's `history boot
+/// N` line is written to it before the open is over, and a FIFO with no
+/// reader blocks that write (nothing else the agent does before it serves
+/// touches the kernel log; the machine configuration reads the boot id,
+/// so blocking that would block more than the history).
+fn a_kmsg_that_blocks(dir: &Path) {
     this_boot(dir);
-    fs::remove_file(dir.join("boot_id")).unwrap();
+    let _ = fs::remove_file(dir.join("kmsg"));
     let st = std::process::Command::new("mkfifo")
-        .arg(dir.join("boot_id"))
+        .arg(dir.join("kmsg"))
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// Lets the blocked open go on: a reader for the kernel log FIFO.
+fn unblock_kmsg(dir: &Path) {
+    let kmsg = dir.join("kmsg");
+    std::thread::spawn(move || fs::read(kmsg));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,7 +519,7 @@ async fn the_api_answers_before_the_history_opens_and_a_reboot_waits_for_it() {
     let node = Node::start(
         "hist-late",
         NodeOpts {
-            prepare: Some(a_boot_id_that_blocks),
+            prepare: Some(a_kmsg_that_blocks),
             ..Default::default()
         },
     );
@@ -532,7 +543,7 @@ async fn the_api_answers_before_the_history_opens_and_a_reboot_waits_for_it() {
         "the reboot did not wait for the history"
     );
     node.expect_fifo_silent(Duration::from_millis(100));
-    fs::write(node.dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+    unblock_kmsg(&node.dir);
     reboot.await.unwrap().unwrap();
     node.expect_fifo("reboot");
     node.wait_log("recording boot 1");
@@ -545,7 +556,7 @@ async fn a_history_that_never_opens_does_not_stop_a_reboot() {
     let node = Node::start(
         "hist-hung",
         NodeOpts {
-            prepare: Some(a_boot_id_that_blocks),
+            prepare: Some(a_kmsg_that_blocks),
             ..Default::default()
         },
     );
@@ -563,5 +574,5 @@ async fn a_history_that_never_opens_does_not_stop_a_reboot() {
     node.wait_log("boot history still opening after 5 s: this ending (reboot requested by");
     assert!(!node.log.lock().unwrap().contains("recording boot"));
     // Unblock the history's thread so the agent can be stopped cleanly.
-    fs::write(node.dir.join("boot_id"), format!("{BOOT_ID}\n")).unwrap();
+    unblock_kmsg(&node.dir);
 }
