@@ -384,7 +384,9 @@ fleet_json() { local i=$1; shift; vm_osctl "$(fleet_vm "$i")" -o json "$@"; }
 fleet_boots() { grep -c 'Run /init as init process' "$(fleet_vm "$1")/console.log" 2>/dev/null || true; }
 
 # fleet_start: a copy of the base disk (slot A: e2e-1) for each node, all
-# booted at once; waits until each answers with its slot marked.
+# booted at once; waits until each answers with its slot marked and its
+# agent has told init boot-ok (A is marked on the base disk already: only
+# the console says the agent has done its part).
 fleet_start() {
   local i until=$(($(date +%s) + E2E_BOOT_WAIT))
   for i in "${FLEET[@]}"; do
@@ -393,9 +395,10 @@ fleet_start() {
     VM_MEMORY=$E2E_FLEET_MEMORY vm_start "$(fleet_vm "$i")" "$(fleet_disk "$i")" $((E2E_PORT + i))
   done
   for i in "${FLEET[@]}"; do
-    until fleet_is "$i" e2e-1 A >/dev/null 2>&1 && fleet_marked "$i"; do
+    until grep -q 'matic-init: control: boot-ok' "$(fleet_vm "$i")/console.log" &&
+      fleet_is "$i" e2e-1 A >/dev/null 2>&1 && fleet_marked "$i"; do
       vm_pid "$(fleet_vm "$i")" >/dev/null || die "node $i: QEMU exited while booting"
-      (($(date +%s) < until)) || die "node $i: not up with e2e-1 from A, marked, within $E2E_BOOT_WAIT s"
+      (($(date +%s) < until)) || die "node $i: not up with e2e-1 from A, marked, boot-ok, within $E2E_BOOT_WAIT s"
       sleep 1
     done
   done
