@@ -370,6 +370,9 @@ power_cut() { qmp_close; vm_kill "$E2E_VM"; }
 # E2E_PORT+I, with E2E_FLEET_MEMORY MiB: the three run beside each other,
 # the suite's own node stopped.
 E2E_FLEET_MEMORY=${E2E_FLEET_MEMORY:-512}
+# osctl upgrade's batch size: 1, as the scenario checks; 3 shows its
+# one-at-a-time check failing (every node rebooting at once).
+E2E_FLEET_MAX_UNAVAILABLE=${E2E_FLEET_MAX_UNAVAILABLE:-1}
 FLEET=(1 2 3)
 fleet_vm() { echo "$E2E_DIR/fleet/n$1/vm"; }
 fleet_disk() { echo "$E2E_DIR/fleet/n$1/disk.img"; }
@@ -467,8 +470,19 @@ fleet_windows() {
     END { for (n in open) print n, open[n], "-" }' "$1" | sort -k2,2n
 }
 
+# fleet_one_at_a_time WINDOWS: fleet_windows' lines show no two nodes
+# rebooting at once: each window closed, and each opened after the one
+# before it had closed. Otherwise prints the first overlap and fails.
+fleet_one_at_a_time() {
+  awk '$3 == "-" { print "node " $1 ": no boot-ok on its console after its reboot"; bad = 1; exit }
+    prev != "" && !($2 > prev) { print "node " $1 " began its reboot before node " pn "\047s had ended: two nodes rebooting at once"; bad = 1; exit }
+    { prev = $3; pn = $1 }
+    END { exit bad }' <<<"$1"
+}
+
 # fleet_upgrade IMAGE_VERSION OUT: `osctl upgrade` of that release across
-# the fleet, one node at a time, as an operator runs it (--nodes, -o json).
+# the fleet, E2E_FLEET_MAX_UNAVAILABLE nodes at a time, as an operator runs
+# it (--nodes, -o json).
 # OUT gets its JSON lines, each prefixed by the host time it arrived;
 # OUT.err its stderr. Sets UPGRADE_RC (its exit code), UPGRADE_SECS (host
 # wall time) and UPGRADE_SUMMARY (the summary object).
@@ -477,7 +491,7 @@ fleet_upgrade() {
   t0=$(date +%s.%N)
   set +e
   OSCTL_CONFIG=$MATIC_PKI/osctlconfig "$MATIC_RELEASE/osctl" --nodes "$(fleet_nodes)" -o json \
-    upgrade "$(img "$v")" --healthy-for "$E2E_FLEET_HEALTHY_FOR" --timeout "$E2E_FLEET_TIMEOUT" 2>"$out.err" |
+    upgrade "$(img "$v")" --max-unavailable "$E2E_FLEET_MAX_UNAVAILABLE" --healthy-for "$E2E_FLEET_HEALTHY_FOR" --timeout "$E2E_FLEET_TIMEOUT" 2>"$out.err" |
     while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done >"$out"
   UPGRADE_RC=${PIPESTATUS[0]}
   set -e

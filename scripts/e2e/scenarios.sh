@@ -640,7 +640,7 @@ scenario_12() {
 E2E_FLEET_HEALTHY_FOR=${E2E_FLEET_HEALTHY_FOR:-5s}
 E2E_FLEET_TIMEOUT=${E2E_FLEET_TIMEOUT:-600s}
 scenario_13() {
-  local i events=$E2E_DIR/fleet/events t0 since w prev_end prev_node n start end
+  local i events=$E2E_DIR/fleet/events t0 since w n start end
   local b0=()
   # The suite's node would take a core from the three.
   vm_stop "$E2E_VM"
@@ -685,15 +685,7 @@ scenario_13() {
   done <<<"$w"
   [ "$(cut -d' ' -f1 <<<"$w" | tr '\n' ' ')" = "1 2 3 " ] ||
     die "expected one reboot window per node, in the order given (1 2 3); the consoles show: $(tr '\n' ';' <<<"$w")"
-  prev_end='' prev_node=''
-  while read -r n start end; do
-    [ "$end" != - ] || die "node $n: no boot-ok on its console after its reboot"
-    if [ -n "$prev_end" ]; then
-      awk -v a="$prev_end" -v b="$start" 'BEGIN { exit !(a < b) }' ||
-        die "node $n began its reboot before node $prev_node's had ended: two nodes rebooting at once ($(tr '\n' ';' <<<"$w"))"
-    fi
-    prev_end=$end prev_node=$n
-  done <<<"$w"
+  fleet_one_at_a_time "$w" >/dev/null || die "$(fleet_one_at_a_time "$w") (windows: $(tr '\n' ';' <<<"$w"))"
   local wall sum per
   wall=$(jq -r '.elapsed_s' <<<"$UPGRADE_SUMMARY")
   sum=$(jq -r '[.nodes[].elapsed_s] | add' <<<"$UPGRADE_SUMMARY")
