@@ -447,8 +447,8 @@ fleet_watch() {
       c=$(awk '/matic-init: shutdown for reboot/ { s++ } /Run \/init as init process/ { b++ }
         /matic-init: control: boot-ok/ { k++ } END { print s + 0, b + 0, k + 0 }' "$(fleet_vm "$i")/console.log" 2>/dev/null) || continue
       [ "${last[$i]:-}" = "$c" ] && continue
-      last[$i]=$c
-      echo "$now $i $c" >>"$out"
+      # (A write that failed, e.g. a full host disk, is tried again.)
+      echo "$now $i $c" >>"$out" && last[$i]=$c
     done
     sleep 0.5
   done
