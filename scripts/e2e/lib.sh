@@ -2,7 +2,8 @@
 # Shared helpers of the end-to-end suite (sourced by scripts/e2e/run and the
 # scenario files; needs scripts/lib/{common,vm}.sh).
 #
-# One node at a time runs in $E2E_VM with its disk at $E2E_DISK. Scenarios
+# One node at a time runs in $E2E_VM with its disk at $E2E_DISK (scenario
+# 13 alone runs three, "several nodes" below). Scenarios
 # drive it only through osctl (vm_osctl) and QEMU's own controls (QMP,
 # SIGKILL for a power cut), and read outcomes through osctl and the disk
 # image itself (matic-disk status, sgdisk). What a node runs is never kept in
@@ -42,13 +43,16 @@ E2E_GOOD=(e2e-1 e2e-2 e2e-3)
 
 e2e_t0=$(date +%s.%N)
 say() { printf '  [%6.1fs] %s\n' "$(awk -v a="$e2e_t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
-# die MESSAGE: fail the scenario, with the console's tail for context.
+# die MESSAGE: fail the scenario, with the console's tail for context (each
+# console of $E2E_CONSOLES when a scenario runs several nodes).
 die() {
   printf '  FAIL: %s\n' "$*" >&2
-  if [ -f "$E2E_VM/console.log" ]; then
-    echo "  --- last 40 console lines ($E2E_VM/console.log) ---" >&2
-    tail -n 40 "$E2E_VM/console.log" | sed 's/^/  | /' >&2
-  fi
+  local c
+  for c in ${E2E_CONSOLES:-$E2E_VM/console.log}; do
+    [ -f "$c" ] || continue
+    echo "  --- last 40 console lines ($c) ---" >&2
+    tail -n 40 "$c" | sed 's/^/  | /' >&2
+  done
   exit 1
 }
 # elapsed START: seconds since START (date +%s.%N), one decimal.
@@ -162,8 +166,7 @@ node_boot() {
 node_fresh() {
   local src=${1:-$E2E_DIR/base/disk.img}
   vm_stop "$E2E_VM"
-  cp --sparse=always "$src" "$E2E_DISK"
-  rm -f "$E2E_DISK.erst"
+  vm_copy_disk "$src" "$E2E_DISK"
   node_boot
   wait_marked
 }
@@ -360,3 +363,145 @@ flip_byte() {
 
 # power_cut: SIGKILL QEMU (vm_kill): what QEMU wrote to the image stays.
 power_cut() { qmp_close; vm_kill "$E2E_VM"; }
+
+# --- several nodes (scenario 13: osctl upgrade across a fleet) --------------
+
+# Node I (1..3) lives in $E2E_DIR/fleet/nI (vm/, disk.img), its API on
+# E2E_PORT+I, with E2E_FLEET_MEMORY MiB: the three run beside each other,
+# the suite's own node stopped.
+E2E_FLEET_MEMORY=${E2E_FLEET_MEMORY:-512}
+# osctl upgrade's batch size: 1, as the scenario checks; 3 shows its
+# one-at-a-time check failing (every node rebooting at once).
+E2E_FLEET_MAX_UNAVAILABLE=${E2E_FLEET_MAX_UNAVAILABLE:-1}
+FLEET=(1 2 3)
+fleet_vm() { echo "$E2E_DIR/fleet/n$1/vm"; }
+fleet_disk() { echo "$E2E_DIR/fleet/n$1/disk.img"; }
+fleet_endpoint() { echo "127.0.0.1:$((E2E_PORT + $1))"; }
+# fleet_nodes: osctl's --nodes for the whole fleet, in order.
+fleet_nodes() {
+  local i eps=()
+  for i in "${FLEET[@]}"; do eps+=("$(fleet_endpoint "$i")"); done
+  (IFS=,; echo "${eps[*]}")
+}
+fleet_json() { local i=$1; shift; vm_osctl "$(fleet_vm "$i")" -o json "$@"; }
+fleet_boots() { grep -c 'Run /init as init process' "$(fleet_vm "$1")/console.log" 2>/dev/null || true; }
+
+# fleet_start: a copy of the base disk (slot A: e2e-1) for each node, all
+# booted at once; waits until each answers with its slot marked and its
+# agent has told init boot-ok (A is marked on the base disk already: only
+# the console says the agent has done its part).
+fleet_start() {
+  local i until=$(($(date +%s) + E2E_BOOT_WAIT))
+  for i in "${FLEET[@]}"; do
+    mkdir -p "$E2E_DIR/fleet/n$i"
+    vm_copy_disk "$E2E_DIR/base/disk.img" "$(fleet_disk "$i")"
+    VM_MEMORY=$E2E_FLEET_MEMORY vm_start "$(fleet_vm "$i")" "$(fleet_disk "$i")" $((E2E_PORT + i))
+  done
+  for i in "${FLEET[@]}"; do
+    until grep -q 'matic-init: control: boot-ok' "$(fleet_vm "$i")/console.log" &&
+      fleet_is "$i" e2e-1 A >/dev/null 2>&1 && fleet_marked "$i"; do
+      vm_pid "$(fleet_vm "$i")" >/dev/null || die "node $i: QEMU exited while booting"
+      (($(date +%s) < until)) || die "node $i: not up with e2e-1 from A, marked, boot-ok, within $E2E_BOOT_WAIT s"
+      sleep 1
+    done
+  done
+}
+
+# fleet_stop: power every node off (SIGTERM, then SIGKILL), and the watcher.
+fleet_stop() {
+  local i
+  [ -z "${FLEET_WATCH_PID:-}" ] || kill "$FLEET_WATCH_PID" 2>/dev/null || true
+  for i in "${FLEET[@]}"; do vm_stop "$(fleet_vm "$i")"; done
+}
+
+# fleet_is I VERSION SLOT: node I's API reports this image from this slot.
+fleet_is() {
+  local j
+  j=$(fleet_json "$1" version) || return 1
+  jq -e --arg v "$2" --arg s "$3" '.[0].ok and .[0].result.os_version == $v and .[0].result.slot == $s' <<<"$j" >/dev/null ||
+    { echo "node $1 runs $(jq -c '.[0].result | {os_version, slot}' <<<"$j")"; return 1; }
+}
+# fleet_marked I: node I's running slot is marked successful.
+fleet_marked() {
+  fleet_json "$1" boot-status | jq -e '.[0].ok and ([.[0].result.slots[] | select(.running and .successful and .bootable)] | length == 1)' >/dev/null
+}
+# fleet_slot_is I SLOT JQ_CONDITION: node I's boot-status entry for SLOT
+# satisfies it.
+fleet_slot_is() {
+  fleet_json "$1" boot-status | jq -e --arg s "$2" ".[0].ok and (.[0].result.slots[] | select(.name == \$s) | $3)" >/dev/null ||
+    die "node $1: boot-status: slot $2 should satisfy '$3'; it is $(fleet_json "$1" boot-status | jq -c --arg s "$2" '.[0].result.slots[] | select(.name == $s)')"
+}
+
+# fleet_watch FILE: until killed, read each node's console every 0.5 s and
+# append "HOST_SECONDS NODE SHUTDOWNS BOOTS BOOT_OKS" to FILE when a count
+# changed: init's "shutdown for reboot" lines, the kernel's starts of init,
+# init's "control: boot-ok" lines (the agent marked the boot). The consoles
+# carry guest clocks only; these host times let the nodes' reboots be
+# compared (to within the 0.5 s poll).
+fleet_watch() {
+  local out=$1 i now c
+  local -A last=()
+  while :; do
+    now=$(date +%s.%N)
+    for i in "${FLEET[@]}"; do
+      c=$(awk '/matic-init: shutdown for reboot/ { s++ } /Run \/init as init process/ { b++ }
+        /matic-init: control: boot-ok/ { k++ } END { print s + 0, b + 0, k + 0 }' "$(fleet_vm "$i")/console.log" 2>/dev/null) || continue
+      [ "${last[$i]:-}" = "$c" ] && continue
+      # (A write that failed, e.g. a full host disk, is tried again.)
+      echo "$now $i $c" >>"$out" && last[$i]=$c
+    done
+    sleep 0.5
+  done
+}
+
+# fleet_windows EVENTS SINCE: from fleet_watch's EVENTS, the nodes' reboot
+# windows that opened after host time SINCE, "NODE START END" a line, by
+# START: from the first sight of a new "shutdown for reboot" to the first
+# sight of a boot-ok after it (END "-" when none came).
+fleet_windows() {
+  awk -v since="$2" '
+    { t = $1; n = $2; s = $3; k = $5
+      if (t >= since && (n in ps)) {
+        if (!(n in open) && s > ps[n]) { open[n] = t; ok[n] = k }
+        else if ((n in open) && k > ok[n]) { print n, open[n], t; delete open[n] }
+      }
+      ps[n] = s
+    }
+    END { for (n in open) print n, open[n], "-" }' "$1" | sort -k2,2n
+}
+
+# fleet_one_at_a_time WINDOWS: fleet_windows' lines show no two nodes
+# rebooting at once: each window closed, and each opened after the one
+# before it had closed. Otherwise prints the first overlap and fails.
+fleet_one_at_a_time() {
+  awk '$3 == "-" { print "node " $1 ": no boot-ok on its console after its reboot"; bad = 1; exit }
+    prev != "" && !($2 > prev) { print "node " $1 " began its reboot before node " pn "\047s had ended: two nodes rebooting at once"; bad = 1; exit }
+    { prev = $3; pn = $1 }
+    END { exit bad }' <<<"$1"
+}
+
+# fleet_upgrade IMAGE_VERSION OUT: `osctl upgrade` of that release across
+# the fleet, E2E_FLEET_MAX_UNAVAILABLE nodes at a time, as an operator runs
+# it (--nodes, -o json).
+# OUT gets its JSON lines, each prefixed by the host time it arrived;
+# OUT.err its stderr. Sets UPGRADE_RC (its exit code), UPGRADE_SECS (host
+# wall time) and UPGRADE_SUMMARY (the summary object).
+fleet_upgrade() {
+  local v=$1 out=$2 t0
+  t0=$(date +%s.%N)
+  set +e
+  OSCTL_CONFIG=$MATIC_PKI/osctlconfig "$MATIC_RELEASE/osctl" --nodes "$(fleet_nodes)" -o json \
+    upgrade "$(img "$v")" --max-unavailable "$E2E_FLEET_MAX_UNAVAILABLE" --healthy-for "$E2E_FLEET_HEALTHY_FOR" --timeout "$E2E_FLEET_TIMEOUT" 2>"$out.err" |
+    while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done >"$out"
+  UPGRADE_RC=${PIPESTATUS[0]}
+  set -e
+  # shellcheck disable=SC2034 # read by the scenarios
+  UPGRADE_SECS=$(elapsed "$t0")
+  UPGRADE_SUMMARY=$(cut -d' ' -f2- "$out" | jq -c 'select(.summary) | .summary')
+  [ -n "$UPGRADE_SUMMARY" ] || die "osctl upgrade $v (exit $UPGRADE_RC) printed no summary: $(tail -c 800 "$out.err")"
+}
+# upgrade_node I JQ_CONDITION: the last summary's entry for node I satisfies it.
+upgrade_node() {
+  jq -e --arg n "$(fleet_endpoint "$1")" ".nodes[] | select(.node == \$n) | $2" <<<"$UPGRADE_SUMMARY" >/dev/null ||
+    die "osctl upgrade: node $1 should satisfy '$2'; the summary says $(jq -c --arg n "$(fleet_endpoint "$1")" '.nodes[] | select(.node == $n)' <<<"$UPGRADE_SUMMARY")"
+}

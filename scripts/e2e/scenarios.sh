@@ -613,3 +613,129 @@ scenario_12() {
   ((RECOVERY_BOOTS == 2 * BAD_TRIES + 1)) ||
     die "expected $((2 * BAD_TRIES + 1)) boots (two per try and the good one), saw $RECOVERY_BOOTS"
 }
+
+# 13. Fleet upgrade across three nodes (issue 16): `osctl upgrade --nodes`
+# against three QEMU nodes, each booted from its own copy of the base disk
+# (e2e-1 in A). The images are the suite's: e2e-2 (good), e2e-agent-exits.
+# a) e2e-2 rolls across the three, one at a time: each node rebooted once,
+#    and on the host clock (fleet_watch over the consoles) no node's reboot
+#    window (init's "shutdown for reboot" to the new boot's boot-ok)
+#    overlaps another's; each runs e2e-2 from B, marked;
+# b) e2e-agent-exits halts after the first node: that node's new slot runs
+#    out of tries and the node comes back on B by itself (`rolled-back`),
+#    the other two are `untouched`: no reboot, e2e-2 from B, slot A still
+#    e2e-1 (nothing installed);
+# c) the rerun of e2e-2 resumes: every node skipped (the first is back on
+#    the release), no reboot, exit 0.
+# Prints the three-node rollout's wall time beside the sum of the three
+# nodes' own upgrade times (each node's elapsed_s in the summary: install,
+# reboot, wait, --healthy-for).
+#
+# --healthy-for 5s (not the default 30 s): every look in the window (one a
+# second) must see the new boot, its slot marked and every health check
+# passing; in these images nothing starts later that could fail then (no
+# kubelet), and the bad image is caught by its boot deadline, never by a
+# flap. --timeout 600s: the bad node is unreachable for its tries × (boot +
+# boot deadline), ~3 min (scenario 2), before osctl sees it back on B.
+E2E_FLEET_HEALTHY_FOR=${E2E_FLEET_HEALTHY_FOR:-5s}
+E2E_FLEET_TIMEOUT=${E2E_FLEET_TIMEOUT:-600s}
+scenario_13() {
+  local i events=$E2E_DIR/fleet/events t0 since w n start end
+  local b0=()
+  # The suite's node would take a core from the three.
+  vm_stop "$E2E_VM"
+  rm -rf "$E2E_DIR/fleet"
+  mkdir -p "$E2E_DIR/fleet"
+  # shellcheck disable=SC2034 # read by die
+  E2E_CONSOLES=$(for i in "${FLEET[@]}"; do echo "$(fleet_vm "$i")/console.log"; done)
+  # A failed check must never leave QEMU running.
+  trap fleet_stop EXIT
+  say "booting three nodes ($E2E_FLEET_MEMORY MiB each; APIs on $(fleet_nodes))"
+  t0=$(date +%s.%N)
+  fleet_start
+  say "   all three run e2e-1 from A, marked, $(elapsed "$t0") s after the first QEMU started"
+  fleet_watch "$events" &
+  # shellcheck disable=SC2034 # read by fleet_stop
+  FLEET_WATCH_PID=$!
+  # Its first round is every node's baseline.
+  for i in $(seq 50); do
+    (($(cut -d' ' -f2 "$events" 2>/dev/null | sort -u | wc -l) == ${#FLEET[@]})) && break
+    sleep 0.2
+  done
+  (($(cut -d' ' -f2 "$events" 2>/dev/null | sort -u | wc -l) == ${#FLEET[@]})) || die "the console watcher saw no console within 10 s"
+
+  # a) The good release, one node at a time.
+  for i in "${FLEET[@]}"; do b0[i]=$(fleet_boots "$i"); done
+  since=$(date +%s.%N)
+  say "a) osctl upgrade e2e-2 --nodes $(fleet_nodes) --healthy-for $E2E_FLEET_HEALTHY_FOR"
+  fleet_upgrade e2e-2 "$E2E_DIR/fleet/upgrade-a.json"
+  ((UPGRADE_RC == 0)) || die "osctl upgrade e2e-2 exited $UPGRADE_RC: $UPGRADE_SUMMARY $(tail -c 600 "$E2E_DIR/fleet/upgrade-a.json.err")"
+  jq -e '(.halted | not) and (.nodes | length == 3)' <<<"$UPGRADE_SUMMARY" >/dev/null || die "upgrade a): summary $UPGRADE_SUMMARY"
+  for i in "${FLEET[@]}"; do
+    upgrade_node "$i" '.result == "done" and .slot == "B" and .version == "e2e-2"'
+    fleet_is "$i" e2e-2 B >/dev/null || die "after the rollout: $(fleet_is "$i" e2e-2 B)"
+    fleet_marked "$i" || die "node $i: slot B not marked successful after the rollout"
+    (($(fleet_boots "$i") == b0[i] + 1)) || die "node $i: expected one reboot in the rollout, its console shows $(($(fleet_boots "$i") - b0[i])) boots"
+  done
+  sleep 1 # the watcher's last round
+  w=$(fleet_windows "$events" "$since")
+  say "   reboot windows (host s after the upgrade began: init's shutdown for reboot -> boot-ok):"
+  while read -r n start end; do
+    say "     node $n: $(awk -v a="$since" -v b="$start" 'BEGIN{printf "%.1f", b-a}') -> $(awk -v a="$since" -v b="$end" 'BEGIN{printf "%.1f", b-a}')"
+  done <<<"$w"
+  [ "$(cut -d' ' -f1 <<<"$w" | tr '\n' ' ')" = "1 2 3 " ] ||
+    die "expected one reboot window per node, in the order given (1 2 3); the consoles show: $(tr '\n' ';' <<<"$w")"
+  fleet_one_at_a_time "$w" >/dev/null || die "$(fleet_one_at_a_time "$w") (windows: $(tr '\n' ';' <<<"$w"))"
+  local wall sum per
+  wall=$(jq -r '.elapsed_s' <<<"$UPGRADE_SUMMARY")
+  sum=$(jq -r '[.nodes[].elapsed_s] | add' <<<"$UPGRADE_SUMMARY")
+  per=$(jq -r '[.nodes[].elapsed_s | . * 10 | round / 10 | tostring] | join(" + ")' <<<"$UPGRADE_SUMMARY")
+  say "   three-node rollout: $(printf %.1f "$wall") s wall (host: $UPGRADE_SECS s); sum of the three single-node upgrades: $(printf %.1f "$sum") s ($per)"
+  echo "three-node rollout ${wall} s wall; single-node upgrades $per = ${sum} s" >"$E2E_DIR/fleet/figures.txt"
+
+  # b) The bad release halts after the first node, which rolls back alone.
+  for i in "${FLEET[@]}"; do b0[i]=$(fleet_boots "$i"); done
+  say "b) osctl upgrade e2e-agent-exits --timeout $E2E_FLEET_TIMEOUT"
+  fleet_upgrade e2e-agent-exits "$E2E_DIR/fleet/upgrade-b.json"
+  ((UPGRADE_RC == 1)) || die "osctl upgrade e2e-agent-exits exited $UPGRADE_RC, not 1 (halted): $UPGRADE_SUMMARY"
+  jq -e '.halted' <<<"$UPGRADE_SUMMARY" >/dev/null || die "upgrade b) did not halt: $UPGRADE_SUMMARY"
+  upgrade_node 1 '.result == "failed" and .failure.check == "rolled-back" and .rollback == null'
+  upgrade_node 2 '.result == "untouched"'
+  upgrade_node 3 '.result == "untouched"'
+  fleet_is 1 e2e-2 B >/dev/null || die "node 1 after its rollback: $(fleet_is 1 e2e-2 B)"
+  fleet_marked 1 || die "node 1: slot B not marked successful after its rollback"
+  fleet_slot_is 1 A '(.bootable | not) and .priority == 0 and (.next_boot | not)'
+  # By itself: each boot of the new slot ended at init's boot deadline (the
+  # agent never marked it), then the old slot booted; osctl sent no rollback.
+  local bad deadlines
+  bad=$(($(fleet_boots 1) - b0[1] - 1))
+  deadlines=$(awk -v n="${b0[1]}" '/Run \/init as init process/ { c++ } c > n' "$(fleet_vm 1)/console.log" |
+    grep -c 'matic-init: boot deadline: slot not marked successful in time' || true)
+  ((bad >= 1 && deadlines == bad)) ||
+    die "node 1: expected one boot deadline per boot of the new slot: $bad boots of it, $deadlines deadlines"
+  say "   node 1: failed (rolled-back) after $(jq -r '.nodes[0].elapsed_s | . * 10 | round / 10' <<<"$UPGRADE_SUMMARY") s: $bad boots of A, each ended by its boot deadline, then B; back on e2e-2 from B, A given up"
+  for i in 2 3; do
+    (($(fleet_boots "$i") == b0[i])) || die "node $i rebooted during the halted rollout ($(($(fleet_boots "$i") - b0[i])) boots)"
+    fleet_is "$i" e2e-2 B >/dev/null || die "node $i after the halted rollout: $(fleet_is "$i" e2e-2 B)"
+    # Nothing installed: A still holds e2e-1, bootable.
+    fleet_slot_is "$i" A '.version == "e2e-1" and .bootable'
+  done
+  say "   nodes 2 and 3: untouched (no reboot, e2e-2 from B, A still e2e-1)"
+
+  # c) The rerun with the good release resumes: nothing left to do.
+  for i in "${FLEET[@]}"; do b0[i]=$(fleet_boots "$i"); done
+  say "c) osctl upgrade e2e-2 again"
+  fleet_upgrade e2e-2 "$E2E_DIR/fleet/upgrade-c.json"
+  ((UPGRADE_RC == 0)) || die "the rerun of e2e-2 exited $UPGRADE_RC: $UPGRADE_SUMMARY"
+  for i in "${FLEET[@]}"; do
+    upgrade_node "$i" '.result == "skipped"'
+    (($(fleet_boots "$i") == b0[i])) || die "node $i rebooted during the rerun"
+  done
+  say "   every node skipped, none rebooted ($UPGRADE_SECS s)"
+  # E2E_FLEET_MEMORY was enough: no node's kernel ran out of memory.
+  for i in "${FLEET[@]}"; do
+    if grep -qE 'Out of memory|oom-kill' "$(fleet_vm "$i")/console.log"; then
+      die "node $i ran out of memory with $E2E_FLEET_MEMORY MiB"
+    fi
+  done
+}

@@ -52,6 +52,14 @@ vm_disk_guid() {
   blkid -p -s PTUUID -o value "$1" 2>/dev/null | tr a-f A-F || true
 }
 
+# vm_copy_disk SRC DST: DST becomes a new machine's disk: a sparse copy of
+# SRC, without DST's old .erst (the disk and its .erst are one machine, see
+# the header: a copy that kept a crash record of another boot would report
+# that crash as its own).
+vm_copy_disk() {
+  cp --sparse=always "$1" "$2" && rm -f "$2.erst"
+}
+
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
 # the background. uefi mode: the disk boots itself; EXTRA_APPEND is refused
 # (the command line is the disk's: build it with --append). direct mode:
