@@ -130,28 +130,6 @@ async fn dmesg_of(c: &mut Client, boot: i64) -> Result<Vec<KernelMessage>, tonic
     Ok(all)
 }
 
-async fn logs_of(
-    c: &mut Client,
-    service: &str,
-    boot: i64,
-    tail_lines: u32,
-) -> Result<String, tonic::Status> {
-    let mut s = c
-        .logs(LogsRequest {
-            service: service.into(),
-            tail_lines,
-            follow: false,
-            boot,
-        })
-        .await?
-        .into_inner();
-    let mut all = Vec::new();
-    while let Some(m) = s.message().await? {
-        all.extend(m.data);
-    }
-    Ok(String::from_utf8(all).unwrap())
-}
-
 fn assert_status<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, want: &str) {
     let s = r.expect_err("call should fail");
     assert_eq!((s.code(), s.message()), (code, want), "{s:?}");

@@ -15,8 +15,6 @@ use common::*;
 use matic_history::stamp;
 use matic_history::store::{self, DEFAULT_CAP, Store};
 use matic_history::{Event, Started};
-use matic_proto::v1::*;
-use osctl::client::Client;
 use osctl::pki::Role;
 
 /// This boot's kernel boot id.
@@ -65,23 +63,6 @@ fn pipe(node: &Node, service: &str) -> fs::File {
         .unwrap()
 }
 
-async fn logs(c: &mut Client, service: &str, boot: i64) -> Result<String, tonic::Status> {
-    let mut s = c
-        .logs(LogsRequest {
-            service: service.into(),
-            tail_lines: 0,
-            follow: false,
-            boot,
-        })
-        .await?
-        .into_inner();
-    let mut all = Vec::new();
-    while let Some(m) = s.message().await? {
-        all.extend(m.data);
-    }
-    Ok(String::from_utf8(all).unwrap())
-}
-
 /// The texts of stamped lines; panics on a line without a stamp.
 fn texts(log: &str) -> Vec<String> {
     log.lines()
@@ -124,7 +105,9 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
     let now = {
         let mut got = String::new();
         for _ in 0..100 {
-            got = logs(&mut client, "containerd", 0).await.unwrap_or_default();
+            got = logs_of(&mut client, "containerd", 0, 0)
+                .await
+                .unwrap_or_default();
             if got.lines().count() >= want.len() {
                 break;
             }
@@ -143,18 +126,21 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
     .unwrap();
     assert_eq!(on_disk, now);
     assert_eq!(
-        texts(&logs(&mut client, "kubelet", 0).await.unwrap()),
+        texts(&logs_of(&mut client, "kubelet", 0, 0).await.unwrap()),
         ["k1"]
     );
     assert_eq!(
-        logs(&mut client, "kubelet", -1).await.unwrap_err().code(),
+        logs_of(&mut client, "kubelet", -1, 0)
+            .await
+            .unwrap_err()
+            .code(),
         tonic::Code::NotFound,
         "nothing moved from an empty file"
     );
 
     // The boot before: init's raw lines, each stamped when moved, between
     // the two marker lines.
-    let before = logs(&mut client, "containerd", -1).await.unwrap();
+    let before = logs_of(&mut client, "containerd", -1, 0).await.unwrap();
     let raw = node.dir.join("log/containerd.log");
     assert_eq!(
         texts(&before),

@@ -480,3 +480,27 @@ pub async fn install(
         .await
         .map(|r| r.into_inner())
 }
+
+/// The whole text of `Logs` of `service` for `boot` (its last `tail_lines`,
+/// 0 = all).
+pub async fn logs_of(
+    c: &mut Client,
+    service: &str,
+    boot: i64,
+    tail_lines: u32,
+) -> Result<String, tonic::Status> {
+    let mut s = c
+        .logs(matic_proto::v1::LogsRequest {
+            service: service.into(),
+            tail_lines,
+            follow: false,
+            boot,
+        })
+        .await?
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(m) = s.message().await? {
+        all.extend(m.data);
+    }
+    Ok(String::from_utf8(all).unwrap())
+}
