@@ -224,45 +224,29 @@ pub async fn apply_static(
             "default" => None,
             t => Some(cidr(name, t)?),
         };
+        // The builders differ by family; the built messages do not.
         let msg = match (via, to) {
-            (IpAddr::V4(gw), None) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw),
+            (IpAddr::V4(gw), None) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
             (IpAddr::V4(gw), Some((IpAddr::V4(d), p))) => RouteMessageBuilder::<Ipv4Addr>::new()
                 .destination_prefix(d, p)
-                .gateway(gw),
-            (IpAddr::V6(gw), None) => {
-                h.route()
-                    .add(
-                        RouteMessageBuilder::<Ipv6Addr>::new()
-                            .gateway(gw)
-                            .output_interface(index)
-                            .build(),
-                    )
-                    .replace()
-                    .execute()
-                    .await?;
-                continue;
-            }
-            (IpAddr::V6(gw), Some((IpAddr::V6(d), p))) => {
-                h.route()
-                    .add(
-                        RouteMessageBuilder::<Ipv6Addr>::new()
-                            .destination_prefix(d, p)
-                            .gateway(gw)
-                            .output_interface(index)
-                            .build(),
-                    )
-                    .replace()
-                    .execute()
-                    .await?;
-                continue;
-            }
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+            (IpAddr::V6(gw), None) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+            (IpAddr::V6(gw), Some((IpAddr::V6(d), p))) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(d, p)
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
             _ => return Err(bad("to and via of different families")),
         };
-        h.route()
-            .add(msg.output_interface(index).build())
-            .replace()
-            .execute()
-            .await?;
+        h.route().add(msg).replace().execute().await?;
     }
     Ok(())
 }
