@@ -4,7 +4,8 @@
 //!
 //! Owns: the run-dir paths ([`paths`]), `/run/matic/boot` ([`boot`]),
 //! `/run/matic/services` ([`services`]), the control-FIFO commands
-//! ([`control`]), the descriptors of the service log handoff ([`handoff`])
+//! ([`control`]), the descriptors of the service log handoff ([`handoff`]),
+//! how init starts kubelet ([`kubelet`])
 //! and the certificate roles ([`role`]). Every rule about what
 //! is accepted (unknown keys, comments, ranges) is decided here, once.
 //!
@@ -19,6 +20,7 @@
 pub mod boot;
 pub mod control;
 pub mod handoff;
+pub mod kubelet;
 pub mod paths;
 pub mod role;
 pub mod services;
