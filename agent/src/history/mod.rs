@@ -225,7 +225,7 @@ mod tests {
     fn panic_dump(dir: &Path) {
         fs::write(
             dir.join("pstore/dmesg-erst-1"),
-            "Panic#1 Part1\n<0>[    9.1] Kernel panic - not syncing: x\n",
+            "Panic#1 Part1\n<0>[    9.100000] Kernel panic - not syncing: x\n",
         )
         .unwrap();
     }
