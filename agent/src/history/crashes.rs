@@ -18,9 +18,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use matic_history::journal::{self, PANIC_PREFIX};
+use matic_history::journal::PANIC_PREFIX;
 use matic_history::kernel_line;
 use matic_history::pstore::{self, Dump};
+use matic_history::read;
 use matic_history::store::{self, Store};
 use matic_history::{Ending, Error, Event, Started};
 
@@ -58,7 +59,7 @@ pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let files = regular_files(&incoming)?;
+    let files = read::regular_files(&incoming)?;
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -100,7 +101,7 @@ pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
             panic,
         });
     }
-    let rest = regular_files(&incoming)?;
+    let rest = read::regular_files(&incoming)?;
     if let (false, Some(&newest)) = (rest.is_empty(), store.numbers()?.last()) {
         move_into(&rest, &store.boot_dir(newest).join(store::PSTORE))?;
     }
@@ -228,45 +229,8 @@ fn init_failure(dump: &Dump) -> Option<Event> {
 
 /// Whether boot `n` recorded an `ended` event.
 fn has_ending(store: &Store, n: u64) -> Result<bool, Error> {
-    let path = store.boot_dir(n).join(store::EVENTS);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(Error::Io {
-                op: "read",
-                path,
-                source,
-            });
-        }
-    };
-    Ok(journal::read(&bytes)
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::Ended { .. })))
-}
-
-/// The regular files of `dir`, sorted; none if it does not exist.
-fn regular_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let io_err = |source| Error::Io {
-        op: "list",
-        path: dir.to_owned(),
-        source,
-    };
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err)?;
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
+    Ok(read::events(store, n)?
+        .is_some_and(|j| j.events.iter().any(|e| matches!(e, Event::Ended { .. }))))
 }
 
 /// Renames `files` into `dest` (created if missing), never over an

@@ -33,7 +33,7 @@ pub mod service_logs;
 use std::io::Write;
 use std::path::Path;
 
-use matic_history::journal;
+use matic_history::read;
 use matic_history::store::{self, Store};
 use matic_history::{Event, Started};
 
@@ -86,8 +86,12 @@ fn try_open(cfg: &Config, slot: String, os_version: String) -> Result<Opened, St
 /// The newest boot's `Started`, if it reads.
 fn newest_started(store: &Store) -> Option<Started> {
     let newest = *store.numbers().ok()?.last()?;
-    let bytes = std::fs::read(store.boot_dir(newest).join(store::EVENTS)).ok()?;
-    match journal::read(&bytes).events.into_iter().next()? {
+    match read::events(store, newest)
+        .ok()??
+        .events
+        .into_iter()
+        .next()?
+    {
         Event::Started(s) => Some(s),
         _ => None,
     }
@@ -134,8 +138,11 @@ fn settle_previous(cfg: &Config, store: &Store) {
 /// Records boot `n`'s inferred ending, unless it recorded one.
 fn infer_ending(store: &Store, n: u64, watchdog: bool) -> Result<(), matic_history::Error> {
     // Unreadable events: inferred all the same (the ending is still news).
-    let bytes = std::fs::read(store.boot_dir(n).join(store::EVENTS)).unwrap_or_default();
-    let events = journal::read(&bytes).events;
+    let events = read::events(store, n)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .events;
     if events.iter().any(|e| matches!(e, Event::Ended { .. })) {
         return Ok(());
     }
