@@ -95,18 +95,23 @@ impl Store {
             .collect())
     }
 
-    /// Boot `number`'s marks in the order written.
+    /// Boot `number`'s marks by time (marks written at the same ms keep
+    /// their order). The written order is not the time order: the agent
+    /// marks `agent-listening` as it happens, while init's marks reach the
+    /// record when the kernel log copy gets to them, which can be later.
     pub fn timeline(&self, number: u64) -> Result<Vec<Mark>> {
         let dir = self.existing_boot(number)?;
         let journal = read_journal(&dir.join(store::EVENTS))?.unwrap_or_default();
-        Ok(journal
+        let mut marks: Vec<Mark> = journal
             .events
             .into_iter()
             .filter_map(|event| match event {
                 Event::Mark { name, at_ms } => Some(Mark { name, at_ms }),
                 _ => None,
             })
-            .collect())
+            .collect();
+        marks.sort_by_key(|m| m.at_ms);
+        Ok(marks)
     }
 
     /// Boot `number`'s kernel log (empty if it wrote none).
