@@ -13,6 +13,7 @@
 //! | [`kmsg_copy`] | the kernel log into `kmsg.log`, and its marks |
 //! | [`recorder`] | the running boot's shared writer |
 //! | [`service_logs`] | the services' pipes handed by init, stamped into `services/<name>.log` |
+//! | [`own_log`] | the agent's own stdout and stderr, on to init and stamped for the record |
 //! | [`raw_lines`] | what init copied raw while no agent read the pipes, moved in at start |
 //! | [`late`] | that writer for the API, which serves before the open is over |
 //!
@@ -26,6 +27,7 @@ pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
 pub mod late;
+pub mod own_log;
 pub mod raw_lines;
 pub mod recorder;
 pub mod service_logs;
