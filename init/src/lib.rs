@@ -22,6 +22,7 @@ pub mod fmtbuf;
 pub mod loader;
 pub mod lockdown;
 pub mod modlist;
+pub mod panictrace;
 pub mod rootfs;
 pub mod signature;
 pub mod slotfault;
