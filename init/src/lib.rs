@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod argv;
 pub mod backoff;
 pub mod cmdline;
 pub mod control;
