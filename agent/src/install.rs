@@ -65,6 +65,10 @@ use crate::slots::{self, InstallDisk, SlotInfo};
 /// Chunks buffered between the network and the writer thread, and again
 /// between the writer and the checker.
 const QUEUE: usize = 8;
+/// How often the writer logs how far it is: a slow install (a slow link, a
+/// throttled disk) shows in `osctl logs matic-agent` as it goes, and the
+/// boot record keeps the last line before a cut (docs/history.md).
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// What an install needs from the agent.
 #[derive(Debug, Clone)]
@@ -252,7 +256,9 @@ async fn run_inner(
     // here until `finish_update` has been written, so no second install
     // can invalidate the target in between and have its half-written
     // payload marked bootable by this one.
-    let writer = tokio::task::spawn_blocking(move || (write_loop(writer, check, rx), guard));
+    let progress = Progress::new(size, target, std::time::Instant::now());
+    let writer =
+        tokio::task::spawn_blocking(move || (write_loop(writer, check, rx, progress), guard));
     let received = receive(&mut stream, size, tx, ctx.idle, target).await;
     // Always wait for the writer: it owns the lock and the disk handle.
     let (written, _guard) = writer
@@ -361,6 +367,7 @@ fn write_loop(
     disk: SlotWriter,
     check: StreamVerifier,
     mut rx: mpsc::Receiver<Bytes>,
+    mut progress: Progress,
 ) -> Result<(InstallDisk, Result<(), VerityError>), slots::SlotError> {
     let (to_checker, chunks) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
     let path = disk.path().to_owned();
@@ -385,7 +392,9 @@ fn write_loop(
             .map_err(spawn_error("starting the checker thread for"))?;
         let writer = std::thread::Builder::new()
             .name("install-write".into())
-            .spawn_scoped(s, move || write_and_forward(disk, &mut rx, &to_checker))
+            .spawn_scoped(s, move || {
+                write_and_forward(disk, &mut rx, &to_checker, &mut progress)
+            })
             .map_err(spawn_error("starting the writer thread for"));
         // With panic = abort neither thread can unwind, so join cannot fail.
         // A writer that could not start dropped `to_checker`: the checker
@@ -403,6 +412,7 @@ fn write_and_forward(
     mut disk: SlotWriter,
     rx: &mut mpsc::Receiver<Bytes>,
     to_checker: &std::sync::mpsc::SyncSender<Bytes>,
+    progress: &mut Progress,
 ) -> Result<InstallDisk, slots::SlotError> {
     while let Some(chunk) = rx.blocking_recv() {
         // To the checker first (a shared `Bytes`, not a copy): it hashes
@@ -411,8 +421,47 @@ fn write_and_forward(
             break; // the checker refused the payload
         }
         disk.write(&chunk)?;
+        if let Some(line) = progress.wrote(chunk.len() as u64, std::time::Instant::now()) {
+            eprintln!("matic-agent: install: {line}");
+        }
     }
     disk.finish()
+}
+
+/// The writer's progress, as a line at most every [`PROGRESS_EVERY`].
+struct Progress {
+    size: u64,
+    target: Slot,
+    written: u64,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    fn new(size: u64, target: Slot, now: std::time::Instant) -> Progress {
+        Progress {
+            size,
+            target,
+            written: 0,
+            last: now,
+        }
+    }
+
+    /// Counts `n` bytes written; the line to log when one is due.
+    fn wrote(&mut self, n: u64, now: std::time::Instant) -> Option<String> {
+        self.written += n;
+        if now.duration_since(self.last) < PROGRESS_EVERY {
+            return None;
+        }
+        self.last = now;
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        Some(format!(
+            "slot {}: {:.1} of {:.1} MiB written ({}%)",
+            self.target,
+            mib(self.written),
+            mib(self.size),
+            (self.written * 100).checked_div(self.size).unwrap_or(100)
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -433,6 +482,24 @@ mod tests {
         assert_eq!(d.choose_boot_slot().unwrap(), Slot::A);
         d.mark_successful(Slot::A).unwrap();
         d.write().unwrap();
+    }
+
+    #[test]
+    fn progress_lines_come_every_two_seconds_of_writing() {
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut p = Progress::new(8 << 20, Slot::B, t0);
+        assert_eq!(p.wrote(1 << 20, at(500)), None);
+        assert_eq!(p.wrote(1 << 20, at(1_999)), None);
+        assert_eq!(
+            p.wrote(1 << 20, at(2_000)).as_deref(),
+            Some("slot B: 3.0 of 8.0 MiB written (37%)")
+        );
+        assert_eq!(p.wrote(1 << 20, at(3_500)), None);
+        assert_eq!(
+            p.wrote(4 << 20, at(4_100)).as_deref(),
+            Some("slot B: 8.0 of 8.0 MiB written (100%)")
+        );
     }
 
     /// The test release key, trusted in `base/keys`.
@@ -622,7 +689,8 @@ mod tests {
         };
         let disk = InstallDisk::open(&path).unwrap();
         let check = StreamVerifier::new(&r.manifest, 2).unwrap();
-        let (_, checked) = write_loop(SlotWriter::new(disk, offset), check, rx).unwrap();
+        let progress = Progress::new(payload.len() as u64, Slot::B, std::time::Instant::now());
+        let (_, checked) = write_loop(SlotWriter::new(disk, offset), check, rx, progress).unwrap();
         feeder.join().unwrap();
         let mut back = vec![0u8; payload.len()];
         std::fs::File::open(&path)

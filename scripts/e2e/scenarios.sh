@@ -108,6 +108,8 @@ scenario_6() {
   local base
   qmp_wr_bytes || die "QMP: no block statistics"
   base=$WR
+  local t_start t_cut
+  t_start=$(date +%s.%N)
   osctl_json install "$(img "$new")" >"$E2E_DIR/install.out" 2>&1 &
   local job=$! until=$(($(date +%s) + 300))
   while :; do
@@ -119,6 +121,7 @@ scenario_6() {
     sleep 0.02
   done
   power_cut
+  t_cut=$(date +%s.%N)
   wait "$job" 2>/dev/null || true
   gpt_sound
   next=$(disk_next)
@@ -131,6 +134,30 @@ scenario_6() {
   node_boot
   expect_running "$want" "$next"
   wait_marked
+  logs_up_to_the_cut "$new" "$t_start" "$t_cut"
+}
+
+# logs_up_to_the_cut VERSION T_START T_CUT: the boot a power cut ended
+# (the one before the running one) kept the agent's lines up to about the
+# cut (docs/history.md: the logs reach the disk once a second). The
+# install of VERSION began at host time T_START and was cut at T_CUT; the
+# writer logs its progress every 2 s, so the last line kept must be
+# stamped no earlier than 4 s before the cut (2 s between lines, 1 s of
+# fsync policy, 1 s of slack), reckoned on the node's boot clock from the
+# install's first line.
+logs_up_to_the_cut() {
+  local version=$1 t_start=$2 t_cut=$3 log first last
+  log=$(vm_osctl "$E2E_VM" logs matic-agent --boot -1) ||
+    die "osctl logs matic-agent --boot -1 failed: $log"
+  first=$(grep -m1 "matic-agent: install: release $version " <<<"$log" | cut -d' ' -f1)
+  [ -n "$first" ] || die "the cut boot's agent log has no line of the install of $version: $(tail -n 5 <<<"$log")"
+  grep -q 'matic-agent: install: slot [AB]: .* MiB written' <<<"$log" ||
+    die "the cut boot's agent log has no progress line of the install: $(tail -n 5 <<<"$log")"
+  last=$(tail -n 1 <<<"$log" | cut -d' ' -f1)
+  awk -v f="$first" -v l="$last" -v s="$t_start" -v c="$t_cut" \
+    'BEGIN { exit !(l + 0 >= f + (c - s) - 4) }' ||
+    die "the cut boot's agent log ends at boot second $last, more than 4 s before the cut (about $(awk -v f="$first" -v s="$t_start" -v c="$t_cut" 'BEGIN { printf "%.1f", f + c - s }')): $(tail -n 3 <<<"$log")"
+  say "   osctl logs matic-agent --boot -1: the install's lines up to $(awk -v f="$first" -v l="$last" -v s="$t_start" -v c="$t_cut" 'BEGIN { printf "%.1f s before the cut", f + c - s - l }')"
 }
 
 # bad_image VERSION: install a broken image into the other slot, reboot, and
