@@ -17,6 +17,7 @@ fn main() {
         // program header and some bytes.
         "-Wl,-z,norelro",
         "-Wl,--build-id=none",
+        "-Wl,--icf=all",
     ] {
         println!("cargo:rustc-link-arg-bin=matic-init={arg}");
     }

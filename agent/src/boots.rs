@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use matic_history::pstore::Dump;
 use matic_history::read::{BootSummary, Outcome};
-use matic_history::{Ending, Store, store};
+use matic_history::{Ending, Store, kernel_line, store};
 use matic_proto::v1::{
     BootMark, BootRecord, BootTimelineResponse, BootsResponse, CrashDump, DmesgResponse,
     KernelMessage,
@@ -381,26 +381,10 @@ pub fn stored_message(line: &str) -> Option<KernelMessage> {
         no_timestamp: true,
         ..Default::default()
     };
-    if let Some((usec, text)) = parse_stamp(line) {
+    if let Some((usec, text)) = kernel_line::parse(line) {
         (m.timestamp_usec, m.message, m.no_timestamp) = (usec, text.to_owned(), false);
     }
     Some(m)
-}
-
-/// `[  secs.micros] text` -> (µs, text); micros exactly 6 digits.
-fn parse_stamp(line: &str) -> Option<(u64, &str)> {
-    let (time, text) = line.strip_prefix('[')?.split_once(']')?;
-    let (secs, micros) = time.trim_start().split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(secs) || !digits(micros) || micros.len() != 6 {
-        return None;
-    }
-    let usec = secs
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(1_000_000)?
-        .checked_add(micros.parse().ok()?)?;
-    Some((usec, text.strip_prefix(' ').unwrap_or(text)))
 }
 
 /// CLOCK_BOOTTIME in ms: how long the running boot has run.

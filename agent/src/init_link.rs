@@ -265,6 +265,20 @@ mod tests {
         assert!(e.contains("dancing"), "{e}");
     }
 
+    /// Issue 15: kubelet without its flags file is `waiting` in init's
+    /// file, and the API says so as it says every state.
+    #[test]
+    fn services_file_with_a_waiting_kubelet() {
+        let s = parse_services(
+            Path::new("services"),
+            "# matic-init services v1\nkubelet waiting 0 0 - 12\n",
+        )
+        .unwrap();
+        assert_eq!(s[0].state, State::Waiting);
+        let proto = s[0].to_proto(15);
+        assert_eq!((proto.state.as_str(), proto.state_seconds), ("waiting", 3));
+    }
+
     #[test]
     fn fifo_without_reader_is_an_error() {
         let dir = std::env::temp_dir().join(format!("matic-fifo-{}", std::process::id()));

@@ -38,7 +38,22 @@ const MAX_FRAME: u32 = 1 << 20;
 fn main() {
     // First, while descriptors 3 on are still the ones init handed over.
     let handed = history::service_logs::take_handed();
+    // Then our own lines: on to init as before, and stamped for the record
+    // (only when init handed the pipes over: it started us, there is a
+    // record to write them to). The pipe now, its thread after the
+    // capabilities are dropped.
     let cfg = Config::parse();
+    let own_log = if handed.is_empty() {
+        None
+    } else {
+        match history::own_log::capture() {
+            Ok(own) => Some(own),
+            Err(e) => {
+                eprintln!("matic-agent: own log lines stay out of the record: {e}");
+                None
+            }
+        }
+    };
     // Before any thread exists: capability sets are per thread.
     match limits::raise_nofile() {
         Ok(n) if n < limits::DESCRIPTORS_NEEDED => eprintln!(
@@ -58,6 +73,14 @@ fn main() {
             format!(" ({})", dropped.notes.join("; "))
         }
     );
+    let mut own_log = own_log.and_then(|own| match own.start() {
+        Ok(own) => Some(own),
+        Err(e) => {
+            eprintln!("matic-agent: own log lines stay out of the record: {e}");
+            None
+        }
+    });
+    let own_lines = own_log.as_mut().and_then(|own| own.take_lines());
     let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
@@ -76,11 +99,24 @@ fn main() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("matic-agent: starting the runtime: {e}");
+            if let Some(own) = own_log {
+                own.finish();
+            }
             std::process::exit(1);
         }
     };
-    let result = rt.block_on(run(cfg, admin.handle().clone(), handed));
+    let result = rt.block_on(run(cfg, admin.handle().clone(), handed, own_lines));
     admin.shutdown_background();
+    // What is still in our pipe on to init before we exit.
+    if let Some(own) = own_log {
+        if own.dropped() > 0 {
+            eprintln!(
+                "matic-agent: {} of its own lines did not fit the record's queue (init's log has them)",
+                own.dropped()
+            );
+        }
+        own.finish();
+    }
     if let Err(e) = result {
         eprintln!("matic-agent: {e}");
         std::process::exit(1);
@@ -104,6 +140,7 @@ async fn run(
     cfg: Config,
     admin: Handle,
     handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
+    own_lines: Option<std::sync::mpsc::Receiver<history::own_log::Line>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     tls::install_provider();
     let cfg = Arc::new(cfg);
@@ -177,7 +214,10 @@ async fn run(
         tokio::spawn(s.clone().run(nc.ntp_servers()));
         s
     });
-    let stamped: Vec<&'static str> = handed.iter().map(|(name, _)| *name).collect();
+    let mut stamped: Vec<&'static str> = handed.iter().map(|(name, _)| *name).collect();
+    if own_lines.is_some() {
+        stamped.push(history::own_log::NAME);
+    }
     let agent = Agent::new(cfg.clone(), disk.clone(), running)
         .with_history(late)
         .with_stamped(stamped)
@@ -225,10 +265,12 @@ async fn run(
     }
     let service_logs = {
         let (cfg, rec) = (cfg.clone(), recorder.clone());
-        tokio::task::spawn_blocking(move || start_service_logs(&cfg, rec, resumed, handed))
-            .await
-            .ok()
-            .flatten()
+        tokio::task::spawn_blocking(move || {
+            start_service_logs(&cfg, rec, resumed, handed, own_lines)
+        })
+        .await
+        .ok()
+        .flatten()
     };
     if let Some(why) = start_reboot {
         config_agent.reboot_for_config(why).await;
@@ -299,6 +341,7 @@ fn start_service_logs(
     rec: Option<history::Recorder>,
     resumed: bool,
     handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
+    own_lines: Option<std::sync::mpsc::Receiver<history::own_log::Line>>,
 ) -> Option<history::service_logs::Reader> {
     use history::raw_lines::move_raw;
     use history::service_logs::{Reader, Sink};
@@ -321,7 +364,9 @@ fn start_service_logs(
         }
         None => Sink::Files(cfg.log_dir.clone()),
     };
-    match Reader::spawn(handed, sink) {
+    // Our own lines only into a record: init writes the raw file itself.
+    let own_lines = own_lines.filter(|_| matches!(sink, Sink::Record(_)));
+    match Reader::spawn(handed, sink, own_lines) {
         Ok(reader) => {
             eprintln!(
                 "matic-agent: service logs: stamping {} (pipes handed by init)",

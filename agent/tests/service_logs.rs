@@ -138,6 +138,40 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
         "nothing moved from an empty file"
     );
 
+    // The agent's own lines: on to its stderr (init's pipe) as before, and
+    // stamped into the record, from its first line on.
+    let own = eventually(
+        "the agent's own lines in the record",
+        Duration::from_secs(10),
+        || {
+            let log = fs::read_to_string(
+                node.dir
+                    .join("boots/0000000002")
+                    .join(store::SERVICES)
+                    .join("matic-agent.log"),
+            )
+            .ok()?;
+            log.contains("service logs: stamping containerd, kubelet")
+                .then_some(log)
+        },
+    );
+    let own_texts = texts(&own);
+    assert!(
+        own_texts[0].starts_with("matic-agent: descriptor limit"),
+        "the record starts with the agent's first line: {own}"
+    );
+    assert!(
+        own_texts.iter().any(|t| t.contains(" listening on ")),
+        "{own}"
+    );
+    assert_eq!(
+        texts(&logs_of(&mut client, "matic-agent", 0, 0).await.unwrap())[..own_texts.len()],
+        own_texts[..],
+        "Logs matic-agent of the running boot reads the record"
+    );
+    // And on to init: the node's stderr (what init reads) has it too.
+    node.wait_log(" listening on ");
+
     // The boot before: init's raw lines, each stamped when moved, between
     // the two marker lines.
     let before = logs_of(&mut client, "containerd", -1, 0).await.unwrap();

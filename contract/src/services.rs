@@ -31,17 +31,22 @@ pub enum State {
     Stopped,
     /// Optional service whose binary is absent.
     Skipped,
+    /// A service started only while a file exists (kubelet: its flags file,
+    /// [`crate::kubelet::FLAGS_PATH`]) whose file is absent or refused; it
+    /// stays so until `restart NAME` finds the file.
+    Waiting,
 }
 
 impl State {
     /// Every state, in the order of the lifecycle.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Starting,
         State::Running,
         State::Backoff,
         State::Stopping,
         State::Stopped,
         State::Skipped,
+        State::Waiting,
     ];
 
     /// The word used in the file.
@@ -53,6 +58,7 @@ impl State {
             State::Stopping => "stopping",
             State::Stopped => "stopped",
             State::Skipped => "skipped",
+            State::Waiting => "waiting",
         }
     }
 
@@ -276,6 +282,15 @@ mod tests {
             assert_eq!(render(|o| e.render(o)), s.as_bytes());
             assert_eq!(LastExit::parse(s), Some(e));
         }
+    }
+
+    #[test]
+    fn waiting_is_a_state_of_the_file() {
+        let l = ServiceLine::parse("kubelet waiting 0 0 - 12")
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.name, l.state, l.since), ("kubelet", State::Waiting, 12));
+        assert_eq!(render(|o| l.render(o)), b"kubelet waiting 0 0 - 12\n");
     }
 
     #[test]

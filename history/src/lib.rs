@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`journal`] | the events of one boot and their line format |
 //! | [`stamp`] | the stamped service log line |
+//! | [`kernel_line`] | the `[secs.micros]` stamp of a kernel log line |
 //! | [`store`] | the directory, boot numbers, sizes and retention |
 //! | [`writer`] | appending to the current boot, fsync policy, file bounds |
 //! | [`read`] | listing boots, timelines and logs back |
@@ -26,6 +27,7 @@
 pub mod ending;
 pub mod error;
 pub mod journal;
+pub mod kernel_line;
 pub mod pstore;
 pub mod read;
 pub mod stamp;

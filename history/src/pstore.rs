@@ -171,7 +171,7 @@ pub fn panic_report(files: &[PathBuf]) -> Option<PanicReport> {
         let first_line = dump
             .text
             .lines()
-            .map(strip_time)
+            .map(crate::kernel_line::text)
             .find(|line| line.starts_with(PANIC_PREFIX))?
             .to_owned();
         Some(PanicReport {
@@ -224,20 +224,6 @@ fn strip_level(line: &str) -> &str {
     line
 }
 
-/// A log line without its `[    2.155872] ` time stamp.
-fn strip_time(line: &str) -> &str {
-    if let Some(rest) = line.strip_prefix('[')
-        && let Some((time, text)) = rest.split_once("] ")
-        && time
-            .trim_start()
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.')
-    {
-        return text;
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,8 +253,11 @@ mod tests {
         assert_eq!(strip_level("<14>x"), "x");
         assert_eq!(strip_level("<a>x"), "<a>x");
         assert_eq!(strip_level("<>x"), "<>x");
-        assert_eq!(strip_time("[    2.155872] Kernel panic"), "Kernel panic");
-        assert_eq!(strip_time("Kernel panic"), "Kernel panic");
-        assert_eq!(strip_time("[mem 0x0] x"), "[mem 0x0] x");
+        assert_eq!(
+            crate::kernel_line::text("[    2.155872] Kernel panic"),
+            "Kernel panic"
+        );
+        assert_eq!(crate::kernel_line::text("Kernel panic"), "Kernel panic");
+        assert_eq!(crate::kernel_line::text("[mem 0x0] x"), "[mem 0x0] x");
     }
 }

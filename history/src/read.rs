@@ -95,18 +95,23 @@ impl Store {
             .collect())
     }
 
-    /// Boot `number`'s marks in the order written.
+    /// Boot `number`'s marks by time (marks written at the same ms keep
+    /// their order). The written order is not the time order: the agent
+    /// marks `agent-listening` as it happens, while init's marks reach the
+    /// record when the kernel log copy gets to them, which can be later.
     pub fn timeline(&self, number: u64) -> Result<Vec<Mark>> {
         let dir = self.existing_boot(number)?;
         let journal = read_journal(&dir.join(store::EVENTS))?.unwrap_or_default();
-        Ok(journal
+        let mut marks: Vec<Mark> = journal
             .events
             .into_iter()
             .filter_map(|event| match event {
                 Event::Mark { name, at_ms } => Some(Mark { name, at_ms }),
                 _ => None,
             })
-            .collect())
+            .collect();
+        marks.sort_by_key(|m| m.at_ms);
+        Ok(marks)
     }
 
     /// Boot `number`'s kernel log (empty if it wrote none).
@@ -118,7 +123,7 @@ impl Store {
     /// The services that logged in boot `number`, by name.
     pub fn services(&self, number: u64) -> Result<Vec<String>> {
         let dir = self.existing_boot(number)?.join(store::SERVICES);
-        let mut names: Vec<String> = list(&dir)?
+        let mut names: Vec<String> = regular_files(&dir)?
             .iter()
             .filter_map(|p| {
                 p.file_name()?
@@ -157,13 +162,15 @@ impl Store {
     /// The kernel log dumps kept with boot `number`, oldest first.
     pub fn crash_dumps(&self, number: u64) -> Result<Vec<Dump>> {
         let dir = self.existing_boot(number)?;
-        Ok(pstore::dumps(&list(&dir.join(store::PSTORE))?))
+        Ok(pstore::dumps(&regular_files(&dir.join(store::PSTORE))?))
     }
 
     /// The kernel panic kept with boot `number`, if it panicked.
     pub fn panic(&self, number: u64) -> Result<Option<PanicReport>> {
         let dir = self.existing_boot(number)?;
-        Ok(pstore::panic_report(&list(&dir.join(store::PSTORE))?))
+        Ok(pstore::panic_report(&regular_files(
+            &dir.join(store::PSTORE),
+        )?))
     }
 }
 
@@ -218,7 +225,7 @@ fn summarize(number: u64, dir: &Path, running: bool) -> BootSummary {
     summary.ending = if running {
         Outcome::Running
     } else {
-        let dumps = list(&dir.join(store::PSTORE)).unwrap_or_default();
+        let dumps = regular_files(&dir.join(store::PSTORE)).unwrap_or_default();
         let panic = pstore::panic_report(&dumps);
         let watchdog = dir.join(store::WATCHDOG).exists();
         Outcome::Ended(classify(recorded.as_ref(), panic.as_ref(), watchdog))
@@ -227,6 +234,12 @@ fn summarize(number: u64, dir: &Path, running: bool) -> BootSummary {
 }
 
 /// A journal file's contents; `None` if the file does not exist.
+/// Boot `n`'s events (`events.jsonl`, a torn last line skipped); `None`
+/// if the boot has none.
+pub fn events(store: &Store, n: u64) -> Result<Option<Journal>> {
+    read_journal(&store.boot_dir(n).join(store::EVENTS))
+}
+
 fn read_journal(path: &Path) -> Result<Option<Journal>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(journal::read(&bytes))),
@@ -245,7 +258,7 @@ fn read_text(path: &Path) -> Result<Option<String>> {
 }
 
 /// The regular files of a directory, sorted; empty if it does not exist.
-fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn regular_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -106,7 +106,7 @@ fn other_files_and_unreadable_dumps_are_ignored() {
     files.push(write(
         tmp.path(),
         "console-ramoops-0",
-        "Panic#1 Part1\n<0>[ 9.0] Kernel panic - not syncing: console\n",
+        "Panic#1 Part1\n<0>[    9.000000] Kernel panic - not syncing: console\n",
     ));
     // What the kernel leaves when it cannot decompress a record.
     let enc = tmp.path().join("dmesg-erst-7713669076437958659.enc.z");

@@ -141,13 +141,25 @@ fn damaged_and_foreign_entries_never_fail_the_listing() {
 fn timeline_and_logs_of_one_boot() {
     let (_tmp, store) = store();
     let mut w = store.begin(common::started("1")).unwrap();
+    // Written out of time order, as they are on a node: the agent marks
+    // `agent-listening` before the kernel log copy reaches init's `stage2`.
+    let written = [
+        ("init", 2_210),
+        ("modules-loaded", 2_900),
+        ("root-mounted", 3_050),
+        ("agent-listening", 4_100),
+        ("stage2", 3_200),
+        ("boot-ok", 5_800),
+    ];
     let marks = [
         ("init", 2_210),
         ("modules-loaded", 2_900),
         ("root-mounted", 3_050),
+        ("stage2", 3_200),
+        ("agent-listening", 4_100),
         ("boot-ok", 5_800),
     ];
-    for (name, at_ms) in marks {
+    for (name, at_ms) in written {
         w.event(&Event::Mark {
             name: name.into(),
             at_ms,

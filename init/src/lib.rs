@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod argv;
 pub mod backoff;
 pub mod cmdline;
 pub mod control;
@@ -22,6 +23,7 @@ pub mod fmtbuf;
 pub mod loader;
 pub mod lockdown;
 pub mod modlist;
+pub mod panictrace;
 pub mod rootfs;
 pub mod signature;
 pub mod slotfault;

@@ -10,22 +10,25 @@
 use crate::{error, sys, warn};
 use core::ffi::{CStr, c_char};
 use matic_contract::handoff::FIRST_FD;
+use matic_init::argv::MAX_ARGS;
 use matic_init::fmtbuf::Printable;
 use matic_init::table::{SERVICE_ENV, SERVICE_NOFILE};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
-/// Forks and execs `path` in the child; the child's pid. `handed[k]`
+/// Forks and execs `path` with `args` (`matic_init::argv`: `path` first,
+/// each with its NUL) in the child; the child's pid. `handed[k]`
 /// becomes the child's descriptor `FIRST_FD + k` (the agent's log
 /// handoff, `matic_contract::handoff`; empty for every other service).
 pub fn spawn(
     path: &CStr,
+    args: &[&[u8]],
     out: Option<&OwnedFd>,
     devnull: Option<&OwnedFd>,
     handed: &[Option<&OwnedFd>],
 ) -> Result<i32, Errno> {
     match sys::fork()? {
-        0 => child(path, out, devnull, handed),
+        0 => child(path, args, out, devnull, handed),
         pid => Ok(pid),
     }
 }
@@ -33,6 +36,7 @@ pub fn spawn(
 /// In the forked child: a clean process for the service, then exec.
 fn child(
     path: &CStr,
+    args: &[&[u8]],
     out: Option<&OwnedFd>,
     devnull: Option<&OwnedFd>,
     handed: &[Option<&OwnedFd>],
@@ -55,7 +59,11 @@ fn child(
             let _ = sys::dup2_raw(&high, FIRST_FD + k as i32);
         }
     }
-    let argv = [path.as_ptr(), core::ptr::null()];
+    // Null-terminated: one slot more than the most arguments.
+    let mut argv = [core::ptr::null::<c_char>(); MAX_ARGS + 1];
+    for (slot, a) in argv.iter_mut().zip(args) {
+        *slot = a.as_ptr().cast();
+    }
     let mut envp = [core::ptr::null::<c_char>(); 4];
     for (slot, e) in envp.iter_mut().zip(SERVICE_ENV) {
         *slot = e.as_ptr();

@@ -71,9 +71,11 @@ pub enum RestartOutcome {
     Unknown,
     /// The service is skipped, or init is shutting down.
     Refused,
-    /// Send SIGTERM to this pid; it is started again as soon as it exits.
+    /// Send SIGTERM to this pid; it is started again as soon as it exits
+    /// (a gated service: only if its file is there then, else `waiting`).
     Terminate(i32),
-    /// It was not running; it is due for an immediate start.
+    /// It was not running (or was `waiting` for its file); it is due for
+    /// an immediate start, at which its file is read again.
     StartNow,
     /// A stop is already under way; it restarts when that ends.
     AlreadyStopping,
@@ -168,6 +170,14 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         s.set(State::Running, now);
     }
 
+    /// Service `i` was due, but the file it is started from
+    /// (`ServiceSpec::args_file`) is absent or refused: it is `waiting`,
+    /// and nothing starts it again but `restart NAME` (the agent sends it
+    /// after writing or removing the file). Never a crash loop.
+    pub fn waiting(&mut self, i: usize, now: u64) {
+        self.svcs[i].set(State::Waiting, now);
+    }
+
     /// Spawning service `i` failed (fork error): back off as after a crash.
     pub fn spawn_failed(&mut self, i: usize, now: u64) {
         let s = &mut self.svcs[i];
@@ -229,9 +239,12 @@ impl<'t, const N: usize> Supervisor<'t, N> {
                 s.set(State::Stopping, now);
                 RestartOutcome::Terminate(s.pid)
             }
-            State::Starting | State::Backoff => {
+            State::Starting | State::Backoff | State::Waiting => {
                 s.crashes = 0;
                 s.next_start_ms = now;
+                if s.state == State::Waiting {
+                    s.set(State::Starting, now);
+                }
                 RestartOutcome::StartNow
             }
             State::Stopping => RestartOutcome::AlreadyStopping,
@@ -273,13 +286,13 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         best
     }
 
-    /// Enters shutdown: nothing starts any more; services not running are
-    /// `stopped`.
+    /// Enters shutdown: nothing starts any more; services not running
+    /// (waiting for their file included) are `stopped`.
     pub fn begin_shutdown(&mut self, now: u64) {
         self.shutting_down = true;
         for s in &mut self.svcs {
             s.restart_requested = false;
-            if matches!(s.state, State::Starting | State::Backoff) {
+            if matches!(s.state, State::Starting | State::Backoff | State::Waiting) {
                 s.set(State::Stopped, now);
             }
         }
@@ -508,6 +521,132 @@ mod tests {
         assert_eq!(s.shutdown_step(8), ShutdownStep::Done);
         assert_eq!(s.live_pids().count(), 0);
         assert_eq!(s.request_restart(b"containerd", 9), RestartOutcome::Refused);
+    }
+
+    const KUBELET: usize = 2;
+
+    /// Starts what is due at `now` as the runtime does: a due kubelet is
+    /// spawned if `file` (its flags file is there and accepted), else it
+    /// goes `waiting`.
+    fn run_due(s: &mut Supervisor<'_, 3>, now: u64, file: bool, pid: &mut i32) {
+        while let Some(i) = s.due(now) {
+            if i == KUBELET && !file {
+                s.waiting(i, now);
+            } else {
+                s.spawned(i, *pid, now);
+                *pid += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn kubelet_without_its_file_waits_and_nothing_retries_it() {
+        let mut s = all_present();
+        let mut pid = 100;
+        run_due(&mut s, 0, false, &mut pid);
+        assert_eq!(s.svc(KUBELET).state, State::Waiting);
+        assert_eq!(s.svc(KUBELET).pid, 0);
+        assert_eq!(s.svc(KUBELET).since_ms, 0);
+        // No deadline, no start, however long: never a crash loop.
+        assert_eq!(s.next_deadline(10_000), None);
+        assert_eq!(s.due(u64::MAX), None);
+        assert_eq!(s.svc(KUBELET).restarts, 0);
+        assert_eq!(s.svc(KUBELET).last_exit, Exit::None);
+    }
+
+    #[test]
+    fn restart_of_a_waiting_kubelet_reads_its_file_again() {
+        let mut s = all_present();
+        let mut pid = 100;
+        run_due(&mut s, 0, false, &mut pid);
+        // Still no file (or a bad one): waiting again, one evaluation each.
+        assert_eq!(s.request_restart(b"kubelet", 10), RestartOutcome::StartNow);
+        assert_eq!(s.svc(KUBELET).state, State::Starting);
+        assert_eq!(s.due(10), Some(KUBELET));
+        run_due(&mut s, 10, false, &mut pid);
+        assert_eq!(
+            (s.svc(KUBELET).state, s.svc(KUBELET).since_ms),
+            (State::Waiting, 10)
+        );
+        assert_eq!(s.due(u64::MAX), None);
+        // The file is there now: it starts.
+        assert_eq!(s.request_restart(b"kubelet", 20), RestartOutcome::StartNow);
+        run_due(&mut s, 20, true, &mut pid);
+        assert_eq!(s.svc(KUBELET).state, State::Running);
+        assert_eq!(s.svc(KUBELET).pid, 102);
+        assert_eq!(s.svc(KUBELET).restarts, 0, "a first start is no restart");
+    }
+
+    #[test]
+    fn restart_of_a_waiting_kubelet_still_waits_for_containerd() {
+        let mut s = all_present();
+        let mut pid = 100;
+        run_due(&mut s, 0, false, &mut pid);
+        let containerd = s.svc(1).pid;
+        s.reaped(containerd, Exit::Code(1), 5);
+        s.spawn_failed(1, 5);
+        assert_eq!(s.svc(1).state, State::Backoff);
+        assert_eq!(s.request_restart(b"kubelet", 6), RestartOutcome::StartNow);
+        assert_eq!(s.svc(KUBELET).state, State::Starting);
+        // containerd is in its backoff (100 ms after a second failure):
+        // nothing is due, kubelet included, until it runs again.
+        assert_eq!(s.due(6), None);
+        assert_eq!(s.due(105), Some(1), "containerd first");
+        s.spawned(1, 200, 105);
+        assert_eq!(s.due(105), Some(KUBELET));
+    }
+
+    #[test]
+    fn restart_of_a_running_kubelet_stops_it_then_reads_its_file() {
+        for file_still_there in [true, false] {
+            let mut s = all_present();
+            let mut pid = 100;
+            run_due(&mut s, 0, true, &mut pid);
+            assert_eq!(s.svc(KUBELET).state, State::Running);
+            assert_eq!(
+                s.request_restart(b"kubelet", 50),
+                RestartOutcome::Terminate(102)
+            );
+            s.reaped(102, Exit::Signal(15), 60);
+            assert_eq!(s.due(60), Some(KUBELET), "due at once, no backoff");
+            run_due(&mut s, 60, file_still_there, &mut pid);
+            let k = s.svc(KUBELET);
+            if file_still_there {
+                assert_eq!((k.state, k.pid, k.restarts), (State::Running, 103, 1));
+            } else {
+                // The files were removed: stopped, and waiting.
+                assert_eq!((k.state, k.pid, k.since_ms), (State::Waiting, 0, 60));
+                assert_eq!(k.last_exit, Exit::Signal(15));
+                assert_eq!(s.due(u64::MAX), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_kubelet_that_crashes_after_its_file_went_waits() {
+        let mut s = all_present();
+        let mut pid = 100;
+        run_due(&mut s, 0, true, &mut pid);
+        s.reaped(102, Exit::Code(1), 10);
+        assert_eq!(s.svc(KUBELET).state, State::Backoff);
+        run_due(&mut s, 10, false, &mut pid);
+        assert_eq!(s.svc(KUBELET).state, State::Waiting);
+        assert_eq!(s.next_deadline(10_000), None);
+    }
+
+    #[test]
+    fn a_waiting_kubelet_is_stopped_at_shutdown() {
+        let mut s = all_present();
+        let mut pid = 100;
+        run_due(&mut s, 0, false, &mut pid);
+        s.begin_shutdown(30);
+        assert_eq!(
+            (s.svc(KUBELET).state, s.svc(KUBELET).since_ms),
+            (State::Stopped, 30)
+        );
+        assert_eq!(s.shutdown_step(31), ShutdownStep::Terminate(1, 101));
+        assert_eq!(s.request_restart(b"kubelet", 32), RestartOutcome::Refused);
+        assert_eq!(s.due(u64::MAX), None);
     }
 
     #[test]

@@ -83,6 +83,41 @@ pub unsafe fn args_from_stack(sp: *const usize) -> heapless::Vec<&'static CStr, 
     args
 }
 
+/// Fills `out` with the words on the stack above `out` itself (nearest
+/// first), for the panic handler (`matic_init::panictrace`): `out` lives in
+/// the caller's frame, and what lies above it is the rest of that frame,
+/// then the return addresses and frames of the panic's call chain.
+#[inline(never)]
+pub fn stack_words(out: &mut [usize; 64]) {
+    let sp: usize;
+    // SAFETY: reads the stack pointer into a register; no memory touched.
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    let from = (out.as_ptr_range().end as usize).max(sp) as *const usize;
+    for (k, w) in out.iter_mut().enumerate() {
+        // SAFETY: the 512 bytes above any frame of init are mapped stack:
+        // its callers' frames, then `_start`'s, above which the kernel put
+        // argc, the argv and envp pointers, the auxiliary vector (over 300
+        // bytes alone) and the strings. Reading words there is harmless
+        // (they may be stale; the caller only compares them to the code's
+        // range).
+        *w = unsafe { core::ptr::read_volatile(from.add(k)) };
+    }
+}
+
+unsafe extern "C" {
+    /// Start and end of `.text`, defined by `init/link-no-unwind.ld`.
+    static __matic_text_start: u8;
+    static __matic_text_end: u8;
+}
+
+/// The executable's code, `start..end` (its `.text`).
+pub fn code_range() -> (usize, usize) {
+    (
+        (&raw const __matic_text_start) as usize,
+        (&raw const __matic_text_end) as usize,
+    )
+}
+
 #[inline(always)]
 unsafe fn syscall6(nr: u32, a: [usize; 6]) -> isize {
     let ret: isize;

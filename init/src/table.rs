@@ -5,6 +5,7 @@
 //! start, stop or order anything at run time; the supervisor does.
 
 use core::ffi::CStr;
+use matic_contract::kubelet;
 
 /// One supervised service.
 #[derive(Debug)]
@@ -21,6 +22,13 @@ pub struct ServiceSpec {
     /// Upper bound of this service's restart delay, below the policy's cap
     /// ([`crate::backoff::Backoff`]); `u64::MAX` for none.
     pub backoff_cap_ms: u64,
+    /// Arguments after `argv[0]`, before the lines of `args_file`.
+    pub args: &'static [&'static CStr],
+    /// Started only while this file exists and passes
+    /// `matic_contract::kubelet::check`; its lines are the last arguments
+    /// ([`crate::argv`]). Without it (or with a refused one) the service is
+    /// `waiting` until `restart NAME` finds it.
+    pub args_file: Option<&'static CStr>,
 }
 
 /// The services of a MaticOS node, in start order. Shutdown stops them in the
@@ -34,6 +42,8 @@ pub const SERVICES: [ServiceSpec; 3] = [
         // The agent is the only way into the node: a crash loop must never
         // keep the API away for a minute, and its restart is cheap.
         backoff_cap_ms: 5_000,
+        args: &[],
+        args_file: None,
     },
     ServiceSpec {
         name: "containerd",
@@ -41,6 +51,8 @@ pub const SERVICES: [ServiceSpec; 3] = [
         after: &[],
         optional: false,
         backoff_cap_ms: u64::MAX,
+        args: &[],
+        args_file: None,
     },
     ServiceSpec {
         name: "kubelet",
@@ -48,6 +60,8 @@ pub const SERVICES: [ServiceSpec; 3] = [
         after: &["containerd"],
         optional: true,
         backoff_cap_ms: u64::MAX,
+        args: &kubelet::FIXED_FLAGS,
+        args_file: Some(kubelet::FLAGS_PATH),
     },
 ];
 
@@ -69,7 +83,8 @@ pub const SERVICE_ENV: &[&CStr] = &[c"PATH=/usr/bin:/usr/sbin"];
 /// kubelet (watches, sockets) on a busy node.
 pub const SERVICE_NOFILE: u64 = 1 << 20;
 
-/// Checks that a table is usable: unique, log-safe names, absolute paths, and
+/// Checks that a table is usable: unique, log-safe names, absolute paths,
+/// at most [`crate::argv::MAX_FIXED`] fixed arguments, and
 /// dependencies that name an *earlier* entry (so table order is a valid start
 /// order and its reverse a valid stop order). Returns the offending name.
 pub fn validate(table: &[ServiceSpec]) -> Result<(), &'static str> {
@@ -79,7 +94,8 @@ pub fn validate(table: &[ServiceSpec]) -> Result<(), &'static str> {
             && s.name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok || !s.path.to_bytes().starts_with(b"/") {
+        let args_ok = s.args.len() <= crate::argv::MAX_FIXED;
+        if !name_ok || !args_ok || !s.path.to_bytes().starts_with(b"/") {
             return Err(s.name);
         }
         if table[..i].iter().any(|o| o.name == s.name) {
@@ -108,9 +124,13 @@ mod tests {
         assert_eq!(validate(&SERVICES), Ok(()));
         let names: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
         assert_eq!(names, ["matic-agent", "containerd", "kubelet"]);
-        let kubelet = &SERVICES[find(&SERVICES, b"kubelet").unwrap()];
-        assert_eq!(kubelet.after, ["containerd"]);
-        assert!(kubelet.optional);
+        let k = &SERVICES[find(&SERVICES, b"kubelet").unwrap()];
+        assert_eq!(k.after, ["containerd"]);
+        assert!(k.optional);
+        // Gated on the flags file, with the contract's fixed flags first.
+        assert_eq!(k.args_file, Some(kubelet::FLAGS_PATH));
+        assert_eq!(k.args, kubelet::FIXED_FLAGS);
+        assert!(SERVICES[..2].iter().all(|s| s.args_file.is_none()));
         assert!(!SERVICES[0].optional && !SERVICES[1].optional);
         assert_eq!(SERVICES[0].backoff_cap_ms, 5_000);
         assert_eq!(SERVICES[1].backoff_cap_ms, u64::MAX);
@@ -125,6 +145,8 @@ mod tests {
                 after: &["b"],
                 optional: false,
                 backoff_cap_ms: u64::MAX,
+                args: &[],
+                args_file: None,
             },
             ServiceSpec {
                 name: "b",
@@ -132,6 +154,8 @@ mod tests {
                 after: &[],
                 optional: false,
                 backoff_cap_ms: u64::MAX,
+                args: &[],
+                args_file: None,
             },
         ];
         assert_eq!(validate(&FWD), Err("a"));
@@ -142,6 +166,8 @@ mod tests {
                 after: &[],
                 optional: false,
                 backoff_cap_ms: u64::MAX,
+                args: &[],
+                args_file: None,
             },
             ServiceSpec {
                 name: "a",
@@ -149,6 +175,8 @@ mod tests {
                 after: &[],
                 optional: false,
                 backoff_cap_ms: u64::MAX,
+                args: &[],
+                args_file: None,
             },
         ];
         assert_eq!(validate(&DUP), Err("a"));
@@ -158,6 +186,8 @@ mod tests {
             after: &[],
             optional: false,
             backoff_cap_ms: u64::MAX,
+            args: &[],
+            args_file: None,
         }];
         assert_eq!(validate(&BADNAME), Err("../x"));
     }

@@ -119,6 +119,96 @@ fn crashing_service_restarts_immediately_then_with_doubling_backoff() {
     );
 }
 
+/// Issue 15: init starts kubelet only while its flags file exists, with
+/// the contract's fixed flags and then the file's lines; without the file,
+/// or with a refused one, kubelet is `waiting` (never a crash loop) until
+/// `restart kubelet` finds a good file; a `restart kubelet` after the file
+/// went stops it and it waits again.
+#[test]
+fn kubelet_runs_only_while_its_flags_file_exists() {
+    let r = root(
+        "kubelet-gate",
+        &[
+            ("matic-agent", "sleep"),
+            ("containerd", "sleep"),
+            ("kubelet", "args"),
+        ],
+        None,
+    );
+    let flags = r.path(matic_contract::kubelet::FLAGS_PATH.to_str().unwrap());
+    std::fs::remove_file(&flags).unwrap();
+    let mut ns = r.start(&[]);
+    wait_running(&r, &["matic-agent", "containerd"]);
+    let state = |want: &str| {
+        wait_until(Duration::from_secs(10), || {
+            let k = r.status_of("kubelet");
+            (k.get(1).map(String::as_str) == Some(want)).then_some(k)
+        })
+        .unwrap_or_else(|| panic!("kubelet not {want}:\n{}\n{}", r.status(), r.init_log()))
+    };
+    let k = state("waiting");
+    assert_eq!(k[2..5], ["0", "0", "-"], "never started: {k:?}");
+    let waiting_line = "kubelet: waiting for /var/lib/kubelet/matic-flags";
+    assert!(r.init_log().contains(waiting_line), "{}", r.init_log());
+
+    // A refused file: still waiting, one line naming the problem, no start.
+    std::fs::write(&flags, "--v=2\nmax-pods=3\n").unwrap();
+    ns.control(&r, b"restart kubelet\n");
+    let refused = "kubelet: /var/lib/kubelet/matic-flags refused (line 2 is not a --flag): waiting";
+    wait_until(Duration::from_secs(10), || {
+        r.init_log().contains(refused).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no refusal logged:\n{}", r.init_log()));
+    assert_eq!(state("waiting")[2], "0");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.init_log().matches(refused).count(), 1, "logged once");
+    assert!(
+        starts(&r, "kubelet").is_empty(),
+        "kubelet ran: {}",
+        r.log("kubelet")
+    );
+
+    // A good file: started with the fixed flags, then the file's lines.
+    std::fs::write(&flags, "--node-labels=a=b\n\n--max-pods=3").unwrap();
+    ns.control(&r, b"restart kubelet\n");
+    let k = state("running");
+    let args = wait_until(Duration::from_secs(10), || {
+        r.log("kubelet")
+            .lines()
+            .find_map(|l| l.strip_prefix("args ").map(str::to_string))
+    })
+    .unwrap_or_else(|| panic!("no args line: {}", r.log("kubelet")));
+    let mut want: Vec<&str> = matic_contract::kubelet::FIXED_FLAGS
+        .iter()
+        .map(|f| f.to_str().unwrap())
+        .collect();
+    want.extend(["--node-labels=a=b", "--max-pods=3"]);
+    assert_eq!(args, want.join(" "));
+    let pid = k[2].clone();
+
+    // The file removed, then `restart kubelet`: stopped, and waiting.
+    std::fs::remove_file(&flags).unwrap();
+    ns.control(&r, b"restart kubelet\n");
+    let k = state("waiting");
+    assert_eq!(
+        (k[2].as_str(), k[4].as_str()),
+        ("0", "signal:15"),
+        "{k:?} (was {pid})"
+    );
+    assert!(
+        !ns.ns_processes().iter().any(|p| p.2 == "kubelet"),
+        "kubelet still runs: {:?}",
+        ns.ns_processes()
+    );
+    assert_eq!(starts(&r, "kubelet").len(), 1);
+    // Nothing else was touched.
+    assert!(all_running(&r, &["matic-agent", "containerd"]));
+    ns.signal(SIGTERM);
+    ns.wait_exit(Duration::from_secs(15))
+        .expect("init did not shut down");
+    assert_eq!(r.status_of("kubelet")[1], "stopped");
+}
+
 #[test]
 fn reaps_ten_thousand_orphans_leaving_no_zombie() {
     let r = root(

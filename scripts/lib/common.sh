@@ -43,8 +43,13 @@ matic_help() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 # read-only data; the binary is already linked -no-pie: docs/init.md,
 # "Size") goes to that binary alone: stable Cargo has no per-package
 # rustflags, and RUSTFLAGS would reach the agent and every build script.
+# The profile's `strip` is off for it (build.rs strips the release binary
+# itself): a different `strip` changes the crates' metadata hashes, so the
+# symbols' names and order, and the unstripped build that
+# scripts/test.d/20-init-static makes would not have the shipped code's
+# addresses, which the panic handler logs (docs/init.md, "Size").
 matic_build_init() {
-  cargo rustc --release --locked "$@" -p matic-init --bin matic-init \
+  CARGO_PROFILE_RELEASE_STRIP=false cargo rustc --release --locked "$@" -p matic-init --bin matic-init \
     --manifest-path "$MATIC_ROOT/Cargo.toml" -- -C relocation-model=static
 }
 

@@ -18,8 +18,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use matic_history::journal::{self, PANIC_PREFIX};
+use matic_history::journal::PANIC_PREFIX;
+use matic_history::kernel_line;
 use matic_history::pstore::{self, Dump};
+use matic_history::read;
 use matic_history::store::{self, Store};
 use matic_history::{Ending, Error, Event, Started};
 
@@ -57,7 +59,7 @@ pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let files = regular_files(&incoming)?;
+    let files = read::regular_files(&incoming)?;
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -99,7 +101,7 @@ pub fn take(store: &Store, pstore_dir: &Path) -> Result<Vec<Placed>, Error> {
             panic,
         });
     }
-    let rest = regular_files(&incoming)?;
+    let rest = read::regular_files(&incoming)?;
     if let (false, Some(&newest)) = (rest.is_empty(), store.numbers()?.last()) {
         move_into(&rest, &store.boot_dir(newest).join(store::PSTORE))?;
     }
@@ -126,23 +128,10 @@ pub fn panic_line(text: &str) -> Option<String> {
 
 /// A line's `[    2.155872] ` stamp in ms, and the rest.
 fn without_time(line: &str) -> (Option<u64>, &str) {
-    if let Some(rest) = line.strip_prefix('[')
-        && let Some((time, text)) = rest.split_once("] ")
-    {
-        let time = time.trim();
-        let (secs, frac) = time.split_once('.').unwrap_or((time, "0"));
-        // Milliseconds: the first three digits of the fraction.
-        let digits = frac.len().min(3) as u32;
-        let frac = frac.bytes().all(|b| b.is_ascii_digit()).then_some(frac);
-        if let (Ok(secs), Some(Ok(ms))) = (
-            secs.parse::<u64>(),
-            frac.map(|f| f[..digits as usize].parse::<u64>()),
-        ) {
-            let frac_ms = ms * 10u64.pow(3 - digits);
-            return (Some(secs * 1000 + frac_ms), text);
-        }
+    match kernel_line::parse(line) {
+        Some((us, text)) => (Some(us / 1000), text),
+        None => (None, line),
     }
-    (None, line)
 }
 
 /// The `Ended` event of a panic: its line, at its time stamp.
@@ -240,45 +229,8 @@ fn init_failure(dump: &Dump) -> Option<Event> {
 
 /// Whether boot `n` recorded an `ended` event.
 fn has_ending(store: &Store, n: u64) -> Result<bool, Error> {
-    let path = store.boot_dir(n).join(store::EVENTS);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(Error::Io {
-                op: "read",
-                path,
-                source,
-            });
-        }
-    };
-    Ok(journal::read(&bytes)
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::Ended { .. })))
-}
-
-/// The regular files of `dir`, sorted; none if it does not exist.
-fn regular_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let io_err = |source| Error::Io {
-        op: "list",
-        path: dir.to_owned(),
-        source,
-    };
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err)?;
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
+    Ok(read::events(store, n)?
+        .is_some_and(|j| j.events.iter().any(|e| matches!(e, Event::Ended { .. }))))
 }
 
 /// Renames `files` into `dest` (created if missing), never over an
@@ -327,10 +279,12 @@ mod tests {
 
     #[test]
     fn a_dump_names_its_boot_by_the_last_history_line() {
-        let text =
-            "[ 5.0] matic-agent: history boot 41\n[ 9.0] x\n[ 12.0] matic-agent: history boot 42\n";
+        let text = "[    5.000000] matic-agent: history boot 41\n[    9.000000] x\n[   12.000000] matic-agent: history boot 42\n";
         assert_eq!(named_boot(text), Some(42));
-        assert_eq!(named_boot("[ 5.0] matic-agent: history boot x\n"), None);
+        assert_eq!(
+            named_boot("[    5.000000] matic-agent: history boot x\n"),
+            None
+        );
         assert_eq!(named_boot(STAGE1_PANIC), None);
     }
 
@@ -341,7 +295,7 @@ mod tests {
             Some("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100")
         );
         assert_eq!(without_time("[    4.500100] x"), (Some(4500), "x"));
-        assert_eq!(without_time("[12.5] x"), (Some(12_500), "x"));
+        assert_eq!(without_time("[   12.500999] x"), (Some(12_500), "x"));
         assert_eq!(without_time("[mem 0x0] x"), (None, "[mem 0x0] x"));
         assert_eq!(without_time("[1.é] x"), (None, "[1.é] x"));
     }
@@ -352,8 +306,8 @@ mod tests {
             reason: reason.into(),
             text: text.into(),
         };
-        let given_up = "[ 4.1] matic-init: slot B: its image cannot boot; slot given up, rebooting\n\
-            [ 4.2] reboot: Restarting system\n";
+        let given_up = "[    4.100000] matic-init: slot B: its image cannot boot; slot given up, rebooting\n\
+            [    4.200000] reboot: Restarting system\n";
         assert_eq!(
             init_failure(&dump("Shutdown", given_up)),
             Some(Event::Ended {
@@ -361,8 +315,8 @@ mod tests {
                 at_ms: 4200
             })
         );
-        let no_disk = "[ 3.0] matic-init: stage 1: from the initramfs\n\
-            [ 9.5] matic-init: no disk carries a MaticOS partition table, rebooting\n";
+        let no_disk = "[    3.000000] matic-init: stage 1: from the initramfs\n\
+            [    9.500000] matic-init: no disk carries a MaticOS partition table, rebooting\n";
         assert_eq!(
             init_failure(&dump("Shutdown", no_disk)),
             Some(Event::Ended {
@@ -391,8 +345,9 @@ mod tests {
         assert_eq!(s.wall_unix_ms, None);
         let given = Dump {
             reason: "Panic".into(),
-            text: "[ 3.9] matic-init: slot A given by matic.slot= (priority 1) on /dev/vda\n"
-                .into(),
+            text:
+                "[    3.900000] matic-init: slot A given by matic.slot= (priority 1) on /dev/vda\n"
+                    .into(),
         };
         assert_eq!(started_from(&given, &[]).slot, "A");
         let ended = ended(panic_line(STAGE1_PANIC).as_deref().unwrap(), &dump);

@@ -100,11 +100,11 @@ mod tests {
     #[test]
     fn init_shutdown_lines_are_a_reboot_or_poweroff_by_init() {
         let reboot = format!(
-            "{EARLY}[   30.0] matic-init: control: reboot\n\
-             [   30.1] matic-init: shutdown for reboot: stopping services in reverse order (up to 10000 ms)\n"
+            "{EARLY}[   30.000000] matic-init: control: reboot\n\
+             [   30.100000] matic-init: shutdown for reboot: stopping services in reverse order (up to 10000 ms)\n"
         );
         assert_eq!(infer(&reboot, false), Ending::Reboot { by: "init".into() });
-        let off = format!("{EARLY}[   30.1] matic-init: poweroff now\n");
+        let off = format!("{EARLY}[   30.100000] matic-init: poweroff now\n");
         assert_eq!(infer(&off, true), Ending::Poweroff { by: "init".into() });
     }
 
@@ -115,12 +115,12 @@ mod tests {
             "matic-init: slot A: partition table kept; rebooting in 5000 ms",
             "matic-init: cannot mount the root of slot A",
         ] {
-            let log = format!("[    0.0] Linux version 6.1.0\n[    3.5] {line}\n");
+            let log = format!("[    0.000000] Linux version 6.1.0\n[    3.500000] {line}\n");
             assert_eq!(infer(&log, false), Ending::UnmountableRoot, "{line}");
         }
         // Someone else's words are not init's.
         assert_eq!(
-            infer("[ 5.0] containerd: cannot mount overlay\n", false),
+            infer("[    5.000000] containerd: cannot mount overlay\n", false),
             Ending::PowerLossOrReset
         );
     }
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn only_the_tail_counts() {
-        let mut log = String::from("[ 1.0] matic-init: boot deadline: slot not marked\n");
+        let mut log = String::from("[    1.000000] matic-init: boot deadline: slot not marked\n");
         for i in 0..TAIL_LINES {
             log.push_str(&format!("[ {i}.5] filler\n"));
         }

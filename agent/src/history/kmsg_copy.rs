@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use matic_history::Event;
+use matic_history::{Event, kernel_line};
 
 use super::facts::boottime_us;
 use super::recorder::Recorder;
@@ -27,15 +27,6 @@ use crate::kmsg::{BATCH, Kmsg};
 
 /// How often the copier looks for new records (and calls `flush_due`).
 const POLL: Duration = Duration::from_millis(200);
-
-/// A record as a `kmsg.log` line: `[%5u.%06u] message`, as dmesg shows it.
-pub fn format_line(ts_usec: u64, message: &str) -> String {
-    format!(
-        "[{:5}.{:06}] {message}",
-        ts_usec / 1_000_000,
-        ts_usec % 1_000_000
-    )
-}
 
 /// The mark a kernel log message stands for, if any: `init` (the kernel
 /// runs `/init`), `stage1`, `modules-loaded`, `root-verified` (stage 1's
@@ -78,11 +69,9 @@ pub fn last_stamp_us(path: &Path) -> Option<u64> {
     let mut tail = Vec::new();
     file.read_to_end(&mut tail).ok()?;
     let tail = String::from_utf8_lossy(&tail);
-    tail.lines().rev().find_map(|line| {
-        let (time, _) = line.strip_prefix('[')?.split_once("] ")?;
-        let (secs, usec) = time.trim().split_once('.')?;
-        Some(secs.parse::<u64>().ok()? * 1_000_000 + usec.parse::<u64>().ok()?)
-    })
+    tail.lines()
+        .rev()
+        .find_map(|line| kernel_line::parse(line).map(|(us, _)| us))
 }
 
 /// The running copier.
@@ -140,7 +129,7 @@ fn run(mut kmsg: Kmsg, path: &Path, rec: &Recorder, after_us: Option<u64>, stop:
                     if after_us.is_some_and(|after| m.timestamp_usec <= after) {
                         continue;
                     }
-                    w.kmsg_line(format_line(m.timestamp_usec, &m.message))?;
+                    w.kmsg_line(kernel_line::format(m.timestamp_usec, &m.message))?;
                     if let Some(name) = mark_for(&m.message)
                         && (!name.starts_with("service:") || started.insert(name.clone()))
                     {
@@ -176,11 +165,14 @@ mod tests {
     #[test]
     fn lines_look_like_dmesg() {
         assert_eq!(
-            format_line(5_140_900, "NET: Registered"),
+            kernel_line::format(5_140_900, "NET: Registered"),
             "[    5.140900] NET: Registered"
         );
-        assert_eq!(format_line(0, "x"), "[    0.000000] x");
-        assert_eq!(format_line(123_456_000_001, "x"), "[123456.000001] x");
+        assert_eq!(kernel_line::format(0, "x"), "[    0.000000] x");
+        assert_eq!(
+            kernel_line::format(123_456_000_001, "x"),
+            "[123456.000001] x"
+        );
     }
 
     #[test]

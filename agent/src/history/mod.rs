@@ -13,6 +13,7 @@
 //! | [`kmsg_copy`] | the kernel log into `kmsg.log`, and its marks |
 //! | [`recorder`] | the running boot's shared writer |
 //! | [`service_logs`] | the services' pipes handed by init, stamped into `services/<name>.log` |
+//! | [`own_log`] | the agent's own stdout and stderr, on to init and stamped for the record |
 //! | [`raw_lines`] | what init copied raw while no agent read the pipes, moved in at start |
 //! | [`late`] | that writer for the API, which serves before the open is over |
 //!
@@ -26,6 +27,7 @@ pub mod facts;
 pub mod inferred;
 pub mod kmsg_copy;
 pub mod late;
+pub mod own_log;
 pub mod raw_lines;
 pub mod recorder;
 pub mod service_logs;
@@ -33,7 +35,7 @@ pub mod service_logs;
 use std::io::Write;
 use std::path::Path;
 
-use matic_history::journal;
+use matic_history::read;
 use matic_history::store::{self, Store};
 use matic_history::{Event, Started};
 
@@ -86,8 +88,12 @@ fn try_open(cfg: &Config, slot: String, os_version: String) -> Result<Opened, St
 /// The newest boot's `Started`, if it reads.
 fn newest_started(store: &Store) -> Option<Started> {
     let newest = *store.numbers().ok()?.last()?;
-    let bytes = std::fs::read(store.boot_dir(newest).join(store::EVENTS)).ok()?;
-    match journal::read(&bytes).events.into_iter().next()? {
+    match read::events(store, newest)
+        .ok()??
+        .events
+        .into_iter()
+        .next()?
+    {
         Event::Started(s) => Some(s),
         _ => None,
     }
@@ -134,8 +140,11 @@ fn settle_previous(cfg: &Config, store: &Store) {
 /// Records boot `n`'s inferred ending, unless it recorded one.
 fn infer_ending(store: &Store, n: u64, watchdog: bool) -> Result<(), matic_history::Error> {
     // Unreadable events: inferred all the same (the ending is still news).
-    let bytes = std::fs::read(store.boot_dir(n).join(store::EVENTS)).unwrap_or_default();
-    let events = journal::read(&bytes).events;
+    let events = read::events(store, n)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .events;
     if events.iter().any(|e| matches!(e, Event::Ended { .. })) {
         return Ok(());
     }
@@ -225,7 +234,7 @@ mod tests {
     fn panic_dump(dir: &Path) {
         fs::write(
             dir.join("pstore/dmesg-erst-1"),
-            "Panic#1 Part1\n<0>[    9.1] Kernel panic - not syncing: x\n",
+            "Panic#1 Part1\n<0>[    9.100000] Kernel panic - not syncing: x\n",
         )
         .unwrap();
     }

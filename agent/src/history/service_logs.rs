@@ -25,6 +25,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ use matic_contract::handoff::{FIRST_FD, HANDED};
 use matic_history::stamp::{self, At};
 
 use super::facts::{PLAUSIBLE_WALL_MS, boottime_us};
+use super::own_log;
 use super::recorder::Recorder;
 
 /// The longest line kept whole; the rest of a longer line continues as
@@ -175,13 +177,18 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts reading `pipes` into `sink`.
-    pub fn spawn(pipes: Vec<(&'static str, OwnedFd)>, sink: Sink) -> std::io::Result<Reader> {
+    /// Starts reading `pipes` into `sink`, and the agent's own stamped
+    /// lines from `own` ([`super::own_log`]).
+    pub fn spawn(
+        pipes: Vec<(&'static str, OwnedFd)>,
+        sink: Sink,
+        own: Option<Receiver<own_log::Line>>,
+    ) -> std::io::Result<Reader> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("matic-svc-logs".into())
-            .spawn(move || run(pipes, sink, &stopping))?;
+            .spawn(move || run(pipes, sink, own, &stopping))?;
         Ok(Reader { stop, thread })
     }
 
@@ -200,7 +207,12 @@ struct Pipe {
     lines: Splitter,
 }
 
-fn run(pipes: Vec<(&'static str, OwnedFd)>, mut sink: Sink, stop: &AtomicBool) {
+fn run(
+    pipes: Vec<(&'static str, OwnedFd)>,
+    mut sink: Sink,
+    own: Option<Receiver<own_log::Line>>,
+    stop: &AtomicBool,
+) {
     let mut pipes: Vec<Pipe> = pipes
         .into_iter()
         .map(|(name, fd)| Pipe {
@@ -239,6 +251,10 @@ fn run(pipes: Vec<(&'static str, OwnedFd)>, mut sink: Sink, stop: &AtomicBool) {
                     Err(_) => break, // EAGAIN: drained for now.
                 }
             }
+        }
+        // The agent's own lines, stamped when they were written.
+        for (at, line) in own.iter().flat_map(|rx| rx.try_iter()) {
+            let _ = out.line(&mut sink, own_log::NAME, at, &line);
         }
         if stopping {
             for p in &mut pipes {

@@ -59,6 +59,13 @@ impl TestRoot {
         for (svc, mode) in services {
             copy_exec(helper, &dir.join("usr/bin").join(svc));
             fs::write(dir.join("etc/testsvc").join(svc), mode).unwrap();
+            if *svc == "kubelet" {
+                // Init starts kubelet only while its flags file exists
+                // (matic_contract::kubelet); an empty one adds no flag.
+                let flags = dir.join("var/lib/kubelet/matic-flags");
+                fs::create_dir_all(flags.parent().unwrap()).unwrap();
+                fs::write(flags, "").unwrap();
+            }
         }
         if let Some(b) = boot {
             fs::write(dir.join("run/matic/boot"), b).unwrap();

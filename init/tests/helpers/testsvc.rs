@@ -142,6 +142,13 @@ fn main() {
             event_raw(b"start");
             sleep_forever();
         }
+        "args" => {
+            // The arguments after argv[0], one line, then as `sleep`.
+            let rest: Vec<String> = std::env::args().skip(1).collect();
+            println!("args {}", rest.join(" "));
+            event_raw(b"start");
+            sleep_forever();
+        }
         "term-exit" | "ignore-term" => {
             let h = if mode == "term-exit" {
                 on_term_exit
