@@ -102,12 +102,13 @@ pub struct Config {
     /// image's /etc/containerd/config.toml imports `<dir>/conf.d/*.toml`).
     #[arg(long, default_value = CONTAINERD_DIR)]
     pub containerd_dir: PathBuf,
-    /// kubelet's own directory (its KubeletConfiguration).
-    #[arg(long, default_value = "/var/lib/kubelet")]
+    /// kubelet's own directory (its KubeletConfiguration and the flags
+    /// file); the default is the contract's, which init reads.
+    #[arg(long, default_value_os_t = crate::node_config::kubelet::default_kubelet_dir())]
     pub kubelet_dir: PathBuf,
     /// `/etc/kubernetes` (bound from `MATIC_STATE`): the bootstrap
-    /// kubeconfig and the cluster CA.
-    #[arg(long, default_value = "/etc/kubernetes")]
+    /// kubeconfig and the cluster CA; the default is the contract's.
+    #[arg(long, default_value_os_t = crate::node_config::kubelet::default_kubernetes_dir())]
     pub kubernetes_dir: PathBuf,
     /// The NTP servers' UDP port (tests: a fake server's).
     #[arg(long, default_value_t = 123)]

@@ -526,8 +526,9 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.restarted, ["containerd"], "{r:?}");
+    assert_eq!(r.restarted, ["containerd", "kubelet"], "{r:?}");
     node.expect_fifo("restart containerd");
+    node.expect_fifo("restart kubelet");
     let d = node.read(drop_in);
     assert!(d.contains("sandbox_image = \"pause.example/p:1\""), "{d}");
     assert!(
@@ -610,8 +611,9 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
         "{r:?}: generation 1 holds the same files"
     );
     let r = rollback().await;
-    assert_eq!(r.restarted, ["containerd"], "{r:?}");
+    assert_eq!(r.restarted, ["containerd", "kubelet"], "{r:?}");
     node.expect_fifo("restart containerd");
+    node.expect_fifo("restart kubelet");
     for f in [
         drop_in,
         "containerd/certs.d/docker.io/hosts.toml",
@@ -619,6 +621,77 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
         "etc/kubernetes/bootstrap-kubelet.conf",
         "etc/kubernetes/pki/ca.crt",
         "var/lib/kubelet/config.yaml",
+        "var/lib/kubelet/matic-flags",
+    ] {
+        assert!(!node.dir.join(f).exists(), "{f} left behind");
+    }
+}
+
+/// kubelet's files alone: init is asked to `restart kubelet` (which makes it
+/// look at the flags file again) whenever they change — written, changed,
+/// removed by `enabled = false` — and only then; a section whose flags file
+/// init would refuse changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_kubelet_files_restart_kubelet_only_when_they_change() {
+    let node = node("cfg-kubelet");
+    let mut admin = node.client(Role::Admin).await;
+    let kubelet = |extra: &str| {
+        format!(
+            "version = 1\n[kubelet]\napi_server = \"https://10.0.0.1:6443\"\nca = \"\"\"\n{CA}\n\"\"\"\n\
+             bootstrap_token = \"{TOKEN}\"\n{extra}"
+        )
+    };
+    let mut apply = async |d: String| {
+        admin
+            .config_apply(apply_req(&d, ConfigMode::NoReboot, 0))
+            .await
+            .map(|r| r.into_inner())
+    };
+    let r = apply(kubelet("")).await.unwrap();
+    assert_eq!(r.restarted, ["kubelet"], "{r:?}");
+    node.expect_fifo("restart kubelet");
+    assert_eq!(node.read("var/lib/kubelet/matic-flags"), "");
+    // The same section: nothing to restart.
+    let r = apply(kubelet("").replacen("version = 1\n", "version = 1\nhostname = \"k\"\n", 1))
+        .await
+        .unwrap();
+    assert!(r.restarted.is_empty(), "{r:?}");
+    node.expect_fifo_silent(Duration::from_millis(300));
+    // A flag more: the flags file changes, kubelet is restarted.
+    let r = apply(kubelet("extra_args = { \"max-pods\" = \"50\" }\n"))
+        .await
+        .unwrap();
+    assert_eq!(r.restarted, ["kubelet"], "{r:?}");
+    node.expect_fifo("restart kubelet");
+    assert_eq!(node.read("var/lib/kubelet/matic-flags"), "--max-pods=50\n");
+    // More flags than init takes: refused, naming the file; nothing changed.
+    let many: Vec<String> = (0..40).map(|i| format!("\"flag-{i}\" = \"1\"")).collect();
+    let e = apply(kubelet(&format!(
+        "extra_args = {{ {} }}\n",
+        many.join(", ")
+    )))
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("matic-flags") && e.message().contains("more than 32 flags"),
+        "{e:?}"
+    );
+    assert_eq!(node.read("var/lib/kubelet/matic-flags"), "--max-pods=50\n");
+    node.expect_fifo_silent(Duration::from_millis(300));
+    // enabled = false: every file removed, kubelet restarted (init stops it).
+    let r = apply(format!(
+        "version = 1\n[kubelet]\nenabled = false\nbootstrap_token = \"{TOKEN}\"\n"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.restarted, ["kubelet"], "{r:?}");
+    node.expect_fifo("restart kubelet");
+    for f in [
+        "var/lib/kubelet/matic-flags",
+        "var/lib/kubelet/config.yaml",
+        "etc/kubernetes/bootstrap-kubelet.conf",
+        "etc/kubernetes/pki/ca.crt",
     ] {
         assert!(!node.dir.join(f).exists(), "{f} left behind");
     }

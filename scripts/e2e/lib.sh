@@ -77,6 +77,12 @@ quiet() {
   }
 }
 
+# Every image carries the stand-in kubelet (kubelet-standin/, docs/config.md
+# "The stand-in kubelet"): an unconfigured node shows kubelet `waiting`, a
+# kubelet section starts it and its log shows its checks.
+E2E_KUBELET=$MATIC_RELEASE/matic-kubelet-standin
+build_rootfs() { quiet "$MATIC_ROOT/scripts/build-rootfs" --kubelet "$E2E_KUBELET" "$@"; }
+
 # e2e_build_images: the base disk (slot A = e2e-1) and every image the
 # scenarios install. E2E_REUSE=1 keeps images from an earlier run (debugging).
 e2e_build_images() {
@@ -92,23 +98,23 @@ e2e_build_images() {
   # build-image's stage 1 builds the workspace (E2E_NO_CARGO=1 skips it).
   local cargo=()
   [ "${E2E_NO_CARGO:-0}" != 1 ] || cargo=(--no-cargo)
-  quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --version e2e-1 --out-dir "$E2E_DIR/base" --append "$E2E_APPEND"
+  quiet "$MATIC_ROOT/scripts/build-image" "${cargo[@]}" --kubelet "$E2E_KUBELET" --version e2e-1 --out-dir "$E2E_DIR/base" --append "$E2E_APPEND"
   cp "$E2E_DIR/base/rootfs.squashfs" "$(sq e2e-1)"
   cp "$E2E_DIR/base/rootfs.release" "$(img e2e-1)"
   # Every image is a signed release (the node installs nothing else): the
   # broken ones are broken inside, with valid signatures.
   for v in e2e-2 e2e-3; do
-    quiet "$MATIC_ROOT/scripts/build-rootfs" --out "$(sq $v)" --version "$v"
+    build_rootfs --out "$(sq $v)" --version "$v"
     sign "$v"
   done
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant agent-exits --out "$(sq e2e-agent-exits)" --version e2e-agent-exits
+  build_rootfs --variant agent-exits --out "$(sq e2e-agent-exits)" --version e2e-agent-exits
   sign e2e-agent-exits
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant no-init --out "$(sq e2e-no-init)" --version e2e-no-init
+  build_rootfs --variant no-init --out "$(sq e2e-no-init)" --version e2e-no-init
   sign e2e-no-init
   # /sbin/init that exits at once (the broken agent in init's place).
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --init "$MATIC_RELEASE/matic-broken-agent" --out "$(sq e2e-init-exits)" --version e2e-init-exits
+  build_rootfs --init "$MATIC_RELEASE/matic-broken-agent" --out "$(sq e2e-init-exits)" --version e2e-init-exits
   sign e2e-init-exits
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --variant fault-injection --out "$(sq e2e-fault)" --version e2e-fault
+  build_rootfs --variant fault-injection --out "$(sq e2e-fault)" --version e2e-fault
   sign e2e-fault
   quiet "$MATIC_ROOT/scripts/build-disk" --release "$(img e2e-fault)" --out "$E2E_IMAGES/fault-disk.img" --append "$E2E_APPEND"
   e2e_make_not_mountable "$(sq e2e-1)" "$(sq e2e-not-mountable)"
@@ -120,13 +126,13 @@ e2e_build_images() {
   say "  the other kernel: $kpkg"
   quiet "$MATIC_ROOT/scripts/build-kernel" --package "$kpkg" --out "$E2E_DIR/kernel2"
   quiet "$MATIC_ROOT/scripts/build-initramfs" --kernel-dir "$E2E_DIR/kernel2" --out "$E2E_DIR/kernel2/initramfs"
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --kernel-dir "$E2E_DIR/kernel2" --initramfs "$E2E_DIR/kernel2/initramfs" \
+  build_rootfs --kernel-dir "$E2E_DIR/kernel2" --initramfs "$E2E_DIR/kernel2/initramfs" \
     --out "$(sq e2e-kernel2)" --version e2e-kernel2
   sign e2e-kernel2
   # The default kernel with an initramfs that has no virtio_blk: its kernel
   # id differs, so stage 1 kexecs into it, and it cannot find the disk.
   quiet "$MATIC_ROOT/scripts/build-initramfs" --without virtio_blk --out "$E2E_DIR/initramfs-no-blk"
-  quiet "$MATIC_ROOT/scripts/build-rootfs" --initramfs "$E2E_DIR/initramfs-no-blk" \
+  build_rootfs --initramfs "$E2E_DIR/initramfs-no-blk" \
     --out "$(sq e2e-no-blk)" --version e2e-no-blk
   sign e2e-no-blk
   for v in "${E2E_GOOD[@]}" e2e-agent-exits e2e-no-init e2e-init-exits e2e-not-mountable e2e-fault e2e-kernel2 e2e-no-blk; do

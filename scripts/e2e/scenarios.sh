@@ -9,6 +9,7 @@ scenario_1() {
   # A pristine disk: slot A e2e-1 (successful), B empty.
   node_fresh
   expect_running e2e-1 A
+  config_live_and_kubelet
   # Booted by the firmware from the ESP's loader: slot A's own kernel.
   [ "$(running_kernel)" = "$(kernel_of e2e-1)" ] ||
     die "slot A runs kernel $(running_kernel), not its release's $(kernel_of e2e-1)"
@@ -40,6 +41,72 @@ scenario_1() {
   wait_marked
   expect_slot A '.running and .successful'
   expect_slot B '.version == "e2e-2" and .bootable'
+}
+
+# service_state NAME: the service's state in `osctl services`.
+service_state() { osctl_json services | jq -er --arg s "$1" '.[0].result.services[] | select(.name == $s) | .state'; }
+kubelet_is() { [ "$(service_state kubelet)" = "$1" ]; }
+# running_boot: the running boot's number in the node's boot history.
+running_boot() { osctl_json boots | jq -er '.[0].result.boots[] | select(.running) | .number'; }
+# kubelet_logged TEXT: the stand-in kubelet's log on the node holds TEXT.
+kubelet_logged() { vm_osctl "$E2E_VM" logs kubelet | grep -qF -- "$1"; }
+node_hostname() { osctl_json version | jq -er '.[0].result.hostname'; }
+hostname_is_not() { [ "$(node_hostname)" != "$1" ]; }
+same_boot() { (($(boots) == $1)) && [ "$(running_boot)" = "$2" ]; }
+
+# config_live_and_kubelet (issue 15, on scenario 1's first boot): every
+# image carries the stand-in kubelet, so an unconfigured node shows kubelet
+# `waiting`. One `osctl config apply` changes the hostname and adds a name
+# server live (no reboot: the same boot) and adds a kubelet section: init
+# starts the stand-in, which passes every check (its argv, its files,
+# containerd's CRI). Without the section kubelet is stopped and `waiting`
+# again; the empty document gives the node its command-line defaults back.
+config_live_and_kubelet() {
+  local t0 b n doc out log c
+  t0=$(date +%s.%N)
+  wait_until 30 "kubelet is waiting on an unconfigured node" kubelet_is waiting
+  say "   services: kubelet waiting (no kubelet section)"
+  b=$(boots)
+  n=$(running_boot) || die "osctl boots names no running boot"
+  doc=$E2E_DIR/node-config.toml
+  {
+    printf 'version = 1\nhostname = "e2e-kubelet-node"\n\n[network]\n'
+    printf 'nameservers = ["10.0.2.3", "10.0.2.53"]\n\n[kubelet]\n'
+    printf 'api_server = "https://10.0.2.2:6443"\nca = """\n%s\n"""\n' "$(cat "$MATIC_ROOT/kubelet-standin/testdata/ca.crt")"
+    printf 'bootstrap_token = "abcdef.0123456789abcdef"\n'
+    printf 'labels = { "node-role.kubernetes.io/worker" = "" }\nextra_args = { "max-pods" = "50" }\n'
+  } >"$doc"
+  say "osctl config apply: hostname, a name server, a kubelet section"
+  out=$(osctl_json config apply "$doc" --mode no-reboot) || die "osctl config apply failed: $out"
+  jq -e '.[0].ok and (.[0].result.rebooting | not) and (.[0].result.restarted | index("kubelet"))' <<<"$out" >/dev/null ||
+    die "config apply: expected no reboot and kubelet restarted: $out"
+  [ "$(node_hostname)" = e2e-kubelet-node ] || die "osctl version: hostname $(node_hostname), not e2e-kubelet-node"
+  osctl_json config get | jq -e '.[0].result.document | contains("\"10.0.2.53\"")' >/dev/null ||
+    die "config get does not show the name server 10.0.2.53: $(osctl_json config get)"
+  wait_until 90 "kubelet is running" kubelet_is running
+  wait_until 90 "the stand-in kubelet logs 'all checks passed'" kubelet_logged 'all checks passed'
+  log=$(vm_osctl "$E2E_VM" logs kubelet)
+  for c in argv config kubeconfig token ca cri; do
+    grep -qF "check $c: ok" <<<"$log" || die "kubelet's log lacks 'check $c: ok': $log"
+  done
+  ! grep -q 'FAILED' <<<"$log" || die "a stand-in check failed: $log"
+  kubelet_is running || die "kubelet stopped after its checks: $(service_state kubelet)"
+  say "   version: hostname e2e-kubelet-node; config get: name server 10.0.2.53; kubelet running, every check ok"
+  say "   kubelet's $(grep -o 'runtime: .*' <<<"$log" | head -n1)"
+  same_boot "$b" "$n" || die "the node rebooted during a live config apply"
+
+  say "osctl config apply: the kubelet section removed"
+  sed -i '/^\[kubelet\]/,$d' "$doc"
+  out=$(osctl_json config apply "$doc" --mode no-reboot) || die "osctl config apply failed: $out"
+  jq -e '.[0].ok and (.[0].result.restarted | index("kubelet"))' <<<"$out" >/dev/null || die "kubelet not restarted: $out"
+  wait_until 60 "kubelet is waiting again" kubelet_is waiting
+  wait_until 30 "the stand-in kubelet stopped on SIGTERM" kubelet_logged 'SIGTERM, stopping'
+  say "osctl config apply: the empty document (the command line's hostname back)"
+  printf 'version = 1\n' >"$doc"
+  out=$(osctl_json config apply "$doc" --mode no-reboot) || die "osctl config apply failed: $out"
+  wait_until 30 "the hostname is no longer e2e-kubelet-node" hostname_is_not e2e-kubelet-node
+  same_boot "$b" "$n" || die "the node rebooted during a live config apply"
+  say "   kubelet waiting again, hostname $(node_hostname), same boot; these checks took $(elapsed "$t0") s"
 }
 
 # 8. Manual rollback after a successful update returns to the previous version.

@@ -50,8 +50,10 @@ impl Targets {
 /// What an apply changed that a service must be restarted for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// Services (init's names) whose files changed: containerd reads its
-    /// configuration only when it starts.
+    /// Services (init's names) whose files changed, containerd first:
+    /// containerd reads its configuration only when it starts, and a
+    /// `restart kubelet` makes init look at kubelet's flags file again
+    /// (start, restart, or stop and wait).
     pub restart: Vec<&'static str>,
 }
 
@@ -75,6 +77,8 @@ pub enum ApplyError {
     NameServer(String),
     #[error(transparent)]
     Resolv(#[from] crate::resolv::ResolvError),
+    #[error("kubelet's flags: {0}")]
+    KubeletFlags(#[from] kubelet::FlagsError),
     #[error("rendering {what}: {source}")]
     Render {
         what: &'static str,
@@ -94,6 +98,8 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
 /// they were if a later step fails: an error leaves the node as it found
 /// it. The services to restart for what changed.
 pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
+    // Rendered first: a flags file init would refuse changes nothing.
+    let kubelet_files = kubelet::wants(c.kubelet.as_ref(), &t.kubelet)?;
     let mut servers = Vec::new();
     for s in &c.network.nameservers {
         // The check refused these already; the appliers do not trust it.
@@ -119,7 +125,7 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
             });
         }
     };
-    let kub = match files::put(&kubelet::wants(c.kubelet.as_ref(), &t.kubelet)) {
+    let kub = match files::put(&kubelet_files) {
         Ok(k) => k,
         Err(source) => {
             resolv_undo();
@@ -134,6 +140,9 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     if !ctd.changed.is_empty() {
         applied.restart.push("containerd");
+    }
+    if !kub.changed.is_empty() {
+        applied.restart.push("kubelet");
     }
     match apply_system(c, &t.sysctl_dir) {
         Ok(()) => {

@@ -1,5 +1,6 @@
-//! kubelet's files from the `kubelet` section (docs/config.md, "kubelet"):
-//! rendered only; init starting kubelet with them is not written yet.
+//! kubelet's files from the `kubelet` section (docs/config.md, "kubelet's
+//! files"), at the paths of [`matic_contract::kubelet`], which init starts
+//! kubelet with (the fixed flags) once the flags file exists.
 //!
 //! - `<kubelet-dir>/config.yaml`: the KubeletConfiguration (JSON, which is
 //!   YAML): cgroupfs driver (containerd runs runc with `SystemdCgroup =
@@ -9,19 +10,76 @@
 //!   kubeconfig with the API server, the CA's path and the bootstrap token.
 //! - `<kubernetes-dir>/pki/ca.crt`: the cluster CA.
 //! - `<kubelet-dir>/matic-flags`: what only flags can say (`--node-labels`,
-//!   the `extra_args`), one `--flag=value` a line, for init to pass.
+//!   the `extra_args`), one `--flag=value` a line, for init to pass. It is
+//!   the contract's marker that the others are complete: checked with
+//!   [`contract::check`] (init's own rule) before anything is written,
+//!   written last, and removed first.
 //!
 //! No section, or `enabled = false`: every one of them is removed, so init
-//! (which starts kubelet only when they exist) leaves it `skipped`.
+//! (which starts kubelet only while the flags file exists) leaves it
+//! `waiting`.
 //!
-//! Must never: write the token anywhere but the 0600 kubeconfig.
+//! Must never: write the token anywhere but the 0600 kubeconfig, or hand
+//! init a flags file its rule refuses.
 
 use std::path::{Path, PathBuf};
 
 use matic_config::schema::Kubelet;
+use matic_contract::kubelet::{self as contract, FlagsError as Refused};
 use serde_json::{Value, json};
 
 use super::files::Want;
+
+/// The flags file this agent would write breaks init's rule
+/// ([`contract::check`]); names the file and says which part of the
+/// `kubelet` section to shorten.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct FlagsError {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+fn refused(path: PathBuf, r: Refused) -> FlagsError {
+    let why = match r {
+        Refused::TooLong => format!(
+            "more than {} bytes (init reads it into a fixed buffer): fewer or shorter \
+             kubelet.labels or kubelet.extra_args",
+            contract::MAX_FLAGS_FILE
+        ),
+        Refused::TooMany => format!(
+            "more than {} flags (init's argv limit): fewer kubelet.extra_args",
+            contract::MAX_EXTRA_FLAGS
+        ),
+        Refused::BadLine(n) => format!("line {n} is not a `--flag` without NUL"),
+    };
+    FlagsError { path, why }
+}
+
+/// The last part of one of the contract's paths.
+fn name_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, name)| name)
+}
+
+/// The directory of one of the contract's paths.
+fn dir_of(path: &str) -> PathBuf {
+    Path::new(path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `--kubelet-dir`'s default: the directory of the contract's
+/// KubeletConfiguration and flags file (one source for init and the agent).
+pub fn default_kubelet_dir() -> PathBuf {
+    dir_of(contract::CONFIG_PATH)
+}
+
+/// `--kubernetes-dir`'s default: the directory of the contract's bootstrap
+/// kubeconfig.
+pub fn default_kubernetes_dir() -> PathBuf {
+    dir_of(contract::BOOTSTRAP_KUBECONFIG_PATH)
+}
 
 /// Where kubelet's files go (the agent's flags).
 #[derive(Debug, Clone)]
@@ -36,13 +94,15 @@ pub struct Paths {
 
 impl Paths {
     pub fn config(&self) -> PathBuf {
-        self.kubelet_dir.join("config.yaml")
+        self.kubelet_dir.join(name_of(contract::CONFIG_PATH))
     }
     pub fn flags(&self) -> PathBuf {
-        self.kubelet_dir.join("matic-flags")
+        let flags = contract::FLAGS_PATH.to_str().unwrap_or_default();
+        self.kubelet_dir.join(name_of(flags))
     }
     pub fn kubeconfig(&self) -> PathBuf {
-        self.kubernetes_dir.join("bootstrap-kubelet.conf")
+        self.kubernetes_dir
+            .join(name_of(contract::BOOTSTRAP_KUBECONFIG_PATH))
     }
     pub fn ca(&self) -> PathBuf {
         self.kubernetes_dir.join("pki/ca.crt")
@@ -124,24 +184,30 @@ pub fn render_flags(k: &Kubelet) -> String {
     s
 }
 
-/// kubelet's files for `k` (all absent when None or disabled).
-pub fn wants(k: Option<&Kubelet>, p: &Paths) -> Vec<Want> {
-    match k.filter(|k| k.enabled) {
+/// kubelet's files for `k` (all absent when None or disabled), in the
+/// order they must be put: the flags file, init's signal to start kubelet,
+/// comes last when written and first when removed, so init never starts
+/// kubelet on a half-written set. An error when init would refuse the
+/// flags file: nothing may be written then.
+pub fn wants(k: Option<&Kubelet>, p: &Paths) -> Result<Vec<Want>, FlagsError> {
+    Ok(match k.filter(|k| k.enabled) {
         Some(k) => {
+            let flags = render_flags(k);
+            contract::check(flags.as_bytes()).map_err(|r| refused(p.flags(), r))?;
             let mut ca = k.ca.clone().unwrap_or_default().trim().to_owned();
             ca.push('\n');
             vec![
                 Want::file(p.ca(), ca, 0o644),
                 Want::file(p.kubeconfig(), render_kubeconfig(k, p), 0o600),
                 Want::file(p.config(), render_config(k, p), 0o644),
-                Want::file(p.flags(), render_flags(k), 0o644),
+                Want::file(p.flags(), flags, 0o644),
             ]
         }
-        None => [p.ca(), p.kubeconfig(), p.config(), p.flags()]
+        None => [p.flags(), p.config(), p.kubeconfig(), p.ca()]
             .into_iter()
             .map(Want::absent)
             .collect(),
-    }
+    })
 }
 
 /// `dir` as the node sees it, for a test's sandbox.
@@ -211,7 +277,7 @@ mod tests {
             render_flags(&example()),
             "--node-labels=node-role.kubernetes.io/worker=,zone=r3\n--max-pods=200\n"
         );
-        let w = wants(Some(&example()), &p);
+        let w = wants(Some(&example()), &p).unwrap();
         let kc = w.iter().find(|w| w.path == p.kubeconfig()).unwrap();
         assert_eq!(kc.mode, 0o600, "the token is a secret");
         assert!(w.iter().filter(|w| w.path != p.kubeconfig()).all(|w| {
@@ -221,7 +287,80 @@ mod tests {
             enabled: false,
             ..example()
         };
-        assert!(wants(Some(&off), &p).iter().all(|w| w.content.is_none()));
-        assert_eq!(wants(None, &p).len(), 4);
+        assert!(
+            wants(Some(&off), &p)
+                .unwrap()
+                .iter()
+                .all(|w| w.content.is_none())
+        );
+        assert_eq!(wants(None, &p).unwrap().len(), 4);
+    }
+
+    /// The node's paths are the contract's, the ones init starts kubelet
+    /// with, and the agent's directory defaults come from it.
+    #[test]
+    fn paths_are_the_contracts() {
+        let p = Paths {
+            kubelet_dir: default_kubelet_dir(),
+            kubernetes_dir: default_kubernetes_dir(),
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+        };
+        assert_eq!(p.config(), Path::new(contract::CONFIG_PATH));
+        assert_eq!(
+            p.flags().as_os_str(),
+            contract::FLAGS_PATH.to_str().unwrap()
+        );
+        assert_eq!(
+            p.kubeconfig(),
+            Path::new(contract::BOOTSTRAP_KUBECONFIG_PATH)
+        );
+        let n = node_paths(Path::new("/"));
+        assert_eq!((n.config(), n.flags()), (p.config(), p.flags()));
+        assert_eq!(n.kubeconfig(), p.kubeconfig());
+        // What the KubeletConfiguration names is what the fixed flags say.
+        let fixed: Vec<&str> = contract::FIXED_FLAGS
+            .iter()
+            .map(|f| f.to_str().unwrap())
+            .collect();
+        assert!(fixed.contains(&format!("--config={}", p.config().display()).as_str()));
+    }
+
+    /// The flags file is last when written and first when removed: init
+    /// starts kubelet when it appears, so it must never see it beside a
+    /// missing or old KubeletConfiguration.
+    #[test]
+    fn flags_file_written_last_and_removed_first() {
+        let p = node_paths(Path::new("/"));
+        let on = wants(Some(&example()), &p).unwrap();
+        assert_eq!(on.last().unwrap().path, p.flags());
+        let rendered = on.last().unwrap().content.clone().unwrap();
+        assert_eq!(contract::check(&rendered), Ok(2));
+        let off = wants(None, &p).unwrap();
+        assert_eq!(off.first().unwrap().path, p.flags());
+    }
+
+    /// A section whose flags init would refuse is an error naming the
+    /// file, before anything is written.
+    #[test]
+    fn flags_init_would_refuse_are_an_error() {
+        let p = node_paths(Path::new("/n"));
+        let mut k = example();
+        k.extra_args = (0..40).map(|i| (format!("flag-{i}"), "1".into())).collect();
+        let e = wants(Some(&k), &p).unwrap_err();
+        assert_eq!(e.path, p.flags());
+        assert!(e.why.contains("more than 32 flags"), "{e}");
+        let mut k = example();
+        k.extra_args = [("long".to_owned(), "x".repeat(5000))].into();
+        let e = wants(Some(&k), &p).unwrap_err();
+        assert!(
+            e.to_string().contains("/n/var/lib/kubelet/matic-flags"),
+            "{e}"
+        );
+        assert!(e.why.contains("more than 4096 bytes"), "{e}");
+        // Exactly at the limits is fine.
+        let mut k = example();
+        k.labels.clear();
+        k.extra_args = (0..32).map(|i| (format!("flag-{i}"), "1".into())).collect();
+        assert!(wants(Some(&k), &p).is_ok());
     }
 }
