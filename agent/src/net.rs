@@ -1030,4 +1030,147 @@ mod tests {
         );
         println!("netns child: ok");
     }
+
+    /// Runs [`netns_live_child`] in a fresh network namespace: the network
+    /// task ([`run`]) taking live changes A → B → A, to DHCP and back to
+    /// `matic.ip=`, and a change the kernel refuses, put back.
+    #[test]
+    fn live_changes_in_a_network_namespace() {
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "net::tests::netns_live_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("unshare (util-linux) runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("netns live child: ok"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by live_changes_in_a_network_namespace"]
+    fn netns_live_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let ip = |args: &str| {
+            let o = std::process::Command::new("ip")
+                .args(args.split(' '))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args}: {o:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let dir = std::env::temp_dir().join(format!("matic-netns-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The child's names go to a file: the host's hostname is not ours.
+        hostname::write_to_file(dir.join("hostname"));
+        let cmdline = dir.join("cmdline");
+        std::fs::write(&cmdline, "console=ttyS0 matic.ip=10.9.0.5/24,gw=10.9.0.1,dns=10.9.0.53\n")
+            .unwrap();
+        ip("link add eth0 type veth peer name v1");
+        ip("link set v1 up");
+        ip("link set eth0 up");
+        // Someone else's address: never the agent's to remove.
+        ip("addr add 10.9.7.7/24 dev eth0");
+        let doc = |s: &str| matic_config::parse(s).unwrap().network.interfaces;
+        let a = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\n",
+            "addresses = [\"10.9.1.5/24\", \"fd00:9::5/64\"]\nmtu = 1400\n",
+            "routes = [{ to = \"default\", via = \"10.9.1.1\" }, ",
+            "{ to = \"192.168.50.0/24\", via = \"10.9.1.1\" }]\n",
+        ));
+        let b = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.9.2.5/24\"]\n",
+            "mtu = 1400\nroutes = [{ to = \"default\", via = \"10.9.2.1\" }]\n",
+        ));
+        let dhcp = doc("version = 1\n[network.interfaces.eth0]\ndhcp = true\n");
+        let unreachable = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.9.3.5/24\"]\n",
+            "routes = [{ to = \"10.60.0.0/16\", via = \"10.99.0.1\" }]\n",
+        ));
+        let addrs = || {
+            let mut v: Vec<String> = ip("-o addr show dev eth0 scope global")
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(3).map(String::from))
+                .collect();
+            v.sort();
+            v.join(" ")
+        };
+        let routes = || ip("route show dev eth0") + &ip("-6 route show dev eth0");
+        let check_a = |when: &str| {
+            assert_eq!(addrs(), "10.9.1.5/24 10.9.7.7/24 fd00:9::5/64", "{when}");
+            let r = routes();
+            assert!(
+                r.contains("default via 10.9.1.1") && r.contains("192.168.50.0/24 via 10.9.1.1"),
+                "{when}: {r}"
+            );
+            assert!(!r.contains("10.9.0.1") && !r.contains("10.9.2.1"), "{when}: {r}");
+            assert!(ip("link show eth0").contains("mtu 1400"), "{when}");
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ctl = std::sync::Arc::new(NetControl::default());
+            let rx = ctl.attach(BTreeMap::new());
+            let resolver = std::sync::Arc::new(Resolver::new(dir.join("resolv.conf")));
+            let (cl, res) = (cmdline.clone(), resolver.clone());
+            tokio::spawn(async move { run(&cl, res, &BTreeMap::new(), rx).await });
+            let apply = |w: &BTreeMap<String, Interface>| {
+                let (ctl, w) = (ctl.clone(), w.clone());
+                tokio::task::spawn_blocking(move || ctl.apply_blocking(&w))
+            };
+            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+            // The start: matic.ip= on the first Ethernet interface.
+            apply(&BTreeMap::new()).await.unwrap().unwrap();
+            settle().await;
+            assert_eq!(addrs(), "10.9.0.5/24 10.9.7.7/24");
+            assert!(routes().contains("default via 10.9.0.1"), "{}", routes());
+            // A: takes eth0 from matic.ip=, whose address and route go.
+            apply(&a).await.unwrap().unwrap();
+            check_a("A");
+            // B: A's addresses and routes go, B's come; the foreign stays.
+            apply(&b).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.2.5/24 10.9.7.7/24", "B");
+            let r = routes();
+            assert!(r.contains("default via 10.9.2.1"), "B: {r}");
+            assert!(!r.contains("10.9.1.1") && !r.contains("192.168.50"), "B: {r}");
+            // And A again.
+            apply(&a).await.unwrap().unwrap();
+            check_a("A again");
+            // A route the kernel refuses (its gateway is on no subnet):
+            // the error names it, and A stays as it was.
+            let e = apply(&unreachable).await.unwrap().unwrap_err();
+            assert!(e.contains("unreachable") || e.contains("-101"), "{e}");
+            check_a("after a refused change");
+            // To DHCP: the static addresses and routes go, the client runs
+            // (no server here: it only sends DISCOVERs).
+            apply(&dhcp).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.7.7/24", "DHCP");
+            assert!(!routes().contains("via"), "DHCP: {}", routes());
+            // Back to nothing configured: the client stops, matic.ip= is
+            // back with its name server.
+            apply(&BTreeMap::new()).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.0.5/24 10.9.7.7/24", "matic.ip again");
+            assert!(routes().contains("default via 10.9.0.1"), "{}", routes());
+            let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap();
+            assert!(resolv.contains("nameserver 10.9.0.53"), "{resolv}");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("netns live child: ok");
+    }
 }
