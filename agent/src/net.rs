@@ -193,7 +193,6 @@ fn cidr(iface: &str, s: &str) -> Result<(IpAddr, u8), NetError> {
     Ok((a, p))
 }
 
-
 /// The configuration's interface `name` as what the agent owns on it.
 pub fn owned_of(name: &str, i: &Interface) -> Result<Owned, NetError> {
     let mut o = Owned {
@@ -287,7 +286,11 @@ async fn put_static(h: &Handle, index: u32, o: &Owned) -> Result<(), NetError> {
             .await?;
     }
     for r in &o.routes {
-        h.route().add(route_msg(index, r)).replace().execute().await?;
+        h.route()
+            .add(route_msg(index, r))
+            .replace()
+            .execute()
+            .await?;
     }
     Ok(())
 }
@@ -422,7 +425,18 @@ impl Net {
         for (n, why) in &p.skipped {
             eprintln!("matic-agent: net: network.interfaces.{n}: {why}; left alone");
         }
-        let want = want_of(&p)?;
+        let want = match want_of(&p) {
+            Ok(w) => w,
+            // At start a bad interface (the checks refuse these; the task
+            // does not trust them) must not keep the others away.
+            Err(e) if !strict => {
+                eprintln!("matic-agent: net: {e}; that interface is left alone");
+                let mut p = p;
+                p.statics.retain(|(n, i)| owned_of(n, i).is_ok());
+                want_of(&p)?
+            }
+            Err(e) => return Err(e),
+        };
         let steps = netplan::steps(&self.applied, &want);
         if steps.is_empty() {
             self.configured = configured.clone();
@@ -1078,8 +1092,11 @@ mod tests {
         // The child's names go to a file: the host's hostname is not ours.
         hostname::write_to_file(dir.join("hostname"));
         let cmdline = dir.join("cmdline");
-        std::fs::write(&cmdline, "console=ttyS0 matic.ip=10.9.0.5/24,gw=10.9.0.1,dns=10.9.0.53\n")
-            .unwrap();
+        std::fs::write(
+            &cmdline,
+            "console=ttyS0 matic.ip=10.9.0.5/24,gw=10.9.0.1,dns=10.9.0.53\n",
+        )
+        .unwrap();
         ip("link add eth0 type veth peer name v1");
         ip("link set v1 up");
         ip("link set eth0 up");
@@ -1117,7 +1134,10 @@ mod tests {
                 r.contains("default via 10.9.1.1") && r.contains("192.168.50.0/24 via 10.9.1.1"),
                 "{when}: {r}"
             );
-            assert!(!r.contains("10.9.0.1") && !r.contains("10.9.2.1"), "{when}: {r}");
+            assert!(
+                !r.contains("10.9.0.1") && !r.contains("10.9.2.1"),
+                "{when}: {r}"
+            );
             assert!(ip("link show eth0").contains("mtu 1400"), "{when}");
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -1148,7 +1168,10 @@ mod tests {
             assert_eq!(addrs(), "10.9.2.5/24 10.9.7.7/24", "B");
             let r = routes();
             assert!(r.contains("default via 10.9.2.1"), "B: {r}");
-            assert!(!r.contains("10.9.1.1") && !r.contains("192.168.50"), "B: {r}");
+            assert!(
+                !r.contains("10.9.1.1") && !r.contains("192.168.50"),
+                "B: {r}"
+            );
             // And A again.
             apply(&a).await.unwrap().unwrap();
             check_a("A again");

@@ -154,7 +154,11 @@ mod tests {
         let b = Want {
             statics: statics(&[(
                 "eth0",
-                owned(&["10.0.1.5/24", "fd00::5/64"], &[("default", "10.0.1.1")], None),
+                owned(
+                    &["10.0.1.5/24", "fd00::5/64"],
+                    &[("default", "10.0.1.1")],
+                    None,
+                ),
             )]),
             ..Want::default()
         };
@@ -165,7 +169,11 @@ mod tests {
             [("eth0".to_owned(), cidr("10.0.0.5/24"))],
             "fd00::5/64 stays"
         );
-        let vias: Vec<String> = s.del_routes.iter().map(|(_, r)| r.via.to_string()).collect();
+        let vias: Vec<String> = s
+            .del_routes
+            .iter()
+            .map(|(_, r)| r.via.to_string())
+            .collect();
         assert_eq!(vias, ["10.0.0.1", "10.0.0.254"]);
         assert_eq!(s.put, [("eth0".to_owned(), b.statics["eth0"].clone())]);
         // Nothing changed: nothing to do (an apply of another field).
@@ -176,7 +184,10 @@ mod tests {
     #[test]
     fn dhcp_to_static_and_back() {
         let cmdline = Want {
-            statics: statics(&[("eth0", owned(&["10.0.2.15/24"], &[("default", "10.0.2.2")], None))]),
+            statics: statics(&[(
+                "eth0",
+                owned(&["10.0.2.15/24"], &[("default", "10.0.2.2")], None),
+            )]),
             cmdline_dns: Some(vec!["10.0.2.3".parse().unwrap()]),
             ..Want::default()
         };
@@ -208,7 +219,10 @@ mod tests {
         assert_eq!(s.cmdline_dns, None);
         let s = steps(&moved, &cmdline);
         assert_eq!(s.del_addresses, [("eth0".to_owned(), cidr("10.0.3.15/24"))]);
-        assert_eq!(s.put, [("eth0".to_owned(), cmdline.statics["eth0"].clone())]);
+        assert_eq!(
+            s.put,
+            [("eth0".to_owned(), cmdline.statics["eth0"].clone())]
+        );
         assert_eq!(s.cmdline_dns, cmdline.cmdline_dns);
         // DHCP moves to another interface; an MTU change alone restarts
         // nothing.
@@ -266,14 +280,24 @@ mod tests {
                 self.dhcp = None;
             }
             for (i, r) in &s.del_routes {
-                assert!(self.routes.remove(&(i.clone(), *r)), "{i} {r:?} was not there");
+                assert!(
+                    self.routes.remove(&(i.clone(), *r)),
+                    "{i} {r:?} was not there"
+                );
             }
             for (i, a) in &s.del_addresses {
-                assert!(!self.foreign.contains(&(i.clone(), *a)), "removing {a:?}, not ours");
-                assert!(self.addrs.remove(&(i.clone(), *a)), "{i} {a:?} was not there");
+                assert!(
+                    !self.foreign.contains(&(i.clone(), *a)),
+                    "removing {a:?}, not ours"
+                );
+                assert!(
+                    self.addrs.remove(&(i.clone(), *a)),
+                    "{i} {a:?} was not there"
+                );
             }
             for (i, o) in &s.put {
-                self.addrs.extend(o.addresses.iter().map(|a| (i.clone(), *a)));
+                self.addrs
+                    .extend(o.addresses.iter().map(|a| (i.clone(), *a)));
                 self.routes.extend(o.routes.iter().map(|r| (i.clone(), *r)));
             }
             if let Some((i, _)) = &s.start_dhcp {
@@ -304,7 +328,13 @@ mod tests {
             prop::collection::btree_set(route, 0..3),
             prop::option::of(prop::sample::select(vec![1400u32, 1500, 9000])),
         )
-            .prop_map(|(a, r, m)| owned(&a.into_iter().collect::<Vec<_>>(), &r.into_iter().collect::<Vec<_>>(), m));
+            .prop_map(|(a, r, m)| {
+                owned(
+                    &a.into_iter().collect::<Vec<_>>(),
+                    &r.into_iter().collect::<Vec<_>>(),
+                    m,
+                )
+            });
         (
             prop::collection::btree_map(ifaces.clone().prop_map(String::from), owned, 0..3),
             prop::option::of(ifaces),

@@ -213,8 +213,14 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("network.interfaces.\"eth0.7\".dhcp".to_owned(), Effect::Live),
-                ("network.interfaces.\"eth0.7\".mtu".to_owned(), Effect::Reboot),
+                (
+                    "network.interfaces.\"eth0.7\".dhcp".to_owned(),
+                    Effect::Live
+                ),
+                (
+                    "network.interfaces.\"eth0.7\".mtu".to_owned(),
+                    Effect::Reboot
+                ),
                 ("network.interfaces.eth0.addresses".to_owned(), Effect::Live),
                 ("network.interfaces.eth0.mtu".to_owned(), Effect::Live),
                 ("network.interfaces.eth0.routes".to_owned(), Effect::Live),
