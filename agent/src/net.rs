@@ -528,10 +528,10 @@ impl Net {
                 Err(e) => fail(n, e)?,
             }
         }
-        if let Some(dns) = &s.cmdline_dns {
-            if let Err(e) = self.resolver.set_network(dns, "matic.ip") {
-                eprintln!("matic-agent: {e}");
-            }
+        if let Some(dns) = &s.cmdline_dns
+            && let Err(e) = self.resolver.set_network(dns, "matic.ip")
+        {
+            eprintln!("matic-agent: {e}");
         }
         if let Some((n, mtu)) = &s.dhcp_mtu
             && let Some((index, _)) = index_of(n)
