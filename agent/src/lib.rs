@@ -7,7 +7,7 @@
 //! on disk), [`slots`] (GPT slot state), [`release`] (each slot's signed
 //! manifest), [`root_device`] (what `/` is mounted from), [`init_link`] (init's
 //! boot file, services file and control FIFO), [`logs`], [`kmsg`],
-//! [`health`], [`net`] and [`hostname`]; [`node_config`] (the machine
+//! [`health`], [`net`] (with [`netplan`], its live steps) and [`hostname`]; [`node_config`] (the machine
 //! configuration: generations, live appliers, trials); [`history`] (recording every
 //! boot); [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
@@ -36,6 +36,7 @@ pub mod kmsg;
 pub mod limits;
 pub mod logs;
 pub mod net;
+pub mod netplan;
 pub mod node_config;
 pub mod release;
 pub mod resolv;

@@ -181,15 +181,22 @@ async fn run(
     // Networking first: a --listen address may only exist once it is configured.
     if !cfg.no_network {
         let cmdline = cfg.cmdline.clone();
-        let (resolver, interfaces) = match &node_config {
-            Some(nc) => (nc.resolver(), nc.interfaces().await),
+        let (resolver, interfaces, requests) = match &node_config {
+            Some(nc) => {
+                let interfaces = nc.interfaces().await;
+                // Attached before anything can apply a generation: a live
+                // change queues until the task has configured the start.
+                let requests = nc.net_control().attach(interfaces.clone());
+                (nc.resolver(), interfaces, requests)
+            }
             None => (
                 Arc::new(matic_agent::resolv::Resolver::new(cfg.resolv_file())),
                 Default::default(),
+                None,
             ),
         };
         tokio::spawn(async move {
-            if let Err(e) = net::configure(&cmdline, &resolver, &interfaces).await {
+            if let Err(e) = net::run(&cmdline, resolver, &interfaces, requests).await {
                 eprintln!("matic-agent: network: {e}");
             }
         });

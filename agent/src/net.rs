@@ -19,6 +19,7 @@ use std::path::Path;
 
 use matic_config::schema::Interface;
 
+use crate::netplan::{self, Cidr, NetRoute, Owned, Want};
 use crate::resolv::Resolver;
 use crate::{dhcp, hostname};
 use futures::TryStreamExt;
@@ -192,26 +193,14 @@ fn cidr(iface: &str, s: &str) -> Result<(IpAddr, u8), NetError> {
     Ok((a, p))
 }
 
-/// Puts a configured interface's MTU, addresses and routes in place (link
-/// `index`), replacing what is there under the same keys.
-pub async fn apply_static(
-    h: &Handle,
-    index: u32,
-    name: &str,
-    i: &Interface,
-) -> Result<(), NetError> {
-    let mut link = LinkUnspec::new_with_index(index).up();
-    if let Some(mtu) = i.mtu {
-        link = link.mtu(mtu);
-    }
-    h.link().set(link.build()).execute().await?;
+/// The configuration's interface `name` as what the agent owns on it.
+pub fn owned_of(name: &str, i: &Interface) -> Result<Owned, NetError> {
+    let mut o = Owned {
+        mtu: i.mtu,
+        ..Owned::default()
+    };
     for a in &i.addresses {
-        let (addr, prefix) = cidr(name, a)?;
-        h.address()
-            .add(index, addr, prefix)
-            .replace()
-            .execute()
-            .await?;
+        o.addresses.insert(cidr(name, a)?);
     }
     for r in &i.routes {
         let bad = |why| NetError::BadConfig {
@@ -224,39 +213,399 @@ pub async fn apply_static(
             "default" => None,
             t => Some(cidr(name, t)?),
         };
-        // The builders differ by family; the built messages do not.
-        let msg = match (via, to) {
-            (IpAddr::V4(gw), None) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build(),
-            (IpAddr::V4(gw), Some((IpAddr::V4(d), p))) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(d, p)
-                .gateway(gw)
-                .output_interface(index)
-                .build(),
-            (IpAddr::V6(gw), None) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build(),
-            (IpAddr::V6(gw), Some((IpAddr::V6(d), p))) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(d, p)
-                .gateway(gw)
-                .output_interface(index)
-                .build(),
-            _ => return Err(bad("to and via of different families")),
-        };
-        h.route().add(msg).replace().execute().await?;
+        if to.is_some_and(|(d, _)| d.is_ipv4() != via.is_ipv4()) {
+            return Err(bad("to and via of different families"));
+        }
+        o.routes.insert(NetRoute { to, via });
+    }
+    Ok(o)
+}
+
+/// What the agent owns for a [`Plan`].
+pub fn want_of(p: &Plan) -> Result<Want, NetError> {
+    let mut w = Want {
+        dhcp: p.dhcp.clone(),
+        ..Want::default()
+    };
+    for (n, i) in &p.statics {
+        w.statics.insert(n.clone(), owned_of(n, i)?);
+    }
+    if let Some((n, ip)) = &p.cmdline {
+        let mut o = Owned::default();
+        o.addresses.insert((IpAddr::V4(ip.addr), ip.prefix));
+        if let Some(gw) = ip.gateway {
+            o.routes.insert(NetRoute {
+                to: None,
+                via: IpAddr::V4(gw),
+            });
+        }
+        w.statics.insert(n.clone(), o);
+        w.cmdline_dns = Some(ip.dns.iter().map(|a| IpAddr::V4(*a)).collect());
+    }
+    Ok(w)
+}
+
+/// The netlink message of a route on link `index` (the builders differ by
+/// family; the built messages do not).
+fn route_msg(index: u32, r: &NetRoute) -> rtnetlink::packet_route::route::RouteMessage {
+    match (r.via, r.to) {
+        (IpAddr::V4(gw), Some((IpAddr::V4(d), p))) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(d, p)
+            .gateway(gw)
+            .output_interface(index)
+            .build(),
+        (IpAddr::V4(gw), _) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(index)
+            .build(),
+        (IpAddr::V6(gw), Some((IpAddr::V6(d), p))) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(d, p)
+            .gateway(gw)
+            .output_interface(index)
+            .build(),
+        (IpAddr::V6(gw), _) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gw)
+            .output_interface(index)
+            .build(),
+    }
+}
+
+/// Puts what the agent owns on an interface in place (link `index`): up,
+/// the MTU, the addresses, then the routes, replacing the same ones.
+async fn put_static(h: &Handle, index: u32, o: &Owned) -> Result<(), NetError> {
+    let mut link = LinkUnspec::new_with_index(index).up();
+    if let Some(mtu) = o.mtu {
+        link = link.mtu(mtu);
+    }
+    h.link().set(link.build()).execute().await?;
+    for (addr, prefix) in &o.addresses {
+        h.address()
+            .add(index, *addr, *prefix)
+            .replace()
+            .execute()
+            .await?;
+    }
+    for r in &o.routes {
+        h.route()
+            .add(route_msg(index, r))
+            .replace()
+            .execute()
+            .await?;
     }
     Ok(())
 }
 
-/// Configures the network; with DHCP it never returns (the client retries
-/// every error itself), so call it in its own task. Name servers go to `resolver`.
-pub async fn configure(
+/// Puts a configured interface's MTU, addresses and routes in place (link
+/// `index`), replacing what is there under the same keys.
+pub async fn apply_static(
+    h: &Handle,
+    index: u32,
+    name: &str,
+    i: &Interface,
+) -> Result<(), NetError> {
+    put_static(h, index, &owned_of(name, i)?).await
+}
+
+/// Removes one address from link `index` (absent already: nothing to do).
+async fn del_address(h: &Handle, index: u32, (addr, prefix): Cidr) -> Result<(), NetError> {
+    let found: Vec<_> = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .set_address_filter(addr)
+        .execute()
+        .try_collect()
+        .await?;
+    for a in found.into_iter().filter(|a| a.header.prefix_len == prefix) {
+        h.address().del(a).execute().await?;
+    }
+    Ok(())
+}
+
+/// The live half of the machine configuration's interfaces: the agent's
+/// appliers send the configuration's interfaces here, the network task
+/// ([`run`]) carries them out and answers. Before the task is attached
+/// (the agent's start) or without one (`--no-network`) nothing is done.
+#[derive(Debug, Default)]
+pub struct NetControl {
+    link: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Request>>,
+    /// The interfaces last put in place: what an undo goes back to.
+    current: std::sync::Mutex<BTreeMap<String, Interface>>,
+}
+
+/// A live change: the interfaces, and where the network task answers.
+pub type Request = (
+    BTreeMap<String, Interface>,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+impl NetControl {
+    /// Connects the network task, which starts from `current`; None when
+    /// one is attached already.
+    pub fn attach(
+        &self,
+        current: BTreeMap<String, Interface>,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<Request>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.link.set(tx).ok()?;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = current;
+        Some(rx)
+    }
+
+    /// The interfaces last put in place.
+    pub fn current(&self) -> BTreeMap<String, Interface> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `want` in place and waits for it; an error has left the
+    /// interfaces as they were (the task puts them back). Blocks: call it
+    /// from a blocking thread (the appliers run in `spawn_blocking`).
+    pub fn apply_blocking(&self, want: &BTreeMap<String, Interface>) -> Result<(), String> {
+        let Some(tx) = self.link.get() else {
+            return Ok(());
+        };
+        if *want == self.current() {
+            return Ok(());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send((want.clone(), reply))
+            .map_err(|_| "the network task is gone".to_owned())?;
+        answer
+            .blocking_recv()
+            .map_err(|_| "the network task is gone".to_owned())??;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = want.clone();
+        Ok(())
+    }
+}
+
+/// The DHCP client running on one interface, and the lease it holds.
+struct DhcpRun {
+    iface: String,
+    index: u32,
+    task: tokio::task::JoinHandle<()>,
+    /// The lease last handed to the host (set before it is applied, so a
+    /// client stopped half-way still leaves it known).
+    held: std::sync::Arc<std::sync::Mutex<Option<dhcp::Lease>>>,
+}
+
+/// The network task's state: what it put in place.
+struct Net {
+    handle: Handle,
+    resolver: std::sync::Arc<Resolver>,
+    cmdline: Option<StaticIp>,
+    first_eth: Option<String>,
+    /// Whether a lease may name the node (no `matic.hostname=`).
+    dhcp_names: bool,
+    applied: Want,
+    configured: BTreeMap<String, Interface>,
+    dhcp: Option<DhcpRun>,
+}
+
+impl Net {
+    /// Puts `configured` in place. `strict` (a live change): the first
+    /// error stops, the previous interfaces are put back and the error
+    /// returned. Not strict (the agent's start): a failing interface is
+    /// logged and the others still go.
+    async fn set(
+        &mut self,
+        configured: &BTreeMap<String, Interface>,
+        strict: bool,
+    ) -> Result<(), NetError> {
+        let links: Vec<LinkMessage> = self.handle.link().get().execute().try_collect().await?;
+        let present: Vec<String> = links.iter().filter_map(link_name).collect();
+        let p = plan(
+            self.first_eth.as_deref(),
+            &present,
+            self.cmdline.clone(),
+            configured,
+        );
+        for (n, why) in &p.skipped {
+            eprintln!("matic-agent: net: network.interfaces.{n}: {why}; left alone");
+        }
+        let want = match want_of(&p) {
+            Ok(w) => w,
+            // At start a bad interface (the checks refuse these; the task
+            // does not trust them) must not keep the others away.
+            Err(e) if !strict => {
+                eprintln!("matic-agent: net: {e}; that interface is left alone");
+                let mut p = p;
+                p.statics.retain(|(n, i)| owned_of(n, i).is_ok());
+                want_of(&p)?
+            }
+            Err(e) => return Err(e),
+        };
+        let steps = netplan::steps(&self.applied, &want);
+        if steps.is_empty() {
+            self.configured = configured.clone();
+            return Ok(());
+        }
+        match self.run_steps(&steps, &links, strict).await {
+            Ok(()) => {
+                self.applied = want;
+                self.configured = configured.clone();
+                Ok(())
+            }
+            Err(e) => {
+                // Somewhere between the two: take everything either owns
+                // as in place, so going back removes what came and puts
+                // back what went.
+                let mut both = self.applied.clone();
+                for (n, o) in want.statics {
+                    let b = both.statics.entry(n).or_default();
+                    b.addresses.extend(o.addresses);
+                    b.routes.extend(o.routes);
+                }
+                both.dhcp = self.dhcp.as_ref().map(|d| (d.iface.clone(), None));
+                both.cmdline_dns = None;
+                self.applied = both;
+                let back = self.configured.clone();
+                if let Err(e) = Box::pin(self.set(&back, false)).await {
+                    eprintln!("matic-agent: net: putting the interfaces back: {e}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_steps(
+        &mut self,
+        s: &netplan::Steps,
+        links: &[LinkMessage],
+        strict: bool,
+    ) -> Result<(), NetError> {
+        let index_of = |n: &str| {
+            links
+                .iter()
+                .find(|l| link_name(l).as_deref() == Some(n))
+                .map(|l| (l.header.index, link_mac(l).unwrap_or_default()))
+        };
+        let h = self.handle.clone();
+        let fail = |n: &str, e: NetError| -> Result<(), NetError> {
+            if strict {
+                return Err(e);
+            }
+            eprintln!("matic-agent: net: {n}: {e}");
+            Ok(())
+        };
+        if s.stop_dhcp.is_some() {
+            self.stop_dhcp().await;
+        }
+        // A route already gone (the kernel drops those through a removed
+        // address) is not an error.
+        for (n, r) in &s.del_routes {
+            if let Some((index, _)) = index_of(n) {
+                match h.route().del(route_msg(index, r)).execute().await {
+                    Ok(()) => eprintln!("matic-agent: net: {n}: route {r:?} removed"),
+                    Err(e) => eprintln!("matic-agent: net: {n}: route {r:?}: {e} (already gone)"),
+                }
+            }
+        }
+        for (n, a) in &s.del_addresses {
+            if let Some((index, _)) = index_of(n) {
+                match del_address(&h, index, *a).await {
+                    Ok(()) => eprintln!("matic-agent: net: {n}: {}/{} removed", a.0, a.1),
+                    Err(e) => fail(n, e)?,
+                }
+            }
+        }
+        for (n, o) in &s.put {
+            let Some((index, _)) = index_of(n) else {
+                continue;
+            };
+            match put_static(&h, index, o).await {
+                Ok(()) => eprintln!(
+                    "matic-agent: net: {n} {:?} routes {} mtu {:?}",
+                    o.addresses
+                        .iter()
+                        .map(|(a, p)| format!("{a}/{p}"))
+                        .collect::<Vec<_>>(),
+                    o.routes.len(),
+                    o.mtu
+                ),
+                Err(e) => fail(n, e)?,
+            }
+        }
+        if let Some(dns) = &s.cmdline_dns
+            && let Err(e) = self.resolver.set_network(dns, "matic.ip")
+        {
+            eprintln!("matic-agent: {e}");
+        }
+        if let Some((n, mtu)) = &s.dhcp_mtu
+            && let Some((index, _)) = index_of(n)
+        {
+            let link = LinkUnspec::new_with_index(index).mtu(*mtu).build();
+            if let Err(e) = h.link().set(link).execute().await {
+                fail(n, e.into())?;
+            }
+        }
+        if let Some((n, mtu)) = &s.start_dhcp
+            && let Some((index, mac)) = index_of(n)
+        {
+            let mut link = LinkUnspec::new_with_index(index).up();
+            if let Some(mtu) = mtu {
+                link = link.mtu(*mtu);
+            }
+            if let Err(e) = h.link().set(link.build()).execute().await {
+                fail(n, e.into())?;
+            }
+            self.start_dhcp(n, index, mac);
+        }
+        Ok(())
+    }
+
+    fn start_dhcp(&mut self, iface: &str, index: u32, mac: Vec<u8>) {
+        let held = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let mut host = DhcpHost {
+            handle: self.handle.clone(),
+            index,
+            iface: iface.to_owned(),
+            resolver: self.resolver.clone(),
+            dhcp_names: self.dhcp_names,
+            named: None,
+            held: held.clone(),
+        };
+        let name = iface.to_owned();
+        let task = tokio::spawn(async move {
+            dhcp::run(&mut host, &name, &mac).await;
+        });
+        eprintln!("matic-agent: net: {iface}: DHCP client started");
+        self.dhcp = Some(DhcpRun {
+            iface: iface.to_owned(),
+            index,
+            task,
+            held,
+        });
+    }
+
+    /// Stops the DHCP client and takes its lease's address and routes off
+    /// the interface (the interface leaves DHCP).
+    async fn stop_dhcp(&mut self) {
+        let Some(run) = self.dhcp.take() else {
+            return;
+        };
+        run.task.abort();
+        let _ = run.task.await;
+        let lease = run.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        eprintln!("matic-agent: net: {}: DHCP client stopped", run.iface);
+        if let Some(l) = lease
+            && let Err(e) = remove_lease(&self.handle, run.index, &run.iface, &l).await
+        {
+            eprintln!("matic-agent: net: {}: removing {}: {e}", run.iface, l.addr);
+        }
+    }
+}
+
+/// Configures the network, then carries out the live changes `requests`
+/// brings (None: none come; the DHCP client, if any, runs on in its own
+/// task). Name servers go to `resolver`.
+pub async fn run(
     cmdline_path: &Path,
-    resolver: &Resolver,
+    resolver: std::sync::Arc<Resolver>,
     configured: &BTreeMap<String, Interface>,
+    requests: Option<tokio::sync::mpsc::UnboundedReceiver<Request>>,
 ) -> Result<(), NetError> {
     let cmdline = std::fs::read_to_string(cmdline_path).unwrap_or_default();
     let static_ip = parse_cmdline(&cmdline)?;
@@ -272,12 +621,6 @@ pub async fn configure(
     let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
     tokio::spawn(conn);
     let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
-    let index_of = |n: &str| {
-        links
-            .iter()
-            .find(|l| link_name(l).as_deref() == Some(n))
-            .map(|l| (l.header.index, link_mac(l).unwrap_or_default()))
-    };
     let mut eth = None;
     for l in &links {
         let Some(name) = link_name(l) else { continue };
@@ -289,86 +632,44 @@ pub async fn configure(
                 .await?;
             eprintln!("matic-agent: net: lo up");
         } else if eth.is_none() && is_ethernet(&name) {
-            eth = Some((l.header.index, name, link_mac(l).unwrap_or_default()));
+            eth = Some((name, link_mac(l).unwrap_or_default()));
         }
     }
-    let present: Vec<String> = links.iter().filter_map(link_name).collect();
-    let p = plan(
-        eth.as_ref().map(|(_, n, _)| n.as_str()),
-        &present,
-        static_ip,
-        configured,
-    );
-    for (n, why) in &p.skipped {
-        eprintln!("matic-agent: net: network.interfaces.{n}: {why}; left alone");
-    }
-    // One interface failing must not keep the others (or the API) away.
-    for (n, i) in &p.statics {
-        let Some((index, _)) = index_of(n) else {
-            continue;
-        };
-        match apply_static(&handle, index, n, i).await {
-            Ok(()) => eprintln!(
-                "matic-agent: net: {n} {:?} routes {} mtu {:?} (machine configuration)",
-                i.addresses,
-                i.routes.len(),
-                i.mtu
-            ),
-            Err(e) => eprintln!("matic-agent: net: {n}: {e}"),
-        }
-    }
-    let Some((_, name, mac)) = eth else {
-        set_hostname(
+    match (&eth, &fixed_name) {
+        (None, _) => set_hostname(
             fixed_name.as_deref().unwrap_or(hostname::FALLBACK),
             "no Ethernet interface",
-        );
-        return if p.statics.is_empty() && p.dhcp.is_none() {
-            Err(NetError::NoEthernet)
-        } else {
-            Ok(())
-        };
-    };
-    match &fixed_name {
-        Some(n) => set_hostname(n, "matic.hostname"),
-        None => set_hostname(&hostname::from_mac(&mac), &format!("MAC of {name}")),
+        ),
+        (Some(_), Some(n)) => set_hostname(n, "matic.hostname"),
+        (Some((name, mac)), None) => {
+            set_hostname(&hostname::from_mac(mac), &format!("MAC of {name}"))
+        }
     }
-    if let Some((n, ip)) = p.cmdline {
-        let Some((index, _)) = index_of(&n) else {
-            return Err(NetError::NoEthernet);
-        };
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await?;
-        apply(&handle, index, ip.addr, ip.prefix, ip.gateway).await?;
-        let dns: Vec<IpAddr> = ip.dns.iter().map(|a| IpAddr::V4(*a)).collect();
-        resolver.set_network(&dns, "matic.ip")?;
-        eprintln!(
-            "matic-agent: net: {n} {}/{} gw {:?} dns {:?} (matic.ip)",
-            ip.addr, ip.prefix, ip.gateway, ip.dns
-        );
-    }
-    let Some((name, mtu)) = p.dhcp else {
-        return Ok(());
-    };
-    let Some((index, mac)) = index_of(&name) else {
-        return Ok(());
-    };
-    let mut link = LinkUnspec::new_with_index(index).up();
-    if let Some(mtu) = mtu {
-        link = link.mtu(mtu);
-    }
-    handle.link().set(link.build()).execute().await?;
-    let mut host = DhcpHost {
-        handle: &handle,
-        index,
-        iface: &name,
+    let mut net = Net {
+        handle,
         resolver,
+        cmdline: static_ip,
+        first_eth: eth.map(|(n, _)| n),
         dhcp_names: fixed_name.is_none(),
-        named: None,
+        applied: Want::default(),
+        configured: BTreeMap::new(),
+        dhcp: None,
     };
-    dhcp::run(&mut host, &name, &mac).await
+    net.set(configured, false).await?;
+    if net.applied == Want::default() && net.first_eth.is_none() {
+        eprintln!("matic-agent: network: {}", NetError::NoEthernet);
+    }
+    let Some(mut requests) = requests else {
+        return Ok(());
+    };
+    while let Some((want, reply)) = requests.recv().await {
+        let r = net.set(&want, true).await;
+        if let Err(e) = &r {
+            eprintln!("matic-agent: net: live change refused: {e}; interfaces put back");
+        }
+        let _ = reply.send(r.map_err(|e| e.to_string()));
+    }
+    Ok(())
 }
 
 /// Sets the hostname; a failure is logged, not fatal: the API still serves.
@@ -400,17 +701,48 @@ async fn apply(
     Ok(())
 }
 
+/// Takes a lease's routes and address off link `index`.
+async fn remove_lease(
+    h: &Handle,
+    index: u32,
+    iface: &str,
+    lease: &dhcp::Lease,
+) -> Result<(), NetError> {
+    // Routes first (the kernel drops the default route with the
+    // address, but not the on-link host route); a route already gone
+    // is not an error.
+    if let Some(gw) = lease.router {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(index)
+            .build();
+        let _ = h.route().del(route).execute().await;
+    }
+    if let Some(r) = lease.router_off_subnet() {
+        let _ = h.route().del(onlink_route(r, index)).execute().await;
+    }
+    del_address(h, index, (IpAddr::V4(lease.addr), lease.prefix)).await?;
+    eprintln!(
+        "matic-agent: net: {iface} {}/{} removed (lease from {})",
+        lease.addr, lease.prefix, lease.server
+    );
+    Ok(())
+}
+
 /// The interface DHCP configures: applies and removes leases over
 /// netlink, writes their name servers and takes their host name.
-struct DhcpHost<'a> {
-    handle: &'a Handle,
+struct DhcpHost {
+    handle: Handle,
     index: u32,
-    iface: &'a str,
-    resolver: &'a Resolver,
+    iface: String,
+    resolver: std::sync::Arc<Resolver>,
     /// Whether the lease may name the node (no `matic.hostname=`).
     dhcp_names: bool,
     /// The name this host last set, so a renewal does not set it again.
     named: Option<String>,
+    /// The lease last handed to [`dhcp::Host::apply`], for whoever stops
+    /// the client ([`Net::stop_dhcp`]).
+    held: std::sync::Arc<std::sync::Mutex<Option<dhcp::Lease>>>,
 }
 
 /// The host route that makes a router outside the lease's subnet (a /32
@@ -423,11 +755,12 @@ fn onlink_route(router: Ipv4Addr, index: u32) -> rtnetlink::packet_route::route:
         .build()
 }
 
-impl dhcp::Host for DhcpHost<'_> {
+impl dhcp::Host for DhcpHost {
     type Error = NetError;
 
     async fn apply(&mut self, lease: &dhcp::Lease, renewal: bool) -> Result<(), NetError> {
-        let h = self.handle;
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease.clone());
+        let h = &self.handle;
         // Only the lease's address: one left by an earlier lease (or an
         // earlier agent) would keep answering for an address that is gone.
         // Deleted before the new one is added: deleting a subnet's primary
@@ -501,35 +834,11 @@ impl dhcp::Host for DhcpHost<'_> {
     }
 
     async fn remove(&mut self, lease: &dhcp::Lease) -> Result<(), NetError> {
-        let h = self.handle;
-        // Routes first (the kernel drops the default route with the
-        // address, but not the on-link host route); a route already gone
-        // is not an error.
-        if let Some(gw) = lease.router {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(self.index)
-                .build();
-            let _ = h.route().del(route).execute().await;
+        remove_lease(&self.handle, self.index, &self.iface, lease).await?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref() == Some(lease) {
+            *held = None;
         }
-        if let Some(r) = lease.router_off_subnet() {
-            let _ = h.route().del(onlink_route(r, self.index)).execute().await;
-        }
-        let addrs: Vec<_> = h
-            .address()
-            .get()
-            .set_link_index_filter(self.index)
-            .set_address_filter(IpAddr::V4(lease.addr))
-            .execute()
-            .try_collect()
-            .await?;
-        for a in addrs {
-            h.address().del(a).execute().await?;
-        }
-        eprintln!(
-            "matic-agent: net: {} {}/{} removed (lease from {} over)",
-            self.iface, lease.addr, lease.prefix, lease.server
-        );
         Ok(())
     }
 }
@@ -734,5 +1043,157 @@ mod tests {
             "{routes}"
         );
         println!("netns child: ok");
+    }
+
+    /// Runs [`netns_live_child`] in a fresh network namespace: the network
+    /// task ([`run`]) taking live changes A → B → A, to DHCP and back to
+    /// `matic.ip=`, and a change the kernel refuses, put back.
+    #[test]
+    fn live_changes_in_a_network_namespace() {
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "net::tests::netns_live_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("unshare (util-linux) runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("netns live child: ok"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by live_changes_in_a_network_namespace"]
+    fn netns_live_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let ip = |args: &str| {
+            let o = std::process::Command::new("ip")
+                .args(args.split(' '))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args}: {o:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let dir = std::env::temp_dir().join(format!("matic-netns-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The child's names go to a file: the host's hostname is not ours.
+        hostname::write_to_file(dir.join("hostname"));
+        let cmdline = dir.join("cmdline");
+        std::fs::write(
+            &cmdline,
+            "console=ttyS0 matic.ip=10.9.0.5/24,gw=10.9.0.1,dns=10.9.0.53\n",
+        )
+        .unwrap();
+        ip("link add eth0 type veth peer name v1");
+        ip("link set v1 up");
+        ip("link set eth0 up");
+        // Someone else's address: never the agent's to remove.
+        ip("addr add 10.9.7.7/24 dev eth0");
+        let doc = |s: &str| matic_config::parse(s).unwrap().network.interfaces;
+        let a = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\n",
+            "addresses = [\"10.9.1.5/24\", \"fd00:9::5/64\"]\nmtu = 1400\n",
+            "routes = [{ to = \"default\", via = \"10.9.1.1\" }, ",
+            "{ to = \"192.168.50.0/24\", via = \"10.9.1.1\" }]\n",
+        ));
+        let b = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.9.2.5/24\"]\n",
+            "mtu = 1400\nroutes = [{ to = \"default\", via = \"10.9.2.1\" }]\n",
+        ));
+        let dhcp = doc("version = 1\n[network.interfaces.eth0]\ndhcp = true\n");
+        let unreachable = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.9.3.5/24\"]\n",
+            "routes = [{ to = \"10.60.0.0/16\", via = \"10.99.0.1\" }]\n",
+        ));
+        let addrs = || {
+            let mut v: Vec<String> = ip("-o addr show dev eth0 scope global")
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(3).map(String::from))
+                .collect();
+            v.sort();
+            v.join(" ")
+        };
+        let routes = || ip("route show dev eth0") + &ip("-6 route show dev eth0");
+        let check_a = |when: &str| {
+            assert_eq!(addrs(), "10.9.1.5/24 10.9.7.7/24 fd00:9::5/64", "{when}");
+            let r = routes();
+            assert!(
+                r.contains("default via 10.9.1.1") && r.contains("192.168.50.0/24 via 10.9.1.1"),
+                "{when}: {r}"
+            );
+            assert!(
+                !r.contains("10.9.0.1") && !r.contains("10.9.2.1"),
+                "{when}: {r}"
+            );
+            assert!(ip("link show eth0").contains("mtu 1400"), "{when}");
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ctl = std::sync::Arc::new(NetControl::default());
+            let rx = ctl.attach(BTreeMap::new());
+            let resolver = std::sync::Arc::new(Resolver::new(dir.join("resolv.conf")));
+            let (cl, res) = (cmdline.clone(), resolver.clone());
+            tokio::spawn(async move { run(&cl, res, &BTreeMap::new(), rx).await });
+            let apply = |w: &BTreeMap<String, Interface>| {
+                let (ctl, w) = (ctl.clone(), w.clone());
+                tokio::task::spawn_blocking(move || ctl.apply_blocking(&w))
+            };
+            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+            // The start: matic.ip= on the first Ethernet interface.
+            apply(&BTreeMap::new()).await.unwrap().unwrap();
+            settle().await;
+            assert_eq!(addrs(), "10.9.0.5/24 10.9.7.7/24");
+            assert!(routes().contains("default via 10.9.0.1"), "{}", routes());
+            // A: takes eth0 from matic.ip=, whose address and route go.
+            apply(&a).await.unwrap().unwrap();
+            check_a("A");
+            // B: A's addresses and routes go, B's come; the foreign stays.
+            apply(&b).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.2.5/24 10.9.7.7/24", "B");
+            let r = routes();
+            assert!(r.contains("default via 10.9.2.1"), "B: {r}");
+            assert!(
+                !r.contains("10.9.1.1") && !r.contains("192.168.50"),
+                "B: {r}"
+            );
+            // And A again.
+            apply(&a).await.unwrap().unwrap();
+            check_a("A again");
+            // A route the kernel refuses (its gateway is on no subnet):
+            // the error names it, and A stays as it was.
+            let e = apply(&unreachable).await.unwrap().unwrap_err();
+            assert!(e.contains("unreachable") || e.contains("-101"), "{e}");
+            check_a("after a refused change");
+            // To DHCP: the static addresses and routes go, the client runs
+            // (no server here: it only sends DISCOVERs).
+            apply(&dhcp).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.7.7/24", "DHCP");
+            assert!(!routes().contains("via"), "DHCP: {}", routes());
+            // Back to nothing configured: the client stops, matic.ip= is
+            // back with its name server.
+            apply(&BTreeMap::new()).await.unwrap().unwrap();
+            assert_eq!(addrs(), "10.9.0.5/24 10.9.7.7/24", "matic.ip again");
+            assert!(routes().contains("default via 10.9.0.1"), "{}", routes());
+            let resolv = std::fs::read_to_string(dir.join("resolv.conf")).unwrap();
+            assert!(resolv.contains("nameserver 10.9.0.53"), "{resolv}");
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("netns live child: ok");
     }
 }

@@ -800,33 +800,53 @@ async fn config_name_servers_and_search_domains_live_and_reverted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_interfaces_take_a_reboot_and_are_tried_as_such() {
+async fn config_interfaces_are_live_and_only_a_removed_mtu_takes_a_reboot() {
     let node = node("cfg-iface");
     let mut admin = node.client(Role::Admin).await;
-    let d = "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.0.0.5/24\"]\n\
-             routes = [{ to = \"default\", via = \"10.0.0.1\" }]\n";
-    let e = admin
-        .config_apply(apply_req(d, ConfigMode::NoReboot, 0))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-    assert!(e.message().contains("network.interfaces.eth0"), "{e:?}");
-    // On trial: the node reboots into it; the reboot trial (booted once,
-    // reverted with a reboot unless confirmed) needs no API to revert.
+    let iface = |addr: &str| {
+        format!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"{addr}\"]\nmtu = 1400\n\
+             routes = [{{ to = \"default\", via = \"10.0.0.1\" }}]\n"
+        )
+    };
+    // Addresses, routes and the MTU are applied live: no-reboot takes them.
     let r = admin
-        .config_apply(apply_req(d, ConfigMode::Auto, 60))
+        .config_apply(apply_req(&iface("10.0.0.5/24"), ConfigMode::NoReboot, 0))
         .await
         .unwrap()
         .into_inner();
-    assert!(r.rebooting, "{r:?}");
-    assert!(
-        r.reboot_reason.starts_with("network.interfaces.eth0."),
-        "{r:?}"
+    assert!(!r.rebooting, "{r:?}");
+    let fields: Vec<(&str, &str)> = r
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.effect.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("network.interfaces.eth0.addresses", "live"),
+            ("network.interfaces.eth0.mtu", "live"),
+            ("network.interfaces.eth0.routes", "live"),
+        ]
     );
-    node.expect_fifo("reboot");
-    let t = wait_generation(&node, 1, Duration::from_secs(5))
+    // Taking the interface away takes its MTU away: the agent does not
+    // keep the link's boot value, so that alone needs a reboot, named.
+    let e = admin
+        .config_apply(apply_req("version = 1\n", ConfigMode::NoReboot, 0))
         .await
-        .trial
-        .unwrap();
-    assert!(t.needs_reboot && t.waiting_for_reboot, "{t:?}");
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("network.interfaces.eth0.mtu"), "{e:?}");
+    // A wrong address on trial is a live trial: no reboot, and the timer
+    // puts the previous generation back by itself.
+    let r = admin
+        .config_apply(apply_req(&iface("10.0.1.5/24"), ConfigMode::Auto, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.rebooting, "{r:?}");
+    assert_eq!(r.generation, 2);
+    let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
+    assert!(g.trial.is_none(), "{g:?}");
+    assert!(g.document.contains("10.0.0.5/24"), "{}", g.document);
 }

@@ -82,11 +82,14 @@ pub fn restarts(changes: &[Change]) -> Vec<&'static str> {
 }
 
 fn effect(field: &str, removed: bool) -> Effect {
-    // The agent configures interfaces when it starts (docs/config.md,
-    // "Interfaces"): a change takes a boot, and a trial of one is the
-    // reboot trial, reverted without the API.
-    if field.starts_with("network.interfaces") {
-        return Effect::Reboot;
+    // The agent applies interfaces live (docs/config.md, "Interfaces"),
+    // except an MTU taken away: it does not keep the link's boot value.
+    if let Some(rest) = field.strip_prefix("network.interfaces.") {
+        return if removed && rest.ends_with(".mtu") {
+            Effect::Reboot
+        } else {
+            Effect::Live
+        };
     }
     let section = field.split(['.', '[']).next().unwrap_or("");
     match section {
@@ -175,8 +178,8 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("network.interfaces.eth0.dhcp".to_owned(), Effect::Reboot),
-                ("network.interfaces.eth0.mtu".to_owned(), Effect::Reboot),
+                ("network.interfaces.eth0.dhcp".to_owned(), Effect::Live),
+                ("network.interfaces.eth0.mtu".to_owned(), Effect::Live),
                 ("network.nameservers".to_owned(), Effect::Live),
             ]
         );
@@ -190,6 +193,49 @@ mod tests {
         let back = diff(&b, &a);
         assert_eq!(reboot_needed(&back), None);
         assert!(diff(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn interfaces_are_live_but_an_mtu_taken_away() {
+        let a = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.0.0.5/24\"]\n",
+            "routes = [{ to = \"default\", via = \"10.0.0.1\" }]\nmtu = 1400\n",
+            "[network.interfaces.\"eth0.7\"]\ndhcp = true\nmtu = 1300\n",
+        ));
+        let b = doc(concat!(
+            "version = 1\n[network.interfaces.eth0]\naddresses = [\"10.0.1.5/24\"]\n",
+            "mtu = 1500\n[network.interfaces.eth1]\ndhcp = true\n",
+        ));
+        let got: Vec<(String, Effect)> = diff(&a, &b)
+            .into_iter()
+            .map(|c| (c.field, c.effect))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "network.interfaces.\"eth0.7\".dhcp".to_owned(),
+                    Effect::Live
+                ),
+                (
+                    "network.interfaces.\"eth0.7\".mtu".to_owned(),
+                    Effect::Reboot
+                ),
+                ("network.interfaces.eth0.addresses".to_owned(), Effect::Live),
+                ("network.interfaces.eth0.mtu".to_owned(), Effect::Live),
+                ("network.interfaces.eth0.routes".to_owned(), Effect::Live),
+                ("network.interfaces.eth1.dhcp".to_owned(), Effect::Live),
+            ]
+        );
+        // Setting an MTU is live; taking it away (here: with the whole
+        // interface) is not, and nothing else is.
+        let back = diff(&b, &a);
+        assert_eq!(reboot_needed(&back), None);
+        let none = doc("version = 1\n");
+        assert_eq!(
+            reboot_needed(&diff(&b, &none)).map(|c| c.field.as_str()),
+            Some("network.interfaces.eth0.mtu")
+        );
     }
 
     #[test]

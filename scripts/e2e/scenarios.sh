@@ -136,6 +136,9 @@ scenario_8() {
   wait_marked
   expect_slot "$(other "$slot")" '.running and .successful and .next_boot'
   expect_slot "$slot" ".version == \"$cur\" and .bootable"
+  # The machine configuration's try-and-revert, on this healthy node
+  # (scripts/e2e/trials.sh).
+  check_config_trials
 }
 
 # 6. Power cut right after the flags are written: the node boots the new

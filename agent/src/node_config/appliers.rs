@@ -1,9 +1,10 @@
 //! The live appliers: what the agent changes on the node from a document
-//! today: the hostname, the sysctls, the rendered files of containerd
-//! ([`super::containerd`]) and kubelet ([`super::kubelet`]), and the SNTP
-//! client's servers ([`crate::sntp`]), the name servers and search domains
-//! ([`crate::resolv`]). The interfaces (addresses, routes, MTU) are stored
-//! and diffed but not yet applied (docs/config.md, "What is live today").
+//! today: the interfaces (addresses, routes, MTU, DHCP or static, through
+//! the network task: [`crate::net::NetControl`]), the hostname, the
+//! sysctls, the rendered files of containerd ([`super::containerd`]) and
+//! kubelet ([`super::kubelet`]), and the SNTP client's servers
+//! ([`crate::sntp`]), the name servers and search domains
+//! ([`crate::resolv`]).
 //!
 //! Must never: write outside the sysctl directory (`--sysctl-dir`, names
 //! come from the schema's allow-list only) and the rendered files' own
@@ -29,6 +30,8 @@ pub struct Targets {
     pub resolver: std::sync::Arc<crate::resolv::Resolver>,
     /// The SNTP client's servers (`time.ntp`), read by [`crate::sntp`].
     pub ntp: std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>,
+    /// The network task (`network.interfaces`); unattached: not managed.
+    pub net: std::sync::Arc<crate::net::NetControl>,
 }
 
 impl Targets {
@@ -43,6 +46,7 @@ impl Targets {
             },
             resolver: std::sync::Arc::new(crate::resolv::Resolver::new(cfg.resolv_file())),
             ntp: std::sync::Arc::new(tokio::sync::watch::Sender::new(Vec::new())),
+            net: Default::default(),
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum ApplyError {
     Resolv(#[from] crate::resolv::ResolvError),
     #[error("kubelet's flags: {0}")]
     KubeletFlags(#[from] kubelet::FlagsError),
+    #[error("network.interfaces: {0}")]
+    Net(String),
     #[error("rendering {what}: {source}")]
     Render {
         what: &'static str,
@@ -91,12 +97,13 @@ pub fn sysctl_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name.replace('.', "/"))
 }
 
-/// Applies what is live of `c`: containerd's and kubelet's files, every
-/// sysctl it sets, then the hostname (None gives the name back to the
-/// command line, DHCP or the MAC). Every sysctl file is read first (so a
-/// missing one changes nothing), and the files and sysctls are put back as
-/// they were if a later step fails: an error leaves the node as it found
-/// it. The services to restart for what changed.
+/// Applies what is live of `c`: the interfaces, containerd's and
+/// kubelet's files, every sysctl it sets, then the hostname (None gives the
+/// name back to the command line, DHCP or the MAC). Every sysctl file is
+/// read first (so a missing one changes nothing), and the interfaces, files
+/// and sysctls are put back as they were if a later step fails: an error
+/// leaves the node as it found it. The services to restart for what
+/// changed. Blocks on the network task: call it from a blocking thread.
 pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
     // Rendered first: a flags file init would refuse changes nothing.
     let kubelet_files = kubelet::wants(c.kubelet.as_ref(), &t.kubelet)?;
@@ -105,8 +112,22 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
         // The check refused these already; the appliers do not trust it.
         servers.push(s.parse().map_err(|_| ApplyError::NameServer(s.clone()))?);
     }
+    // First: the network task puts the interfaces back itself when it
+    // fails, so nothing else has been touched then.
+    let net_before = t.net.current();
+    t.net
+        .apply_blocking(&c.network.interfaces)
+        .map_err(ApplyError::Net)?;
+    let net_undo = || {
+        if let Err(e) = t.net.apply_blocking(&net_before) {
+            eprintln!("matic-agent: config: putting the interfaces back: {e}");
+        }
+    };
     let resolv_before = t.resolver.configured();
-    t.resolver.set_configured(&servers, &c.network.search)?;
+    if let Err(e) = t.resolver.set_configured(&servers, &c.network.search) {
+        net_undo();
+        return Err(e.into());
+    }
     let resolv_undo = || {
         if let Err(e) = t
             .resolver
@@ -114,6 +135,7 @@ pub fn apply_live(c: &Config, t: &Targets) -> Result<Applied, ApplyError> {
         {
             eprintln!("matic-agent: config: putting the resolver file back: {e}");
         }
+        net_undo();
     };
     let ctd = match files::put(&containerd::wants(c.containerd.as_ref(), &t.containerd_dir)) {
         Ok(c) => c,

@@ -90,8 +90,8 @@ fn reboot_reason(mode: ConfigMode, changes: &[Change]) -> Result<Option<String>,
         (ConfigMode::Reboot, _) => Ok(Some("mode reboot".into())),
         (ConfigMode::Auto, Some(c)) => Ok(Some(format!("{} needs a reboot", c.field))),
         (ConfigMode::NoReboot, Some(c)) => Err(Status::failed_precondition(format!(
-            "{} needs a reboot (interfaces are configured at start, and a removed sysctl's \
-             kernel default comes back only with a boot): nothing was changed; apply with \
+            "{} needs a reboot (a removed sysctl's kernel default, or a removed MTU's link \
+             default, comes back only with a boot): nothing was changed; apply with \
              --mode auto or --mode reboot",
             c.field
         ))),
@@ -143,6 +143,12 @@ impl NodeConfig {
     /// the configuration's win over).
     pub fn resolver(&self) -> Arc<crate::resolv::Resolver> {
         self.targets.resolver.clone()
+    }
+
+    /// The seam to the network task ([`crate::net::run`]), which puts the
+    /// interfaces of what is applied live in place.
+    pub fn net_control(&self) -> Arc<crate::net::NetControl> {
+        self.targets.net.clone()
     }
 
     /// The SNTP client's servers: `time.ntp` of what is applied live.
@@ -495,7 +501,8 @@ impl NodeConfig {
     }
 
     /// The current generation's interfaces: what [`crate::net`] configures
-    /// when the agent starts (a change to them takes a reboot).
+    /// when the agent starts (later changes reach it through
+    /// [`NodeConfig::net_control`]).
     pub async fn interfaces(
         self: &Arc<Self>,
     ) -> std::collections::BTreeMap<String, matic_config::schema::Interface> {
