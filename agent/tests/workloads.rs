@@ -203,13 +203,19 @@ async fn workloads_import_list_and_a_pod_through_cri() {
     let mut admin = node.client(Role::Admin).await;
 
     // Import: admin only; the reader is refused before anything is read.
-    let e = import(&mut reader, import_msgs(&workload_tar, workload_tar.len() as u64))
-        .await
-        .unwrap_err();
+    let e = import(
+        &mut reader,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    let r = import(&mut admin, import_msgs(&workload_tar, workload_tar.len() as u64))
-        .await
-        .unwrap();
+    let r = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.images.len(), 1);
     assert_eq!(r.images[0].name, WORKLOAD_IMAGE);
     assert_eq!(r.images[0].digest, workload.manifest.digest);
@@ -219,30 +225,45 @@ async fn workloads_import_list_and_a_pod_through_cri() {
     );
     assert_eq!(r.blobs_written, 3, "manifest, config, layer");
     // Again: nothing new to write, the same image.
-    let again = import(&mut admin, import_msgs(&workload_tar, workload_tar.len() as u64))
-        .await
-        .unwrap();
+    let again = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.blobs_written, 0);
     assert_eq!(again.images, r.images);
 
     // Malformed imports: a clear error, nothing kept in the spool.
-    let e = import(&mut admin, import_msgs(&[7u8; 4096], 4096)).await.unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    assert!(e.message().contains("not an OCI image archive"), "{e:?}");
-    let e = import(&mut admin, import_msgs(&workload_tar, workload_tar.len() as u64 + 1))
+    let e = import(&mut admin, import_msgs(&[7u8; 4096], 4096))
         .await
         .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("not an OCI image archive"), "{e:?}");
+    let e = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64 + 1),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("ended after"), "{e:?}");
     let mut no_header = import_msgs(&workload_tar, 1);
     no_header.remove(0);
     let e = import(&mut admin, no_header).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    let spool: Vec<_> = std::fs::read_dir(node.dir.join("import")).unwrap().collect();
+    let spool: Vec<_> = std::fs::read_dir(node.dir.join("import"))
+        .unwrap()
+        .collect();
     assert!(spool.is_empty(), "spool files left: {spool:?}");
 
     // Both images, as a reader sees them.
-    let images = reader.image_list(ImageListRequest {}).await.unwrap().into_inner().images;
+    let images = reader
+        .image_list(ImageListRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
     let find = |name: &str| {
         images
             .iter()
@@ -259,7 +280,9 @@ async fn workloads_import_list_and_a_pod_through_cri() {
 
     // A pod the way kubelet runs one.
     let mut cri = RuntimeServiceClient::new(
-        matic_cri::connect(&socket, Duration::from_secs(60)).await.unwrap(),
+        matic_cri::connect(&socket, Duration::from_secs(60))
+            .await
+            .unwrap(),
     );
     let mut pods = Pods {
         socket: socket.clone(),
@@ -315,7 +338,11 @@ async fn workloads_import_list_and_a_pod_through_cri() {
             if st.state == ContainerState::ContainerExited as i32 {
                 break st;
             }
-            assert!(Instant::now() < deadline, "container {id} still {:?}", st.state);
+            assert!(
+                Instant::now() < deadline,
+                "container {id} still {:?}",
+                st.state
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         codes.push(st.exit_code);
@@ -328,7 +355,11 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         .await
         .unwrap()
         .into_inner();
-    let p = list.pods.iter().find(|p| p.id == pod).expect("the pod is listed");
+    let p = list
+        .pods
+        .iter()
+        .find(|p| p.id == pod)
+        .expect("the pod is listed");
     assert_eq!(p.name, "matic-test/hello");
     assert_eq!(p.state, "READY");
     for (id, (name, code)) in ids.iter().zip([("ok", 0), ("three", 3)]) {
@@ -352,8 +383,13 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         container_logs(&mut reader, &ids[0][..12]).await.unwrap(),
         "hello from the pod\n"
     );
-    assert_eq!(container_logs(&mut reader, &ids[1]).await.unwrap(), "exiting 3\n");
-    let e = container_logs(&mut reader, "nosuchcontainer").await.unwrap_err();
+    assert_eq!(
+        container_logs(&mut reader, &ids[1]).await.unwrap(),
+        "exiting 3\n"
+    );
+    let e = container_logs(&mut reader, "nosuchcontainer")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let e = container_logs(&mut reader, "").await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");

@@ -39,7 +39,9 @@ pub fn missing() -> Option<String> {
     }
     for bin in [CONTAINERD, "/usr/bin/containerd-shim-runc-v2"] {
         if !Path::new(bin).exists() {
-            return Some(format!("{bin} missing: apt-get install containerd (scripts/lib/deps.sh)"));
+            return Some(format!(
+                "{bin} missing: apt-get install containerd (scripts/lib/deps.sh)"
+            ));
         }
     }
     if !Path::new("/usr/sbin/runc").exists() && !Path::new("/usr/bin/runc").exists() {
@@ -162,7 +164,15 @@ pub fn static_programs() -> (PathBuf, PathBuf) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for bin in ["matic-pause", "matic-workload"] {
         let st = Command::new(&cargo)
-            .args(["rustc", "--quiet", "--locked", "-p", "matic-workloads", "--bin", bin])
+            .args([
+                "rustc",
+                "--quiet",
+                "--locked",
+                "-p",
+                "matic-workloads",
+                "--bin",
+                bin,
+            ])
             .args(["--target", &triple, "--target-dir"])
             .arg(&target_dir)
             .arg("--manifest-path")

@@ -41,7 +41,10 @@ pub async fn list(socket: &Path) -> Result<ContainerListResponse, Status> {
         })
         .collect();
     pods.sort_by_key(|p| p.created);
-    let names: HashMap<&str, &str> = pods.iter().map(|p| (p.id.as_str(), p.name.as_str())).collect();
+    let names: HashMap<&str, &str> = pods
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
     let listed = rt
         .list_containers(ListContainersRequest::default())
         .await
@@ -52,10 +55,22 @@ pub async fn list(socket: &Path) -> Result<ContainerListResponse, Status> {
     for c in listed {
         let mut row = Container {
             id: c.id.clone(),
-            name: c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
-            pod: names.get(c.pod_sandbox_id.as_str()).copied().unwrap_or_default().to_string(),
+            name: c
+                .metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            pod: names
+                .get(c.pod_sandbox_id.as_str())
+                .copied()
+                .unwrap_or_default()
+                .to_string(),
             pod_id: c.pod_sandbox_id.clone(),
-            image: c.image.as_ref().map(|i| i.image.clone()).unwrap_or_default(),
+            image: c
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
             state: state_name(c.state),
             started: 0,
             finished: 0,
@@ -91,7 +106,9 @@ fn state_name(state: i32) -> String {
 /// names one container).
 pub async fn log_path(socket: &Path, id: &str) -> Result<PathBuf, Status> {
     if id.is_empty() {
-        return Err(Status::invalid_argument("name a container (its id or an id prefix)"));
+        return Err(Status::invalid_argument(
+            "name a container (its id or an id prefix)",
+        ));
     }
     let mut rt = RuntimeServiceClient::new(channel(socket).await?);
     let all = rt
@@ -126,7 +143,9 @@ pub async fn log_path(socket: &Path, id: &str) -> Result<PathBuf, Status> {
         .status
         .ok_or_else(|| Status::not_found(format!("no status for container {full}")))?;
     if st.log_path.is_empty() {
-        return Err(Status::not_found(format!("container {full} has no log file")));
+        return Err(Status::not_found(format!(
+            "container {full} has no log file"
+        )));
     }
     Ok(PathBuf::from(st.log_path))
 }

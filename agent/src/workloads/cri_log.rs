@@ -79,7 +79,9 @@ impl Decoder {
 /// `(tag, text)` of one record, or `None` when it is not in the format.
 fn parse(record: &[u8]) -> Option<(u8, &[u8])> {
     let mut fields = record.splitn(4, |&b| b == b' ');
-    let _time = fields.next().filter(|t| t.first().is_some_and(u8::is_ascii_digit))?;
+    let _time = fields
+        .next()
+        .filter(|t| t.first().is_some_and(u8::is_ascii_digit))?;
     let stream = fields.next()?;
     if stream != b"stdout" && stream != b"stderr" {
         return None;

@@ -135,9 +135,15 @@ async fn read_blob(ch: &Channel, digest: &str, size: u64) -> Result<Vec<u8>, Sta
         .into_inner();
     let mut out = Vec::with_capacity(size as usize);
     while let Some(part) = s.next().await {
-        out.extend_from_slice(&part.map_err(|s| from_containerd("reading a manifest", s))?.data);
+        out.extend_from_slice(
+            &part
+                .map_err(|s| from_containerd("reading a manifest", s))?
+                .data,
+        );
         if out.len() as u64 > size {
-            return Err(Status::data_loss(format!("{digest} is larger than its descriptor")));
+            return Err(Status::data_loss(format!(
+                "{digest} is larger than its descriptor"
+            )));
         }
     }
     Ok(out)

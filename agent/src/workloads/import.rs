@@ -34,9 +34,7 @@ use futures::{Stream, StreamExt};
 use matic_containerd::content::content_client::ContentClient;
 use matic_containerd::content::{InfoRequest, WriteAction, WriteContentRequest};
 use matic_containerd::images::images_client::ImagesClient;
-use matic_containerd::images::{
-    CreateImageRequest, Image as CtdImage, UpdateImageRequest,
-};
+use matic_containerd::images::{CreateImageRequest, Image as CtdImage, UpdateImageRequest};
 use matic_containerd::leases::leases_client::LeasesClient;
 use matic_containerd::leases::{CreateRequest, DeleteRequest};
 use matic_containerd::types::Descriptor as CtdDescriptor;
@@ -110,7 +108,11 @@ pub async fn run(
     }
     eprintln!(
         "matic-agent: imported {} ({written} blobs written)",
-        images.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+        images
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(ImageImportResponse {
         images,
@@ -250,7 +252,9 @@ fn plan_of(path: &std::path::Path) -> Result<(Scanned, Plan), Status> {
     let mut plan = Plan::default();
     let mut seen = BTreeSet::new();
     for top in &scanned.index.manifests {
-        let Some(name) = top.image_name() else { continue };
+        let Some(name) = top.image_name() else {
+            continue;
+        };
         if !name.contains(['/', ':']) {
             // OCI's ref.name alone is often only a tag: no image name.
             continue;
@@ -299,7 +303,12 @@ fn walk(
 }
 
 /// Writes the plan under a lease; returns how many blobs were written.
-async fn push(ch: &Channel, path: &std::path::Path, s: &Scanned, plan: &Plan) -> Result<u32, Status> {
+async fn push(
+    ch: &Channel,
+    path: &std::path::Path,
+    s: &Scanned,
+    plan: &Plan,
+) -> Result<u32, Status> {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -341,12 +350,19 @@ async fn push_leased(
     let mut written = 0;
     for (d, labels) in &plan.blobs {
         let info = content
-            .info(k8s(InfoRequest { digest: d.digest.clone() }, Some(lease))?)
+            .info(k8s(
+                InfoRequest {
+                    digest: d.digest.clone(),
+                },
+                Some(lease),
+            )?)
             .await;
         if info.is_ok() {
             continue;
         }
-        let at = s.locate(d).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let at = s
+            .locate(d)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if write_blob(&mut content, path, d, at, labels, lease).await? {
             written += 1;
         }
@@ -407,14 +423,20 @@ async fn write_blob(
 ) -> Result<bool, Status> {
     let io = |e: std::io::Error| Status::internal(format!("reading {}: {e}", path.display()));
     let mut f = tokio::fs::File::open(path).await.map_err(io)?;
-    f.seek(std::io::SeekFrom::Start(at.offset)).await.map_err(io)?;
+    f.seek(std::io::SeekFrom::Start(at.offset))
+        .await
+        .map_err(io)?;
     let (tx, rx) = mpsc::channel::<WriteContentRequest>(2);
     let reference = format!("matic-import-{}", d.digest);
     let mut offset = 0u64;
     // One message, then its reply, in turn: containerd answers each.
-    let first = message(&mut f, d, at.size, &mut offset, &reference, labels).await.map_err(io)?;
+    let first = message(&mut f, d, at.size, &mut offset, &reference, labels)
+        .await
+        .map_err(io)?;
     let last = first.action == WriteAction::Commit as i32;
-    tx.send(first).await.map_err(|_| Status::internal("content writer gone"))?;
+    tx.send(first)
+        .await
+        .map_err(|_| Status::internal("content writer gone"))?;
     let replies = content
         .write(k8s(ReceiverStream::new(rx), Some(lease))?)
         .await;
@@ -439,9 +461,13 @@ async fn write_blob(
         if last {
             return Ok(true);
         }
-        let m = message(&mut f, d, at.size, &mut offset, &reference, labels).await.map_err(io)?;
+        let m = message(&mut f, d, at.size, &mut offset, &reference, labels)
+            .await
+            .map_err(io)?;
         last = m.action == WriteAction::Commit as i32;
-        tx.send(m).await.map_err(|_| Status::internal("content writer gone"))?;
+        tx.send(m)
+            .await
+            .map_err(|_| Status::internal("content writer gone"))?;
     }
 }
 
@@ -462,7 +488,11 @@ async fn message(
     *offset += n as u64;
     let commit = *offset == size;
     Ok(WriteContentRequest {
-        action: if commit { WriteAction::Commit } else { WriteAction::Write } as i32,
+        action: if commit {
+            WriteAction::Commit
+        } else {
+            WriteAction::Write
+        } as i32,
         r#ref: reference.to_string(),
         total: size as i64,
         expected: d.digest.clone(),
@@ -505,8 +535,14 @@ mod tests {
     #[test]
     fn rfc3339_dates() {
         assert_eq!(rfc3339(Duration::ZERO), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(Duration::from_secs(1_796_000_461)), "2026-11-30T01:01:01Z");
+        assert_eq!(
+            rfc3339(Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(Duration::from_secs(1_796_000_461)),
+            "2026-11-30T01:01:01Z"
+        );
     }
 
     #[test]
