@@ -43,6 +43,12 @@ pub const RULES: &[(&str, &[Role])] = &[
     ("ConfigConfirm", ADMIN),
     ("ConfigRollback", ADMIN),
     ("Time", READ),
+    // Workloads: seeing what runs is for every role; adding an image to the
+    // node (it can then run as any pod) is an admin's.
+    ("ImageList", READ),
+    ("ContainerList", READ),
+    ("ContainerLogs", READ),
+    ("ImageImport", ADMIN),
 ];
 
 /// The roles allowed to call the RPC at HTTP path `path`.

@@ -117,6 +117,14 @@ pub struct Config {
     /// instead of setting the clock.
     #[arg(long)]
     pub clock_file: Option<PathBuf>,
+    /// Where `ImageImport` spools an archive (on MATIC_STATE; one file per
+    /// import, removed when it ends).
+    #[arg(long, default_value = "/var/lib/matic/import")]
+    pub import_dir: PathBuf,
+    /// The pause image's archive, imported into containerd at start when
+    /// containerd lacks the image (docs/image.md, "Workload images").
+    #[arg(long, default_value = matic_contract::workloads::PAUSE_ARCHIVE)]
+    pub pause_archive: PathBuf,
 }
 
 /// The default `--containerd-dir`, which the image's containerd config imports.

@@ -11,6 +11,7 @@
 //! configuration: generations, live appliers, trials); [`history`] (recording every
 //! boot); [`limits`] (caps on connections
 //! and streams, the admin reserve) and [`caps`] (the capabilities kept);
+//! [`workloads`] (containerd's images, the CRI's pods and containers);
 //! [`sys`] holds the only `unsafe` (system calls std and rustix lack).
 //!
 //! The agent must never write the running slot, change slot state except
@@ -50,3 +51,4 @@ mod strace_test;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
+pub mod workloads;

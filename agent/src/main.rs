@@ -252,6 +252,11 @@ async fn run(
     let server = tokio::spawn(
         router(agent).serve_with_incoming_shutdown(incoming.shared, shutdown_signal()),
     );
+    // The pod sandbox image, once containerd answers (its own task).
+    tokio::spawn(matic_agent::workloads::pause::ensure(
+        cfg.containerd_socket.clone(),
+        cfg.pause_archive.clone(),
+    ));
     // The timeline's `agent-listening`: bound, TLS loaded, both lanes
     // serving.
     let listening_ms = history::facts::boottime_ms();

@@ -20,7 +20,7 @@ use crate::history::LateRecorder;
 use crate::init_link::{self, ControlFifo};
 use crate::limits::{ADMIN_LOG_STREAMS, Budget, Exhausted, LOG_STREAMS, Permit};
 use crate::node_config::{self, NodeConfig};
-use crate::{health, install, kmsg, logs, release, root_device, slots};
+use crate::{health, install, kmsg, logs, release, root_device, slots, workloads};
 use matic_contract::control::Command;
 use matic_history::Ending;
 
@@ -41,6 +41,8 @@ pub struct Agent {
     /// The slot this boot runs from, when known.
     pub running: Option<Slot>,
     install_lock: Arc<Mutex<()>>,
+    /// One `ImageImport` at a time (its spool is on MATIC_STATE).
+    import_lock: Arc<Mutex<()>>,
     /// `Logs` and `Dmesg` streams open at once (shared by both lanes).
     log_streams: Budget,
     /// This boot's history record, once opened (none: the agent runs
@@ -63,6 +65,7 @@ impl Agent {
             disk,
             running,
             install_lock: Arc::new(Mutex::new(())),
+            import_lock: Arc::new(Mutex::new(())),
             log_streams: Budget::new("log streams", LOG_STREAMS, ADMIN_LOG_STREAMS),
             history: LateRecorder::ready(None),
             stamped: Vec::new(),
@@ -636,5 +639,78 @@ impl MachineService for Agent {
             r.last_sync_unix = l.at_unix;
         }
         Ok(Response::new(r))
+    }
+
+    async fn image_list(
+        &self,
+        _req: Request<ImageListRequest>,
+    ) -> Result<Response<ImageListResponse>, Status> {
+        let images = workloads::images::list(&self.cfg.containerd_socket).await?;
+        Ok(Response::new(ImageListResponse { images }))
+    }
+
+    async fn image_import(
+        &self,
+        req: Request<Streaming<ImageImportRequest>>,
+    ) -> Result<Response<ImageImportResponse>, Status> {
+        let ctx = workloads::import::ImportCtx {
+            socket: self.cfg.containerd_socket.clone(),
+            dir: self.cfg.import_dir.clone(),
+            idle: Duration::from_secs(self.cfg.install_idle_secs),
+        };
+        // Its own task, as Install: a vanished client still ends in a
+        // removed spool file and a deleted lease.
+        let task = tokio::spawn(workloads::import::run(
+            self.import_lock.clone(),
+            ctx,
+            req.into_inner(),
+        ));
+        let resp = task
+            .await
+            .map_err(|e| Status::internal(format!("import task: {e}")))??;
+        Ok(Response::new(resp))
+    }
+
+    async fn container_list(
+        &self,
+        _req: Request<ContainerListRequest>,
+    ) -> Result<Response<ContainerListResponse>, Status> {
+        Ok(Response::new(
+            workloads::cri::list(&self.cfg.containerd_socket).await?,
+        ))
+    }
+
+    type ContainerLogsStream = BoxStream<LogsResponse>;
+
+    async fn container_logs(
+        &self,
+        req: Request<ContainerLogsRequest>,
+    ) -> Result<Response<Self::ContainerLogsStream>, Status> {
+        let admin = is_admin(&req);
+        let r = req.into_inner();
+        let path = workloads::cri::log_path(&self.cfg.containerd_socket, &r.container).await?;
+        let permit = self
+            .log_streams
+            .try_acquire(admin)
+            .map_err(Exhausted::into_status)?;
+        let raw = logs::LogStream::open(path, r.tail_lines, false).await?;
+        let mut decoder = workloads::cri_log::Decoder::default();
+        // The CRI's records, decoded to the container's own lines; what an
+        // unfinished last record holds comes out at the end.
+        let lines = raw
+            .into_stream()
+            .map(Some)
+            .chain(futures::stream::iter([None]))
+            .map(move |item| match item {
+                Some(Ok(chunk)) => Ok(LogsResponse {
+                    data: decoder.feed(&chunk.data),
+                }),
+                Some(Err(e)) => Err(e),
+                None => Ok(LogsResponse {
+                    data: decoder.finish(),
+                }),
+            })
+            .filter(|r| futures::future::ready(!matches!(r, Ok(l) if l.data.is_empty())));
+        Ok(Response::new(holding(lines, permit)))
     }
 }

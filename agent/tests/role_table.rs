@@ -53,3 +53,19 @@ fn every_rpc_of_the_proto_has_a_role_table_row() {
         assert_eq!(allowed_roles(&format!("{prefix}{name}")), *roles, "{name}");
     }
 }
+
+/// Workloads: every role may see images, pods, containers and their logs;
+/// only an admin may add an image (it can then run in any pod).
+#[test]
+fn workloads_rows() {
+    use matic_agent::auth::Role;
+    let (prefix, _) = proto_rpcs();
+    let all = [Role::Reader, Role::Operator, Role::Admin];
+    for m in ["ImageList", "ContainerList", "ContainerLogs"] {
+        assert_eq!(allowed_roles(&format!("{prefix}{m}")), &all[..], "{m}");
+    }
+    assert_eq!(
+        allowed_roles(&format!("{prefix}ImageImport")),
+        &[Role::Admin][..]
+    );
+}

@@ -5,7 +5,7 @@
 //! Owns: the run-dir paths ([`paths`]), `/run/matic/boot` ([`boot`]),
 //! `/run/matic/services` ([`services`]), the control-FIFO commands
 //! ([`control`]), the descriptors of the service log handoff ([`handoff`]),
-//! how init starts kubelet ([`kubelet`])
+//! how init starts kubelet ([`kubelet`]), the node's own images ([`workloads`])
 //! and the certificate roles ([`role`]). Every rule about what
 //! is accepted (unknown keys, comments, ranges) is decided here, once.
 //!
@@ -24,6 +24,7 @@ pub mod kubelet;
 pub mod paths;
 pub mod role;
 pub mod services;
+pub mod workloads;
 
 /// Where `render` writes: init's fixed `Buf`, the agent's `Vec`. Writes
 /// that do not fit are the sink's business (init's buffer cuts and flags).

@@ -125,9 +125,15 @@ pub enum Command {
         /// Service name (see `osctl services`).
         service: String,
     },
-    /// A service's captured output.
+    /// A service's captured output, or with --container a container's.
     Logs {
-        service: String,
+        /// Service name (see `osctl services`).
+        #[arg(required_unless_present = "container")]
+        service: Option<String>,
+        /// A container's output instead (its id or an id prefix, as
+        /// `osctl containers` prints it), from the CRI's log file.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["service", "follow", "boot"])]
+        container: Option<String>,
         /// Keep printing new output.
         #[arg(short, long)]
         follow: bool,
@@ -176,6 +182,16 @@ pub enum Command {
     /// The node's clock: NTP servers, the last offset, delay and sync (the
     /// agent's SNTP client, from the configuration's `time.ntp`).
     Time,
+    /// Images in containerd's k8s.io namespace: name, digest, size.
+    Images,
+    /// Image operations: import an OCI image archive.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Pods and containers as the CRI sees them: id, pod, image, state,
+    /// started, exit code.
+    Containers,
     /// The machine configuration: apply, get, history, diff, confirm, rollback.
     Config {
         #[command(subcommand)]
@@ -185,6 +201,17 @@ pub enum Command {
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Stream an OCI image archive (a tar of an image layout, as
+    /// `oci-archive` or `docker save`/`skopeo copy oci-archive:` write it)
+    /// to each node, into containerd's k8s.io namespace (admin).
+    Import {
+        /// The archive.
+        file: PathBuf,
     },
 }
 
@@ -385,6 +412,51 @@ mod tests {
         let c = Cli::try_parse_from(["osctl", "logs", "kubelet"]).unwrap();
         assert!(matches!(c.command, Command::Logs { boot: 0, .. }));
         assert!(Cli::try_parse_from(["osctl", "boots", "show", "x"]).is_err());
+    }
+
+    #[test]
+    fn workload_commands() {
+        let c =
+            Cli::try_parse_from(["osctl", "logs", "--container", "abc123", "--tail", "2"]).unwrap();
+        match c.command {
+            Command::Logs {
+                service,
+                container,
+                tail,
+                ..
+            } => {
+                assert_eq!(service, None);
+                assert_eq!(container.as_deref(), Some("abc123"));
+                assert_eq!(tail, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        // One of a service and a container; a container log is never
+        // followed nor from an earlier boot.
+        assert!(Cli::try_parse_from(["osctl", "logs"]).is_err());
+        assert!(Cli::try_parse_from(["osctl", "logs", "kubelet", "--container", "x"]).is_err());
+        assert!(Cli::try_parse_from(["osctl", "logs", "--container", "x", "-f"]).is_err());
+        assert!(
+            Cli::try_parse_from(["osctl", "logs", "--container", "x", "--boot", "-1"]).is_err()
+        );
+        let c = Cli::try_parse_from(["osctl", "image", "import", "w.tar"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Image { command: ImageCommand::Import { file } } if file == std::path::Path::new("w.tar")
+        ));
+        assert!(Cli::try_parse_from(["osctl", "image", "import"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["osctl", "images", "-o", "json"])
+                .unwrap()
+                .command,
+            Command::Images
+        ));
+        assert!(matches!(
+            Cli::try_parse_from(["osctl", "containers"])
+                .unwrap()
+                .command,
+            Command::Containers
+        ));
     }
 
     #[test]

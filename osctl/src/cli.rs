@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use matic_proto::v1::LogsRequest;
+use matic_proto::v1::{ContainerLogsRequest, LogsRequest};
 
-use crate::args::{BootsCommand, Cli, Command};
+use crate::args::{BootsCommand, Cli, Command, ImageCommand};
 use crate::client::{Credentials, Fleet, Options};
 use crate::commands::install::InstallSource;
 use crate::commands::{AnyError, Ctx, local, release};
@@ -112,12 +112,31 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32, AnyError> {
         Command::Health => ctx.health().await,
         Command::Time => ctx.time().await,
         Command::Config { command } => ctx.config(command).await?,
+        Command::Images => ctx.images().await,
+        Command::Image {
+            command: ImageCommand::Import { file },
+        } => ctx.image_import(&file).await?,
+        Command::Containers => ctx.containers().await,
+        Command::Logs {
+            container: Some(container),
+            tail,
+            ..
+        } => {
+            let req = ContainerLogsRequest {
+                container,
+                tail_lines: tail,
+            };
+            ctx.container_logs(req).await
+        }
         Command::Logs {
             service,
             follow,
             tail,
             boot,
+            container: None,
         } => {
+            // clap requires one of SERVICE and --container.
+            let service = service.unwrap_or_default();
             let req = LogsRequest {
                 service,
                 tail_lines: tail,

@@ -4,6 +4,7 @@
 //! formats are unit-tested. The boot history's are in [`boots`].
 
 pub mod boots;
+pub mod workloads;
 
 use matic_proto::v1::{
     BootStatusResponse, CrashDump, HealthResponse, KernelMessage, ServiceListResponse, SlotRelease,

@@ -53,6 +53,44 @@ matic_build_init() {
     --manifest-path "$MATIC_ROOT/Cargo.toml" -- -C relocation-model=static
 }
 
+# The static pause and test workload programs (workloads/), built for an
+# explicit --target so their own directory holds them: a plain workspace
+# build (scripts/test's) rebuilds the host-target copies without
+# crt-static and would otherwise replace what the images package.
+MATIC_WORKLOADS_TARGET=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+MATIC_WORKLOADS_BIN=$MATIC_TARGET/$MATIC_WORKLOADS_TARGET/release
+# The node's sandbox image (contract/src/workloads.rs PAUSE_IMAGE; the
+# image's containerd-config.toml names it as sandbox_image) and the test
+# workload's.
+MATIC_PAUSE_IMAGE=localhost/matic/pause:1
+MATIC_WORKLOAD_IMAGE=localhost/matic/workload:1
+
+# matic_build_workloads [CARGO_ARGS...]: build matic-pause and
+# matic-workload static (-C target-feature=+crt-static: an image layer
+# holds the one file, no libraries), stripped.
+matic_build_workloads() {
+  local b
+  for b in matic-pause matic-workload; do
+    cargo rustc --release --locked "$@" -p matic-workloads --bin "$b" \
+      --target "$MATIC_WORKLOADS_TARGET" --manifest-path "$MATIC_ROOT/Cargo.toml" \
+      -- -C target-feature=+crt-static -C strip=symbols
+  done
+}
+
+# matic_workload_images DIR: write pause.tar and workload.tar (OCI image
+# archives, docs/image.md "Workload images") into DIR from the static
+# binaries; prints each image's name and manifest digest.
+matic_workload_images() {
+  local dir=$1 tool=$MATIC_RELEASE/oci-archive
+  [ -x "$tool" ] || matic_die "$tool missing: run cargo build --workspace --release"
+  [ -x "$MATIC_WORKLOADS_BIN/matic-pause" ] || matic_die "$MATIC_WORKLOADS_BIN/matic-pause missing: run scripts/build-image (matic_build_workloads)"
+  mkdir -p "$dir"
+  "$tool" --name "$MATIC_PAUSE_IMAGE" --entrypoint /pause \
+    --file "pause=$MATIC_WORKLOADS_BIN/matic-pause" --out "$dir/pause.tar"
+  "$tool" --name "$MATIC_WORKLOAD_IMAGE" --entrypoint /workload \
+    --file "workload=$MATIC_WORKLOADS_BIN/matic-workload" --out "$dir/workload.tar"
+}
+
 # matic_cargo_build [CARGO_ARGS...]: build every binary in release mode.
 # matic-init goes alone first: built in one invocation with the std crates,
 # Cargo would unify the std features of shared dependencies (rustix,
@@ -60,6 +98,7 @@ matic_build_init() {
 matic_cargo_build() {
   matic_build_init "$@"
   cargo build --workspace --release --locked "$@" --exclude matic-init --manifest-path "$MATIC_ROOT/Cargo.toml"
+  matic_build_workloads "$@"
 }
 
 # matic_pki: make the API's PKI in $MATIC_PKI unless it is there.

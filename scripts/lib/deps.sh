@@ -7,6 +7,8 @@ MATIC_APT_PACKAGES=(
   qemu-system-x86 qemu-utils squashfs-tools e2fsprogs gdisk cpio zstd kmod strace
   tini catatonit dumb-init busybox-static runit s6 util-linux procps
   socat libseccomp2 jq iproute2 cryptsetup-bin
+  # agent/tests/workloads.rs runs Debian's containerd and runc as the node does.
+  containerd runc
   # The disk's loader and UEFI boots: systemd's EFI stub, objcopy/objdump,
   # FAT32 made and filled without mounting, the firmware.
   systemd-boot-efi binutils dosfstools mtools ovmf

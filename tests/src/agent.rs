@@ -40,8 +40,9 @@ pub fn bin() -> PathBuf {
 /// is off while `boot_id` does not exist), the machine configuration's
 /// `config/`, the sysctls' `sysctl/` (a stand-in for `/proc/sys`) and
 /// `hostname` (the name set, instead of the host's), the rendered files'
-/// `containerd/`, `var/lib/kubelet/` and `etc/kubernetes/`, and `clock` (the
-/// SNTP client's corrections, never the host's clock). The caller creates what
+/// `containerd/`, `var/lib/kubelet/` and `etc/kubernetes/`, `clock` (the
+/// SNTP client's corrections, never the host's clock), and the image
+/// import's spool `import/` and pause archive `pause.tar`. The caller creates what
 /// the test needs there and adds flags (`--no-boot-ok`, ...).
 pub fn command(bin: &Path, dir: &Path) -> Command {
     command_on(bin, dir, SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -74,6 +75,8 @@ pub fn command_on(bin: &Path, dir: &Path, listen: SocketAddr) -> Command {
         ("--kubelet-dir", "var/lib/kubelet"),
         ("--kubernetes-dir", "etc/kubernetes"),
         ("--clock-file", "clock"),
+        ("--import-dir", "import"),
+        ("--pause-archive", "pause.tar"),
     ] {
         cmd.arg(flag).arg(dir.join(path));
     }

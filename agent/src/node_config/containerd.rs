@@ -238,8 +238,9 @@ mod tests {
         let cri = got["plugins"][CRI].as_table().unwrap();
         assert_eq!(got["version"].as_integer(), Some(2));
         // containerd replaces the whole section: every key the image sets
-        // must be there, unchanged.
-        for (k, v) in image_cri {
+        // must be there, unchanged (but the sandbox image the configuration
+        // chose instead of ours).
+        for (k, v) in image_cri.iter().filter(|(k, _)| *k != "sandbox_image") {
             assert_eq!(cri.get(k), Some(v), "{k}");
         }
         assert_eq!(
@@ -250,9 +251,32 @@ mod tests {
             cri["registry"]["config_path"].as_str(),
             Some("/var/lib/matic/containerd/certs.d")
         );
-        // Without a sandbox image, containerd keeps its own default.
-        let plain = render_drop_in(&Containerd::default(), dir);
-        assert!(!plain.contains("sandbox_image"), "{plain}");
+        // Without a sandbox image, the drop-in keeps the image's: our pause.
+        let plain: toml::Table = render_drop_in(&Containerd::default(), dir).parse().unwrap();
+        assert_eq!(
+            plain["plugins"][CRI]["sandbox_image"].as_str(),
+            Some(matic_contract::workloads::PAUSE_IMAGE)
+        );
+    }
+
+    /// The image builder, containerd's configuration and the agent name
+    /// the same pause image.
+    #[test]
+    fn one_pause_image_name_everywhere() {
+        let image: toml::Table = IMAGE_CONFIG.parse().unwrap();
+        assert_eq!(
+            image["plugins"][CRI]["sandbox_image"].as_str(),
+            Some(matic_contract::workloads::PAUSE_IMAGE)
+        );
+        let common = include_str!("../../../scripts/lib/common.sh");
+        let line = format!(
+            "\nMATIC_PAUSE_IMAGE={}\n",
+            matic_contract::workloads::PAUSE_IMAGE
+        );
+        assert!(
+            common.contains(&line),
+            "scripts/lib/common.sh lacks {line:?}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) mod release;
 pub(crate) mod stream;
 pub(crate) mod unary;
 pub(crate) mod upgrade;
+pub(crate) mod workloads;
 
 use std::io::Write;
 

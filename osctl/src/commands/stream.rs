@@ -1,4 +1,5 @@
-//! The streaming commands, `logs` and `dmesg`: each node's stream is
+//! The streaming commands, `logs` (a service's or, with `--container`, a
+//! container's) and `dmesg`: each node's stream is
 //! printed as it arrives, whole lines prefixed `node: ` when there are
 //! several nodes, or as JSON lines with `-o json`.
 //!
@@ -9,6 +10,7 @@ use futures::StreamExt;
 use matic_proto::v1::*;
 
 use super::{Ctx, report_errors, write_out};
+use crate::client::{ClientError, Connection};
 use crate::output::{self, Format};
 
 impl Ctx {
@@ -21,18 +23,46 @@ impl Ctx {
     /// `osctl logs SERVICE [-f] [--tail N]`: the bytes as they come, or
     /// JSON lines.
     pub(crate) async fn logs(&self, req: LogsRequest) -> i32 {
+        let req = &req;
+        self.log_streams(|mut c| async move {
+            match c.client.logs(req.clone()).await {
+                Ok(s) => Ok((c, s.into_inner())),
+                Err(s) => Err(c.explain(&s)),
+            }
+        })
+        .await
+    }
+
+    /// `osctl logs --container ID [--tail N]`: a container's output, as
+    /// `logs` prints a service's.
+    pub(crate) async fn container_logs(&self, req: ContainerLogsRequest) -> i32 {
+        let req = &req;
+        self.log_streams(|mut c| async move {
+            match c.client.container_logs(req.clone()).await {
+                Ok(s) => Ok((c, s.into_inner())),
+                Err(s) => Err(c.explain(&s)),
+            }
+        })
+        .await
+    }
+
+    /// Prints every node's `LogsResponse` stream that `open` starts: the
+    /// bytes as they come (prefixed by node when there are several), or
+    /// JSON lines.
+    async fn log_streams<F, Fut>(&self, open: F) -> i32
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<(Connection, tonic::Streaming<LogsResponse>), ClientError>,
+            >,
+    {
         let prefix = self.prefix_streams();
         let json = self.format == Format::Json;
-        let req = &req;
+        let open = &open;
         let r = self
             .fleet
-            .each(|node, mut c| async move {
-                let mut s = c
-                    .client
-                    .logs(req.clone())
-                    .await
-                    .map_err(|s| c.explain(&s))?
-                    .into_inner();
+            .each(|node, c| async move {
+                let (c, mut s) = open(c).await?;
                 let mut p = output::LinePrefixer::new(&node);
                 let mut jl = output::LinePrefixer::new("");
                 loop {

@@ -1,0 +1,399 @@
+//! Workloads over loopback against a real containerd (Debian's, started by
+//! the test as an ordinary process with its root, state and socket in the
+//! test's directory, and runc): the agent imports the node's pause image
+//! at start, an admin imports the test workload's OCI archive through
+//! `ImageImport` (a reader may not), `ImageList` shows both; then a pod
+//! runs through the CRI the way kubelet drives it (`RunPodSandbox` with
+//! our pause image, `CreateContainer`, `StartContainer`, wait,
+//! `ContainerStatus`), two containers exiting 0 and 3, and the agent's
+//! `ContainerList` and `ContainerLogs` show what ran.
+//!
+//! Needs root and containerd, runc and its shim (scripts/lib/deps.sh
+//! installs them); it fails, saying so, without them.
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use matic_contract::workloads::PAUSE_IMAGE;
+use matic_cri::RuntimeServiceClient;
+use matic_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
+    CreateContainerRequest, ImageSpec as CriImage, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest,
+};
+use matic_oci::layout::RunConfig;
+use matic_oci::{Compression, ImageSpec, LayerFile, Platform, Written, write_archive};
+use matic_proto::v1::image_import_request::Msg;
+use matic_proto::v1::*;
+use matic_tests::containerd::Containerd;
+use osctl::pki::Role;
+use tonic::Code;
+
+const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
+
+/// The pause archive, written into the node's directory before its agent
+/// starts (`prepare` takes a plain fn).
+static PAUSE_TAR: OnceLock<Vec<u8>> = OnceLock::new();
+
+fn put_pause(dir: &std::path::Path) {
+    std::fs::write(dir.join("pause.tar"), PAUSE_TAR.get().unwrap()).unwrap();
+}
+
+fn archive(name: &str, entry: &str, bin: &std::path::Path) -> (Vec<u8>, Written) {
+    let spec = ImageSpec {
+        name: name.into(),
+        platform: Platform::host(),
+        run: RunConfig {
+            entrypoint: vec![format!("/{entry}")],
+            ..RunConfig::default()
+        },
+        files: vec![LayerFile {
+            path: entry.into(),
+            mode: 0o755,
+            data: std::fs::read(bin).unwrap(),
+        }],
+        compression: Compression::Gzip,
+    };
+    let mut out = Vec::new();
+    let w = write_archive(&spec, &mut out).unwrap();
+    (out, w)
+}
+
+fn import_msgs(archive: &[u8], announced: u64) -> Vec<ImageImportRequest> {
+    let mut v = vec![ImageImportRequest {
+        msg: Some(Msg::Header(ImageImportHeader { size: announced })),
+    }];
+    for c in archive.chunks(64 << 10) {
+        v.push(ImageImportRequest {
+            msg: Some(Msg::Chunk(bytes::Bytes::copy_from_slice(c))),
+        });
+    }
+    v
+}
+
+async fn import(
+    c: &mut osctl::client::Client,
+    msgs: Vec<ImageImportRequest>,
+) -> Result<ImageImportResponse, tonic::Status> {
+    c.image_import(futures::stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn container_logs(c: &mut osctl::client::Client, id: &str) -> Result<String, tonic::Status> {
+    let mut s = c
+        .container_logs(ContainerLogsRequest {
+            container: id.into(),
+            tail_lines: 0,
+        })
+        .await?
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(m) = s.message().await? {
+        all.extend(m.data);
+    }
+    Ok(String::from_utf8(all).unwrap())
+}
+
+/// Stops and removes the test's pods (their shims and pause processes end)
+/// even when an assertion failed half way.
+struct Pods {
+    socket: std::path::PathBuf,
+    ids: Vec<String>,
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        let (socket, ids) = (self.socket.clone(), std::mem::take(&mut self.ids));
+        // Its own thread and runtime: drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let Ok(ch) = matic_cri::connect(&socket, Duration::from_secs(30)).await else {
+                    return;
+                };
+                let mut rt = RuntimeServiceClient::new(ch);
+                for id in ids {
+                    let _ = rt
+                        .stop_pod_sandbox(StopPodSandboxRequest {
+                            pod_sandbox_id: id.clone(),
+                        })
+                        .await;
+                    let _ = rt
+                        .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn pod_config(dir: &std::path::Path, name: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}-{}", std::process::id()),
+            namespace: "matic-test".into(),
+            attempt: 0,
+        }),
+        // No hostname: a host-network pod shares the node's UTS namespace
+        // (kubelet leaves it empty too).
+        log_directory: dir.join("pods").join(name).display().to_string(),
+        linux: Some(LinuxPodSandboxConfig {
+            // Host network: no CNI needed (the node has none configured
+            // for such a test either).
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    ..NamespaceOption::default()
+                }),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        }),
+        ..PodSandboxConfig::default()
+    }
+}
+
+fn container_config(name: &str, args: &[&str]) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(CriImage {
+            image: WORKLOAD_IMAGE.into(),
+            ..CriImage::default()
+        }),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        ..ContainerConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_import_list_and_a_pod_through_cri() {
+    if let Some(why) = matic_tests::containerd::missing() {
+        panic!("{why}");
+    }
+    let (pause_bin, workload_bin) = matic_tests::containerd::static_programs();
+    let (pause_tar, pause) = archive(PAUSE_IMAGE, "pause", &pause_bin);
+    let (workload_tar, workload) = archive(WORKLOAD_IMAGE, "workload", &workload_bin);
+    PAUSE_TAR.set(pause_tar).unwrap();
+
+    let node = Node::start(
+        "workloads",
+        NodeOpts {
+            prepare: Some(put_pause),
+            ..NodeOpts::default()
+        },
+    );
+    // Declared after the node: dropped (killed) before its directory goes.
+    let socket = node.dir.join("containerd.sock");
+    let ctd = Containerd::start(&node.dir.join("ctd"), &socket, PAUSE_IMAGE);
+    // The agent waits for containerd, then imports the pause image.
+    node.wait_log(&format!("imported {PAUSE_IMAGE} from"));
+
+    let mut reader = node.client(Role::Reader).await;
+    let mut admin = node.client(Role::Admin).await;
+
+    // Import: admin only; the reader is refused before anything is read.
+    let e = import(
+        &mut reader,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let r = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert_eq!(r.images[0].name, WORKLOAD_IMAGE);
+    assert_eq!(r.images[0].digest, workload.manifest.digest);
+    assert_eq!(
+        r.images[0].size,
+        workload.manifest.size + workload.config.size + workload.layer.size
+    );
+    assert_eq!(r.blobs_written, 3, "manifest, config, layer");
+    // Again: nothing new to write, the same image.
+    let again = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.blobs_written, 0);
+    assert_eq!(again.images, r.images);
+
+    // Malformed imports: a clear error, nothing kept in the spool.
+    let e = import(&mut admin, import_msgs(&[7u8; 4096], 4096))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("not an OCI image archive"), "{e:?}");
+    let e = import(
+        &mut admin,
+        import_msgs(&workload_tar, workload_tar.len() as u64 + 1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("ended after"), "{e:?}");
+    let mut no_header = import_msgs(&workload_tar, 1);
+    no_header.remove(0);
+    let e = import(&mut admin, no_header).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let spool: Vec<_> = std::fs::read_dir(node.dir.join("import"))
+        .unwrap()
+        .collect();
+    assert!(spool.is_empty(), "spool files left: {spool:?}");
+
+    // Both images, as a reader sees them.
+    let images = reader
+        .image_list(ImageListRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
+    let find = |name: &str| {
+        images
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| panic!("{name} not in {images:?}"))
+            .clone()
+    };
+    assert_eq!(find(PAUSE_IMAGE).digest, pause.manifest.digest);
+    assert_eq!(find(WORKLOAD_IMAGE).digest, workload.manifest.digest);
+    assert_eq!(
+        find(PAUSE_IMAGE).size,
+        pause.manifest.size + pause.config.size + pause.layer.size
+    );
+
+    // A pod the way kubelet runs one.
+    let mut cri = RuntimeServiceClient::new(
+        matic_cri::connect(&socket, Duration::from_secs(60))
+            .await
+            .unwrap(),
+    );
+    let mut pods = Pods {
+        socket: socket.clone(),
+        ids: Vec::new(),
+    };
+    let config = pod_config(&node.dir, "hello");
+    let pod = cri
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e:?}\ncontainerd log:\n{}", ctd.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    pods.ids.push(pod.clone());
+    let mut ids = Vec::new();
+    for (name, args) in [
+        ("ok", &["--say", "hello from the pod", "--exit", "0"][..]),
+        ("three", &["--say", "exiting 3", "--exit", "3"][..]),
+    ] {
+        let id = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(name, args)),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer: {e:?}\ncontainerd log:\n{}", ctd.log()))
+            .into_inner()
+            .container_id;
+        cri.start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer: {e:?}\ncontainerd log:\n{}", ctd.log()));
+        ids.push(id);
+    }
+    let mut codes = Vec::new();
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let st = loop {
+            let st = cri
+                .container_status(ContainerStatusRequest {
+                    container_id: id.clone(),
+                    verbose: false,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+                .unwrap();
+            if st.state == ContainerState::ContainerExited as i32 {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "container {id} still {:?}",
+                st.state
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        codes.push(st.exit_code);
+    }
+    assert_eq!(codes, [0, 3]);
+
+    // What the agent shows of it, to a reader.
+    let list = reader
+        .container_list(ContainerListRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let p = list
+        .pods
+        .iter()
+        .find(|p| p.id == pod)
+        .expect("the pod is listed");
+    assert_eq!(p.name, "matic-test/hello");
+    assert_eq!(p.state, "READY");
+    for (id, (name, code)) in ids.iter().zip([("ok", 0), ("three", 3)]) {
+        let c = list
+            .containers
+            .iter()
+            .find(|c| &c.id == id)
+            .unwrap_or_else(|| panic!("{id} not in {:?}", list.containers));
+        assert_eq!(c.name, name);
+        assert_eq!(c.pod, "matic-test/hello");
+        assert_eq!(c.pod_id, pod);
+        assert_eq!(c.image, WORKLOAD_IMAGE);
+        assert_eq!(c.state, "EXITED");
+        assert_eq!(c.exit_code, code);
+        // Both stamped (containerd takes them from different clocks
+        // readings: the exit can read a hair before the start).
+        assert!(c.started > 0 && c.finished > 0, "{c:?}");
+    }
+    // Logs by an id prefix, decoded from the CRI's format.
+    assert_eq!(
+        container_logs(&mut reader, &ids[0][..12]).await.unwrap(),
+        "hello from the pod\n"
+    );
+    assert_eq!(
+        container_logs(&mut reader, &ids[1]).await.unwrap(),
+        "exiting 3\n"
+    );
+    let e = container_logs(&mut reader, "nosuchcontainer")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = container_logs(&mut reader, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    drop(pods);
+    drop(ctd);
+}

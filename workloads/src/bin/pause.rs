@@ -1,0 +1,26 @@
+//! `matic-pause`: a pod's sandbox process. It holds the pod's namespaces
+//! open by doing nothing: it waits for signals, reaps any child that ends
+//! (as PID 1 of a pod that shares its process namespace it inherits
+//! orphans), and exits 0 on SIGTERM or SIGINT. As PID 1 of its namespace
+//! the kernel delivers it no signal it has no handler for, so it waits on
+//! them synchronously instead of relying on default actions.
+use matic_workloads::sys;
+
+fn main() {
+    let blocked = match sys::block(&[sys::SIGTERM, sys::SIGINT, sys::SIGCHLD]) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("matic-pause: blocking signals: {e}");
+            std::process::exit(1);
+        }
+    };
+    loop {
+        match blocked.wait() {
+            sys::SIGCHLD => {
+                sys::reap_all();
+            }
+            // SIGTERM or SIGINT: the pod is being stopped.
+            _ => std::process::exit(0),
+        }
+    }
+}
