@@ -577,3 +577,99 @@ async fn dmesg_and_logs_of_an_earlier_boot() {
     assert_eq!(text(&o.stdout), "one\ntwo\nthree\n");
     assert_eq!(e.fake.seen.lock().unwrap().logs_boot, Some(0));
 }
+
+#[tokio::test]
+async fn workload_commands() {
+    let e = env("workloads").await;
+    let o = osctl(&e.config(), &["images", "-n", &e.addr]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("NODE"), "{out}");
+    let cells: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        cells[1..],
+        [
+            "localhost/matic/workload:1",
+            "sha256:e8e8e8e8e8e8",
+            "597.7",
+            "KiB"
+        ],
+        "{out}"
+    );
+    let o = osctl(&e.config(), &["images", "-n", &e.addr, "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["result"]["images"][0]["size"], 612_000, "{v}");
+
+    let o = osctl(&e.config(), &["containers", "-n", &e.addr]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows[1].contains("pppppppppppp") && rows[1].contains("(pod)"),
+        "{out}"
+    );
+    assert!(
+        rows[2].contains("cccccccccccc") && rows[2].contains("EXITED"),
+        "{out}"
+    );
+    assert!(rows[2].trim_end().ends_with('3'), "{out}");
+
+    let o = osctl(&e.config(), &["logs", "--container", "cccc", "-n", &e.addr]).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "hello from the pod\n");
+    let o = osctl(&e.config(), &["logs", "--container", "zz", "-n", &e.addr]).await;
+    assert!(!o.status.success());
+
+    // Import: a real archive is streamed whole after its header; a file
+    // that is no archive never reaches the node.
+    let archive = e.dir.join("w.tar");
+    let spec = matic_oci::ImageSpec {
+        name: "localhost/matic/workload:1".into(),
+        platform: matic_oci::Platform::host(),
+        run: Default::default(),
+        files: vec![matic_oci::LayerFile {
+            path: "workload".into(),
+            mode: 0o755,
+            data: vec![1; 300_000],
+        }],
+        compression: matic_oci::Compression::Uncompressed,
+    };
+    matic_oci::write_archive(&spec, std::fs::File::create(&archive).unwrap()).unwrap();
+    let sent = std::fs::read(&archive).unwrap();
+    let o = osctl(
+        &e.config(),
+        &["image", "import", archive.to_str().unwrap(), "-n", &e.addr],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("imported localhost/matic/workload:1 (597.7 KiB) (3 new blobs)"),
+        "{}",
+        text(&o.stdout)
+    );
+    {
+        let seen = e.fake.seen.lock().unwrap();
+        assert_eq!(seen.import_size, Some(sent.len() as u64));
+        assert!(seen.import_bytes == sent, "the archive arrived changed");
+    }
+    let junk = e.dir.join("junk.tar");
+    std::fs::write(&junk, vec![9u8; 5000]).unwrap();
+    e.fake.seen.lock().unwrap().import_size = None;
+    let o = osctl(
+        &e.config(),
+        &["image", "import", junk.to_str().unwrap(), "-n", &e.addr],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("not an OCI image archive"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        e.fake.seen.lock().unwrap().import_size,
+        None,
+        "junk reached the node"
+    );
+}

@@ -36,6 +36,19 @@ pub struct Seen {
     /// The `boot` of the last `Logs` and `Dmesg` calls.
     pub logs_boot: Option<i64>,
     pub dmesg_boot: Option<i64>,
+    /// `ImageImport`: the header's size and the bytes that followed.
+    pub import_size: Option<u64>,
+    pub import_bytes: Vec<u8>,
+}
+
+/// The one image the fake lists and imports.
+pub fn fake_image() -> Image {
+    Image {
+        name: "localhost/matic/workload:1".into(),
+        digest: format!("sha256:{}", "e8".repeat(32)),
+        size: 612_000,
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+    }
 }
 
 /// A slot's release as the fake reports it.
@@ -354,6 +367,73 @@ impl MachineService for Fake {
     }
     async fn time(&self, _: Request<TimeRequest>) -> Result<Response<TimeResponse>, Status> {
         Err(Status::unimplemented("fake"))
+    }
+    async fn image_list(
+        &self,
+        _: Request<ImageListRequest>,
+    ) -> Result<Response<ImageListResponse>, Status> {
+        Ok(Response::new(ImageListResponse {
+            images: vec![fake_image()],
+        }))
+    }
+    async fn image_import(
+        &self,
+        r: Request<Streaming<ImageImportRequest>>,
+    ) -> Result<Response<ImageImportResponse>, Status> {
+        let mut s = r.into_inner();
+        while let Some(m) = s.message().await? {
+            let mut seen = self.seen.lock().unwrap();
+            match m.msg {
+                Some(image_import_request::Msg::Header(h)) => seen.import_size = Some(h.size),
+                Some(image_import_request::Msg::Chunk(c)) => {
+                    seen.import_bytes.extend_from_slice(&c)
+                }
+                None => {}
+            }
+        }
+        Ok(Response::new(ImageImportResponse {
+            images: vec![fake_image()],
+            blobs_written: 3,
+        }))
+    }
+    async fn container_list(
+        &self,
+        _: Request<ContainerListRequest>,
+    ) -> Result<Response<ContainerListResponse>, Status> {
+        Ok(Response::new(ContainerListResponse {
+            pods: vec![Pod {
+                id: "p".repeat(64),
+                name: "default/hello".into(),
+                state: "READY".into(),
+                created: 1_796_000_461_000_000_000,
+            }],
+            containers: vec![Container {
+                id: "c".repeat(64),
+                name: "three".into(),
+                pod_id: "p".repeat(64),
+                pod: "default/hello".into(),
+                image: "localhost/matic/workload:1".into(),
+                state: "EXITED".into(),
+                started: 1_796_000_462_000_000_000,
+                finished: 1_796_000_463_000_000_000,
+                exit_code: 3,
+            }],
+        }))
+    }
+    type ContainerLogsStream = Stream<LogsResponse>;
+    async fn container_logs(
+        &self,
+        r: Request<ContainerLogsRequest>,
+    ) -> Result<Response<Self::ContainerLogsStream>, Status> {
+        if !"c".repeat(64).starts_with(&r.into_inner().container) {
+            return Err(Status::not_found("no container"));
+        }
+        let chunks = ["hello from ", "the pod\n"].map(|d| {
+            Ok(LogsResponse {
+                data: d.as_bytes().to_vec(),
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthResponse>, Status> {
         Ok(Response::new(HealthResponse {
