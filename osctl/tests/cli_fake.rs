@@ -306,6 +306,39 @@ async fn install_from_an_http_url() {
     assert_eq!(seen.install_header.as_deref(), Some(&data[..4096]));
 }
 
+/// A `--try` whose reply never comes (the change cut the client off) ends
+/// with a sentence saying what happens next, not a hang.
+#[tokio::test]
+async fn a_trial_that_cuts_the_client_off_is_not_waited_for_forever() {
+    let e = env("trialcut").await;
+    let doc = e.dir.join("try.toml");
+    std::fs::write(&doc, "version = 1\n").unwrap();
+    let started = std::time::Instant::now();
+    let o = osctl(
+        &e.config(),
+        &[
+            "config",
+            "apply",
+            doc.to_str().unwrap(),
+            "--try",
+            "60s",
+            "-n",
+            &e.addr,
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "{}: no reply within 20 s: the change may have cut",
+            e.addr
+        )) && err.contains("when the 60 s window ends"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn permission_denied_and_not_found_are_sentences() {
     let e = env("deny").await;

@@ -9,6 +9,7 @@ use matic_proto::v1::*;
 use serde_json::{Value, json};
 
 use super::{AnyError, Ctx, lines};
+use crate::client::ClientError;
 use crate::config_args::{ConfigCommand, Mode};
 use crate::output;
 
@@ -46,6 +47,19 @@ fn change_lines(changes: &[ConfigChange]) -> String {
         .collect()
 }
 
+/// How long `config apply --try` waits for the node's reply.
+const TRIAL_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What a trial whose reply never came means, in words.
+fn no_trial_reply(window: u32) -> ClientError {
+    ClientError::Other(format!(
+        "no reply within {} s: the change may have cut this client off from the node; \
+         unless `osctl config confirm` reaches it, the node puts the previous generation \
+         back by itself when the {window} s window ends (`osctl config history` shows which)",
+        TRIAL_REPLY_WAIT.as_secs()
+    ))
+}
+
 impl Ctx {
     /// `osctl config …`.
     pub(crate) async fn config(&self, cmd: ConfigCommand) -> Result<i32, AnyError> {
@@ -80,12 +94,24 @@ impl Ctx {
     }
 
     async fn config_apply(&self, req: ConfigApplyRequest) -> i32 {
+        let window = req.try_seconds;
         let r = self
             .fleet
             .each(|_, mut c| {
                 let req = req.clone();
                 async move {
-                    let v = c.client.config_apply(req).await;
+                    let call = c.client.config_apply(req);
+                    // A trial may cut this client off (a wrong address or
+                    // route: that is what trying is for); the reply then
+                    // never comes, and waiting for it would hang.
+                    let v = if window > 0 {
+                        match tokio::time::timeout(TRIAL_REPLY_WAIT, call).await {
+                            Ok(v) => v,
+                            Err(_) => return Err(no_trial_reply(window)),
+                        }
+                    } else {
+                        call.await
+                    };
                     v.map(|r| r.into_inner()).map_err(|s| c.explain(&s))
                 }
             })

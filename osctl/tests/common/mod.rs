@@ -331,8 +331,12 @@ impl MachineService for Fake {
     // (cli_against_agent.rs); the fake does not serve it.
     async fn config_apply(
         &self,
-        _: Request<ConfigApplyRequest>,
+        req: Request<ConfigApplyRequest>,
     ) -> Result<Response<ConfigApplyResponse>, Status> {
+        // A trial that cut the caller off: its reply never comes.
+        if req.get_ref().try_seconds > 0 {
+            std::future::pending::<()>().await;
+        }
         Err(Status::unimplemented("fake"))
     }
     async fn config_get(
