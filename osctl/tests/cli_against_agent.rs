@@ -522,3 +522,70 @@ fn config_commands_as_seen_by_a_person() {
     assert_eq!(o.status.code(), Some(2), "clap refuses a bad --try");
     assert!(stderr(&o).contains("not a duration"), "{}", stderr(&o));
 }
+
+/// `osctl config apply` and `rollback` say which services init was asked
+/// to restart (`restarted`), in text and JSON: a kubelet section restarts
+/// kubelet; a change of the hostname alone restarts nothing.
+#[test]
+fn config_apply_shows_the_restarted_services() {
+    let a = start("config-restarted");
+    let admin = a.own("admin", &a.ca.client_cert("a", Role::Admin).unwrap());
+    // init's control FIFO, read by this test (the agent asks init there).
+    let fifo = a.dir.join("run/control");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(reader).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let file = |name: &str, text: &str| {
+        let p = a.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let out = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let kubelet = file(
+        "kubelet.toml",
+        "version = 1\n[kubelet]\napi_server = \"https://10.0.0.1:6443\"\n\
+         ca = \"\"\"\n-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n\"\"\"\n\
+         bootstrap_token = \"abcdef.0123456789abcdef\"\n",
+    );
+    let o = osctl(
+        &admin,
+        &["config", "apply", &kubelet, "--mode", "no-reboot"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out(&o).contains("generation 1 applied, restarted kubelet\n"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "restart kubelet"
+    );
+    let o = osctl(&admin, &["config", "rollback", "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v[0]["result"]["restarted"],
+        serde_json::json!(["kubelet"]),
+        "{v}"
+    );
+    let name = file("name.toml", "version = 1\nhostname = \"n\"\n");
+    let o = osctl(&admin, &["config", "apply", &name, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["result"]["restarted"], serde_json::json!([]), "{v}");
+}

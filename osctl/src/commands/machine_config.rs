@@ -125,6 +125,7 @@ impl Ctx {
                     "rebooting": v.rebooting,
                     "reboot_reason": v.reboot_reason,
                     "try_seconds": v.try_seconds,
+                    "restarted": v.restarted,
                 })
             },
             |ok| {
@@ -136,6 +137,9 @@ impl Ctx {
                                 ", on trial for {} s (osctl config confirm keeps it)",
                                 v.try_seconds
                             ));
+                        }
+                        if !v.restarted.is_empty() {
+                            s.push_str(&format!(", restarted {}", v.restarted.join(", ")));
                         }
                         if v.rebooting {
                             s.push_str(&format!(", rebooting: {}", v.reboot_reason));
@@ -314,12 +318,16 @@ impl Ctx {
                     "changes": v.changes.iter().map(change_json).collect::<Vec<_>>(),
                     "rebooting": v.rebooting,
                     "reboot_reason": v.reboot_reason,
+                    "restarted": v.restarted,
                 })
             },
             |ok| {
                 ok.iter()
                     .map(|(n, v)| {
                         let mut s = format!("{n}: rolled back as generation {}", v.generation);
+                        if !v.restarted.is_empty() {
+                            s.push_str(&format!(", restarted {}", v.restarted.join(", ")));
+                        }
                         if v.rebooting {
                             s.push_str(&format!(", rebooting: {}", v.reboot_reason));
                         }
