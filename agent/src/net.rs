@@ -946,17 +946,16 @@ mod tests {
 
     const CHILD: &str = "MATIC_NETNS_CHILD";
 
-    /// Runs [`netns_child`] in a fresh network namespace (`unshare -n`, as
-    /// root): the agent's netlink code on a veth pair, never the host's
-    /// interfaces.
-    #[test]
-    fn static_interface_applied_in_a_network_namespace() {
+    /// Runs the ignored test `child` of this module in a fresh network
+    /// namespace (`unshare -n`, as root), so the agent's netlink code works
+    /// on a veth pair, never on the host's interfaces; it must print `ok`.
+    fn in_a_network_namespace(child: &str, ok: &str) {
         let out = std::process::Command::new("unshare")
             .args(["-n", "--"])
             .arg(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "net::tests::netns_child",
+                &format!("net::tests::{child}"),
                 "--ignored",
                 "--nocapture",
             ])
@@ -968,10 +967,23 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            out.status.success() && text.contains("netns child: ok"),
-            "{text}"
-        );
+        assert!(out.status.success() && text.contains(ok), "{text}");
+    }
+
+    /// `ip ARGS` (iproute2) in the namespace; its output.
+    fn ip(args: &str) -> String {
+        let o = std::process::Command::new("ip")
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// [`netns_child`]: a static interface applied at start.
+    #[test]
+    fn static_interface_applied_in_a_network_namespace() {
+        in_a_network_namespace("netns_child", "netns child: ok");
     }
 
     #[test]
@@ -980,14 +992,6 @@ mod tests {
         if std::env::var_os(CHILD).is_none() {
             return;
         }
-        let ip = |args: &str| {
-            let o = std::process::Command::new("ip")
-                .args(args.split(' '))
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "ip {args}: {o:?}");
-            String::from_utf8_lossy(&o.stdout).into_owned()
-        };
         ip("link add v0 type veth peer name v1");
         ip("link set v1 up");
         let i = Interface {
@@ -1050,27 +1054,7 @@ mod tests {
     /// `matic.ip=`, and a change the kernel refuses, put back.
     #[test]
     fn live_changes_in_a_network_namespace() {
-        let out = std::process::Command::new("unshare")
-            .args(["-n", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "net::tests::netns_live_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .expect("unshare (util-linux) runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("netns live child: ok"),
-            "{text}"
-        );
+        in_a_network_namespace("netns_live_child", "netns live child: ok");
     }
 
     #[test]
@@ -1079,14 +1063,6 @@ mod tests {
         if std::env::var_os(CHILD).is_none() {
             return;
         }
-        let ip = |args: &str| {
-            let o = std::process::Command::new("ip")
-                .args(args.split(' '))
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "ip {args}: {o:?}");
-            String::from_utf8_lossy(&o.stdout).into_owned()
-        };
         let dir = std::env::temp_dir().join(format!("matic-netns-live-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // The child's names go to a file: the host's hostname is not ours.
