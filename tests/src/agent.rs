@@ -106,7 +106,7 @@ mod tests {
             .collect();
         assert!(args.contains(&"--no-network".to_owned()));
         let paths: Vec<&String> = args.iter().filter(|a| a.starts_with('/')).collect();
-        assert_eq!(paths.len(), 19, "{args:?}");
+        assert_eq!(paths.len(), 21, "{args:?}");
         assert!(paths.iter().all(|p| p.starts_with("/sandbox/")), "{args:?}");
     }
 
