@@ -81,6 +81,7 @@ fn main() {
         }
     });
     let own_lines = own_log.as_mut().and_then(|own| own.take_lines());
+    let own_log: history::own_log::Shared = Arc::new(std::sync::Mutex::new(own_log));
     let built = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(limits::SHARED_BLOCKING_THREADS)
@@ -99,24 +100,21 @@ fn main() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("matic-agent: starting the runtime: {e}");
-            if let Some(own) = own_log {
-                own.finish();
-            }
+            history::own_log::finish_shared(&own_log);
             std::process::exit(1);
         }
     };
-    let result = rt.block_on(run(cfg, admin.handle().clone(), handed, own_lines));
+    let result = rt.block_on(run(
+        cfg,
+        admin.handle().clone(),
+        handed,
+        own_lines,
+        own_log.clone(),
+    ));
     admin.shutdown_background();
-    // What is still in our pipe on to init before we exit.
-    if let Some(own) = own_log {
-        if own.dropped() > 0 {
-            eprintln!(
-                "matic-agent: {} of its own lines did not fit the record's queue (init's log has them)",
-                own.dropped()
-            );
-        }
-        own.finish();
-    }
+    // What is still in our pipe on to init before we exit (run finished
+    // it already unless it returned early).
+    history::own_log::finish_shared(&own_log);
     if let Err(e) = result {
         eprintln!("matic-agent: {e}");
         std::process::exit(1);
@@ -141,6 +139,7 @@ async fn run(
     admin: Handle,
     handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
     own_lines: Option<std::sync::mpsc::Receiver<history::own_log::Line>>,
+    own_log: history::own_log::Shared,
 ) -> Result<(), Box<dyn std::error::Error>> {
     tls::install_provider();
     let cfg = Arc::new(cfg);
@@ -294,8 +293,15 @@ async fn run(
     }
     let served = server.await;
     if let Some(reader) = service_logs {
-        // The services' last lines, before the record is closed.
-        let _ = tokio::task::spawn_blocking(move || reader.stop()).await;
+        // Our own last lines ("SIGTERM, stopping"...) out of the pipe and
+        // into the queue, then the services' last lines and that queue,
+        // before the record is closed. What we print after this goes to
+        // init's log only.
+        let _ = tokio::task::spawn_blocking(move || {
+            history::own_log::finish_shared(&own_log);
+            reader.stop();
+        })
+        .await;
     }
     if let Some(copier) = copier {
         // Init's shutdown lines (logged before it stopped us) into the log.

@@ -78,7 +78,7 @@ fn texts(log: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_before() {
-    let node = Node::start(
+    let mut node = Node::start(
         "svclog",
         NodeOpts {
             prepare: Some(previous_boot),
@@ -192,6 +192,29 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
             &format!("matic-agent: end of the lines from {} (5 lines)", raw.display()),
         ],
         "{before}"
+    );
+
+    // Stopped by SIGTERM (init's shutdown): the agent's last lines, the
+    // signal's included, are in the record before it is closed.
+    drop(client);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(node.pid() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(node.wait_exit(Duration::from_secs(15)).is_some());
+    let last = fs::read_to_string(
+        node.dir
+            .join("boots/0000000002")
+            .join(store::SERVICES)
+            .join("matic-agent.log"),
+    )
+    .unwrap();
+    assert!(
+        texts(&last)
+            .iter()
+            .any(|t| t == "matic-agent: SIGTERM, stopping"),
+        "{last}"
     );
 }
 

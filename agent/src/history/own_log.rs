@@ -41,6 +41,25 @@ const POLL_MS: i32 = 100;
 /// One stamped line for the record.
 pub type Line = (At, Vec<u8>);
 
+/// The capture, shared by `main` and the serving code: whichever ends
+/// first finishes it ([`finish_shared`]).
+pub type Shared = std::sync::Arc<std::sync::Mutex<Option<OwnLog>>>;
+
+/// Finishes the shared capture if nobody has yet ([`OwnLog::finish`]),
+/// and says how many lines the record's queue dropped (to init only).
+pub fn finish_shared(own: &Shared) {
+    let taken = own.lock().ok().and_then(|mut o| o.take());
+    if let Some(own) = taken {
+        let dropped = own.dropped();
+        own.finish();
+        if dropped > 0 {
+            eprintln!(
+                "matic-agent: {dropped} of its own lines did not fit the record's queue (init's log has them)"
+            );
+        }
+    }
+}
+
 /// The capture: the pipe, then the thread and what it offers.
 pub struct OwnLog {
     upstream: Arc<OwnedFd>,
