@@ -92,11 +92,7 @@ async fn container_logs(c: &mut osctl::client::Client, id: &str) -> Result<Strin
         })
         .await?
         .into_inner();
-    let mut all = Vec::new();
-    while let Some(m) = s.message().await? {
-        all.extend(m.data);
-    }
-    Ok(String::from_utf8(all).unwrap())
+    common::stream_text(&mut s, |m| m.data).await
 }
 
 /// Stops and removes the test's pods (their shims and pause processes end)

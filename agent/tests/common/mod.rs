@@ -498,9 +498,17 @@ pub async fn logs_of(
         })
         .await?
         .into_inner();
+    stream_text(&mut s, |m| m.data).await
+}
+
+/// A server stream's byte chunks (`data` of each message), as text.
+pub async fn stream_text<M>(
+    s: &mut tonic::Streaming<M>,
+    data: impl Fn(M) -> Vec<u8>,
+) -> Result<String, tonic::Status> {
     let mut all = Vec::new();
     while let Some(m) = s.message().await? {
-        all.extend(m.data);
+        all.extend(data(m));
     }
     Ok(String::from_utf8(all).unwrap())
 }
