@@ -1,10 +1,11 @@
 //! The Kubernetes Container Runtime Interface (CRI v1), the gRPC API that
 //! kubelet speaks to containerd over a unix socket, and one way to dial it.
 //!
-//! Owns: the generated CRI types and clients/servers ([`v1`]) and
-//! [`connect`], the single place that turns a socket path into a channel.
-//! Callers: the stand-in kubelet's runtime check, the agent's workload view,
-//! tests that run a fake runtime.
+//! Owns: the generated CRI types and clients ([`v1`]) and [`connect`], the
+//! single place that turns a runtime's socket path into a channel — the
+//! same channel serves the CRI and containerd's own API
+//! (`matic-containerd`) on that socket. Callers: the stand-in kubelet's
+//! runtime check, the agent's workload view and pause import.
 //!
 //! Must never: talk to anything but a local unix socket, or hold policy
 //! (which pod to run, what to show) — that belongs to its callers.
