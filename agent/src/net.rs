@@ -591,7 +591,8 @@ impl Net {
         let lease = run.held.lock().unwrap_or_else(|p| p.into_inner()).take();
         eprintln!("matic-agent: net: {}: DHCP client stopped", run.iface);
         if let Some(l) = lease
-            && let Err(e) = remove_lease(&self.handle, run.index, &run.iface, &l).await
+            && let Err(e) =
+                remove_lease(&self.handle, run.index, &self.resolver, &run.iface, &l).await
         {
             eprintln!("matic-agent: net: {}: removing {}: {e}", run.iface, l.addr);
         }
@@ -701,13 +702,24 @@ async fn apply(
     Ok(())
 }
 
-/// Takes a lease's routes and address off link `index`.
+/// Where a lease's name servers came from, as the resolver file says it.
+fn lease_source(lease: &dhcp::Lease) -> String {
+    format!("DHCP server {}", lease.server)
+}
+
+/// Takes a lease's name servers out of the resolver file and its routes
+/// and address off link `index`.
 async fn remove_lease(
     h: &Handle,
     index: u32,
+    resolver: &Resolver,
     iface: &str,
     lease: &dhcp::Lease,
 ) -> Result<(), NetError> {
+    // The address goes whatever the file does: logged, not fatal.
+    if let Err(e) = resolver.forget_network(&lease_source(lease)) {
+        eprintln!("matic-agent: {e}");
+    }
     // Routes first (the kernel drops the default route with the
     // address, but not the on-link host route); a route already gone
     // is not an error.
@@ -798,16 +810,13 @@ impl dhcp::Host for DhcpHost {
         // The address works without them: a resolver file that cannot be
         // written is logged, not a reason to drop the lease.
         let dns: Vec<IpAddr> = lease.dns.iter().map(|a| IpAddr::V4(*a)).collect();
-        if let Err(e) = self
-            .resolver
-            .set_network(&dns, &format!("DHCP server {}", lease.server))
-        {
+        if let Err(e) = self.resolver.set_network(&dns, &lease_source(lease)) {
             eprintln!("matic-agent: {e}");
         }
         if let Some(name) = lease.hostname.as_deref().filter(|_| self.dhcp_names) {
             match hostname::normalize(name, "DHCP") {
                 Ok(n) if self.named.as_ref() != Some(&n) => {
-                    set_hostname(&n, &format!("DHCP server {}", lease.server));
+                    set_hostname(&n, &lease_source(lease));
                     self.named = Some(n);
                 }
                 Ok(_) => {}
@@ -834,7 +843,7 @@ impl dhcp::Host for DhcpHost {
     }
 
     async fn remove(&mut self, lease: &dhcp::Lease) -> Result<(), NetError> {
-        remove_lease(&self.handle, self.index, &self.iface, lease).await?;
+        remove_lease(&self.handle, self.index, &self.resolver, &self.iface, lease).await?;
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.as_ref() == Some(lease) {
             *held = None;

@@ -3,7 +3,9 @@
 //! network's name servers (`dns=` of `matic.ip=`, or the DHCP lease's)
 //! with the machine configuration's `network.nameservers` and
 //! `network.search`. Once the configuration names servers they win; the
-//! network's are remembered and come back when it stops naming them.
+//! network's are remembered and come back when it stops naming them. A
+//! source that goes away (a DHCP lease released, expired or its client
+//! stopped) takes its servers with it ([`Resolver::forget_network`]).
 //!
 //! Must never: write a half file (temporary file, then rename), or more
 //! than the three servers the resolver reads (MAXNS) and six search
@@ -122,6 +124,17 @@ impl Resolver {
         self.update(|s| s.network = Some((servers.to_vec(), source.to_owned())))
     }
 
+    /// The network's servers are gone if they came from `source` (its lease
+    /// ended, its client stopped): no server of a network the node has left
+    /// stays in the file. Servers of another source stay.
+    pub fn forget_network(&self, source: &str) -> Result<(), ResolvError> {
+        self.update(|s| {
+            if s.network.as_ref().is_some_and(|(_, src)| src == source) {
+                s.network = None;
+            }
+        })
+    }
+
     /// The configuration's servers and search domains (both empty: it sets
     /// none, and the network's servers come back). A failed write leaves
     /// the state as it was.
@@ -179,6 +192,30 @@ mod tests {
             read(),
             "# written by matic-agent from DHCP server 10.0.2.2\nnameserver 10.0.2.4\n"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_source_that_goes_takes_its_servers_and_only_its_own() {
+        let dir = std::env::temp_dir().join(format!("matic-resolv3-{}", std::process::id()));
+        let path = dir.join("resolv.conf");
+        let r = Resolver::new(path.clone());
+        let read = || std::fs::read_to_string(&path).unwrap();
+        r.set_network(&ips(&["10.0.2.3"]), "DHCP server 10.0.2.2")
+            .unwrap();
+        // Another source's end changes nothing.
+        r.forget_network("DHCP server 10.9.9.9").unwrap();
+        assert!(read().contains("nameserver 10.0.2.3"), "{}", read());
+        r.forget_network("DHCP server 10.0.2.2").unwrap();
+        assert_eq!(read(), "# written by matic-agent: no name servers\n");
+        // The configuration's servers are not the network's to forget.
+        r.set_configured(&ips(&["10.0.0.2"]), &[]).unwrap();
+        r.set_network(&ips(&["10.0.2.3"]), "DHCP server 10.0.2.2")
+            .unwrap();
+        r.forget_network("DHCP server 10.0.2.2").unwrap();
+        assert!(read().contains("nameserver 10.0.0.2"), "{}", read());
+        r.set_configured(&[], &[]).unwrap();
+        assert!(!read().contains("10.0.2.3"), "{}", read());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
