@@ -239,12 +239,33 @@ fn setup(name: &str, good: &[Slot], updates: &[Slot]) -> Env {
     )
 }
 
+/// Detaches loop devices an interrupted earlier run left on `disk` (its
+/// `Env` never dropped), whether the file is still there or already
+/// deleted: otherwise they stay attached with the same disk GUID as the
+/// new disk, and a scan of every disk (`matic.test.loop_disks=1`) sees two.
+fn detach_stale_loops(disk: &Path) {
+    let out = run(Command::new("losetup").args(["-l", "-n", "-O", "NAME,BACK-FILE"]));
+    for line in out.lines() {
+        let mut words = line.splitn(2, ' ');
+        let (Some(dev), Some(file)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let file = file.trim();
+        let file = file.strip_suffix(" (deleted)").unwrap_or(file);
+        if Path::new(file) == disk {
+            eprintln!("detaching {dev}, left on {file} by an interrupted run");
+            let _ = Command::new("losetup").arg("-d").arg(dev).status();
+        }
+    }
+}
+
 /// [`setup`] for any [`Spec`].
 fn setup_disk(name: &str, spec: &Spec) -> Env {
     require_root();
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("matic-init-stage1")
         .join(name);
+    detach_stale_loops(&base.join("disk.img"));
     let _ = fs::remove_dir_all(&base);
     let img = base.join("image");
     for d in [
