@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use matic_proto::v1::*;
+use osctl::client::Client;
 use osctl::pki::Role;
 use tonic::Code;
 
@@ -62,15 +63,32 @@ fn map_count(n: &Node) -> String {
     n.read("sysctl/vm/max_map_count").trim().to_owned()
 }
 
+/// The current configuration (the call must succeed).
+async fn get(c: &mut Client) -> ConfigGetResponse {
+    c.config_get(ConfigGetRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The configuration's generations (the call must succeed).
+async fn history(c: &mut Client) -> ConfigHistoryResponse {
+    c.config_history(ConfigHistoryRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `req` applied (the call must succeed).
+async fn apply(c: &mut Client, req: ConfigApplyRequest) -> ConfigApplyResponse {
+    c.config_apply(req).await.unwrap().into_inner()
+}
+
 async fn wait_generation(n: &Node, want: u64, within: Duration) -> ConfigGetResponse {
     let mut c = n.client(Role::Admin).await;
     let deadline = Instant::now() + within;
     loop {
-        let g = c
-            .config_get(ConfigGetRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let g = get(&mut c).await;
         if g.generation == want {
             return g;
         }
@@ -87,29 +105,17 @@ async fn wait_generation(n: &Node, want: u64, within: Duration) -> ConfigGetResp
 async fn config_apply_get_history_diff_rollback() {
     let node = node("cfg-apply");
     let mut admin = node.client(Role::Admin).await;
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert_eq!((g.generation, g.document.as_str()), (0, ""));
 
     let one = doc("node-one", Some(262144));
-    let r = admin
-        .config_apply(apply_req(&one, ConfigMode::Auto, 0))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(&mut admin, apply_req(&one, ConfigMode::Auto, 0)).await;
     assert_eq!(r.generation, 1);
     assert!(!r.rebooting, "{r:?}");
     assert_eq!(hostname(&node), "node-one");
     assert_eq!(map_count(&node), "262144");
     let two = doc("node-two", Some(262144));
-    let r = admin
-        .config_apply(apply_req(&two, ConfigMode::NoReboot, 0))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(&mut admin, apply_req(&two, ConfigMode::NoReboot, 0)).await;
     assert_eq!(r.generation, 2);
     let fields: Vec<(&str, &str)> = r
         .changes
@@ -119,18 +125,10 @@ async fn config_apply_get_history_diff_rollback() {
     assert_eq!(fields, [("hostname", "live")]);
     assert_eq!(hostname(&node), "node-two");
 
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert_eq!((g.generation, g.document.as_str()), (2, two.as_str()));
     assert!(g.trial.is_none());
-    let h = admin
-        .config_history(ConfigHistoryRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let h = history(&mut admin).await;
     let ids: Vec<(u64, &str, bool, u64)> = h
         .generations
         .iter()
@@ -167,17 +165,9 @@ async fn config_apply_get_history_diff_rollback() {
         .into_inner();
     assert_eq!((r.generation, r.rebooting), (3, false));
     assert_eq!(hostname(&node), "node-one");
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert_eq!(g.document, one);
-    let h = admin
-        .config_history(ConfigHistoryRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let h = history(&mut admin).await;
     assert_eq!(h.generations.last().unwrap().origin, "rollback-to-1");
 
     // Removing a sysctl needs a reboot: refused in no-reboot mode (nothing
@@ -193,20 +183,12 @@ async fn config_apply_get_history_diff_rollback() {
         "{}",
         e.message()
     );
-    assert_eq!(
-        admin
-            .config_get(ConfigGetRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .generation,
-        3
-    );
-    let r = admin
-        .config_apply(apply_req(&doc("node-one", None), ConfigMode::Auto, 0))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!(get(&mut admin).await.generation, 3);
+    let r = apply(
+        &mut admin,
+        apply_req(&doc("node-one", None), ConfigMode::Auto, 0),
+    )
+    .await;
     assert!(r.rebooting);
     assert_eq!(
         r.reboot_reason,
@@ -219,10 +201,11 @@ async fn config_apply_get_history_diff_rollback() {
 async fn config_bad_document_is_refused_and_changes_nothing() {
     let node = node("cfg-bad");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("good", Some(100000)), ConfigMode::Auto, 0))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("good", Some(100000)), ConfigMode::Auto, 0),
+    )
+    .await;
     let bad = "version = 1\nhostname = \"changed\"\n[network]\nnameservers = [\"not-an-ip\"]\n[sysctls]\n\"vm.max_map_count\" = 5\n";
     let e = admin
         .config_apply(apply_req(bad, ConfigMode::Auto, 0))
@@ -256,11 +239,7 @@ async fn config_bad_document_is_refused_and_changes_nothing() {
     // Nothing changed.
     assert_eq!(hostname(&node), "good");
     assert_eq!(map_count(&node), "100000");
-    let h = admin
-        .config_history(ConfigHistoryRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let h = history(&mut admin).await;
     assert_eq!(h.generations.len(), 1);
 }
 
@@ -268,22 +247,19 @@ async fn config_bad_document_is_refused_and_changes_nothing() {
 async fn config_try_without_confirm_reverts() {
     let node = node("cfg-try");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
-        .await
-        .unwrap();
-    let r = admin
-        .config_apply(apply_req(&doc("tried", Some(300000)), ConfigMode::Auto, 2))
-        .await
-        .unwrap()
-        .into_inner();
+    apply(
+        &mut admin,
+        apply_req(&doc("kept", None), ConfigMode::Auto, 0),
+    )
+    .await;
+    let r = apply(
+        &mut admin,
+        apply_req(&doc("tried", Some(300000)), ConfigMode::Auto, 2),
+    )
+    .await;
     assert_eq!((r.generation, r.try_seconds, r.rebooting), (2, 2, false));
     assert_eq!(hostname(&node), "tried");
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     let t = g.trial.expect("on trial");
     assert_eq!(t.generation, 2);
     assert!((1..=2).contains(&t.seconds_left), "{t:?}");
@@ -297,11 +273,7 @@ async fn config_try_without_confirm_reverts() {
     assert_eq!(g.document, doc("kept", None));
     assert!(g.trial.is_none());
     assert_eq!(hostname(&node), "kept");
-    let h = admin
-        .config_history(ConfigHistoryRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let h = history(&mut admin).await;
     assert_eq!(h.generations.last().unwrap().origin, "revert-of-2");
     // Going back drops a sysctl the trial set: that needs a reboot.
     node.expect_fifo("reboot");
@@ -316,10 +288,11 @@ async fn config_try_without_confirm_reverts() {
 async fn config_confirm_keeps_the_trial() {
     let node = node("cfg-confirm");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("tried", None), ConfigMode::Auto, 2))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("tried", None), ConfigMode::Auto, 2),
+    )
+    .await;
     let c = admin
         .config_confirm(ConfigConfirmRequest {})
         .await
@@ -327,11 +300,7 @@ async fn config_confirm_keeps_the_trial() {
         .into_inner();
     assert_eq!(c.generation, 1);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert_eq!((g.generation, g.trial), (1, None));
     assert_eq!(hostname(&node), "tried");
     node.expect_fifo_silent(Duration::from_millis(200));
@@ -341,14 +310,16 @@ async fn config_confirm_keeps_the_trial() {
 async fn config_trial_is_reverted_after_an_agent_restart() {
     let mut node = node("cfg-restart");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
-        .await
-        .unwrap();
-    admin
-        .config_apply(apply_req(&doc("tried", None), ConfigMode::Auto, 3))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("kept", None), ConfigMode::Auto, 0),
+    )
+    .await;
+    apply(
+        &mut admin,
+        apply_req(&doc("tried", None), ConfigMode::Auto, 3),
+    )
+    .await;
     node.restart_agent();
     // The restarted agent applies the tried generation at start ...
     node.wait_log("generation 2 on trial");
@@ -367,10 +338,7 @@ async fn config_roles() {
     let mut admin = node.client(Role::Admin).await;
     let with_token =
         format!("version = 1\n[kubelet]\nenabled = false\nbootstrap_token = \"{TOKEN}\"\n");
-    admin
-        .config_apply(apply_req(&with_token, ConfigMode::Auto, 0))
-        .await
-        .unwrap();
+    apply(&mut admin, apply_req(&with_token, ConfigMode::Auto, 0)).await;
     for role in [Role::Reader, Role::Operator] {
         let mut c = node.client(role).await;
         let e = c
@@ -391,11 +359,7 @@ async fn config_roles() {
         let e = c.config_confirm(ConfigConfirmRequest {}).await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
         // Readers read, without the token.
-        let g = c
-            .config_get(ConfigGetRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let g = get(&mut c).await;
         assert_eq!(g.generation, 1);
         assert!(
             !g.document.contains(TOKEN) && g.document.contains("<redacted>"),
@@ -405,11 +369,7 @@ async fn config_roles() {
         c.config_history(ConfigHistoryRequest {}).await.unwrap();
         c.config_diff(ConfigDiffRequest::default()).await.unwrap();
     }
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert!(g.document.contains(TOKEN));
     assert_eq!(hostname(&node), "");
 }
@@ -418,38 +378,27 @@ async fn config_roles() {
 async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
     let mut node = node("cfg-reboot-trial");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("kept", Some(200000)), ConfigMode::Auto, 0))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("kept", Some(200000)), ConfigMode::Auto, 0),
+    )
+    .await;
     // Dropping the sysctl needs a reboot: auto reboots into the trial.
-    let r = admin
-        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 2))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(
+        &mut admin,
+        apply_req(&doc("kept", None), ConfigMode::Auto, 2),
+    )
+    .await;
     assert!(r.rebooting, "{r:?}");
     node.expect_fifo("reboot");
-    let t = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .trial
-        .unwrap();
+    let t = get(&mut admin).await.trial.unwrap();
     assert!(t.needs_reboot && t.waiting_for_reboot, "{t:?}");
     // The node comes back (a new boot id): the window starts again there.
     std::fs::write(node.dir.join("boot_id"), "boot-2\n").unwrap();
     node.restart_agent();
     node.wait_log("generation 2 on trial");
     let mut admin = node.client(Role::Admin).await;
-    let t = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .trial
-        .unwrap();
+    let t = get(&mut admin).await.trial.unwrap();
     assert!(!t.waiting_for_reboot && t.seconds_left >= 1, "{t:?}");
     // Not confirmed: back to generation 1's document, and a reboot into it.
     let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
@@ -459,10 +408,11 @@ async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
 
     // A second boot during such a trial: reverted at once, with a reboot.
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 60))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("kept", None), ConfigMode::Auto, 60),
+    )
+    .await;
     node.expect_fifo("reboot");
     for boot in ["boot-3", "boot-4"] {
         std::fs::write(node.dir.join("boot_id"), format!("{boot}\n")).unwrap();
@@ -480,20 +430,17 @@ async fn config_trial_needing_a_reboot_is_booted_once_then_reverted() {
 async fn config_a_trial_of_a_generation_never_written_is_dropped() {
     let mut node = node("cfg-stale-trial");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(&doc("kept", None), ConfigMode::Auto, 0))
-        .await
-        .unwrap();
+    apply(
+        &mut admin,
+        apply_req(&doc("kept", None), ConfigMode::Auto, 0),
+    )
+    .await;
     let t = matic_config::trial::Trial::start(2, Some(1), 1000, false, "boot-1", 0);
     std::fs::write(node.dir.join("config/trial"), t.render()).unwrap();
     node.restart_agent();
     node.wait_log("dropping the trial of generation 2");
     let mut admin = node.client(Role::Admin).await;
-    let g = admin
-        .config_get(ConfigGetRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let g = get(&mut admin).await;
     assert_eq!((g.generation, g.trial), (1, None));
     assert!(!node.dir.join("config/trial").exists());
     assert_eq!(hostname(&node), "kept");
@@ -517,15 +464,11 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
     let node = node("cfg-render");
     let mut admin = node.client(Role::Admin).await;
     let drop_in = "containerd/conf.d/matic.toml";
-    let r = admin
-        .config_apply(apply_req(
-            &services_doc("pause.example/p:1"),
-            ConfigMode::NoReboot,
-            0,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(
+        &mut admin,
+        apply_req(&services_doc("pause.example/p:1"), ConfigMode::NoReboot, 0),
+    )
+    .await;
     assert_eq!(r.restarted, ["containerd", "kubelet"], "{r:?}");
     node.expect_fifo("restart containerd");
     node.expect_fifo("restart kubelet");
@@ -573,11 +516,7 @@ async fn config_containerd_and_kubelet_files_rendered_and_containerd_restarted()
         "version = 1\nhostname = \"n2\"\n",
         1,
     );
-    let r = admin
-        .config_apply(apply_req(&same, ConfigMode::NoReboot, 0))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(&mut admin, apply_req(&same, ConfigMode::NoReboot, 0)).await;
     assert!(r.restarted.is_empty(), "{r:?}");
     node.expect_fifo_silent(Duration::from_millis(300));
 
@@ -736,14 +675,15 @@ async fn config_time_ntp_synced_from_a_fake_server() {
     let t = reader.time(TimeRequest {}).await.unwrap().into_inner();
     assert!(t.servers.is_empty() && !t.synced, "{t:?}");
     let mut admin = node.client(Role::Admin).await;
-    admin
-        .config_apply(apply_req(
+    apply(
+        &mut admin,
+        apply_req(
             "version = 1\n[time]\nntp = [\"127.0.0.1\"]\n",
             ConfigMode::NoReboot,
             0,
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let t = loop {
         let t = reader.time(TimeRequest {}).await.unwrap().into_inner();
@@ -774,16 +714,16 @@ async fn config_time_ntp_synced_from_a_fake_server() {
 async fn config_name_servers_and_search_domains_live_and_reverted() {
     let node = node("cfg-resolv");
     let mut admin = node.client(Role::Admin).await;
-    let r = admin
-        .config_apply(apply_req(
+    let r = apply(
+        &mut admin,
+        apply_req(
             "version = 1\n[network]\nnameservers = [\"10.0.0.2\", \"fd00::53\"]\n\
              search = [\"cluster.example\", \"example.org\"]\n",
             ConfigMode::NoReboot,
             1,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     assert!(!r.rebooting, "{r:?}");
     assert_eq!(
         node.read("run/resolv.conf"),
@@ -810,11 +750,11 @@ async fn config_interfaces_are_live_and_only_a_removed_mtu_takes_a_reboot() {
         )
     };
     // Addresses, routes and the MTU are applied live: no-reboot takes them.
-    let r = admin
-        .config_apply(apply_req(&iface("10.0.0.5/24"), ConfigMode::NoReboot, 0))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(
+        &mut admin,
+        apply_req(&iface("10.0.0.5/24"), ConfigMode::NoReboot, 0),
+    )
+    .await;
     assert!(!r.rebooting, "{r:?}");
     let fields: Vec<(&str, &str)> = r
         .changes
@@ -839,11 +779,11 @@ async fn config_interfaces_are_live_and_only_a_removed_mtu_takes_a_reboot() {
     assert!(e.message().contains("network.interfaces.eth0.mtu"), "{e:?}");
     // A wrong address on trial is a live trial: no reboot, and the timer
     // puts the previous generation back by itself.
-    let r = admin
-        .config_apply(apply_req(&iface("10.0.1.5/24"), ConfigMode::Auto, 1))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = apply(
+        &mut admin,
+        apply_req(&iface("10.0.1.5/24"), ConfigMode::Auto, 1),
+    )
+    .await;
     assert!(!r.rebooting, "{r:?}");
     assert_eq!(r.generation, 2);
     let g = wait_generation(&node, 3, Duration::from_secs(10)).await;
