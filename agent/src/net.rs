@@ -13,6 +13,11 @@
 //! decides at start which interface gets static addresses from it, which
 //! one runs DHCP, and whether `matic.ip=` still applies (only to the first
 //! Ethernet interface, when the configuration leaves it alone).
+//!
+//! Interfaces that come later (a driver that probes late, a USB adapter
+//! plugged in) are watched for over rtnetlink's link group: the plan is
+//! made again when one appears, and what the agent owned on one that goes
+//! is forgotten, so it is configured again if it comes back.
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -402,9 +407,83 @@ struct Net {
     applied: Want,
     configured: BTreeMap<String, Interface>,
     dhcp: Option<DhcpRun>,
+    /// The links seen (by index): a link event for one of these is a
+    /// change of a known link (ours included), not a new interface.
+    known: std::collections::BTreeSet<u32>,
+}
+
+/// A link that came or went, from the link group's messages.
+#[derive(Debug, PartialEq, Eq)]
+enum LinkEvent {
+    New(u32, String),
+    Gone(u32, String),
+}
+
+type LinkMessages = futures::channel::mpsc::UnboundedReceiver<(
+    rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
+fn link_event(
+    m: rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+) -> Option<LinkEvent> {
+    use rtnetlink::packet_core::NetlinkPayload::InnerMessage;
+    use rtnetlink::packet_route::RouteNetlinkMessage::{DelLink, NewLink};
+    match m.payload {
+        InnerMessage(NewLink(l)) => Some(LinkEvent::New(l.header.index, link_name(&l)?)),
+        InnerMessage(DelLink(l)) => Some(LinkEvent::Gone(l.header.index, link_name(&l)?)),
+        _ => None,
+    }
 }
 
 impl Net {
+    /// A link came or went. A new one gets the plan made again (the
+    /// configuration may name it; it may be the first Ethernet interface);
+    /// one that went takes what the agent owned on it along (the kernel
+    /// dropped its addresses and routes), and its DHCP client stops.
+    async fn link_event(&mut self, e: LinkEvent) {
+        match e {
+            LinkEvent::New(index, name) => {
+                if !self.known.insert(index) {
+                    return;
+                }
+                eprintln!("matic-agent: net: {name}: new interface");
+                if self.first_eth.is_none() && is_ethernet(&name) {
+                    self.first_eth = Some(name);
+                }
+                let configured = self.configured.clone();
+                if let Err(e) = self.set(&configured, false).await {
+                    eprintln!("matic-agent: net: after a new interface: {e}");
+                }
+            }
+            LinkEvent::Gone(index, name) => {
+                if !self.known.remove(&index) {
+                    return;
+                }
+                eprintln!("matic-agent: net: {name}: interface gone");
+                self.applied.statics.remove(&name);
+                if self.applied.dhcp.as_ref().is_some_and(|(n, _)| *n == name) {
+                    self.applied.dhcp = None;
+                    if let Some(run) = self.dhcp.take() {
+                        run.task.abort();
+                        let lease = run.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some(l) = lease
+                            && let Err(e) = self.resolver.forget_network(&lease_source(&l))
+                        {
+                            eprintln!("matic-agent: {e}");
+                        }
+                        eprintln!("matic-agent: net: {name}: DHCP client stopped");
+                    }
+                }
+                if self.first_eth.as_deref() == Some(name.as_str()) {
+                    // matic.ip='s name servers stay: the file says where
+                    // they came from, and a link back takes them again.
+                    self.applied.cmdline_dns = None;
+                }
+            }
+        }
+    }
+
     /// Puts `configured` in place. `strict` (a live change): the first
     /// error stops, the previous interfaces are put back and the error
     /// returned. Not strict (the agent's start): a failing interface is
@@ -619,6 +698,22 @@ pub async fn run(
         }
         None => None,
     };
+    // Link events before the first dump: a link that comes between the
+    // two is in one or the other, never in neither.
+    let mut events: Option<LinkMessages> = match rtnetlink::new_multicast_connection(&[
+        rtnetlink::MulticastGroup::Link,
+    ]) {
+        Ok((conn, _, messages)) => {
+            tokio::spawn(conn);
+            Some(messages)
+        }
+        Err(e) => {
+            eprintln!(
+                "matic-agent: net: watching for new interfaces: {e}; only those present now are configured"
+            );
+            None
+        }
+    };
     let (conn, handle, _) = rtnetlink::new_connection().map_err(NetError::Socket)?;
     tokio::spawn(conn);
     let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
@@ -655,20 +750,45 @@ pub async fn run(
         applied: Want::default(),
         configured: BTreeMap::new(),
         dhcp: None,
+        known: links.iter().map(|l| l.header.index).collect(),
     };
     net.set(configured, false).await?;
     if net.applied == Want::default() && net.first_eth.is_none() {
         eprintln!("matic-agent: network: {}", NetError::NoEthernet);
     }
-    let Some(mut requests) = requests else {
-        return Ok(());
-    };
-    while let Some((want, reply)) = requests.recv().await {
-        let r = net.set(&want, true).await;
-        if let Err(e) = &r {
-            eprintln!("matic-agent: net: live change refused: {e}; interfaces put back");
+    let mut requests = requests;
+    while requests.is_some() || events.is_some() {
+        tokio::select! {
+            // A source that is not there (or ended) is never ready.
+            r = async {
+                match &mut requests {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Some((want, reply)) => {
+                    let r = net.set(&want, true).await;
+                    if let Err(e) = &r {
+                        eprintln!("matic-agent: net: live change refused: {e}; interfaces put back");
+                    }
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                }
+                None => requests = None,
+            },
+            m = async {
+                match &mut events {
+                    Some(m) => futures::StreamExt::next(m).await,
+                    None => std::future::pending().await,
+                }
+            } => match m {
+                Some((m, _)) => {
+                    if let Some(e) = link_event(m) {
+                        net.link_event(e).await;
+                    }
+                }
+                None => events = None,
+            },
         }
-        let _ = reply.send(r.map_err(|e| e.to_string()));
     }
     Ok(())
 }
@@ -1056,6 +1176,84 @@ mod tests {
             "{routes}"
         );
         println!("netns child: ok");
+    }
+
+    /// Runs [`netns_late_child`] in a fresh network namespace: interfaces
+    /// the configuration names that appear after the task started are
+    /// configured when they come, and again when they come back.
+    #[test]
+    fn late_interfaces_in_a_network_namespace() {
+        in_a_network_namespace("netns_late_child", "netns late child: ok");
+    }
+
+    #[test]
+    #[ignore = "run by late_interfaces_in_a_network_namespace"]
+    fn netns_late_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("matic-netns-late-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        hostname::write_to_file(dir.join("hostname"));
+        let cmdline = dir.join("cmdline");
+        std::fs::write(&cmdline, "console=ttyS0\n").unwrap();
+        let doc = matic_config::parse(concat!(
+            "version = 1\n[network.interfaces.eth5]\n",
+            "addresses = [\"10.9.5.5/24\"]\nmtu = 1400\n",
+            "routes = [{ to = \"192.168.55.0/24\", via = \"10.9.5.1\" }]\n",
+        ))
+        .unwrap()
+        .network
+        .interfaces;
+        let has = |want: &str| {
+            std::process::Command::new("ip")
+                .args(["addr", "show", "dev", "eth5"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(want))
+        };
+        let wait = |what: &str| {
+            let t = std::time::Instant::now();
+            while !has(what) {
+                assert!(
+                    t.elapsed() < std::time::Duration::from_secs(10),
+                    "eth5 never got {what}: {}",
+                    ip("addr")
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let resolver = std::sync::Arc::new(Resolver::new(dir.join("resolv.conf")));
+        let task = rt.spawn(async move { run(&cmdline, resolver, &doc, None).await });
+        // The task has made its plan without eth5 (it said so) before the
+        // link comes; its start is quick, give it time.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!task.is_finished(), "the task must keep watching");
+        ip("link add eth5 type veth peer name p5");
+        wait("10.9.5.5/24");
+        assert!(ip("link show eth5").contains("mtu 1400"));
+        assert!(ip("route").contains("192.168.55.0/24 via 10.9.5.1 dev eth5"));
+        // Gone and back (a USB adapter replugged): configured again.
+        ip("link del eth5");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ip("link add eth5 type veth peer name p5");
+        wait("10.9.5.5/24");
+        // A link the agent already knows changing (down, up) is no new
+        // interface: nothing is done twice (the address stays, once).
+        ip("link set eth5 down");
+        ip("link set eth5 up");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            ip("-o addr show dev eth5").matches("10.9.5.5/24").count(),
+            1
+        );
+        drop(rt);
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("netns late child: ok");
     }
 
     /// Runs [`netns_live_child`] in a fresh network namespace: the network
