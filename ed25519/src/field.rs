@@ -38,34 +38,32 @@ pub fn sub(a: &Fe, b: &Fe) -> Fe {
     core::array::from_fn(|i| a[i] - b[i])
 }
 
-/// Moves each limb's bits above 16 into the next (the top one's into limb
-/// 0, times 38); the value is unchanged.
-fn carry(f: &mut Fe) {
-    for i in 0..16 {
+/// Moves each limb's bits above 16 into the next, and what is above bit
+/// 255 back into limb 0 times `fold` (19: 2^255 ≡ 19, the value stays the
+/// same modulo p); returns that top carry.
+fn carry(f: &mut Fe, fold: i64) -> i64 {
+    for i in 0..15 {
         let c = f[i] >> 16;
         f[i] -= c << 16;
-        if i == 15 {
-            f[0] += 38 * c;
-        } else {
-            f[i + 1] += c;
-        }
+        f[i + 1] += c;
     }
+    let c = f[15] >> 15;
+    f[15] -= c << 15;
+    f[0] += fold * c;
+    c
 }
 
 pub fn mul(a: &Fe, b: &Fe) -> Fe {
-    let mut t = [0i64; 31];
+    let mut t = [0i64; 32];
     for i in 0..16 {
         for j in 0..16 {
             t[i + j] += a[i] * b[j];
         }
     }
-    let mut r = ZERO;
-    for i in 0..16 {
-        // Limb 16 + i weighs 2^256 · 2^(16·i) ≡ 38 · 2^(16·i).
-        r[i] = t[i] + if i < 15 { 38 * t[i + 16] } else { 0 };
-    }
-    carry(&mut r);
-    carry(&mut r);
+    // Limb 16 + i weighs 2^256 · 2^(16·i) ≡ 38 · 2^(16·i).
+    let mut r: Fe = core::array::from_fn(|i| t[i] + 38 * t[i + 16]);
+    carry(&mut r, 19);
+    carry(&mut r, 19);
     r
 }
 
@@ -92,34 +90,17 @@ pub fn pow(a: &Fe, top: u32, low: u8) -> Fe {
 /// Any limbs of either sign up to 2^47 (all that `add`/`sub`/`mul` make).
 pub fn to_bytes(a: &Fe) -> [u8; 32] {
     let mut t = *a;
-    // Carry up to bit 255 and fold what is above it back as ·19
-    // (2^255 ≡ 19). The first pass leaves |value| < 2^255 + 2^31, the
-    // second 0 ≤ value < 2^255 (a negative value gains 2^255 − 19 ≡ 0),
-    // the third only normalises the limbs.
+    // The first pass leaves |value| < 2^255 + 2^31, the second
+    // 0 ≤ value < 2^255 (a negative value gains 2^255 − 19 ≡ 0), the third
+    // only normalises the limbs.
     for _ in 0..3 {
-        for i in 0..15 {
-            let c = t[i] >> 16;
-            t[i] -= c << 16;
-            t[i + 1] += c;
-        }
-        let c = t[15] >> 15;
-        t[15] -= c << 15;
-        t[0] += 19 * c;
+        carry(&mut t, 19);
     }
-    // 0 ≤ t < 2^255 < 2p: subtracting p once if it fits reduces it.
-    let mut m = ZERO;
-    let mut borrow = 0;
-    for i in 0..16 {
-        let p_limb = match i {
-            0 => 0xffed,
-            15 => 0x7fff,
-            _ => 0xffff,
-        };
-        let v = t[i] - p_limb - borrow;
-        m[i] = v & 0xffff;
-        borrow = (v >> 16) & 1;
-    }
-    if borrow == 0 {
+    // t < 2^255 < 2p; t ≥ p exactly when t + 19 passes 2^255, and then
+    // t + 19 − 2^255 is t − p.
+    let mut m = t;
+    m[0] += 19;
+    if carry(&mut m, 0) == 1 {
         t = m;
     }
     let mut out = [0u8; 32];

@@ -106,36 +106,51 @@ const IV: [u64; 8] = [
 /// SHA-512 of the concatenation of `parts` (at most 2^61 − 1 bytes in all:
 /// the length is kept in 64 bits, FIPS's upper 64 bits are always zero).
 pub fn digest(parts: &[&[u8]]) -> [u8; 64] {
-    let mut h = IV;
-    let mut block = [0u8; 128];
-    let mut fill = 0;
+    let mut st = State {
+        h: IV,
+        block: [0; 128],
+        fill: 0,
+    };
     let mut bytes: u64 = 0;
     for part in parts {
-        for &b in *part {
-            block[fill] = b;
-            fill += 1;
-            if fill == 128 {
-                compress(&mut h, &block);
-                fill = 0;
-            }
-        }
+        part.iter().for_each(|&b| st.push(b));
         bytes = bytes.wrapping_add(part.len() as u64);
     }
-    // Padding: 0x80, zeros, the length in bits in the last 16 bytes.
-    block[fill] = 0x80;
-    block[fill + 1..].fill(0);
-    if fill >= 112 {
-        compress(&mut h, &block);
-        block.fill(0);
+    // Padding: 0x80, zeros up to 16 bytes before a block's end, then the
+    // length in bits as 128 bits.
+    st.push(0x80);
+    while st.fill != 112 {
+        st.push(0);
     }
-    block[120..].copy_from_slice(&(bytes << 3).to_be_bytes());
-    compress(&mut h, &block);
+    ((bytes as u128) << 3)
+        .to_be_bytes()
+        .into_iter()
+        .for_each(|b| st.push(b));
 
     let mut out = [0u8; 64];
     for (i, b) in out.iter_mut().enumerate() {
-        *b = (h[i / 8] >> (56 - 8 * (i % 8))) as u8;
+        *b = (st.h[i / 8] >> (56 - 8 * (i % 8))) as u8;
     }
     out
+}
+
+struct State {
+    h: [u64; 8],
+    block: [u8; 128],
+    fill: usize,
+}
+
+impl State {
+    /// The message and the padding go through this one byte sink (less
+    /// code than copying slices).
+    fn push(&mut self, b: u8) {
+        self.block[self.fill % 128] = b;
+        self.fill += 1;
+        if self.fill == 128 {
+            compress(&mut self.h, &self.block);
+            self.fill = 0;
+        }
+    }
 }
 
 fn compress(h: &mut [u64; 8], block: &[u8; 128]) {
