@@ -1,6 +1,6 @@
 //! Ed25519 signature **verification** (RFC 8032, 5.1.7), and nothing else:
 //! written for PID 1's manifest check, where size counts (docs/init.md
-//! "Size": about a quarter of `ed25519-compact`'s bytes) and speed hardly
+//! "Size": about a third of `ed25519-compact`'s bytes) and speed hardly
 //! does (one verification per boot).
 //!
 //! Semantics are ring's (the agent's and osctl's verifier; docs/security.md):
@@ -32,15 +32,15 @@ pub fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bo
     let Some(s) = scalar::canonical(&s) else {
         return false;
     };
-    let Some(a) = point::decode(public_key) else {
+    // −A: what the loop adds is [S]B + [k](−A).
+    let Some(neg_a) = point::decode(public_key, true) else {
         return false;
     };
-    let Some(b) = point::decode(&point::BASE) else {
+    let Some(b) = point::decode(&point::BASE, false) else {
         return false;
     };
     let k = scalar::reduce(&sha512::digest(&[&r, public_key, message]));
     // [S]B − [k]A, both scalars below L < 2^253, most significant bit first.
-    let neg_a = point::negate(&a);
     let mut p = point::IDENTITY;
     for i in (0..253).rev() {
         p = point::add(&p, &p);
