@@ -90,7 +90,11 @@ impl Env {
         let keys = self.initramfs.join("usr/share/matic/release-keys");
         fs::create_dir_all(&keys).unwrap();
         let name = String::from_utf8(id.file_name().to_vec()).unwrap();
-        fs::write(keys.join(name), matic_release::key::render_public(pair.public_key().as_ref().try_into().unwrap())).unwrap();
+        fs::write(
+            keys.join(name),
+            matic_release::key::render_public(pair.public_key().as_ref().try_into().unwrap()),
+        )
+        .unwrap();
         TestRoot {
             dir: self.initramfs.clone(),
             cpu: None,
