@@ -1,13 +1,16 @@
 //! CRC-32 (IEEE 802.3, the GPT's and zlib's) over header and entry bytes.
 //!
-//! One 256-entry table (1 KiB, built at compile time by the `crc` crate):
-//! the GPT checks a few 16 KiB arrays per boot, so a bytewise table is
-//! fast enough, and PID 1 links this code — a slice-by-16 table would be
-//! 16 KiB of its 64 KiB budget. Owns no state and never allocates.
+//! Bit by bit, no table (the `crc` crate's `NoTable`): PID 1 links this
+//! code and every byte of its 64 KiB budget counts (the 256-entry table
+//! cost 880 bytes of init; crc32fast's slice-by-16 one would be 16 KiB).
+//! The GPT checks a few 16 KiB arrays per boot: about 2 ms each under
+//! load, against 0.12 ms with the table (docs/init.md "Size"). This
+//! crate's own tests hash far more, so the dev profile builds it
+//! optimised (the workspace Cargo.toml). Owns no state and never allocates.
 
-use crc::{CRC_32_ISO_HDLC, Crc, Digest, Table};
+use crc::{CRC_32_ISO_HDLC, Crc, Digest, NoTable};
 
-const CRC32: Crc<u32, Table<1>> = Crc::<u32, Table<1>>::new(&CRC_32_ISO_HDLC);
+const CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 
 /// The CRC-32 of `bytes`.
 pub(crate) fn hash(bytes: &[u8]) -> u32 {
@@ -15,7 +18,7 @@ pub(crate) fn hash(bytes: &[u8]) -> u32 {
 }
 
 /// An incremental CRC-32, for data that is not in one slice.
-pub(crate) struct Hasher(Digest<'static, u32, Table<1>>);
+pub(crate) struct Hasher(Digest<'static, u32, NoTable>);
 
 impl Hasher {
     pub(crate) fn new() -> Hasher {

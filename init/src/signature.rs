@@ -1,5 +1,5 @@
-//! Stage 1's Ed25519 check of a release manifest: `ed25519-compact`
-//! (no_std, no allocator, built with `opt_size`) behind
+//! Stage 1's Ed25519 check of a release manifest: `matic-ed25519` (our own
+//! verify-only Ed25519, no_std, no allocator, written for size) behind
 //! `matic_release::manifest::SignatureCheck`, and the reading of a trusted
 //! key file's bytes.
 //!
@@ -15,14 +15,12 @@ use matic_release::manifest::SignatureCheck;
 pub const KEY_FILE_MAX: usize = key::PUBLIC_KEY_FILE_LEN + 1;
 
 /// Ed25519 (RFC 8032) signature verification, strict about the encoding of
-/// the key and of the signature's scalar (ed25519-compact's rules).
+/// the signature's scalar and with ring's verdicts (matic-ed25519's rules).
 pub struct Ed25519;
 
 impl SignatureCheck for Ed25519 {
     fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> bool {
-        let key = ed25519_compact::PublicKey::new(*key);
-        let sig = ed25519_compact::Signature::new(*signature);
-        key.verify(message, &sig).is_ok()
+        matic_ed25519::verify(key, message, signature)
     }
 }
 
@@ -39,6 +37,7 @@ mod tests {
     use matic_release::hex;
     use matic_release::manifest::{BLOCK_LEN, Manifest, ManifestError};
     use matic_release::verity::{BLOCK, Geometry};
+    use ring::signature::KeyPair;
 
     fn unhex<const N: usize>(s: &str) -> [u8; N] {
         let mut out = [0u8; N];
@@ -70,12 +69,12 @@ mod tests {
     }
 
     fn signed_manifest(seed: u8) -> (PublicKey, [u8; BLOCK_LEN]) {
-        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
-        let public: PublicKey = *pair.pk;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        let public: PublicKey = pair.public_key().as_ref().try_into().unwrap();
         let id = KeyId([seed; 8]);
         let g = Geometry::new(300, BLOCK, BLOCK, 301 * 4096).unwrap();
         let mut m = Manifest::new("1.2.3", 7, [9; 32], g, &[5; 32], [6; 32], id).unwrap();
-        m.sign(|msg| *pair.sk.sign(msg, None));
+        m.sign(|msg| pair.sign(msg).as_ref().try_into().unwrap());
         (public, m.render_block())
     }
 

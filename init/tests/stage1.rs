@@ -24,6 +24,7 @@ use matic_boot::{Disk, Guid, Layout, Slot};
 use matic_release::KeyId;
 use matic_release::manifest::{Manifest, SLOT_RESERVE};
 use matic_release::verity::{BLOCK, Geometry};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -89,7 +90,11 @@ impl Env {
         let keys = self.initramfs.join("usr/share/matic/release-keys");
         fs::create_dir_all(&keys).unwrap();
         let name = String::from_utf8(id.file_name().to_vec()).unwrap();
-        fs::write(keys.join(name), matic_release::key::render_public(&pair.pk)).unwrap();
+        fs::write(
+            keys.join(name),
+            matic_release::key::render_public(pair.public_key().as_ref().try_into().unwrap()),
+        )
+        .unwrap();
         TestRoot {
             dir: self.initramfs.clone(),
             cpu: None,
@@ -119,9 +124,9 @@ const UNTRUSTED_SEED: u8 = 0x17;
 
 /// A release key pair (Ed25519 from a fixed seed) and its key id (the first
 /// 8 bytes of the SHA-256 of the public key, by `sha256sum`).
-fn release_key(seed: u8) -> (ed25519_compact::KeyPair, KeyId) {
-    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
-    let sum = sha256_hex(&pair.pk[..]);
+fn release_key(seed: u8) -> (Ed25519KeyPair, KeyId) {
+    let pair = Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+    let sum = sha256_hex(pair.public_key().as_ref());
     (pair, KeyId::parse_hex(&sum.as_bytes()[..16]).unwrap())
 }
 
@@ -171,7 +176,7 @@ fn release(dir: &Path, data: &[u8], seed: u8) -> (Vec<u8>, [u8; 4096]) {
     let (pair, id) = release_key(seed);
     let mut m = Manifest::new("test-1", 1, sha, g, &salt, root.try_into().unwrap(), id).unwrap();
     assert_eq!(m.payload_size, payload.len() as u64, "veritysetup's layout");
-    m.sign(|msg| *pair.sk.sign(msg, None));
+    m.sign(|msg| pair.sign(msg).as_ref().try_into().unwrap());
     (payload, m.render_block())
 }
 
