@@ -394,8 +394,23 @@ async fn workloads_import_list_and_a_pod_through_cri() {
     drop(ctd);
 }
 
+/// A unix socket at `at` that accepts one connection, forwards it to
+/// `to`, and is removed as soon as it accepted: a second dial fails.
+fn one_connection_proxy(at: &std::path::Path, to: &std::path::Path) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(at).unwrap();
+    let (at, to) = (at.to_owned(), to.to_owned());
+    tokio::spawn(async move {
+        let (mut a, _) = listener.accept().await.unwrap();
+        drop(listener);
+        std::fs::remove_file(&at).unwrap();
+        let mut b = tokio::net::UnixStream::connect(&to).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+    })
+}
+
 /// The stand-in kubelet's pods (kubelet-standin/src/pods.rs, what it runs
-/// on a node in QEMU) against the same real containerd: before the
+/// on a node in QEMU) against the same real containerd, after the agent's
+/// pause import over a socket good for one connection: before the
 /// workload image is imported the trigger waits (and gives up at its
 /// bound); once `import_file` put it there, the two test pods run, exit 0
 /// and 3, and their lines are in the CRI log files kubelet's layout names;
@@ -423,9 +438,18 @@ async fn standin_pods_through_cri() {
             }
         }
     };
-    matic_agent::workloads::import::import_file(&ch, pause_tar)
-        .await
-        .unwrap_or_else(|e| panic!("importing pause: {e:?}\n{}", ctd.log()));
+    // The agent's pause import at start, through a socket that takes one
+    // connection and is then gone: it waits for containerd and imports
+    // over that one channel (it used to dial again, and failed here).
+    let once = dir.join("once.sock");
+    let proxy = one_connection_proxy(&once, &socket);
+    matic_agent::workloads::pause::ensure(once.clone(), pause_tar).await;
+    proxy.abort();
+    assert!(
+        pods::image_present(&ch, PAUSE_IMAGE).await.unwrap(),
+        "the pause image was not imported over the one connection\n{}",
+        ctd.log()
+    );
 
     // The trigger: no workload image yet, so it waits, then gives up at
     // its bound naming the image.
