@@ -156,7 +156,7 @@ pods_through_the_standin() {
   jq -e '.state == "EXITED" and .exit_code == 3' <<<"$c" >/dev/null || die "standin-three's container did not exit 3: $c"
   say "   osctl images: $E2E_WORKLOAD_IMAGE; containers: standin-ok exited 0 (its line in osctl logs --container), standin-three exited 3"
   vm_osctl "$E2E_VM" logs kubelet | grep -o 'pod standin-[a-z]*: .* running [0-9]* ms after RunPodSandbox' |
-    sed -E 's/^pod ([^:]*): .* running ([0-9]*) ms .*/   pod start \1: \2 ms (RunPodSandbox -> running)/' | while read -r l; do say "$l"; done
+    sed -E 's/^pod ([^:]*): .* running ([0-9]*) ms .*/   pod start \1: \2 ms (RunPodSandbox -> running)/' | while IFS= read -r l; do say "$l"; done
   say "   these pod checks took $(elapsed "$t0") s"
 }
 
