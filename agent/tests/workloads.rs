@@ -6,7 +6,9 @@
 //! runs through the CRI the way kubelet drives it (`RunPodSandbox` with
 //! our pause image, `CreateContainer`, `StartContainer`, wait,
 //! `ContainerStatus`), two containers exiting 0 and 3, and the agent's
-//! `ContainerList` and `ContainerLogs` show what ran.
+//! `ContainerList` and `ContainerLogs` show what ran. And the stand-in
+//! kubelet's pods (what it runs on a node in QEMU) against a containerd
+//! of their own, after the agent's pause import over one connection.
 //!
 //! Needs root and containerd, runc and its shim (scripts/lib/deps.sh
 //! installs them); it fails, saying so, without them.
