@@ -431,7 +431,7 @@ impl Spread {
 /// The benchmark: `n` pods one after the other, each an exit-0 workload,
 /// run to its end and removed; the spread of their start latencies. Each
 /// pod's line goes to `out`. A pod that fails to start or exits non-zero
-/// ends the run with its error.
+/// ends the run with its error, and no benchmark pod is left.
 pub async fn bench(
     ch: &Channel,
     n: usize,
@@ -441,7 +441,16 @@ pub async fn bench(
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let spec = PodSpec::workload(&format!("bench-{i}"), "matic-standin: bench pod", 0);
-        let r = run_pod(ch, &spec, BENCH_RUN, log_root, EXIT_WAIT).await?;
+        let r = match run_pod(ch, &spec, BENCH_RUN, log_root, EXIT_WAIT).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A pod that failed half way: none of the benchmark's stay.
+                for id in labelled(ch, BENCH_RUN).await.unwrap_or_default() {
+                    let _ = remove(ch, &id).await;
+                }
+                return Err(e);
+            }
+        };
         // Removed before its result is judged: a failed run leaves nothing.
         let removed = remove(ch, &r.sandbox_id).await;
         let _ = std::fs::remove_dir_all(log_dir(&spec.name, &r.uid, log_root));
