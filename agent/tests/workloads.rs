@@ -6,7 +6,9 @@
 //! runs through the CRI the way kubelet drives it (`RunPodSandbox` with
 //! our pause image, `CreateContainer`, `StartContainer`, wait,
 //! `ContainerStatus`), two containers exiting 0 and 3, and the agent's
-//! `ContainerList` and `ContainerLogs` show what ran.
+//! `ContainerList` and `ContainerLogs` show what ran. And the stand-in
+//! kubelet's pods (what it runs on a node in QEMU) against a containerd
+//! of their own, after the agent's pause import over one connection.
 //!
 //! Needs root and containerd, runc and its shim (scripts/lib/deps.sh
 //! installs them); it fails, saying so, without them.
@@ -392,4 +394,162 @@ async fn workloads_import_list_and_a_pod_through_cri() {
 
     drop(pods);
     drop(ctd);
+}
+
+/// A unix socket at `at` that accepts one connection, forwards it to
+/// `to`, and is removed as soon as it accepted: a second dial fails.
+fn one_connection_proxy(at: &std::path::Path, to: &std::path::Path) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(at).unwrap();
+    let (at, to) = (at.to_owned(), to.to_owned());
+    tokio::spawn(async move {
+        let (mut a, _) = listener.accept().await.unwrap();
+        drop(listener);
+        std::fs::remove_file(&at).unwrap();
+        let mut b = tokio::net::UnixStream::connect(&to).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+    })
+}
+
+/// The stand-in kubelet's pods (kubelet-standin/src/pods.rs, what it runs
+/// on a node in QEMU) against the same real containerd, after the agent's
+/// pause import over a socket good for one connection: before the
+/// workload image is imported the trigger waits (and gives up at its
+/// bound); once `import_file` put it there, the two test pods run, exit 0
+/// and 3, and their lines are in the CRI log files kubelet's layout names;
+/// a second run finds them and runs nothing; the benchmark's pods all exit
+/// 0 and are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standin_pods_through_cri() {
+    use matic_kubelet_standin::pods;
+
+    if let Some(why) = matic_tests::containerd::missing() {
+        panic!("{why}");
+    }
+    let dir = std::env::temp_dir().join(format!("matic-standin-pods-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (pause_tar, workload_tar) = matic_tests::containerd::image_archives(&dir.join("images"));
+    let socket = dir.join("containerd.sock");
+    let ctd = Containerd::start(&dir.join("ctd"), &socket, PAUSE_IMAGE);
+    let ch = {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            match matic_cri::connect(&socket, Duration::from_secs(30)).await {
+                Ok(ch) => break ch,
+                Err(e) if Instant::now() >= until => panic!("{e}\n{}", ctd.log()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    };
+    // The agent's pause import at start, through a socket that takes one
+    // connection and is then gone: it waits for containerd and imports
+    // over that one channel (it used to dial again, and failed here).
+    let once = dir.join("once.sock");
+    let proxy = one_connection_proxy(&once, &socket);
+    matic_agent::workloads::pause::ensure(once.clone(), pause_tar).await;
+    proxy.abort();
+    assert!(
+        pods::image_present(&ch, PAUSE_IMAGE).await.unwrap(),
+        "the pause image was not imported over the one connection\n{}",
+        ctd.log()
+    );
+
+    // The trigger: no workload image yet, so it waits, then gives up at
+    // its bound naming the image.
+    let t = Instant::now();
+    let e = pods::wait_for_image(
+        &ch,
+        pods::WORKLOAD_IMAGE,
+        Duration::from_millis(200),
+        Some(Instant::now() + Duration::from_secs(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(t.elapsed() >= Duration::from_secs(1), "gave up early");
+    assert!(
+        e.contains(pods::WORKLOAD_IMAGE) && e.contains("not in the runtime"),
+        "{e}"
+    );
+    matic_agent::workloads::import::import_file(&ch, workload_tar)
+        .await
+        .unwrap();
+    pods::wait_for_image(
+        &ch,
+        pods::WORKLOAD_IMAGE,
+        Duration::from_millis(200),
+        Some(Instant::now() + Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+
+    let mut cleanup = Pods {
+        socket: socket.clone(),
+        ids: Vec::new(),
+    };
+    let logs = dir.join("pods");
+    let mut lines = Vec::new();
+    let runs = pods::run_test_pods(&ch, &logs, &mut |l| lines.push(l.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ctd.log()))
+        .expect("no test pods before: they run");
+    cleanup
+        .ids
+        .extend(runs.iter().map(|r| r.sandbox_id.clone()));
+    let codes: Vec<i32> = runs.iter().map(|r| r.exit_code).collect();
+    assert_eq!(codes, [0, 3]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (r, line) in runs.iter().zip(&lines) {
+        assert!(r.start >= r.sandbox && r.start > Duration::ZERO, "{r:?}");
+        assert!(
+            line.starts_with(&format!(
+                "pod {}: sandbox {} container {} running ",
+                r.name, r.sandbox_id, r.container_id
+            )) && line.ends_with(&format!("exited {}", r.exit_code)),
+            "{line}"
+        );
+    }
+    for (r, said) in runs.iter().zip([
+        "matic-standin: hello from a pod",
+        "matic-standin: exiting 3",
+    ]) {
+        let log = pods::log_dir(&r.name, &r.uid, &logs).join("workload/0.log");
+        let text = std::fs::read_to_string(&log).unwrap();
+        // CRI format: "<time> stdout F <line>".
+        assert!(text.contains(&format!(" stdout F {said}\n")), "{text}");
+    }
+
+    // Once per node: a restarted stand-in finds them and runs nothing.
+    let mut again = Vec::new();
+    let r = pods::run_test_pods(&ch, &logs, &mut |l| again.push(l.to_owned()))
+        .await
+        .unwrap();
+    assert!(r.is_none());
+    assert!(
+        again.len() == 1
+            && again[0].contains("ran before")
+            && again[0].contains(&runs[0].sandbox_id),
+        "{again:?}"
+    );
+
+    // The benchmark: its pods exit 0 and are gone after.
+    let mut bench_lines = Vec::new();
+    let s = pods::bench(&ch, 2, &logs, &mut |l| bench_lines.push(l.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(s.n, 2);
+    assert!(
+        s.min <= s.median && s.median <= s.max && s.min > Duration::ZERO,
+        "{s:?}"
+    );
+    assert_eq!(bench_lines.len(), 2, "{bench_lines:?}");
+    assert!(
+        pods::labelled(&ch, pods::BENCH_RUN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(pods::labelled(&ch, pods::TEST_RUN).await.unwrap().len(), 2);
+
+    drop(cleanup);
+    drop(ctd);
+    let _ = std::fs::remove_dir_all(&dir);
 }

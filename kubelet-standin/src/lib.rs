@@ -17,14 +17,21 @@
 //! - `cri`: the container runtime answers the CRI `Version` call on the
 //!   configured socket ([`runtime`]), retried while containerd starts.
 //!
-//! This module owns the order of the checks and the report; each check is
-//! its own module. Must never: change anything on the node (it only
-//! reads), or say `all checks passed` when one failed.
+//! Then, as kubelet would, it runs pods through the CRI ([`pods`]: the
+//! binary's [`run_pods`]): once the test workload image is in containerd,
+//! two host-network pods (exit 0 and exit 3), and the pod-start benchmark
+//! when `--matic-bench-pods=N` is given.
+//!
+//! This module owns the order of the checks, the pods after them, and the
+//! report; each check is its own module. Must never: change anything on
+//! the node but its own labelled pods and their log directories, or say
+//! `all checks passed` when one failed.
 
 pub mod argv;
 pub mod ca;
 pub mod config;
 pub mod kubeconfig;
+pub mod pods;
 pub mod runtime;
 
 use std::ffi::OsString;
@@ -137,4 +144,57 @@ pub async fn run(
         out("all checks passed");
     }
     all
+}
+
+/// How often the stand-in asks whether the workload image is there.
+pub const IMAGE_POLL: Duration = Duration::from_secs(2);
+
+/// After the checks passed: waits (without end: the caller stops it on
+/// SIGTERM) until containerd holds [`pods::WORKLOAD_IMAGE`], then runs the
+/// two test pods once per node and, with `--matic-bench-pods=N` in `args`,
+/// the benchmark. Every outcome is a line to `out`: `pods: FAILED: why` on
+/// an error (kubelet stays up and so does the stand-in).
+pub async fn run_pods(node: &Node, args: &[OsString], out: &mut dyn FnMut(&str)) -> bool {
+    match pods_inner(node, args, out).await {
+        Ok(()) => true,
+        Err(e) => {
+            out(&format!("pods: FAILED: {e}"));
+            false
+        }
+    }
+}
+
+async fn pods_inner(
+    node: &Node,
+    args: &[OsString],
+    out: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let bench = pods::bench_count(args)?;
+    let socket = node.path(config::check(node)?.runtime_socket);
+    let ch = matic_cri::connect(&socket, Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("{e}: {}", e.source))?;
+    out(&format!(
+        "pods: waiting for {} in the runtime",
+        pods::WORKLOAD_IMAGE
+    ));
+    pods::wait_for_image(&ch, pods::WORKLOAD_IMAGE, IMAGE_POLL, None).await?;
+    out(&format!(
+        "pods: {} is there, running the test pods",
+        pods::WORKLOAD_IMAGE
+    ));
+    let log_root = node.path(pods::NODE_LOG_ROOT);
+    if let Some(runs) = pods::run_test_pods(&ch, &log_root, out).await? {
+        let codes: Vec<String> = runs.iter().map(|r| r.exit_code.to_string()).collect();
+        out(&format!(
+            "pods: test pods done, exit codes {}",
+            codes.join(" ")
+        ));
+    }
+    if let Some(n) = bench {
+        out(&format!("pods: benchmark of {n} pods"));
+        let s = pods::bench(&ch, n, &log_root, out).await?;
+        out(&s.line());
+    }
+    Ok(())
 }

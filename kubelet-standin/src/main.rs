@@ -1,11 +1,13 @@
 //! `/usr/bin/kubelet` in test images: runs the stand-in's checks
-//! ([`matic_kubelet_standin::run`]) against the node, then stays up as a
-//! kubelet would until SIGTERM (exit 0); a failed check exits 1, so init's
-//! restart backoff shows it in `osctl services`.
+//! ([`matic_kubelet_standin::run`]) against the node, then its pods
+//! ([`matic_kubelet_standin::run_pods`]: once the test workload image is
+//! imported), and stays up as a kubelet would until SIGTERM (exit 0); a
+//! failed check exits 1, so init's restart backoff shows it in `osctl
+//! services`. A failed pod is a `pods: FAILED:` line, not an exit.
 
 use std::time::Duration;
 
-use matic_kubelet_standin::{Node, run};
+use matic_kubelet_standin::{Node, run, run_pods};
 
 /// How long containerd may take to answer on its socket: init starts
 /// kubelet right after it, and under emulation it takes seconds.
@@ -46,6 +48,13 @@ fn main() {
         };
         if !passed {
             return 1;
+        }
+        tokio::select! {
+            _ = run_pods(&node, &args, &mut print) => {}
+            _ = term.recv() => {
+                println!("matic-kubelet-standin: SIGTERM, stopping");
+                return 0;
+            }
         }
         term.recv().await;
         println!("matic-kubelet-standin: SIGTERM, stopping");

@@ -28,6 +28,9 @@ scenario_1() {
   say "reboot into B"
   reboot_into e2e-2 B
   wait_marked
+  # Issue 17: the imported image is on MATIC_STATE, not in the slot.
+  workload_listed || die "after the reboot osctl images lacks $E2E_WORKLOAD_IMAGE: $(osctl_json images)"
+  say "   osctl images still lists $E2E_WORKLOAD_IMAGE after the reboot"
   expect_slot B '.running and .successful and .bootable'
   expect_slot A '.bootable and .successful and (.next_boot | not)'
 
@@ -93,6 +96,7 @@ config_live_and_kubelet() {
   kubelet_is running || die "kubelet stopped after its checks: $(service_state kubelet)"
   say "   version: hostname e2e-kubelet-node; config get: name server 10.0.2.53; kubelet running, every check ok"
   say "   kubelet's $(grep -o 'runtime: .*' <<<"$log" | head -n1)"
+  pods_through_the_standin
   same_boot "$b" "$n" || die "the node rebooted during a live config apply"
 
   say "osctl config apply: the kubelet section removed"
@@ -107,6 +111,53 @@ config_live_and_kubelet() {
   wait_until 30 "the hostname is no longer e2e-kubelet-node" hostname_is_not e2e-kubelet-node
   same_boot "$b" "$n" || die "the node rebooted during a live config apply"
   say "   kubelet waiting again, hostname $(node_hostname), same boot; these checks took $(elapsed "$t0") s"
+}
+
+# The test workload image (build-rootfs writes its archive) and its name.
+E2E_WORKLOAD_TAR=$MATIC_OUT/images/workload.tar
+E2E_WORKLOAD_IMAGE=localhost/matic/workload:1
+# workload_listed: `osctl images` lists the test workload with a size and
+# a sha256 digest.
+workload_listed() {
+  osctl_json images | jq -e --arg n "$E2E_WORKLOAD_IMAGE" \
+    '[.[0].result.images[] | select(.name == $n and .size > 0 and (.digest | test("^sha256:[0-9a-f]{64}$")))] | length == 1' >/dev/null
+}
+# container_of POD: the JSON of the one container of the stand-in's POD.
+container_of() {
+  osctl_json containers | jq -ec --arg p "matic-standin/$1" '[.[0].result.containers[] | select(.pod == $p)] | if length == 1 then .[0] else error("\(length) containers in \($p)") end'
+}
+
+# pods_through_the_standin (issue 17, on scenario 1's first boot, the
+# stand-in running with every check passed): it waits for the test
+# workload image; `osctl image import` puts it in containerd and `osctl
+# images` lists it; the stand-in then runs two host-network pods through
+# the CRI as kubelet would (our pause image as the sandbox), whose
+# workloads print a line and exit 0 and 3. `osctl containers` shows both
+# exited with those codes, `osctl logs --container` has the line, and the
+# stand-in's log has each pod's start latency. The image stays listed
+# after the reboot scenario 1 makes next (it lives on MATIC_STATE).
+pods_through_the_standin() {
+  local t0 out c id
+  t0=$(date +%s.%N)
+  [ -s "$E2E_WORKLOAD_TAR" ] || die "$E2E_WORKLOAD_TAR missing (scripts/build-rootfs writes it)"
+  wait_until 30 "the stand-in waits for the workload image" kubelet_logged "pods: waiting for $E2E_WORKLOAD_IMAGE"
+  say "osctl image import $(basename "$E2E_WORKLOAD_TAR") ($(stat -c %s "$E2E_WORKLOAD_TAR") bytes)"
+  out=$(osctl_json image import "$E2E_WORKLOAD_TAR") || die "osctl image import failed: $out"
+  workload_listed || die "osctl images does not list $E2E_WORKLOAD_IMAGE with a size and digest: $(osctl_json images)"
+  wait_until 120 "the stand-in's two pods ran" kubelet_logged 'pods: test pods done, exit codes 0 3'
+  ! vm_osctl "$E2E_VM" logs kubelet | grep -q 'FAILED' || die "the stand-in failed: $(vm_osctl "$E2E_VM" logs kubelet)"
+  c=$(container_of standin-ok) || die "osctl containers: no one container in standin-ok: $(osctl_json containers)"
+  jq -e --arg i "$E2E_WORKLOAD_IMAGE" '.state == "EXITED" and .exit_code == 0 and .image == $i' <<<"$c" >/dev/null ||
+    die "standin-ok's container did not exit 0: $c"
+  id=$(jq -r .id <<<"$c")
+  vm_osctl "$E2E_VM" logs --container "${id:0:12}" | grep -qxF 'matic-standin: hello from a pod' ||
+    die "osctl logs --container ${id:0:12} lacks the workload's line: $(vm_osctl "$E2E_VM" logs --container "$id")"
+  c=$(container_of standin-three) || die "osctl containers: no one container in standin-three: $(osctl_json containers)"
+  jq -e '.state == "EXITED" and .exit_code == 3' <<<"$c" >/dev/null || die "standin-three's container did not exit 3: $c"
+  say "   osctl images: $E2E_WORKLOAD_IMAGE; containers: standin-ok exited 0 (its line in osctl logs --container), standin-three exited 3"
+  vm_osctl "$E2E_VM" logs kubelet | grep -o 'pod standin-[a-z]*: .* running [0-9]* ms after RunPodSandbox' |
+    sed -E 's/^pod ([^:]*): .* running ([0-9]*) ms .*/   pod start \1: \2 ms (RunPodSandbox -> running)/' | while IFS= read -r l; do say "$l"; done
+  say "   these pod checks took $(elapsed "$t0") s"
 }
 
 # 8. Manual rollback after a successful update returns to the previous version.

@@ -2,7 +2,8 @@
 //! its root, state, socket and CNI directories inside the test's own
 //! directory, the CRI plugin on with our pause image as `sandbox_image`,
 //! its streaming server on loopback only; and the node's two static
-//! programs (`matic-pause`, `matic-workload`) built for its containers.
+//! programs (`matic-pause`, `matic-workload`) built for its containers
+//! and packed as the node's two images ([`image_archives`]).
 //!
 //! Test support only. Must never: touch the host's containerd (its socket,
 //! root or state), or leave a containerd running after its [`Containerd`]
@@ -184,4 +185,41 @@ pub fn static_programs() -> (PathBuf, PathBuf) {
     }
     let out = target_dir.join(triple).join("debug");
     (out.join("matic-pause"), out.join("matic-workload"))
+}
+
+/// The node's two image names (contract/src/workloads.rs, scripts/lib/common.sh).
+pub const PAUSE_IMAGE: &str = "localhost/matic/pause:1";
+pub const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
+
+/// `pause.tar` and `workload.tar` in `dir`: the static programs of
+/// [`static_programs`] as OCI image archives, as build-rootfs writes them
+/// (one gzip layer holding `/pause` or `/workload`, its entrypoint).
+pub fn image_archives(dir: &Path) -> (PathBuf, PathBuf) {
+    let (pause, workload) = static_programs();
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, entry: &str, bin: &Path| {
+        let spec = matic_oci::ImageSpec {
+            name: name.into(),
+            platform: matic_oci::Platform::host(),
+            run: matic_oci::layout::RunConfig {
+                entrypoint: vec![format!("/{entry}")],
+                ..Default::default()
+            },
+            files: vec![matic_oci::LayerFile {
+                path: entry.into(),
+                mode: 0o755,
+                data: std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
+            }],
+            compression: matic_oci::Compression::Gzip,
+        };
+        let out = dir.join(format!("{entry}.tar"));
+        let mut tar = Vec::new();
+        matic_oci::write_archive(&spec, &mut tar).unwrap();
+        std::fs::write(&out, tar).unwrap();
+        out
+    };
+    (
+        write(PAUSE_IMAGE, "pause", &pause),
+        write(WORKLOAD_IMAGE, "workload", &workload),
+    )
 }

@@ -121,14 +121,15 @@ pub async fn run(
 }
 
 /// Imports the archive at `path` (already on the node, e.g. the pause
-/// image in the root image) — the same steps without the spool.
-pub async fn import_file(socket: &std::path::Path, path: PathBuf) -> Result<Vec<String>, Status> {
-    let ch = channel(socket).await?;
+/// image in the root image) — the same steps without the spool — over
+/// `ch`, the caller's channel to containerd (the pause import dialled it
+/// already to wait for containerd: one channel, not a second dial).
+pub async fn import_file(ch: &Channel, path: PathBuf) -> Result<Vec<String>, Status> {
     let p = path.clone();
     let (scanned, plan) = tokio::task::spawn_blocking(move || plan_of(&p))
         .await
         .map_err(|e| Status::internal(format!("scan task: {e}")))??;
-    push(&ch, &path, &scanned, &plan).await?;
+    push(ch, &path, &scanned, &plan).await?;
     Ok(plan.images.into_iter().map(|(n, _)| n).collect())
 }
 

@@ -48,10 +48,11 @@ pub async fn ensure(socket: PathBuf, archive: PathBuf) {
     ) else {
         return;
     };
-    if ImagesClient::new(ch).get(req).await.is_ok() {
+    if ImagesClient::new(ch.clone()).get(req).await.is_ok() {
         return;
     }
-    match import::import_file(&socket, archive.clone()).await {
+    // The channel that answered: the import does not dial again.
+    match import::import_file(&ch, archive.clone()).await {
         Ok(names) => eprintln!(
             "matic-agent: imported {} from {}",
             names.join(", "),

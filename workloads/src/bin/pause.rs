@@ -4,14 +4,22 @@
 //! orphans), and exits 0 on SIGTERM or SIGINT. As PID 1 of its namespace
 //! the kernel delivers it no signal it has no handler for, so it waits on
 //! them synchronously instead of relying on default actions.
+//!
+//! `no_std`, no libc: its own `_start` and syscalls ([`sys`]), so the
+//! static binary is a few KiB (docs/image.md, "Workload images").
+#![no_std]
+#![no_main]
+
 use matic_workloads::sys;
 
-fn main() {
+matic_workloads::entry!(main);
+
+fn main() -> ! {
     let blocked = match sys::block(&[sys::SIGTERM, sys::SIGINT, sys::SIGCHLD]) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("matic-pause: blocking signals: {e}");
-            std::process::exit(1);
+        Err(_) => {
+            sys::stderr(b"matic-pause: blocking signals failed\n");
+            sys::exit(1)
         }
     };
     loop {
@@ -20,7 +28,13 @@ fn main() {
                 sys::reap_all();
             }
             // SIGTERM or SIGINT: the pod is being stopped.
-            _ => std::process::exit(0),
+            _ => sys::exit(0),
         }
     }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    sys::stderr(b"matic-pause: panic\n");
+    sys::exit(2)
 }
