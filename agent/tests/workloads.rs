@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
-use matic_contract::workloads::PAUSE_IMAGE;
+use matic_contract::workloads::{PAUSE_IMAGE, WORKLOAD_IMAGE};
 use matic_cri::RuntimeServiceClient;
 use matic_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
@@ -27,15 +27,11 @@ use matic_cri::v1::{
     PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
     StopPodSandboxRequest,
 };
-use matic_oci::layout::RunConfig;
-use matic_oci::{Compression, ImageSpec, LayerFile, Platform, Written, write_archive};
 use matic_proto::v1::image_import_request::Msg;
 use matic_proto::v1::*;
-use matic_tests::containerd::Containerd;
+use matic_tests::containerd::{Containerd, image_archive};
 use osctl::pki::Role;
 use tonic::Code;
-
-const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
 
 /// The pause archive, written into the node's directory before its agent
 /// starts (`prepare` takes a plain fn).
@@ -43,26 +39,6 @@ static PAUSE_TAR: OnceLock<Vec<u8>> = OnceLock::new();
 
 fn put_pause(dir: &std::path::Path) {
     std::fs::write(dir.join("pause.tar"), PAUSE_TAR.get().unwrap()).unwrap();
-}
-
-fn archive(name: &str, entry: &str, bin: &std::path::Path) -> (Vec<u8>, Written) {
-    let spec = ImageSpec {
-        name: name.into(),
-        platform: Platform::host(),
-        run: RunConfig {
-            entrypoint: vec![format!("/{entry}")],
-            ..RunConfig::default()
-        },
-        files: vec![LayerFile {
-            path: entry.into(),
-            mode: 0o755,
-            data: std::fs::read(bin).unwrap(),
-        }],
-        compression: Compression::Gzip,
-    };
-    let mut out = Vec::new();
-    let w = write_archive(&spec, &mut out).unwrap();
-    (out, w)
 }
 
 fn import_msgs(archive: &[u8], announced: u64) -> Vec<ImageImportRequest> {
@@ -180,8 +156,8 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         panic!("{why}");
     }
     let (pause_bin, workload_bin) = matic_tests::containerd::static_programs();
-    let (pause_tar, pause) = archive(PAUSE_IMAGE, "pause", &pause_bin);
-    let (workload_tar, workload) = archive(WORKLOAD_IMAGE, "workload", &workload_bin);
+    let (pause_tar, pause) = image_archive(PAUSE_IMAGE, "pause", &pause_bin);
+    let (workload_tar, workload) = image_archive(WORKLOAD_IMAGE, "workload", &workload_bin);
     PAUSE_TAR.set(pause_tar).unwrap();
 
     let node = Node::start(

@@ -8,7 +8,11 @@
 
 /// The pod sandbox image every pod's `pause` container runs.
 pub const PAUSE_IMAGE: &str = "localhost/matic/pause:1";
-/// Its OCI image archive in the root image (read-only, dm-verity checked).
+/// The test workload (workloads/src/bin/workload.rs; scripts/lib/common.sh
+/// `MATIC_WORKLOAD_IMAGE`): in test images only, imported by an admin; the
+/// stand-in kubelet's pods and the tests run it.
+pub const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
+/// The pause image's OCI image archive in the root image (read-only, dm-verity checked).
 pub const PAUSE_ARCHIVE: &str = "/usr/share/matic/images/pause.tar";
 /// The containerd namespace the CRI (and so kubelet) uses.
 pub const K8S_NAMESPACE: &str = "k8s.io";

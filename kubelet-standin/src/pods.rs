@@ -31,7 +31,7 @@ use tonic::transport::Channel;
 
 /// The test workload image (workloads/src/bin/workload.rs), imported by
 /// `osctl image import` from the archive build-rootfs writes.
-pub const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
+pub use matic_contract::workloads::WORKLOAD_IMAGE;
 /// The label on every pod this module makes; its value says which run
 /// ([`TEST_RUN`] or [`BENCH_RUN`]). Pods without it are never touched.
 pub const LABEL: &str = "matic.dev/standin";
@@ -520,6 +520,18 @@ mod tests {
         assert!(c.command.is_empty(), "the image's entrypoint runs");
         assert_eq!(c.log_path, "workload/0.log");
         assert_eq!(c.metadata.unwrap().name, "workload");
+    }
+
+    /// The image builder (and the e2e scenarios, which take its variable)
+    /// and the stand-in name the same workload image.
+    #[test]
+    fn one_workload_image_name_everywhere() {
+        let common = include_str!("../../scripts/lib/common.sh");
+        let line = format!("\nMATIC_WORKLOAD_IMAGE={WORKLOAD_IMAGE}\n");
+        assert!(
+            common.contains(&line),
+            "scripts/lib/common.sh lacks {line:?}"
+        );
     }
 
     #[test]

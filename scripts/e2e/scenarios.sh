@@ -115,7 +115,7 @@ config_live_and_kubelet() {
 
 # The test workload image (build-rootfs writes its archive) and its name.
 E2E_WORKLOAD_TAR=$MATIC_OUT/images/workload.tar
-E2E_WORKLOAD_IMAGE=localhost/matic/workload:1
+E2E_WORKLOAD_IMAGE=$MATIC_WORKLOAD_IMAGE
 # workload_listed: `osctl images` lists the test workload with a size and
 # a sha256 digest.
 workload_listed() {

@@ -187,9 +187,31 @@ pub fn static_programs() -> (PathBuf, PathBuf) {
     (out.join("matic-pause"), out.join("matic-workload"))
 }
 
-/// The node's two image names (contract/src/workloads.rs, scripts/lib/common.sh).
-pub const PAUSE_IMAGE: &str = "localhost/matic/pause:1";
-pub const WORKLOAD_IMAGE: &str = "localhost/matic/workload:1";
+/// The node's two image names.
+pub use matic_contract::workloads::{PAUSE_IMAGE, WORKLOAD_IMAGE};
+
+/// The OCI image archive `name` as build-rootfs writes it: one gzip layer
+/// holding the static program `bin` as `/entry`, its entrypoint; and what
+/// was written (digests, sizes).
+pub fn image_archive(name: &str, entry: &str, bin: &Path) -> (Vec<u8>, matic_oci::Written) {
+    let spec = matic_oci::ImageSpec {
+        name: name.into(),
+        platform: matic_oci::Platform::host(),
+        run: matic_oci::layout::RunConfig {
+            entrypoint: vec![format!("/{entry}")],
+            ..Default::default()
+        },
+        files: vec![matic_oci::LayerFile {
+            path: entry.into(),
+            mode: 0o755,
+            data: std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
+        }],
+        compression: matic_oci::Compression::Gzip,
+    };
+    let mut tar = Vec::new();
+    let written = matic_oci::write_archive(&spec, &mut tar).unwrap();
+    (tar, written)
+}
 
 /// `pause.tar` and `workload.tar` in `dir`: the static programs of
 /// [`static_programs`] as OCI image archives, as build-rootfs writes them
@@ -198,24 +220,8 @@ pub fn image_archives(dir: &Path) -> (PathBuf, PathBuf) {
     let (pause, workload) = static_programs();
     std::fs::create_dir_all(dir).unwrap();
     let write = |name: &str, entry: &str, bin: &Path| {
-        let spec = matic_oci::ImageSpec {
-            name: name.into(),
-            platform: matic_oci::Platform::host(),
-            run: matic_oci::layout::RunConfig {
-                entrypoint: vec![format!("/{entry}")],
-                ..Default::default()
-            },
-            files: vec![matic_oci::LayerFile {
-                path: entry.into(),
-                mode: 0o755,
-                data: std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
-            }],
-            compression: matic_oci::Compression::Gzip,
-        };
         let out = dir.join(format!("{entry}.tar"));
-        let mut tar = Vec::new();
-        matic_oci::write_archive(&spec, &mut tar).unwrap();
-        std::fs::write(&out, tar).unwrap();
+        std::fs::write(&out, image_archive(name, entry, bin).0).unwrap();
         out
     };
     (
