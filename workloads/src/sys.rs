@@ -109,7 +109,9 @@ impl Blocked {
             if let Ok(s) = check(r) {
                 return s as i32;
             }
-            // EINTR (a stop/continue): wait again.
+            // EINTR (a stop/continue), the only error a valid set and
+            // size leave (EAGAIN needs a timeout, EFAULT a bad pointer):
+            // wait again.
         }
     }
 }

@@ -9,6 +9,8 @@
 //! static binary is a few KiB (docs/image.md, "Workload images").
 #![no_std]
 #![no_main]
+// The only `unsafe` is `sys::entry!`'s `_start` (the library's sys.rs).
+#![deny(unsafe_code)]
 
 use matic_workloads::sys;
 

@@ -7,6 +7,8 @@
 //! (defaults: the line `matic-workload: hello`, no echo, exit 0). With
 //! `--echo`, it serves N connections (default: until SIGTERM or SIGINT,
 //! then exits with CODE), echoing each until the peer closes it.
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
