@@ -22,11 +22,10 @@ use matic_contract::workloads::{PAUSE_IMAGE, WORKLOAD_IMAGE};
 use matic_cri::RuntimeServiceClient;
 use matic_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ImageSpec as CriImage, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopPodSandboxRequest,
+    CreateContainerRequest, ImageSpec as CriImage, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StartContainerRequest, StopPodSandboxRequest,
 };
+use matic_kubelet_standin::pods;
 use matic_proto::v1::image_import_request::Msg;
 use matic_proto::v1::*;
 use matic_tests::containerd::{Containerd, image_archive};
@@ -104,33 +103,6 @@ impl Drop for Pods {
             });
         })
         .join();
-    }
-}
-
-fn pod_config(dir: &std::path::Path, name: &str) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: name.into(),
-            uid: format!("uid-{name}-{}", std::process::id()),
-            namespace: "matic-test".into(),
-            attempt: 0,
-        }),
-        // No hostname: a host-network pod shares the node's UTS namespace
-        // (kubelet leaves it empty too).
-        log_directory: dir.join("pods").join(name).display().to_string(),
-        linux: Some(LinuxPodSandboxConfig {
-            // Host network: no CNI needed (the node has none configured
-            // for such a test either).
-            security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(NamespaceOption {
-                    network: NamespaceMode::Node as i32,
-                    ..NamespaceOption::default()
-                }),
-                ..LinuxSandboxSecurityContext::default()
-            }),
-            ..LinuxPodSandboxConfig::default()
-        }),
-        ..PodSandboxConfig::default()
     }
 }
 
@@ -262,7 +234,14 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         socket: socket.clone(),
         ids: Vec::new(),
     };
-    let config = pod_config(&node.dir, "hello");
+    // The stand-in kubelet's host-network pod (its label, namespace and
+    // log directory), with two containers of this test's own.
+    let config = pods::sandbox_config(
+        "hello",
+        &pods::uid("hello"),
+        "agent-test",
+        &node.dir.join("pods"),
+    );
     let pod = cri
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -334,7 +313,7 @@ async fn workloads_import_list_and_a_pod_through_cri() {
         .iter()
         .find(|p| p.id == pod)
         .expect("the pod is listed");
-    assert_eq!(p.name, "matic-test/hello");
+    assert_eq!(p.name, format!("{}/hello", pods::NAMESPACE));
     assert_eq!(p.state, "READY");
     for (id, (name, code)) in ids.iter().zip([("ok", 0), ("three", 3)]) {
         let c = list
@@ -343,7 +322,7 @@ async fn workloads_import_list_and_a_pod_through_cri() {
             .find(|c| &c.id == id)
             .unwrap_or_else(|| panic!("{id} not in {:?}", list.containers));
         assert_eq!(c.name, name);
-        assert_eq!(c.pod, "matic-test/hello");
+        assert_eq!(c.pod, format!("{}/hello", pods::NAMESPACE));
         assert_eq!(c.pod_id, pod);
         assert_eq!(c.image, WORKLOAD_IMAGE);
         assert_eq!(c.state, "EXITED");
@@ -396,8 +375,6 @@ fn one_connection_proxy(at: &std::path::Path, to: &std::path::Path) -> tokio::ta
 /// 0 and are removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standin_pods_through_cri() {
-    use matic_kubelet_standin::pods;
-
     if let Some(why) = matic_tests::containerd::missing() {
         panic!("{why}");
     }
