@@ -12,7 +12,6 @@
 
 mod fuzz_body;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use fuzz_body::{Rng, exercise, mutate, seed_image};
@@ -36,24 +35,16 @@ fn run(seed: u64, deadline: Instant, max: u64) -> (u64, u64) {
         exercise(s);
     }
     let mut rng = Rng(seed | 1);
-    let (mut n, mut opened) = (0, 0);
-    while n < max && Instant::now() < deadline {
+    let next = || {
         let base = &seeds[rng.below(seeds.len() as u64) as usize];
-        let input = mutate(&mut rng, base);
-        if matic_boot::Disk::open(&mut input.clone()[..]).is_ok() {
-            opened += 1;
-        }
-        if catch_unwind(AssertUnwindSafe(|| exercise(&input))).is_err() {
-            let path = std::env::temp_dir().join(format!("matic-boot-fuzz-{seed}-{n}.bin"));
-            std::fs::write(&path, &input).unwrap();
-            panic!(
-                "fuzz input {n} (seed {seed}) panicked; saved to {}",
-                path.display()
-            );
-        }
-        n += 1;
-    }
-    (n, opened)
+        mutate(&mut rng, base)
+    };
+    let opened_and_exercised = |input: &[u8]| {
+        let opened = matic_boot::Disk::open(&mut input.to_vec()[..]).is_ok();
+        exercise(input);
+        opened
+    };
+    matic_fuzz_runner::run("boot", seed, deadline, max, next, opened_and_exercised)
 }
 
 #[test]
@@ -68,21 +59,8 @@ fn fuzz_smoke() {
 #[test]
 #[ignore = "long-running; scripts/test.d/10-boot-fuzz runs it"]
 fn fuzz_bounded() {
-    let secs: u64 = std::env::var("MATIC_FUZZ_SECS")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SECS is a number of seconds"))
-        .unwrap_or(60);
-    let seed: u64 = std::env::var("MATIC_FUZZ_SEED")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SEED is a u64"))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("fuzz: seed {seed}, {secs} s");
-    let (n, opened) = run(seed, Instant::now() + Duration::from_secs(secs), u64::MAX);
+    let (seed, secs) = matic_fuzz_runner::bounded(60);
+    let (n, opened) = run(seed, Instant::now() + secs, u64::MAX);
     println!("fuzz: {n} inputs, {opened} opened as a MaticOS disk, no panics (seed {seed})");
 }
 
@@ -91,8 +69,7 @@ fn fuzz_bounded() {
 #[test]
 #[ignore = "replays MATIC_FUZZ_INPUT"]
 fn fuzz_replay() {
-    let path = std::env::var("MATIC_FUZZ_INPUT").expect("set MATIC_FUZZ_INPUT to a saved input");
-    let input = std::fs::read(&path).unwrap();
+    let input = matic_fuzz_runner::replay_input();
     if let Err(e) = matic_boot::Disk::open(&mut input.clone()[..]) {
         println!("open: {e}");
     }

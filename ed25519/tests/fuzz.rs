@@ -14,26 +14,11 @@
 mod common;
 mod fuzz_body;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use common::*;
 use fuzz_body::exercise;
-
-/// xorshift64*: reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545f4914f6cdd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use matic_fuzz_runner::Rng;
 
 fn input(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Vec<u8> {
     [&key[..], &sig[..], msg].concat()
@@ -92,11 +77,11 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
                 d[64..96].copy_from_slice(&s);
             }
             6 => d.truncate(96 + rng.below(d.len() as u64 - 95) as usize),
-            7 => d.push(rng.next() as u8),
+            7 => d.push(rng.next_u64() as u8),
             _ => {
                 let at = rng.below(d.len() as u64) as usize;
                 for b in &mut d[at..] {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
         }
@@ -108,29 +93,15 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
 fn run(seed: u64, deadline: Instant, max: u64) -> (u64, u64) {
     let seeds = seeds();
     let mut rng = Rng(seed | 1);
-    let (mut n, mut verified) = (0, 0);
-    while n < max && Instant::now() < deadline {
+    let next = || {
         let base = &seeds[rng.below(seeds.len() as u64) as usize];
-        let input = if rng.below(8) == 0 {
+        if rng.below(8) == 0 {
             base.clone()
         } else {
             mutate(&mut rng, base)
-        };
-        match catch_unwind(AssertUnwindSafe(|| exercise(&input))) {
-            Ok(true) => verified += 1,
-            Ok(false) => {}
-            Err(_) => {
-                let path = std::env::temp_dir().join(format!("matic-ed25519-fuzz-{seed}-{n}.bin"));
-                std::fs::write(&path, &input).unwrap();
-                panic!(
-                    "fuzz input {n} (seed {seed}) failed; saved to {}",
-                    path.display()
-                );
-            }
         }
-        n += 1;
-    }
-    (n, verified)
+    };
+    matic_fuzz_runner::run("ed25519", seed, deadline, max, next, exercise)
 }
 
 #[test]
@@ -145,21 +116,8 @@ fn fuzz_smoke() {
 #[test]
 #[ignore = "long-running; scripts/test.d/12-ed25519-fuzz runs it"]
 fn fuzz_bounded() {
-    let secs: u64 = std::env::var("MATIC_FUZZ_SECS")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SECS is a number of seconds"))
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("MATIC_FUZZ_SEED")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SEED is a u64"))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("fuzz: seed {seed}, {secs} s");
-    let (n, verified) = run(seed, Instant::now() + Duration::from_secs(secs), u64::MAX);
+    let (seed, secs) = matic_fuzz_runner::bounded(20);
+    let (n, verified) = run(seed, Instant::now() + secs, u64::MAX);
     println!("fuzz: {n} inputs, {verified} verified, every verdict ring's (seed {seed})");
 }
 
@@ -168,7 +126,5 @@ fn fuzz_bounded() {
 #[test]
 #[ignore = "replays MATIC_FUZZ_INPUT"]
 fn fuzz_replay() {
-    let path = std::env::var("MATIC_FUZZ_INPUT").expect("set MATIC_FUZZ_INPUT to a saved input");
-    let input = std::fs::read(&path).unwrap();
-    println!("verified: {}", exercise(&input));
+    println!("verified: {}", exercise(&matic_fuzz_runner::replay_input()));
 }

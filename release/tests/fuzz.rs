@@ -13,7 +13,6 @@
 
 mod fuzz_body;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use fuzz_body::{Rng, exercise, mutate, seed_block};
@@ -36,25 +35,11 @@ fn run(seed: u64, deadline: Instant, max: u64) -> (u64, u64) {
         assert!(exercise(s), "a seed does not verify");
     }
     let mut rng = Rng(seed | 1);
-    let (mut n, mut verified) = (0, 0);
-    while n < max && Instant::now() < deadline {
+    let next = || {
         let base = &seeds[rng.below(seeds.len() as u64) as usize];
-        let input = mutate(&mut rng, base);
-        match catch_unwind(AssertUnwindSafe(|| exercise(&input))) {
-            Ok(true) => verified += 1,
-            Ok(false) => {}
-            Err(_) => {
-                let path = std::env::temp_dir().join(format!("matic-release-fuzz-{seed}-{n}.bin"));
-                std::fs::write(&path, &input).unwrap();
-                panic!(
-                    "fuzz input {n} (seed {seed}) failed; saved to {}",
-                    path.display()
-                );
-            }
-        }
-        n += 1;
-    }
-    (n, verified)
+        mutate(&mut rng, base)
+    };
+    matic_fuzz_runner::run("release", seed, deadline, max, next, exercise)
 }
 
 #[test]
@@ -73,21 +58,8 @@ fn fuzz_smoke() {
 #[test]
 #[ignore = "long-running; scripts/test.d/11-release-fuzz runs it"]
 fn fuzz_bounded() {
-    let secs: u64 = std::env::var("MATIC_FUZZ_SECS")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SECS is a number of seconds"))
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("MATIC_FUZZ_SEED")
-        .ok()
-        .map(|s| s.parse().expect("MATIC_FUZZ_SEED is a u64"))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("fuzz: seed {seed}, {secs} s");
-    let (n, verified) = run(seed, Instant::now() + Duration::from_secs(secs), u64::MAX);
+    let (seed, secs) = matic_fuzz_runner::bounded(30);
+    let (n, verified) = run(seed, Instant::now() + secs, u64::MAX);
     println!("fuzz: {n} inputs, {verified} verified as manifests, no failures (seed {seed})");
 }
 
@@ -96,7 +68,5 @@ fn fuzz_bounded() {
 #[test]
 #[ignore = "replays MATIC_FUZZ_INPUT"]
 fn fuzz_replay() {
-    let path = std::env::var("MATIC_FUZZ_INPUT").expect("set MATIC_FUZZ_INPUT to a saved input");
-    let input = std::fs::read(&path).unwrap();
-    println!("verified: {}", exercise(&input));
+    println!("verified: {}", exercise(&matic_fuzz_runner::replay_input()));
 }
