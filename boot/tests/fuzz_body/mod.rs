@@ -142,20 +142,9 @@ pub fn fix_crcs(img: &mut [u8]) {
     }
 }
 
-/// xorshift64*: a tiny deterministic PRNG (no dependency needed).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
+/// The mutations' xorshift (the stable runner's, so the three fuzz runs
+/// share one).
+pub use matic_fuzz_runner::Rng;
 
 /// One mutated input derived from a seed image.
 pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
@@ -241,7 +230,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
                 let o = meta_offset(rng);
                 let n = (rng.below(64) as usize).min(img.len() - o);
                 for b in &mut img[o..o + n] {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
         }
@@ -254,7 +243,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         1 => img.resize((len + rng.below(4096)) as usize, 0),
         2 => {
             let n = rng.below(1 << 16) as usize;
-            img = (0..n).map(|_| rng.next() as u8).collect();
+            img = (0..n).map(|_| rng.next_u64() as u8).collect();
         }
         _ => {}
     }

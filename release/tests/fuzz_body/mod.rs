@@ -116,20 +116,9 @@ pub fn resign(block: &mut [u8]) {
     }
 }
 
-/// xorshift64*: reproducible from the printed seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
+/// The mutations' xorshift (the stable runner's, so the three fuzz runs
+/// share one).
+pub use matic_fuzz_runner::Rng;
 
 /// One mutated input derived from a seed block.
 pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
@@ -214,7 +203,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
                 let o = offset(rng);
                 let n = (rng.below(32) as usize).min(b.len() - o);
                 for x in &mut b[o..o + n] {
-                    *x = rng.next() as u8;
+                    *x = rng.next_u64() as u8;
                 }
             }
         }
@@ -224,10 +213,10 @@ pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     }
     match rng.below(12) {
         0 => b.truncate(rng.below(BLOCK_LEN as u64 + 1) as usize),
-        1 => b.resize(BLOCK_LEN + rng.below(4096) as usize, rng.next() as u8),
+        1 => b.resize(BLOCK_LEN + rng.below(4096) as usize, rng.next_u64() as u8),
         2 => {
             let n = rng.below(2 * BLOCK_LEN as u64) as usize;
-            b = (0..n).map(|_| rng.next() as u8).collect();
+            b = (0..n).map(|_| rng.next_u64() as u8).collect();
         }
         _ => {}
     }
