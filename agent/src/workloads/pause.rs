@@ -40,13 +40,17 @@ pub async fn ensure(socket: PathBuf, archive: PathBuf) {
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     };
-    let Ok(req) = k8s(
+    let req = match k8s(
         GetImageRequest {
             name: PAUSE_IMAGE.to_string(),
         },
         None,
-    ) else {
-        return;
+    ) {
+        Ok(req) => req,
+        Err(e) => {
+            eprintln!("matic-agent: pause image not imported: {}", e.message());
+            return;
+        }
     };
     if ImagesClient::new(ch.clone()).get(req).await.is_ok() {
         return;
