@@ -35,11 +35,16 @@ pub enum State {
     /// [`crate::kubelet::FLAGS_PATH`]) whose file is absent or refused; it
     /// stays so until `restart NAME` finds the file.
     Waiting,
+    /// Not started yet on purpose: held at boot until the agent tells init
+    /// it listens (the `listening` control command) or a time limit
+    /// passes, so that it does not compete with the agent's start
+    /// (containerd; docs/init.md, "Held until the agent listens").
+    Held,
 }
 
 impl State {
     /// Every state, in the order of the lifecycle.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Starting,
         State::Running,
         State::Backoff,
@@ -47,6 +52,7 @@ impl State {
         State::Stopped,
         State::Skipped,
         State::Waiting,
+        State::Held,
     ];
 
     /// The word used in the file.
@@ -59,6 +65,7 @@ impl State {
             State::Stopped => "stopped",
             State::Skipped => "skipped",
             State::Waiting => "waiting",
+            State::Held => "held",
         }
     }
 
@@ -291,6 +298,19 @@ mod tests {
             .unwrap();
         assert_eq!((l.name, l.state, l.since), ("kubelet", State::Waiting, 12));
         assert_eq!(render(|o| l.render(o)), b"kubelet waiting 0 0 - 12\n");
+    }
+
+    #[test]
+    fn held_is_a_state_of_the_file() {
+        let l = ServiceLine::parse("containerd held 0 0 - 2")
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.name, l.state), ("containerd", State::Held));
+        assert_eq!(
+            render(|o| l.render(o)),
+            b"containerd held 0 0 - 2
+"
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct ServiceSpec {
     /// Skipped (state `skipped`) when the binary is absent, instead of being
     /// retried with backoff forever.
     pub optional: bool,
+    /// Held at boot (state `held`) until the agent sends `listening` on
+    /// the control FIFO, at most [`HOLD_LIMIT_MS`]. Only the first start
+    /// waits: a restart after a crash never does.
+    pub held: bool,
     /// Upper bound of this service's restart delay, below the policy's cap
     /// ([`crate::backoff::Backoff`]); `u64::MAX` for none.
     pub backoff_cap_ms: u64,
@@ -39,6 +43,7 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/matic-agent",
         after: &[],
         optional: false,
+        held: false,
         // The agent is the only way into the node: a crash loop must never
         // keep the API away for a minute, and its restart is cheap.
         backoff_cap_ms: 5_000,
@@ -50,6 +55,10 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/containerd",
         after: &[],
         optional: false,
+        // Its start is the agent's largest competitor for the CPUs on the
+        // way to the API answering (docs/image.md, "Boot timing"). kubelet
+        // (after containerd) waits with it.
+        held: true,
         backoff_cap_ms: u64::MAX,
         args: &[],
         args_file: None,
@@ -59,11 +68,19 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/kubelet",
         after: &["containerd"],
         optional: true,
+        held: false,
         backoff_cap_ms: u64::MAX,
         args: &kubelet::FIXED_FLAGS,
         args_file: Some(kubelet::FLAGS_PATH),
     },
 ];
+
+/// The longest a held service waits for the agent's `listening`
+/// (docs/init.md, "Held until the agent listens"): a node whose agent
+/// never listens (a crash loop, bad certificates) still runs containerd
+/// and its pods. 10 s is several times the agent's start under emulation
+/// on a loaded host (spawn to listening 0.9-2.6 s).
+pub const HOLD_LIMIT_MS: u64 = 10_000;
 
 /// Index of `matic-agent` in [`SERVICES`]: it gets the read ends of every
 /// other service's log pipe, descriptor `FIRST_FD + j - 1` for entry `j`
@@ -134,6 +151,9 @@ mod tests {
         assert!(!SERVICES[0].optional && !SERVICES[1].optional);
         assert_eq!(SERVICES[0].backoff_cap_ms, 5_000);
         assert_eq!(SERVICES[1].backoff_cap_ms, u64::MAX);
+        // Only containerd is held; kubelet waits for it through `after`.
+        let held: Vec<_> = SERVICES.iter().map(|s| s.held).collect();
+        assert_eq!(held, [false, true, false]);
     }
 
     #[test]
@@ -144,6 +164,7 @@ mod tests {
                 path: c"/a",
                 after: &["b"],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -153,6 +174,7 @@ mod tests {
                 path: c"/b",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -165,6 +187,7 @@ mod tests {
                 path: c"/a",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -174,6 +197,7 @@ mod tests {
                 path: c"/b",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -185,6 +209,7 @@ mod tests {
             path: c"/a",
             after: &[],
             optional: false,
+            held: false,
             backoff_cap_ms: u64::MAX,
             args: &[],
             args_file: None,
