@@ -42,6 +42,13 @@ pub enum State {
     Held,
 }
 
+/// The longest init holds a `held` service waiting for the agent's
+/// `listening` (docs/init.md, "Held until the agent listens"): a node whose
+/// agent never listens (a crash loop, bad certificates) still runs
+/// containerd and its pods. 10 s is several times the agent's start under
+/// emulation on a loaded host (spawn to listening 0.9-2.6 s).
+pub const HELD_LIMIT_MS: u64 = 10_000;
+
 impl State {
     /// Every state, in the order of the lifecycle.
     pub const ALL: [State; 8] = [

@@ -116,7 +116,7 @@ impl<'t, const N: usize> Supervisor<'t, N> {
             } else if s.held {
                 // Due at the hold's limit unless `listening` comes first.
                 let mut svc = Svc::new(State::Held, now);
-                svc.next_start_ms = now.saturating_add(crate::table::HOLD_LIMIT_MS);
+                svc.next_start_ms = now.saturating_add(matic_contract::services::HELD_LIMIT_MS);
                 svc
             } else {
                 Svc::new(State::Starting, now)
@@ -387,7 +387,7 @@ mod tests {
     }
 
     const CONTAINERD: usize = 1;
-    const HOLD: u64 = crate::table::HOLD_LIMIT_MS;
+    const HOLD: u64 = matic_contract::services::HELD_LIMIT_MS;
 
     #[test]
     fn containerd_is_held_until_the_agent_listens() {

@@ -20,7 +20,8 @@ pub struct ServiceSpec {
     /// retried with backoff forever.
     pub optional: bool,
     /// Held at boot (state `held`) until the agent sends `listening` on
-    /// the control FIFO, at most [`HOLD_LIMIT_MS`]. Only the first start
+    /// the control FIFO, at most
+    /// [`matic_contract::services::HELD_LIMIT_MS`]. Only the first start
     /// waits: a restart after a crash never does.
     pub held: bool,
     /// Upper bound of this service's restart delay, below the policy's cap
@@ -74,13 +75,6 @@ pub const SERVICES: [ServiceSpec; 3] = [
         args_file: Some(kubelet::FLAGS_PATH),
     },
 ];
-
-/// The longest a held service waits for the agent's `listening`
-/// (docs/init.md, "Held until the agent listens"): a node whose agent
-/// never listens (a crash loop, bad certificates) still runs containerd
-/// and its pods. 10 s is several times the agent's start under emulation
-/// on a loaded host (spawn to listening 0.9-2.6 s).
-pub const HOLD_LIMIT_MS: u64 = 10_000;
 
 /// Index of `matic-agent` in [`SERVICES`]: it gets the read ends of every
 /// other service's log pipe, descriptor `FIRST_FD + j - 1` for entry `j`
