@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use matic_contract::services::State;
+use matic_contract::services::{HELD_LIMIT_MS, State};
 use matic_proto::v1::{HealthCheck, HealthResponse};
 
 use crate::config::Config;
@@ -42,11 +42,12 @@ async fn containerd(socket: &Path) -> Result<String, String> {
 pub async fn run(cfg: &Config, disk: Option<&Path>) -> HealthResponse {
     let mut checks = Vec::new();
     let services = init_link::read_services(&cfg.services_file());
-    let containerd_wanted = match &services {
+    let containerd_state = match &services {
         Ok(list) => list
             .iter()
-            .any(|s| s.name == "containerd" && s.state != State::Skipped),
-        Err(_) => false,
+            .find(|s| s.name == "containerd")
+            .map(|s| s.state),
+        Err(_) => None,
     };
     checks.push(check(
         "init",
@@ -67,11 +68,20 @@ pub async fn run(cfg: &Config, disk: Option<&Path>) -> HealthResponse {
         None => Err("no disk: neither --disk nor disk= in the boot file".into()),
     };
     checks.push(check("disk", gpt));
-    if containerd_wanted {
-        checks.push(check(
+    match containerd_state {
+        None | Some(State::Skipped) => {}
+        // Not started yet on purpose: say so rather than "connection refused".
+        Some(State::Held) => checks.push(check(
+            "containerd",
+            Err(format!(
+                "held: init starts it once the agent listens (at most {} s)",
+                HELD_LIMIT_MS / 1000
+            )),
+        )),
+        Some(_) => checks.push(check(
             "containerd",
             containerd(&cfg.containerd_socket).await,
-        ));
+        )),
     }
     HealthResponse {
         healthy: checks.iter().all(|c| c.ok),

@@ -259,6 +259,7 @@ async fn run(
     // The timeline's `agent-listening`: bound, TLS loaded, both lanes
     // serving.
     let listening_ms = history::facts::boottime_ms();
+    tell_init_listening(&cfg);
     eprintln!(
         "matic-agent {} listening on {} (disk {:?}, running slot {:?})",
         env!("CARGO_PKG_VERSION"),
@@ -310,6 +311,17 @@ async fn run(
     served??;
     eprintln!("matic-agent: stopped");
     Ok(())
+}
+
+/// Tells init the API serves (`listening` on its control FIFO): init
+/// holds containerd until then, so that its start does not compete with
+/// ours (docs/init.md, "Held until the agent listens"). Without init (a
+/// development run, no FIFO) there is nothing to release: one line, no
+/// retry; init starts containerd at its own time limit anyway.
+fn tell_init_listening(cfg: &Config) {
+    if let Err(e) = init_link::send_command(&cfg.control_fifo(), Command::Listening) {
+        eprintln!("matic-agent: telling init it listens: {e}");
+    }
 }
 
 /// The running boot's recorder and its kernel log copier, when the

@@ -976,6 +976,55 @@ async fn boot_ok_waits_for_containerd_then_rollback() {
     assert!(h.checks.iter().any(|c| c.name == "containerd" && c.ok));
 }
 
+/// The agent tells init it serves (`listening`, which releases the held
+/// containerd), once per start, and answers by then; while init still
+/// holds containerd, the health check says so and boot-ok waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boottime_the_agent_tells_init_it_listens_and_health_shows_held() {
+    let mut node = Node::start(
+        "listening",
+        NodeOpts {
+            boot_ok: true,
+            services: Some(
+                "matic-agent running 123 0 - 5\ncontainerd held 0 0 - 0\nkubelet starting 0 0 - 0\n"
+                    .into(),
+            ),
+            ..Default::default()
+        },
+    );
+    node.expect_listening(1);
+    let mut op = node.client(Role::Operator).await;
+    let h = op.health(HealthRequest {}).await.unwrap().into_inner();
+    let containerd = h.checks.iter().find(|c| c.name == "containerd");
+    assert!(
+        containerd.is_some_and(|c| !c.ok && c.detail.starts_with("held: init starts it")),
+        "{h:?}"
+    );
+    assert!(!h.healthy);
+    let l = op
+        .service_list(ServiceListRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let states: Vec<_> = l.services.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["running", "held", "starting"]);
+    node.expect_fifo_silent(Duration::from_millis(2500));
+    // Init started it: healthy, boot-ok.
+    let services = node.dir.join("run/services");
+    std::fs::write(
+        &services,
+        "# matic-init services v1\nmatic-agent running 123 0 - 5\ncontainerd running 200 0 - 2\nkubelet skipped 0 0 - 0\n",
+    )
+    .unwrap();
+    let _containerd =
+        std::os::unix::net::UnixListener::bind(node.dir.join("containerd.sock")).unwrap();
+    node.expect_fifo("boot-ok");
+    node.expect_listening(1);
+    // A restarted agent says it again (init ignores it then).
+    node.restart_agent();
+    node.expect_listening(2);
+}
+
 // ---------------------------------------------------------------- services, logs, dmesg
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! The commands the agent writes to init's control FIFO
 //! (`/run/matic/control`), one per line: `reboot`, `poweroff`, `boot-ok`,
-//! `restart NAME`.
+//! `listening`, `restart NAME`.
 //!
 //! Owns the words and the longest line ([`MAX_LINE`]). Words are separated
 //! by blanks (space, tab, `\r`); surrounding blanks are ignored; case
@@ -26,6 +26,9 @@ pub enum Command<'a> {
     Restart(&'a [u8]),
     /// The agent marked the running slot successful: drop the boot deadline.
     BootOk,
+    /// The agent serves its API: start the services held until then
+    /// (containerd; docs/init.md, "Held until the agent listens").
+    Listening,
 }
 
 /// A blank between words.
@@ -41,6 +44,7 @@ impl<'a> Command<'a> {
             Command::Reboot => out.put(b"reboot"),
             Command::Poweroff => out.put(b"poweroff"),
             Command::BootOk => out.put(b"boot-ok"),
+            Command::Listening => out.put(b"listening"),
             Command::Restart(name) => {
                 out.put(b"restart ");
                 out.put(name);
@@ -71,6 +75,7 @@ impl<'a> Command<'a> {
             (Some(w), None, None) if w == b"reboot" => Command::Reboot,
             (Some(w), None, None) if w == b"poweroff" => Command::Poweroff,
             (Some(w), None, None) if w == b"boot-ok" => Command::BootOk,
+            (Some(w), None, None) if w == b"listening" => Command::Listening,
             (Some(w), Some(name), None) if w == b"restart" => Command::Restart(name),
             _ => return None,
         })
@@ -84,6 +89,7 @@ impl core::fmt::Display for Command<'_> {
             Command::Reboot => return f.write_str("reboot"),
             Command::Poweroff => return f.write_str("poweroff"),
             Command::BootOk => return f.write_str("boot-ok"),
+            Command::Listening => return f.write_str("listening"),
             Command::Restart(name) => name,
         };
         f.write_str("restart ")?;
@@ -110,6 +116,7 @@ mod tests {
         assert_eq!(p(b"reboot"), Some(Command::Reboot));
         assert_eq!(p(b"  poweroff\r"), Some(Command::Poweroff));
         assert_eq!(p(b"boot-ok"), Some(Command::BootOk));
+        assert_eq!(p(b" listening "), Some(Command::Listening));
         assert_eq!(p(b"restart  kubelet "), Some(Command::Restart(b"kubelet")));
         assert_eq!(p(b"\trestart\tkubelet"), Some(Command::Restart(b"kubelet")));
         for bad in [
@@ -119,6 +126,8 @@ mod tests {
             b"REBOOT",
             b"\xffreboot",
             b"rebo",
+            b"listen",
+            b"listening now",
             b"",
         ] {
             assert_eq!(p(bad), None, "{bad:?}");
@@ -131,6 +140,7 @@ mod tests {
             (Command::Reboot, "reboot"),
             (Command::Poweroff, "poweroff"),
             (Command::BootOk, "boot-ok"),
+            (Command::Listening, "listening"),
             (Command::Restart(b"containerd"), "restart containerd"),
         ] {
             assert_eq!(render(|o| c.render(o)), s.as_bytes());
@@ -153,11 +163,12 @@ mod tests {
         /// Every command that fits renders to a line that parses back to it
         /// and is within the limit.
         #[test]
-        fn render_then_parse_is_identity(kind in 0u8..4, name in command()) {
+        fn render_then_parse_is_identity(kind in 0u8..5, name in command()) {
             let c = match kind {
                 0 => Command::Reboot,
                 1 => Command::Poweroff,
                 2 => Command::BootOk,
+                3 => Command::Listening,
                 _ => Command::Restart(&name),
             };
             prop_assume!(c.fits());

@@ -35,11 +35,23 @@ pub enum State {
     /// [`crate::kubelet::FLAGS_PATH`]) whose file is absent or refused; it
     /// stays so until `restart NAME` finds the file.
     Waiting,
+    /// Not started yet on purpose: held at boot until the agent tells init
+    /// it listens (the `listening` control command) or a time limit
+    /// passes, so that it does not compete with the agent's start
+    /// (containerd; docs/init.md, "Held until the agent listens").
+    Held,
 }
+
+/// The longest init holds a `held` service waiting for the agent's
+/// `listening` (docs/init.md, "Held until the agent listens"): a node whose
+/// agent never listens (a crash loop, bad certificates) still runs
+/// containerd and its pods. 10 s is several times the agent's start under
+/// emulation on a loaded host (spawn to listening 0.9-2.6 s).
+pub const HELD_LIMIT_MS: u64 = 10_000;
 
 impl State {
     /// Every state, in the order of the lifecycle.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Starting,
         State::Running,
         State::Backoff,
@@ -47,6 +59,7 @@ impl State {
         State::Stopped,
         State::Skipped,
         State::Waiting,
+        State::Held,
     ];
 
     /// The word used in the file.
@@ -59,6 +72,7 @@ impl State {
             State::Stopped => "stopped",
             State::Skipped => "skipped",
             State::Waiting => "waiting",
+            State::Held => "held",
         }
     }
 
@@ -291,6 +305,19 @@ mod tests {
             .unwrap();
         assert_eq!((l.name, l.state, l.since), ("kubelet", State::Waiting, 12));
         assert_eq!(render(|o| l.render(o)), b"kubelet waiting 0 0 - 12\n");
+    }
+
+    #[test]
+    fn held_is_a_state_of_the_file() {
+        let l = ServiceLine::parse("containerd held 0 0 - 2")
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.name, l.state), ("containerd", State::Held));
+        assert_eq!(
+            render(|o| l.render(o)),
+            b"containerd held 0 0 - 2
+"
+        );
     }
 
     #[test]

@@ -128,6 +128,7 @@ mod tests {
                 Ok(Command::Reboot) => "reboot".to_string(),
                 Ok(Command::Poweroff) => "poweroff".to_string(),
                 Ok(Command::BootOk) => "boot-ok".to_string(),
+                Ok(Command::Listening) => "listening".to_string(),
                 Ok(Command::Restart(n)) => format!("restart:{}", String::from_utf8_lossy(n)),
                 Err(LineError::TooLong(b)) => format!("toolong:{}", b.len()),
                 Err(LineError::Unknown(b)) => format!("unknown:{}", String::from_utf8_lossy(b)),
@@ -142,6 +143,7 @@ mod tests {
         assert_eq!(parse(b"reboot"), Ok(Command::Reboot));
         assert_eq!(parse(b"  poweroff\r"), Ok(Command::Poweroff));
         assert_eq!(parse(b"boot-ok"), Ok(Command::BootOk));
+        assert_eq!(parse(b"listening"), Ok(Command::Listening));
         assert_eq!(
             parse(b"restart  kubelet "),
             Ok(Command::Restart(b"kubelet"))

@@ -120,7 +120,12 @@ pub fn decide<'a>(own: Option<&[u8]>, slot: Option<&'a [u8]>) -> Kernel<'a> {
 /// a `--`, after which words go to init, not the kernel). `None` when the
 /// text was cut (no newline) or the result with its NUL does not fit in
 /// [`CMDLINE_MAX`] bytes.
-pub fn kexec_cmdline(proc_cmdline: &[u8], slot: Slot, out: &mut Buf<CMDLINE_MAX>) -> Option<()> {
+pub fn kexec_cmdline(
+    proc_cmdline: &[u8],
+    slot: Slot,
+    loader_ms: [u64; 2],
+    out: &mut Buf<CMDLINE_MAX>,
+) -> Option<()> {
     let mut rest = proc_cmdline.strip_suffix(b"\n")?;
     out.clear();
     let mut tail = None;
@@ -140,6 +145,13 @@ pub fn kexec_cmdline(proc_cmdline: &[u8], slot: Slot, out: &mut Buf<CMDLINE_MAX>
     out.push_bytes(b"matic.slot=");
     out.push_bytes(slot.as_str().as_bytes());
     out.push_bytes(b" lockdown=integrity");
+    // The loader's part of the boot's timeline (docs/history.md, "A
+    // kexec'd boot"): its clock at stage 1's start and at the kexec.
+    crate::fmtbuf::fill(
+        out,
+        " matic.loader_ms={},{}",
+        &[&loader_ms[0], &loader_ms[1]],
+    );
     if let Some(tail) = tail {
         out.push_bytes(b" --");
         out.push_bytes(tail.trim_ascii_end());
@@ -251,10 +263,24 @@ mod tests {
         assert_eq!(decide(Some(&a), Some(b"")), Kernel::BadId);
     }
 
+    /// The line for `proc`, without the loader's marks (checked apart).
     fn cmdline(proc: &str, slot: Slot) -> Option<String> {
         let mut out = Buf::new();
-        kexec_cmdline(proc.as_bytes(), slot, &mut out)?;
-        Some(String::from_utf8(out.as_bytes().to_vec()).unwrap())
+        kexec_cmdline(proc.as_bytes(), slot, [1_480, 3_612], &mut out)?;
+        let line = String::from_utf8(out.as_bytes().to_vec()).unwrap();
+        let marks = " matic.loader_ms=1480,3612";
+        let (at, len) = (line.find(marks).expect(&line), marks.len());
+        Some(format!("{}{}", &line[..at], &line[at + len..]))
+    }
+
+    #[test]
+    fn the_kexec_command_line_carries_the_loaders_marks() {
+        let mut out = Buf::new();
+        kexec_cmdline(b"quiet -- single\n", Slot::B, [0, 18_446_744], &mut out).unwrap();
+        assert_eq!(
+            out.as_bytes(),
+            b"quiet matic.slot=B lockdown=integrity matic.loader_ms=0,18446744 -- single"
+        );
     }
 
     #[test]
@@ -302,9 +328,13 @@ mod tests {
     fn a_command_line_that_was_cut_or_grows_too_long_is_refused() {
         // No newline: /proc/cmdline filled the read buffer.
         assert_eq!(cmdline("console=ttyS0", Slot::A), None);
-        let add = " matic.slot=A lockdown=integrity".len();
+        let marks = " matic.loader_ms=1480,3612".len();
+        let add = " matic.slot=A lockdown=integrity".len() + marks;
         let fits = format!("{}\n", "x".repeat(CMDLINE_MAX - 1 - add));
-        assert_eq!(cmdline(&fits, Slot::A).unwrap().len(), CMDLINE_MAX - 1);
+        assert_eq!(
+            cmdline(&fits, Slot::A).unwrap().len() + marks,
+            CMDLINE_MAX - 1
+        );
         let over = format!("{}\n", "x".repeat(CMDLINE_MAX - add));
         assert_eq!(cmdline(&over, Slot::A), None, "no room for the NUL");
         // Replaced words make room.

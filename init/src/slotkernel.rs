@@ -35,14 +35,22 @@ const LOCKDOWN: &CStr = if cfg!(feature = "test-no-dm") {
 /// Kexecs into the slot's kernel when it is not the running one; returns
 /// when the running kernel boots the slot (same kernel-id, or the slot has
 /// none), or with the failure when the kexec did not happen.
-pub fn kexec_if_needed(slot: Slot, proc_cmdline: &[u8]) -> Result<(), Stage1Error<'static>> {
-    kexec(slot, proc_cmdline).map_err(|(what, errno)| Stage1Error::Kexec { slot, what, errno })
+pub fn kexec_if_needed(
+    slot: Slot,
+    proc_cmdline: &[u8],
+    started_ms: u64,
+) -> Result<(), Stage1Error<'static>> {
+    kexec(slot, proc_cmdline, started_ms).map_err(|(what, errno)| Stage1Error::Kexec {
+        slot,
+        what,
+        errno,
+    })
 }
 
 /// [`kexec_if_needed`], failing with what failed (a file or a call) and
 /// the errno.
 #[inline(never)]
-fn kexec(slot: Slot, proc_cmdline: &[u8]) -> Result<(), (&'static CStr, Errno)> {
+fn kexec(slot: Slot, proc_cmdline: &[u8], started_ms: u64) -> Result<(), (&'static CStr, Errno)> {
     // One buffer for both ids: one zeroing. Each holds the longest id
     // `KernelId::parse` accepts (a shorter buffer would cut a long one and
     // give a good slot up as unreadable).
@@ -75,7 +83,9 @@ fn kexec(slot: Slot, proc_cmdline: &[u8]) -> Result<(), (&'static CStr, Errno)> 
     let mut line = Buf::<CMDLINE_MAX>::new();
     let cmdline = c"the command line: over 1023 bytes";
     // (`/proc/cmdline` holds no NUL: `as_cstr` cannot fail on one.)
-    let line = loader::kexec_cmdline(proc_cmdline, slot, &mut line)
+    // Read once the files are open: what is left is the syscalls.
+    let marks = [started_ms, util::now_ms()];
+    let line = loader::kexec_cmdline(proc_cmdline, slot, marks, &mut line)
         .and_then(|()| line.as_cstr())
         .ok_or((cmdline, Errno::TOOBIG))?;
     if cfg!(feature = "test-no-dm") {

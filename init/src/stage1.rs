@@ -57,6 +57,8 @@ pub fn applies() -> bool {
 /// dotted `key=value` there, so `matic.disk=` in argv can only come from a
 /// test harness; it overrides the command line's.
 pub fn run(args: &[&'static CStr]) -> ! {
+    // The loader's `/init` mark when it kexecs (docs/history.md).
+    let started_ms = util::now_ms();
     let mut go_on = |e: Stage1Error<'_>| handle(e, None);
     mounts::mount_api(&mut go_on);
     util::ensure_std_fds();
@@ -161,7 +163,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     // kexec does not return. Otherwise lockdown goes up before anything of
     // the slot runs.
     if given.is_none()
-        && let Err(e) = slotkernel::kexec_if_needed(slot, cmdline)
+        && let Err(e) = slotkernel::kexec_if_needed(slot, cmdline, started_ms)
     {
         // A slot whose kexec failed: given up and rebooted, or (returning
         // here) booted by the running kernel.

@@ -259,6 +259,11 @@ impl Runtime {
                 info!("control: poweroff");
                 down.get_or_insert(Down::Poweroff);
             }
+            Command::Listening => {
+                info!("control: listening");
+                sup.listening(now);
+                *dirty = true;
+            }
             Command::BootOk => {
                 if deadline.take().is_some() {
                     info!("control: boot-ok, boot deadline cleared");

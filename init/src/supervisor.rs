@@ -111,12 +111,16 @@ impl<'t, const N: usize> Supervisor<'t, N> {
     ) -> Self {
         let svcs = core::array::from_fn(|i| {
             let s = &table[i];
-            let state = if s.optional && !present(s) {
-                State::Skipped
+            if s.optional && !present(s) {
+                Svc::new(State::Skipped, now)
+            } else if s.held {
+                // Due at the hold's limit unless `listening` comes first.
+                let mut svc = Svc::new(State::Held, now);
+                svc.next_start_ms = now.saturating_add(matic_contract::services::HELD_LIMIT_MS);
+                svc
             } else {
-                State::Starting
-            };
-            Svc::new(state, now)
+                Svc::new(State::Starting, now)
+            }
         });
         Supervisor {
             table,
@@ -154,7 +158,7 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         }
         (0..N).find(|&i| {
             let s = &self.svcs[i];
-            matches!(s.state, State::Starting | State::Backoff)
+            matches!(s.state, State::Starting | State::Backoff | State::Held)
                 && s.next_start_ms <= now
                 && self.deps_running(i)
         })
@@ -176,6 +180,18 @@ impl<'t, const N: usize> Supervisor<'t, N> {
     /// after writing or removing the file). Never a crash loop.
     pub fn waiting(&mut self, i: usize, now: u64) {
         self.svcs[i].set(State::Waiting, now);
+    }
+
+    /// The agent listens (`listening` on the control FIFO): every `held`
+    /// service is due now (once its dependencies run). Nothing else
+    /// changes, so a restarted agent saying it again is harmless.
+    pub fn listening(&mut self, now: u64) {
+        for s in &mut self.svcs {
+            if s.state == State::Held {
+                s.next_start_ms = now;
+                s.set(State::Starting, now);
+            }
+        }
     }
 
     /// Spawning service `i` failed (fork error): back off as after a crash.
@@ -239,10 +255,10 @@ impl<'t, const N: usize> Supervisor<'t, N> {
                 s.set(State::Stopping, now);
                 RestartOutcome::Terminate(s.pid)
             }
-            State::Starting | State::Backoff | State::Waiting => {
+            State::Starting | State::Backoff | State::Waiting | State::Held => {
                 s.crashes = 0;
                 s.next_start_ms = now;
-                if s.state == State::Waiting {
+                if matches!(s.state, State::Waiting | State::Held) {
                     s.set(State::Starting, now);
                 }
                 RestartOutcome::StartNow
@@ -271,7 +287,9 @@ impl<'t, const N: usize> Supervisor<'t, N> {
         let mut best: Option<u64> = None;
         for (i, s) in self.svcs.iter().enumerate() {
             let t = match s.state {
-                State::Backoff | State::Starting if !self.shutting_down && self.deps_running(i) => {
+                State::Backoff | State::Starting | State::Held
+                    if !self.shutting_down && self.deps_running(i) =>
+                {
                     Some(s.next_start_ms)
                 }
                 State::Stopping if !s.killed => {
@@ -287,12 +305,15 @@ impl<'t, const N: usize> Supervisor<'t, N> {
     }
 
     /// Enters shutdown: nothing starts any more; services not running
-    /// (waiting for their file included) are `stopped`.
+    /// (waiting for their file or held included) are `stopped`.
     pub fn begin_shutdown(&mut self, now: u64) {
         self.shutting_down = true;
         for s in &mut self.svcs {
             s.restart_requested = false;
-            if matches!(s.state, State::Starting | State::Backoff | State::Waiting) {
+            if matches!(
+                s.state,
+                State::Starting | State::Backoff | State::Waiting | State::Held
+            ) {
                 s.set(State::Stopped, now);
             }
         }
@@ -333,8 +354,12 @@ mod tests {
         stable_ms: 1_000,
     };
 
+    /// Every binary present and the agent listening at once (containerd's
+    /// hold is tested on its own below).
     fn all_present() -> Supervisor<'static, 3> {
-        Supervisor::new(&SERVICES, |_| true, P, 0)
+        let mut s = Supervisor::new(&SERVICES, |_| true, P, 0);
+        s.listening(0);
+        s
     }
 
     /// Starts everything due at `now`, handing out pids from `next_pid`.
@@ -359,6 +384,65 @@ mod tests {
         assert_eq!(s.due(0), Some(2));
         s.spawned(2, 12, 0);
         assert_eq!(s.due(0), None);
+    }
+
+    const CONTAINERD: usize = 1;
+    const HOLD: u64 = matic_contract::services::HELD_LIMIT_MS;
+
+    #[test]
+    fn containerd_is_held_until_the_agent_listens() {
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, P, 0);
+        let mut pid = 100;
+        assert_eq!(start_due(&mut s, 0, &mut pid), [0], "the agent alone");
+        assert_eq!(s.svc(CONTAINERD).state, State::Held);
+        assert_eq!(s.svc(2).state, State::Starting, "kubelet waits for it");
+        assert_eq!(s.next_deadline(5_000), Some(HOLD));
+        assert!(start_due(&mut s, 1_499, &mut pid).is_empty());
+        // The agent's `listening`: containerd now, then kubelet after it.
+        s.listening(1_500);
+        let c = s.svc(CONTAINERD);
+        assert_eq!((c.state, c.since_ms), (State::Starting, 1_500));
+        assert_eq!(start_due(&mut s, 1_500, &mut pid), [CONTAINERD, 2]);
+        assert_eq!(s.svc(CONTAINERD).restarts, 0, "a first start");
+        // Said again (a restarted agent): nothing changes.
+        s.listening(2_000);
+        assert!((0..3).all(|i| s.svc(i).state == State::Running));
+    }
+
+    #[test]
+    fn containerd_starts_at_the_hold_limit_without_the_agent() {
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, P, 40);
+        let mut pid = 100;
+        // The agent crash-loops and never listens.
+        for t in [40, 41, 142] {
+            assert_eq!(start_due(&mut s, t, &mut pid), [0]);
+            s.reaped(pid - 1, Exit::Code(1), t + 1);
+        }
+        assert_eq!(s.svc(CONTAINERD).state, State::Held);
+        assert!(!start_due(&mut s, 40 + HOLD - 1, &mut pid).contains(&CONTAINERD));
+        assert_eq!(s.svc(CONTAINERD).state, State::Held);
+        assert_eq!(s.due(40 + HOLD), Some(CONTAINERD));
+        s.spawned(CONTAINERD, 500, 40 + HOLD);
+        assert_eq!(s.svc(CONTAINERD).state, State::Running);
+        // Its crash later is an ordinary one: restarted at once, not held.
+        s.reaped(500, Exit::Code(1), 50_000);
+        assert_eq!(s.svc(CONTAINERD).state, State::Backoff);
+        assert_eq!(s.due(50_000), Some(CONTAINERD));
+    }
+
+    #[test]
+    fn a_held_containerd_restarts_on_request_and_stops_at_shutdown() {
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, P, 0);
+        assert_eq!(
+            s.request_restart(b"containerd", 10),
+            RestartOutcome::StartNow
+        );
+        assert_eq!(s.svc(CONTAINERD).state, State::Starting);
+        let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, P, 0);
+        s.begin_shutdown(20);
+        assert_eq!(s.svc(CONTAINERD).state, State::Stopped);
+        assert_eq!(s.due(HOLD), None, "never started after shutdown");
+        assert_eq!(s.next_deadline(5_000), None);
     }
 
     #[test]
@@ -406,6 +490,7 @@ mod tests {
     /// Delays of `n` back-to-back crashes of service `i` under `policy`.
     fn crash_delays(policy: Backoff, i: usize, n: usize) -> Vec<u64> {
         let mut s: Supervisor<'_, 3> = Supervisor::new(&SERVICES, |_| true, policy, 0);
+        s.listening(0);
         let mut pid = 100;
         start_due(&mut s, 0, &mut pid);
         let mut now = 0;

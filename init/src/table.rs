@@ -19,6 +19,11 @@ pub struct ServiceSpec {
     /// Skipped (state `skipped`) when the binary is absent, instead of being
     /// retried with backoff forever.
     pub optional: bool,
+    /// Held at boot (state `held`) until the agent sends `listening` on
+    /// the control FIFO, at most
+    /// [`matic_contract::services::HELD_LIMIT_MS`]. Only the first start
+    /// waits: a restart after a crash never does.
+    pub held: bool,
     /// Upper bound of this service's restart delay, below the policy's cap
     /// ([`crate::backoff::Backoff`]); `u64::MAX` for none.
     pub backoff_cap_ms: u64,
@@ -39,6 +44,7 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/matic-agent",
         after: &[],
         optional: false,
+        held: false,
         // The agent is the only way into the node: a crash loop must never
         // keep the API away for a minute, and its restart is cheap.
         backoff_cap_ms: 5_000,
@@ -50,6 +56,10 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/containerd",
         after: &[],
         optional: false,
+        // Its start is the agent's largest competitor for the CPUs on the
+        // way to the API answering (docs/image.md, "Boot timing"). kubelet
+        // (after containerd) waits with it.
+        held: true,
         backoff_cap_ms: u64::MAX,
         args: &[],
         args_file: None,
@@ -59,6 +69,7 @@ pub const SERVICES: [ServiceSpec; 3] = [
         path: c"/usr/bin/kubelet",
         after: &["containerd"],
         optional: true,
+        held: false,
         backoff_cap_ms: u64::MAX,
         args: &kubelet::FIXED_FLAGS,
         args_file: Some(kubelet::FLAGS_PATH),
@@ -134,6 +145,9 @@ mod tests {
         assert!(!SERVICES[0].optional && !SERVICES[1].optional);
         assert_eq!(SERVICES[0].backoff_cap_ms, 5_000);
         assert_eq!(SERVICES[1].backoff_cap_ms, u64::MAX);
+        // Only containerd is held; kubelet waits for it through `after`.
+        let held: Vec<_> = SERVICES.iter().map(|s| s.held).collect();
+        assert_eq!(held, [false, true, false]);
     }
 
     #[test]
@@ -144,6 +158,7 @@ mod tests {
                 path: c"/a",
                 after: &["b"],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -153,6 +168,7 @@ mod tests {
                 path: c"/b",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -165,6 +181,7 @@ mod tests {
                 path: c"/a",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -174,6 +191,7 @@ mod tests {
                 path: c"/b",
                 after: &[],
                 optional: false,
+                held: false,
                 backoff_cap_ms: u64::MAX,
                 args: &[],
                 args_file: None,
@@ -185,6 +203,7 @@ mod tests {
             path: c"/a",
             after: &[],
             optional: false,
+            held: false,
             backoff_cap_ms: u64::MAX,
             args: &[],
             args_file: None,

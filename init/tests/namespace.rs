@@ -259,6 +259,50 @@ fn reaps_ten_thousand_orphans_leaving_no_zombie() {
     assert!(ns.wait_exit(Duration::from_secs(15)).is_some());
 }
 
+/// containerd is `held` until the agent says `listening` on the control
+/// FIFO (here an agent that never does, and the test says it), then
+/// started at once, kubelet after it. The hold's time limit is the
+/// supervisor's unit test (10 s here would be a slow test).
+#[test]
+fn containerd_is_held_until_the_agent_listens() {
+    let r = root(
+        "held",
+        &[
+            ("matic-agent", "silent"),
+            ("containerd", "sleep"),
+            ("kubelet", "sleep"),
+        ],
+        None,
+    );
+    let mut ns = r.start(&[]);
+    wait_running(&r, &["matic-agent"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let state = |n: &str| r.status_of(n).get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        (state("containerd"), state("kubelet")),
+        ("held".to_string(), "starting".to_string()),
+        "{}",
+        r.status()
+    );
+    assert!(starts(&r, "containerd").is_empty(), "{}", r.init_log());
+    let told = Instant::now();
+    ns.control(&r, b"listening\n");
+    wait_running(&r, &["containerd", "kubelet"]);
+    assert!(
+        told.elapsed() < Duration::from_secs(5),
+        "started by the command, not the 10 s limit: {:?}",
+        told.elapsed()
+    );
+    assert!(
+        r.init_log().contains("control: listening"),
+        "{}",
+        r.init_log()
+    );
+    ns.signal(SIGTERM);
+    ns.wait_exit(Duration::from_secs(15))
+        .expect("init did not shut down");
+}
+
 #[test]
 fn control_fifo_restart_and_garbage() {
     let r = root(

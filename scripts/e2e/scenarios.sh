@@ -689,6 +689,17 @@ kexecs_since_boot() { console_since_boot "$1" | grep -cE "matic-init: kexec into
 #    marks the boot successful;
 # c) osctl rollback: the previous slot and its kernel come back, no kexec
 #    when its kernel is the loader's.
+# loader_marks: the running boot's loader marks as `kernel,/init,kexec` (ms
+# of the loader's clock), listed first and in order; fails without them.
+loader_marks() {
+  osctl_json boots show "$(running_boot)" | jq -er '
+    [.[0].result.marks[] | select(.name | startswith("loader:"))] as $l
+    | select(($l | map(.name)) == ["loader:kernel", "loader:/init", "loader:kexec"]
+        and $l[1].at_ms > 0 and $l[2].at_ms > $l[1].at_ms
+        and (.[0].result.marks[0:3] | map(.name)) == ($l | map(.name)))
+    | $l | map(.at_ms | tostring) | join(",")'
+}
+
 scenario_11() {
   need_good_node
   local slot cur tgt k1 k2 r tries b t0 secs_kexec secs_plain
@@ -730,6 +741,11 @@ scenario_11() {
     die "the kexec'd kernel is not locked down from its command line"
   disk_slot "$tgt" | grep -q 'successful=1' || die "slot $tgt not marked successful on the disk: $(disk_slot "$tgt")"
   say "   running e2e-kernel2 from $tgt on $k2 (QEMU start -> API ${secs_kexec}s with the kexec), marked successful"
+  # Issue 14: the kexec'd boot's timeline starts with the loader's part
+  # (matic.loader_ms, docs/history.md "A kexec'd boot"), on its own clock.
+  local loader
+  loader=$(loader_marks) || die "osctl boots show: no loader marks in the kexec'd boot's timeline: $(osctl_json boots show "$(running_boot)")"
+  say "   osctl boots show: the loader's marks $loader (its clock, ms)"
 
   say "c) osctl rollback to $slot"
   b=$(boots)
@@ -741,6 +757,7 @@ scenario_11() {
   (($(vm_osctl "$E2E_VM" dmesg | grep -c 'Kernel is locked down from securityfs') == 1)) ||
     die "the loader's kernel was not locked down by stage 1"
   wait_marked
+  ! loader_marks >/dev/null || die "osctl boots show: loader marks in a boot that was not kexec'd"
   say "   back on $cur from $slot, kernel $k1, no kexec; lockdown raised by stage 1"
 }
 

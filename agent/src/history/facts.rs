@@ -69,6 +69,34 @@ pub fn started(boot: String, slot: String, os_version: String) -> Started {
     }
 }
 
+/// The key stage 1 adds to the command line of a kernel it kexecs.
+pub const LOADER_KEY: &str = "matic.loader_ms=";
+
+/// The loader's part of a kexec'd boot (docs/history.md, "A kexec'd
+/// boot"), from this kernel's command line: the marks `loader:kernel`,
+/// `loader:/init` and `loader:kexec`, in ms of the *loader's* clock
+/// (stage 1 there started at I and kexec'd at K: `matic.loader_ms=I,K`).
+/// `None` for a boot the loader did not kexec, or a value that is not two
+/// numbers in order (logged by the caller, never guessed).
+pub fn loader_marks(cmdline: &str) -> Option<Result<[(&'static str, u64); 3], String>> {
+    let value = cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(LOADER_KEY))?;
+    let parsed = value
+        .split_once(',')
+        .and_then(|(i, k)| Some((i.parse::<u64>().ok()?, k.parse::<u64>().ok()?)));
+    Some(match parsed {
+        Some((init, kexec)) if init <= kexec => Ok([
+            ("loader:kernel", 0),
+            ("loader:/init", init),
+            ("loader:kexec", kexec),
+        ]),
+        _ => Err(format!(
+            "{LOADER_KEY}{value}: not two ms values I,K with I <= K"
+        )),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +119,28 @@ mod tests {
         assert!(boot_id(&path).unwrap_err().contains("boot_id"));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(boot_id(&path).unwrap_err().contains("boot_id"));
+    }
+
+    #[test]
+    fn the_loaders_marks_from_the_command_line() {
+        let line = "console=ttyS0 matic.slot=B lockdown=integrity matic.loader_ms=1480,3612 -- x\n";
+        assert_eq!(
+            loader_marks(line),
+            Some(Ok([
+                ("loader:kernel", 0),
+                ("loader:/init", 1480),
+                ("loader:kexec", 3612)
+            ]))
+        );
+        // Not kexec'd by a loader: nothing.
+        assert_eq!(loader_marks("console=ttyS0 matic.slot=A\n"), None);
+        assert_eq!(loader_marks("xmatic.loader_ms=1,2"), None);
+        for bad in ["1480", "1480,", "a,2", "3612,1480", "1,2,3", "-1,2", ""] {
+            let got = loader_marks(&format!("quiet matic.loader_ms={bad}"));
+            assert!(
+                matches!(&got, Some(Err(e)) if e.contains(bad)),
+                "{bad:?}: {got:?}"
+            );
+        }
     }
 }

@@ -80,6 +80,13 @@ fn try_open(cfg: &Config, slot: String, os_version: String) -> Result<Opened, St
     if !resumed {
         // The kernel started this boot: the timeline's zero.
         recorder.mark("kernel", 0);
+        // Kexec'd by the loader: its own part, on its own clock.
+        let cmdline = std::fs::read_to_string(&cfg.cmdline).unwrap_or_default();
+        match facts::loader_marks(&cmdline) {
+            Some(Ok(marks)) => marks.iter().for_each(|(n, at)| recorder.mark(n, *at)),
+            Some(Err(e)) => eprintln!("matic-agent: boot history: {e}"),
+            None => {}
+        }
     }
     announce(&cfg.kmsg, recorder.number());
     Ok(Opened { recorder, resumed })
@@ -273,6 +280,46 @@ mod tests {
         assert!(!next.resumed);
         assert_eq!(next.recorder.number(), 3);
         assert!(!dir.join("pstore/dmesg-erst-1").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kexecd_boot_starts_with_the_loaders_marks_once() {
+        let dir = sandbox("loader");
+        fs::write(
+            dir.join("cmdline"),
+            "console=ttyS0 matic.slot=B lockdown=integrity matic.loader_ms=1480,3612\n",
+        )
+        .unwrap();
+        let mut cfg = config(&dir);
+        cfg.cmdline = dir.join("cmdline");
+        let names = |o: &Opened| -> Vec<(String, u64)> {
+            let s = o.recorder.store().clone();
+            let mut m: Vec<_> = s
+                .timeline(1)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.name, m.at_ms))
+                .collect();
+            m.sort();
+            m
+        };
+        let want: Vec<(String, u64)> = [
+            ("kernel", 0),
+            ("loader:/init", 1480),
+            ("loader:kernel", 0),
+            ("loader:kexec", 3612),
+        ]
+        .iter()
+        .map(|(n, t)| (n.to_string(), *t))
+        .collect();
+        let first = open(&cfg, "B".into(), "1.0".into()).unwrap();
+        assert_eq!(names(&first), want);
+        first.recorder.close();
+        // A restarted agent adds none again.
+        let again = open(&cfg, "B".into(), "1.0".into()).unwrap();
+        assert!(again.resumed);
+        assert_eq!(names(&again), want);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -90,6 +90,9 @@ pub struct Node {
     pub ca: Ca,
     child: Child,
     fifo: mpsc::Receiver<String>,
+    /// `listening` lines init's FIFO got (one per agent start), counted
+    /// apart so that `expect_fifo_silent` is about the other commands.
+    listening: Arc<std::sync::atomic::AtomicUsize>,
     pub log: Arc<Mutex<String>>,
     tag: String,
     opts: NodeOpts,
@@ -245,10 +248,14 @@ impl Node {
             .open(&fifo_path)
             .unwrap();
         let (tx, fifo) = mpsc::channel();
+        let listening = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let told = listening.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(fifo_file).lines() {
                 let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
+                if line == "listening" {
+                    told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                } else if tx.send(line).is_err() {
                     return;
                 }
             }
@@ -280,6 +287,7 @@ impl Node {
             ca,
             child,
             fifo,
+            listening,
             log,
             tag: tag.to_owned(),
             opts,
@@ -336,6 +344,17 @@ impl Node {
                 Err(_) => panic!("init's FIFO never received {want:?}"),
             }
         }
+    }
+
+    /// Waits until init's FIFO got `n` `listening` lines in all, and
+    /// checks it got no more.
+    pub fn expect_listening(&self, n: usize) {
+        let got = || self.listening.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(got(), n, "`listening` lines on init's FIFO");
     }
 
     /// Asserts nothing arrives on the FIFO for `d`.

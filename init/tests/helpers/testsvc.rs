@@ -133,12 +133,17 @@ fn main() {
     let mut words = conf.split_whitespace();
     let mode = words.next().unwrap_or("sleep");
     let arg = |w: Option<&str>, d: u64| w.and_then(|s| s.parse().ok()).unwrap_or(d);
+    // As the real agent once it serves: init then starts what it holds
+    // (containerd). Mode `silent` is an agent that never gets there.
+    if name == matic_contract::handoff::AGENT && mode != "silent" {
+        tell_init_listening();
+    }
     match mode {
         "crash" => {
             event_raw(b"start");
             std::process::exit(1);
         }
-        "sleep" => {
+        "sleep" | "silent" => {
             event_raw(b"start");
             sleep_forever();
         }
@@ -359,6 +364,18 @@ fn respawn(samples: u64, stable_ms: u64) -> ! {
 /// `/var/log/matic/<service>.log` (where the other tests read them) and
 /// to `<service>.via-agent` (where the handoff test sees they came
 /// through the agent's descriptors).
+/// Writes `listening` to init's control FIFO, if it is there to read it.
+fn tell_init_listening() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(std::str::from_utf8(matic_contract::paths::CONTROL_PATH.to_bytes()).unwrap());
+    if let Ok(mut f) = fifo {
+        let _ = f.write_all(b"listening\n");
+    }
+}
+
 fn relay_handed() {
     use matic_contract::handoff::{FIRST_FD, HANDED};
     use std::io::Read;

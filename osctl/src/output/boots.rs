@@ -6,7 +6,7 @@
 //! wall clocks are UTC, marked `Z`) or invent a time the node did not
 //! record (`-`, or `+uptime` when only the uptime is known).
 
-use matic_proto::v1::{BootRecord, BootTimelineResponse, BootsResponse};
+use matic_proto::v1::{BootMark, BootRecord, BootTimelineResponse, BootsResponse};
 use serde_json::{Value, json};
 
 use super::{duration_words, yes};
@@ -113,24 +113,31 @@ pub fn boots_json(r: &BootsResponse) -> Value {
 
 pub const TIMELINE_HEADERS: &[&str] = &["NODE", "BOOT", "MARK", "AT (ms)", "STEP (ms)"];
 
-/// Each mark's step from the one before (the first: from the kernel's
-/// start); negative if the marks were recorded out of order.
-fn steps(t: &BootTimelineResponse) -> Vec<i128> {
-    let mut before = 0u64;
-    t.marks
-        .iter()
-        .map(|m| {
-            let step = i128::from(m.at_ms) - i128::from(before);
+/// The prefix of the marks a loader's kernel handed over when it kexec'd
+/// this boot's (docs/history.md, "A kexec'd boot"): on that kernel's
+/// clock, so they are listed first, as their own run.
+const LOADER: &str = "loader:";
+
+/// The marks in the order shown: the loader's first (when the boot was
+/// kexec'd), then this kernel's, each as recorded (by time), with each
+/// mark's step from the one before (the first of each run: from its
+/// kernel's start); negative if the marks were recorded out of order.
+fn ordered(t: &BootTimelineResponse) -> Vec<(&BootMark, i128)> {
+    let (loader, own): (Vec<_>, Vec<_>) = t.marks.iter().partition(|m| m.name.starts_with(LOADER));
+    let mut out = Vec::with_capacity(t.marks.len());
+    for run in [loader, own] {
+        let mut before = 0u64;
+        for m in run {
+            out.push((m, i128::from(m.at_ms) - i128::from(before)));
             before = m.at_ms;
-            step
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 pub fn timeline_rows(node: &str, t: &BootTimelineResponse) -> Vec<Vec<String>> {
-    t.marks
-        .iter()
-        .zip(steps(t))
+    ordered(t)
+        .into_iter()
         .map(|(m, step)| {
             vec![
                 node.to_owned(),
@@ -155,7 +162,7 @@ pub fn timeline_notes(node: &str, t: &BootTimelineResponse) -> String {
 pub fn timeline_json(t: &BootTimelineResponse) -> Value {
     json!({
         "number": t.number,
-        "marks": t.marks.iter().zip(steps(t)).map(|(m, step)| json!({
+        "marks": ordered(t).into_iter().map(|(m, step)| json!({
             "name": m.name,
             "at_ms": m.at_ms,
             "step_ms": step as i64,
@@ -167,7 +174,6 @@ pub fn timeline_json(t: &BootTimelineResponse) -> Value {
 mod tests {
     use super::*;
     use crate::output::table;
-    use matic_proto::v1::BootMark;
 
     fn history() -> BootsResponse {
         BootsResponse {
@@ -303,5 +309,36 @@ n1     41     agent-listening      3240      -10
         assert_eq!(j["marks"][1]["step_ms"], 1000);
         assert_eq!(j["marks"][3]["step_ms"], -10);
         assert_eq!(j["marks"][0]["name"], "/init");
+    }
+
+    #[test]
+    fn a_kexecd_boot_lists_the_loaders_marks_first() {
+        let mut t = timeline();
+        let m = |name: &str, at_ms| BootMark {
+            name: name.into(),
+            at_ms,
+        };
+        // As the history returns them: by time, both clocks mixed.
+        t.marks = vec![
+            m("kernel", 0),
+            m("loader:kernel", 0),
+            m("loader:/init", 1480),
+            m("/init", 2210),
+            m("loader:kexec", 3612),
+            m("stage2", 3700),
+        ];
+        let want = "\
+NODE   BOOT   MARK            AT (ms)   STEP (ms)
+n1     41     loader:kernel   0         +0
+n1     41     loader:/init    1480      +1480
+n1     41     loader:kexec    3612      +2132
+n1     41     kernel          0         +0
+n1     41     /init           2210      +2210
+n1     41     stage2          3700      +1490
+";
+        assert_eq!(table(TIMELINE_HEADERS, &timeline_rows("n1", &t)), want);
+        let j = timeline_json(&t);
+        assert_eq!(j["marks"][2]["name"], "loader:kexec");
+        assert_eq!(j["marks"][3]["step_ms"], 0);
     }
 }
