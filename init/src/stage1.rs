@@ -167,10 +167,7 @@ pub fn run(args: &[&'static CStr]) -> ! {
     {
         // A slot whose kexec failed: given up and rebooted, or (returning
         // here) booted by the running kernel.
-        error!("{}", e);
-        if let Then::SlotFailed(slot, step, errno) = e.then() {
-            slot_failed(&mut disk, slot, step, errno, retry_ms);
-        }
+        handle(e, Some((&mut disk, retry_ms)));
     }
     slotkernel::raise_lockdown(&mut go_on);
     let state_dev = state.map(|p| blockdev::partition_dev(disk_name.as_bytes(), p.number));
@@ -227,33 +224,31 @@ fn choose(disk: &mut Disk<BlockFd>, disk_path: &[u8]) -> Slot {
 }
 
 /// Acts on a stage-1 failure as [`Stage1Error::then`] decides: logs it and
-/// returns when the boot goes on, else as [`handle_final`].
+/// returns when the boot goes on; a slot that failed is handed to
+/// [`slot_failed`] (which needs the disk and the retry delay, and returns
+/// only when the running kernel is to boot it: a failed kexec); otherwise
+/// stays (rebooting cannot help) or reboots.
 fn handle(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>) {
-    match e.then() {
-        Then::GoOn { warn: true } => warn!("{}", e),
-        Then::GoOn { warn: false } => error!("{}", e),
-        _ => handle_final(e, slot_disk),
-    }
-}
-
-/// A failure after which stage 1 cannot go on: reboot (fatal), stay
-/// (rebooting cannot help), or give up on the slot or retry it
-/// ([`slot_failed`], which needs the disk and the retry delay).
-fn handle_final(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>) -> ! {
     match (e.then(), slot_disk) {
+        (Then::GoOn { warn: true }, _) => warn!("{}", e),
+        (Then::GoOn { warn: false }, _) => error!("{}", e),
+        (Then::SlotFailed(slot, step, errno), Some((disk, retry_ms))) => {
+            error!("{}", e);
+            slot_failed(disk, slot, step, errno, retry_ms);
+        }
         (Then::Stop, _) => loop {
             error!("{}", e);
             util::sleep_ms(60_000);
         },
-        (Then::SlotFailed(slot, step, errno), Some((disk, retry_ms))) => {
-            error!("{}", e);
-            slot_failed(disk, slot, step, errno, retry_ms);
-            // Only a failed kexec goes on, and it is never passed here.
-            util::reboot_now()
-        }
-        // A step that goes on is never passed here.
         _ => fatal!("{}", e),
     }
+}
+
+/// [`handle`] where stage 1 cannot go on: only a step that goes on, or a
+/// failed kexec, returns from it, and neither is passed here.
+fn handle_final(e: Stage1Error<'_>, slot_disk: Option<(&mut Disk<BlockFd>, u64)>) -> ! {
+    handle(e, slot_disk);
+    util::reboot_now()
 }
 
 /// The chosen slot failed to start at `step` (logged): it is given up when
