@@ -59,7 +59,9 @@ check_try_cut_off_address() {
   # The address goes while the apply is being handled: the first failed call.
   local until=$(($(date +%s) + 20))
   while api_answers; do
-    (($(date +%s) < until)) || die "the API still answers 20 s after the apply: $(cat "$E2E_DIR/unreachable.out")"
+    (($(date +%s) < until)) || die "the API still answers 20 s after the apply: $(cat "$E2E_DIR/unreachable.out")
+  the agent's last lines: $(vm_osctl "$E2E_VM" logs matic-agent 2>&1 | tail -25)
+  services: $(vm_osctl "$E2E_VM" services 2>&1)"
     sleep 1
   done
   # Cut off: no call answers until the window is over.
