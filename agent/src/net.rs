@@ -1178,6 +1178,17 @@ mod tests {
         println!("netns child: ok");
     }
 
+    /// A child's scratch directory with its command line file (`cmdline`),
+    /// its host names going to a file there (the host's name is not ours).
+    fn child_sandbox(tag: &str, cmdline: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("matic-netns-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        hostname::write_to_file(dir.join("hostname"));
+        let path = dir.join("cmdline");
+        std::fs::write(&path, cmdline).unwrap();
+        (dir, path)
+    }
+
     /// Runs [`netns_late_child`] in a fresh network namespace: interfaces
     /// the configuration names that appear after the task started are
     /// configured when they come, and again when they come back.
@@ -1192,11 +1203,7 @@ mod tests {
         if std::env::var_os(CHILD).is_none() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("matic-netns-late-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        hostname::write_to_file(dir.join("hostname"));
-        let cmdline = dir.join("cmdline");
-        std::fs::write(&cmdline, "console=ttyS0\n").unwrap();
+        let (dir, cmdline) = child_sandbox("late", "console=ttyS0\n");
         let doc = matic_config::parse(concat!(
             "version = 1\n[network.interfaces.eth5]\n",
             "addresses = [\"10.9.5.5/24\"]\nmtu = 1400\n",
@@ -1270,16 +1277,10 @@ mod tests {
         if std::env::var_os(CHILD).is_none() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("matic-netns-live-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // The child's names go to a file: the host's hostname is not ours.
-        hostname::write_to_file(dir.join("hostname"));
-        let cmdline = dir.join("cmdline");
-        std::fs::write(
-            &cmdline,
+        let (dir, cmdline) = child_sandbox(
+            "live",
             "console=ttyS0 matic.ip=10.9.0.5/24,gw=10.9.0.1,dns=10.9.0.53\n",
-        )
-        .unwrap();
+        );
         ip("link add eth0 type veth peer name v1");
         ip("link set v1 up");
         ip("link set eth0 up");

@@ -15,6 +15,7 @@ use common::*;
 use matic_history::stamp;
 use matic_history::store::{self, DEFAULT_CAP, Store};
 use matic_history::{Event, Started};
+use osctl::client::Client;
 use osctl::pki::Role;
 
 /// This boot's kernel boot id.
@@ -102,19 +103,7 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
 
     let mut client = node.client(Role::Reader).await;
     let want = ["hello 1", "hello 2", "partial line"];
-    let now = {
-        let mut got = String::new();
-        for _ in 0..100 {
-            got = logs_of(&mut client, "containerd", 0, 0)
-                .await
-                .unwrap_or_default();
-            if got.lines().count() >= want.len() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        got
-    };
+    let now = wait_lines(&mut client, "containerd", want.len()).await;
     assert_eq!(texts(&now), want, "{now}");
     // `--boot 0` is the running boot's record, and so is the file on disk.
     let on_disk = fs::read_to_string(
@@ -126,17 +115,7 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
     .unwrap();
     assert_eq!(on_disk, now);
     // kubelet's pipe may be read a round after containerd's.
-    let mut kubelet = String::new();
-    for _ in 0..100 {
-        kubelet = logs_of(&mut client, "kubelet", 0, 0)
-            .await
-            .unwrap_or_default();
-        if !kubelet.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(texts(&kubelet), ["k1"]);
+    assert_eq!(texts(&wait_lines(&mut client, "kubelet", 1).await), ["k1"]);
     assert_eq!(
         logs_of(&mut client, "kubelet", -1, 0)
             .await
@@ -224,6 +203,20 @@ async fn handed_lines_are_stamped_into_this_boot_and_raw_ones_into_the_boot_befo
             .any(|t| t == "matic-agent: SIGTERM, stopping"),
         "{last}"
     );
+}
+
+/// The running boot's log of `service` once it holds `n` lines (or what
+/// it holds after 10 s): the reader takes the pipes in rounds.
+async fn wait_lines(client: &mut Client, service: &str, n: usize) -> String {
+    let mut got = String::new();
+    for _ in 0..100 {
+        got = logs_of(client, service, 0, 0).await.unwrap_or_default();
+        if got.lines().count() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {
