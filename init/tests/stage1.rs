@@ -46,7 +46,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Loop device and initramfs tmpfs, released on drop.
+/// Loop device and initramfs tmpfs, released on drop; the test's files
+/// (~100 MB of disk image each) too, unless the test failed (kept to look
+/// at).
 struct Env {
     base: PathBuf,
     loopdev: String,
@@ -63,6 +65,9 @@ impl Drop for Env {
             .arg("-d")
             .arg(&self.loopdev)
             .status();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.base);
+        }
     }
 }
 
