@@ -338,11 +338,46 @@ pub struct NetControl {
     current: std::sync::Mutex<BTreeMap<String, Interface>>,
 }
 
-/// A live change: the interfaces, and where the network task answers.
-pub type Request = (
-    BTreeMap<String, Interface>,
-    tokio::sync::oneshot::Sender<Result<(), String>>,
-);
+/// How long a live change waits for the network task to take it. Its
+/// work is a few netlink calls (well under a second, even on an emulated
+/// node under load): a task that has not taken the change by then is stuck,
+/// and waiting on would hold the configuration's lock — every config RPC
+/// and the trial timer — for as long.
+pub const TAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A wait this long is logged (once) while it lasts: a stall shows in the
+/// agent's log, which the API still serves.
+pub const SLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A live change: the interfaces, where the network task answers, and who
+/// owns it ([`Request::take`]: the task, or the waiter who gave it up).
+#[derive(Debug)]
+pub struct Request {
+    pub want: BTreeMap<String, Interface>,
+    reply: std::sync::mpsc::SyncSender<Result<(), String>>,
+    /// [`PENDING`], [`TAKEN`] or [`ABANDONED`].
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    sent: std::time::Instant,
+}
+
+const PENDING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Request {
+    /// The network task's claim: false when the waiter gave the change up
+    /// (it answered "nothing was changed": it must not be carried out).
+    pub fn take(&self) -> bool {
+        use std::sync::atomic::Ordering::AcqRel;
+        self.state
+            .compare_exchange(PENDING, TAKEN, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The task's answer (a waiter that gave up is not there to read it).
+    pub fn answer(&self, r: Result<(), String>) {
+        let _ = self.reply.try_send(r);
+    }
+}
 
 impl NetControl {
     /// Connects the network task, which starts from `current`; None when
@@ -366,21 +401,71 @@ impl NetControl {
     }
 
     /// Puts `want` in place and waits for it; an error has left the
-    /// interfaces as they were (the task puts them back). Blocks: call it
-    /// from a blocking thread (the appliers run in `spawn_blocking`).
+    /// interfaces as they were (the task puts them back, or never took the
+    /// change: [`TAKE_WAIT`]). Blocks: call it from a blocking thread (the
+    /// appliers run in `spawn_blocking`).
     pub fn apply_blocking(&self, want: &BTreeMap<String, Interface>) -> Result<(), String> {
+        self.apply_within(want, SLOW_WAIT, TAKE_WAIT)
+    }
+
+    fn apply_within(
+        &self,
+        want: &BTreeMap<String, Interface>,
+        slow: std::time::Duration,
+        take_wait: std::time::Duration,
+    ) -> Result<(), String> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        use std::sync::mpsc::RecvTimeoutError;
         let Some(tx) = self.link.get() else {
             return Ok(());
         };
         if *want == self.current() {
             return Ok(());
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        tx.send((want.clone(), reply))
-            .map_err(|_| "the network task is gone".to_owned())?;
-        answer
-            .blocking_recv()
-            .map_err(|_| "the network task is gone".to_owned())??;
+        let gone = || "the network task is gone".to_owned();
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(PENDING));
+        let sent = std::time::Instant::now();
+        tx.send(Request {
+            want: want.clone(),
+            reply,
+            state: state.clone(),
+            sent,
+        })
+        .map_err(|_| gone())?;
+        let r = match answer.recv_timeout(slow) {
+            Err(RecvTimeoutError::Timeout) => {
+                eprintln!(
+                    "matic-agent: net: a live change has waited {} s for the network task ({})",
+                    slow.as_secs_f32(),
+                    if state.load(Acquire) == TAKEN {
+                        "carrying it out"
+                    } else {
+                        "not taken yet"
+                    }
+                );
+                match answer.recv_timeout(take_wait.saturating_sub(sent.elapsed())) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if state
+                            .compare_exchange(PENDING, ABANDONED, AcqRel, Acquire)
+                            .is_ok()
+                        {
+                            return Err(format!(
+                                "the network task did not take the change within {} s \
+                                 (stuck: its last lines say where); it will not carry it out",
+                                take_wait.as_secs()
+                            ));
+                        }
+                        // Taken meanwhile: the task is carrying it out, and
+                        // answers once the interfaces are in place or put back.
+                        answer.recv().map_err(|_| gone())
+                    }
+                    r => r.map_err(|_| gone()),
+                }
+            }
+            r => r.map_err(|_| gone()),
+        }?;
+        r?;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = want.clone();
         Ok(())
     }
@@ -766,12 +851,26 @@ pub async fn run(
                     None => std::future::pending().await,
                 }
             } => match r {
-                Some((want, reply)) => {
-                    let r = net.set(&want, true).await;
-                    if let Err(e) = &r {
-                        eprintln!("matic-agent: net: live change refused: {e}; interfaces put back");
+                Some(req) => {
+                    let waited = req.sent.elapsed();
+                    if !req.take() {
+                        eprintln!(
+                            "matic-agent: net: a live change given up after {:.1} s in the queue: not carried out",
+                            waited.as_secs_f32()
+                        );
+                    } else {
+                        if waited >= std::time::Duration::from_secs(1) {
+                            eprintln!(
+                                "matic-agent: net: a live change waited {:.1} s in the queue",
+                                waited.as_secs_f32()
+                            );
+                        }
+                        let r = net.set(&req.want, true).await;
+                        if let Err(e) = &r {
+                            eprintln!("matic-agent: net: live change refused: {e}; interfaces put back");
+                        }
+                        req.answer(r.map_err(|e| e.to_string()));
                     }
-                    let _ = reply.send(r.map_err(|e| e.to_string()));
                 }
                 None => requests = None,
             },
@@ -975,6 +1074,62 @@ impl dhcp::Host for DhcpHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn eth0_at(addr: &str) -> BTreeMap<String, Interface> {
+        let doc = format!("version = 1\n[network.interfaces.eth0]\naddresses = [\"{addr}\"]\n");
+        matic_config::parse(&doc).unwrap().network.interfaces
+    }
+
+    /// A network task that never takes a live change (stuck) must not hold
+    /// the apply, and with it the configuration's lock, forever: the change
+    /// is given up, nothing has changed, and the task will not carry it out
+    /// when it runs again.
+    #[test]
+    fn a_change_the_network_task_never_takes_is_given_up() {
+        let ctl = std::sync::Arc::new(NetControl::default());
+        let mut rx = ctl.attach(BTreeMap::new()).unwrap();
+        let want = eth0_at("10.9.3.5/24");
+        let (done, result) = std::sync::mpsc::channel();
+        let (c, w) = (ctl.clone(), want.clone());
+        std::thread::spawn(move || {
+            let r = c.apply_within(&w, Duration::from_millis(20), Duration::from_millis(200));
+            let _ = done.send(r);
+        });
+        let r = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the apply still waits for a network task that never takes the change");
+        let e = r.unwrap_err();
+        assert!(e.contains("did not take the change within"), "{e}");
+        assert_eq!(ctl.current(), BTreeMap::new(), "nothing has changed");
+        let req = rx.try_recv().unwrap();
+        assert_eq!(req.want, want);
+        assert!(!req.take(), "a change given up must not be carried out");
+    }
+
+    /// A change the task took in time is waited for to its end, past the
+    /// bound: the task's answer says whether the interfaces changed.
+    #[test]
+    fn a_change_taken_in_time_is_waited_for() {
+        let ctl = NetControl::default();
+        let mut rx = ctl.attach(BTreeMap::new()).unwrap();
+        let want = eth0_at("10.9.3.5/24");
+        let task = std::thread::spawn(move || {
+            let req = rx.blocking_recv().unwrap();
+            assert!(req.take());
+            std::thread::sleep(Duration::from_millis(400));
+            req.answer(Err("refused".into()));
+            let req = rx.blocking_recv().unwrap();
+            assert!(req.take());
+            req.answer(Ok(()));
+        });
+        let (slow, bound) = (Duration::from_millis(20), Duration::from_millis(100));
+        assert_eq!(ctl.apply_within(&want, slow, bound).unwrap_err(), "refused");
+        assert_eq!(ctl.current(), BTreeMap::new());
+        ctl.apply_within(&want, slow, bound).unwrap();
+        assert_eq!(ctl.current(), want);
+        task.join().unwrap();
+    }
 
     #[test]
     fn cmdline() {
