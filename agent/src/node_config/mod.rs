@@ -516,6 +516,16 @@ impl NodeConfig {
 
     pub async fn apply(self: &Arc<Self>, req: ConfigApplyRequest) -> Result<Outcome, Status> {
         let mode = mode(req.mode)?;
+        // Before the lock: a failed check's printed lines then tell an
+        // apply that never came from one that waits (scripts/e2e/trials.sh).
+        eprintln!(
+            "matic-agent: config: apply asked{}",
+            if req.try_seconds > 0 {
+                format!(" (on trial for {} s)", req.try_seconds)
+            } else {
+                String::new()
+            }
+        );
         self.locked(move |me| me.apply_sync(&req.document, mode, req.try_seconds))
             .await
     }
