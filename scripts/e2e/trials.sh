@@ -40,8 +40,8 @@ E2E_PROBE_WAIT=${E2E_PROBE_WAIT:-10}
 # retransmits its request and the reply) until the revert brings the
 # address back, then answers: read as "the API still answers 20 s after
 # the apply" (CI at 96e9ed2; 1 of 13 runs here, docs/e2e.md "Scenario 8's
-# address trial"). A version call takes 1-2 s on a slow, freshly booted
-# node: a call cut off half-way is one that failed.
+# address trial"). A version call takes about a second on a slow, freshly
+# booted node: a call cut off half-way is one that failed.
 api_answers() {
   OSCTL_CONFIG=$MATIC_PKI/osctlconfig timeout "$E2E_PROBE_WAIT" "$MATIC_RELEASE/osctl" \
     --endpoints "127.0.0.1:$(cat "$E2E_VM/port")" --connect-timeout 3 version >/dev/null 2>&1
@@ -75,8 +75,9 @@ check_try_cut_off_address() {
   services: $(vm_osctl "$E2E_VM" services 2>&1)"
     sleep 1
   done
-  # When the first call failed (its connect timeout of up to 3 s included;
-  # at most ~7 s under host load 8-10, docs/e2e.md "Scenario 8's address
+  # When the first call failed (its own time included: up to 3 s to
+  # connect, E2E_PROBE_WAIT for a call cut half-way; the cut itself came
+  # within ~7 s under host load 8-10, docs/e2e.md "Scenario 8's address
   # trial"): the margin to the 20 s above.
   local cut
   cut=$(elapsed "$t0")
