@@ -433,39 +433,35 @@ impl NetControl {
             sent,
         })
         .map_err(|_| gone())?;
-        let r = match answer.recv_timeout(slow) {
-            Err(RecvTimeoutError::Timeout) => {
-                eprintln!(
-                    "matic-agent: net: a live change has waited {} s for the network task ({})",
-                    slow.as_secs_f32(),
-                    if state.load(Acquire) == TAKEN {
-                        "carrying it out"
-                    } else {
-                        "not taken yet"
-                    }
-                );
-                match answer.recv_timeout(take_wait.saturating_sub(sent.elapsed())) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if state
-                            .compare_exchange(PENDING, ABANDONED, AcqRel, Acquire)
-                            .is_ok()
-                        {
-                            return Err(format!(
-                                "the network task did not take the change within {} s \
-                                 (stuck: its last lines say where); it will not carry it out",
-                                take_wait.as_secs()
-                            ));
-                        }
-                        // Taken meanwhile: the task is carrying it out, and
-                        // answers once the interfaces are in place or put back.
-                        answer.recv().map_err(|_| gone())
-                    }
-                    r => r.map_err(|_| gone()),
+        let mut r = answer.recv_timeout(slow);
+        if matches!(r, Err(RecvTimeoutError::Timeout)) {
+            eprintln!(
+                "matic-agent: net: a live change has waited {} s for the network task ({})",
+                slow.as_secs_f32(),
+                if state.load(Acquire) == TAKEN {
+                    "carrying it out"
+                } else {
+                    "not taken yet"
                 }
+            );
+            r = answer.recv_timeout(take_wait.saturating_sub(sent.elapsed()));
+        }
+        if matches!(r, Err(RecvTimeoutError::Timeout)) {
+            if state
+                .compare_exchange(PENDING, ABANDONED, AcqRel, Acquire)
+                .is_ok()
+            {
+                return Err(format!(
+                    "the network task did not take the change within {} s \
+                     (stuck: its last lines say where); it will not carry it out",
+                    take_wait.as_secs()
+                ));
             }
-            r => r.map_err(|_| gone()),
-        }?;
-        r?;
+            // Taken meanwhile: the task is carrying it out, and answers
+            // once the interfaces are in place or put back.
+            r = answer.recv().map_err(|_| RecvTimeoutError::Disconnected);
+        }
+        r.map_err(|_| gone())??;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = want.clone();
         Ok(())
     }
