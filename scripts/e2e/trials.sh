@@ -42,10 +42,7 @@ E2E_PROBE_WAIT=${E2E_PROBE_WAIT:-10}
 # the apply" (CI at 96e9ed2; 1 of 13 runs here, docs/e2e.md "Scenario 8's
 # address trial"). A version call takes about a second on a slow, freshly
 # booted node: a call cut off half-way is one that failed.
-api_answers() {
-  OSCTL_CONFIG=$MATIC_PKI/osctlconfig timeout "$E2E_PROBE_WAIT" "$MATIC_RELEASE/osctl" \
-    --endpoints "127.0.0.1:$(cat "$E2E_VM/port")" --connect-timeout 3 version >/dev/null 2>&1
-}
+api_answers() { VM_OSCTL_BOUND=$E2E_PROBE_WAIT vm_osctl "$E2E_VM" --connect-timeout 3 version >/dev/null 2>&1; }
 
 check_config_trials() {
   check_try_cut_off_address

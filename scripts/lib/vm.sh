@@ -166,11 +166,13 @@ vm_stop() {
 }
 
 # vm_osctl VMDIR ARGS...: osctl against the node in VMDIR, with the PKI's
-# admin config and the VM's forwarded port.
+# admin config and the VM's forwarded port; with VM_OSCTL_BOUND=SECONDS the
+# whole call is bounded (timeout(1): it then fails with 124).
 vm_osctl() {
-  local dir=$1
+  local dir=$1 bound=()
   shift
-  OSCTL_CONFIG=$MATIC_PKI/osctlconfig "$MATIC_RELEASE/osctl" \
+  [ -z "${VM_OSCTL_BOUND:-}" ] || bound=(timeout "$VM_OSCTL_BOUND")
+  OSCTL_CONFIG=$MATIC_PKI/osctlconfig "${bound[@]}" "$MATIC_RELEASE/osctl" \
     --endpoints "127.0.0.1:$(cat "$dir/port")" "$@"
 }
 
