@@ -1,6 +1,7 @@
 //! `matic-agent`: the node's gRPC API over mutual TLS (TLS 1.3, ring).
 //!
-//! The binary (`main.rs`) wires these modules together: [`config`] (flags),
+//! [`daemon`] (the process; `main.rs` only names the binary) wires these
+//! modules together: [`config`] (flags),
 //! [`tls`] (acceptor and client-certificate checks), [`auth`] (roles and the
 //! one RPC-to-role table), [`service`] (the RPCs), [`install`] (streaming
 //! a signed release into the inactive slot; [`slot_writer`] puts the bytes
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod boots;
 pub mod caps;
 pub mod config;
+pub mod daemon;
 pub mod dhcp;
 pub mod health;
 pub mod history;
