@@ -41,6 +41,9 @@ const MAX_FRAME: u32 = 1 << 20;
 /// marks the boot successful, so no number of readers can make either wait
 /// behind them (docs/api.md, "Limits under load").
 pub fn main() {
+    // The timeline's `agent-main`: what exec, the dynamic loader and Rust's
+    // start-up cost comes before it; the agent's own start after.
+    let main_ms = history::facts::boottime_ms();
     // First, while descriptors 3 on are still the ones init handed over.
     let handed = history::service_logs::take_handed();
     // Then our own lines: on to init as before, and stamped for the record
@@ -111,6 +114,7 @@ pub fn main() {
     };
     let result = rt.block_on(run(
         cfg,
+        main_ms,
         admin.handle().clone(),
         handed,
         own_lines,
@@ -141,6 +145,7 @@ fn router(agent: Agent) -> Router<Stack<auth::AuthLayer, Identity>> {
 
 async fn run(
     cfg: Config,
+    main_ms: u64,
     admin: Handle,
     handed: Vec<(&'static str, std::os::fd::OwnedFd)>,
     own_lines: Option<std::sync::mpsc::Receiver<history::own_log::Line>>,
@@ -166,6 +171,7 @@ async fn run(
         tokio::task::spawn_blocking(move || history::open(&cfg, slot, os))
     };
     let tls_config = Arc::new(tls::server_config(&cfg.pki_dir)?);
+    let tls_ms = history::facts::boottime_ms();
     // The machine configuration before the network: once applied, its
     // hostname wins over the command line's, DHCP's and the MAC's.
     if let Some(f) = &cfg.hostname_file {
@@ -278,7 +284,11 @@ async fn run(
     let (recorder, copier) = start_history(&cfg, history_opened);
     opened.send(recorder.clone());
     if let Some(rec) = recorder.clone() {
-        tokio::task::spawn_blocking(move || rec.mark("agent-listening", listening_ms));
+        tokio::task::spawn_blocking(move || {
+            rec.mark("agent-main", main_ms);
+            rec.mark("agent-tls-loaded", tls_ms);
+            rec.mark("agent-listening", listening_ms);
+        });
     }
     let service_logs = {
         let (cfg, rec) = (cfg.clone(), recorder.clone());

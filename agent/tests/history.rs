@@ -448,12 +448,25 @@ fn the_kernel_log_is_copied_with_its_marks_and_the_agents_own() {
         1,
         "a service's first start only"
     );
-    for agent_mark in ["agent-listening", "healthy", "marked-successful"] {
+    for agent_mark in [
+        "agent-main",
+        "agent-tls-loaded",
+        "agent-listening",
+        "healthy",
+        "marked-successful",
+    ] {
         assert!(
             marks.iter().any(|m| m.0 == agent_mark),
             "{agent_mark} in {marks:?}"
         );
     }
+    // The agent's start-up marks, in the order it passes them.
+    let at = |name: &str| marks.iter().find(|m| m.0 == name).unwrap().1;
+    assert!(
+        at("agent-main") <= at("agent-tls-loaded")
+            && at("agent-tls-loaded") <= at("agent-listening"),
+        "start-up marks out of order: {marks:?}"
+    );
     assert!(s.boots(1, Some(1)).unwrap()[0].successful);
 }
 

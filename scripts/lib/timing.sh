@@ -34,9 +34,11 @@ timing_floor() {
 
 # timing_node VMDIR AGENT_SECS: print one line of node figures, guest
 # seconds of this boot's own clock: the kernel's hand-over to /init, stage
-# 1's modules loaded and verified root, stage 2, the agent's start, the
-# agent listening (its mark on `osctl boots show 0`: the socket bound, TLS
-# loaded, both lanes serving), its boot history opened (the agent's
+# 1's modules loaded and verified root, stage 2, the agent's start, its
+# `main` entered and TLS loaded (its timeline marks `agent-main`,
+# `agent-tls-loaded`), the agent listening (its mark on `osctl boots show
+# 0`: the socket bound, TLS loaded, both lanes serving), its boot history
+# opened (the agent's
 # `history boot N` kernel log line; an agent before the boot-time work
 # served the API only after it), containerd's start, boot-ok; then
 # listen_after_init (the goal's figure: /init to the agent listening) and
@@ -46,14 +48,17 @@ timing_node() {
   local dir=$1 agent_secs=$2 dmesg_txt listening
   dmesg_txt=$(vm_osctl "$dir" dmesg) || { echo "timing: osctl dmesg failed"; return 1; }
   _ts() { grep -m1 -E "$1" <<<"$dmesg_txt" | sed -n 's/^[^[]*\[ *\([0-9.]*\)\].*/\1/p'; }
-  # The timeline's mark in ms (columns NODE BOOT MARK AT STEP).
-  listening=$(vm_osctl "$dir" boots show 0 2>/dev/null |
-    awk '$3 == "agent-listening" { printf "%.3f", $4 / 1000; exit }')
+  # The timeline's marks in s (columns NODE BOOT MARK AT STEP; AT in ms).
+  local timeline
+  timeline=$(vm_osctl "$dir" boots show 0 2>/dev/null) || timeline=
+  _mark() { awk -v m="$1" '$3 == m { printf "%.3f", $4 / 1000; exit }' <<<"$timeline"; }
+  listening=$(_mark agent-listening)
   local init
   init=$(_ts 'Run /init as init process')
-  printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_listening=%s history_open=%s containerd_started=%s boot_ok=%s (guest s) ' \
+  printf 'init=%s modules=%s root=%s stage2=%s agent_started=%s agent_main=%s agent_tls=%s agent_listening=%s history_open=%s containerd_started=%s boot_ok=%s (guest s) ' \
     "$init" "$(_ts 'matic-init: modules: ')" "$(_ts 'matic-init: slot .*verified; ')" \
-    "$(_ts 'matic-init: stage 2')" "$(_ts 'matic-init: matic-agent: started')" "${listening:-?}" \
+    "$(_ts 'matic-init: stage 2')" "$(_ts 'matic-init: matic-agent: started')" \
+    "$(_mark agent-main)" "$(_mark agent-tls-loaded)" "${listening:-?}" \
     "$(_ts 'matic-agent: history boot ')" \
     "$(_ts 'matic-init: containerd: started')" "$(_ts 'matic-init: control: boot-ok')"
   awk -v i="${init:-0}" -v l="${listening:-0}" 'BEGIN {
