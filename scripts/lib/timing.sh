@@ -21,7 +21,7 @@ timing_floor() {
   # without the firmware; matic.slot=A keeps the command line the one a
   # direct node boot gets (there, stage 1 then never kexecs away from the
   # initramfs under test).
-  timeout 120 qemu-system-x86_64 -machine "$VM_MACHINE,accel=tcg" -cpu max -smp "$VM_SMP" -m "$VM_MEMORY" \
+  timeout 120 qemu-system-x86_64 -machine "$VM_MACHINE,accel=tcg" -cpu "$VM_CPU" -smp "$VM_SMP" -m "$VM_MEMORY" \
     -display none -monitor none -serial "file:$dir/console.log" -no-reboot -nic none \
     -kernel "$kernel" -initrd "$dir/initramfs" -append "$VM_APPEND_BASE matic.slot=A" ||
     matic_die "the floor boot failed (console: $dir/console.log)"

@@ -24,7 +24,7 @@
 # Machine: software emulation (no KVM), $VM_MACHINE (default q35: its PCIe
 # interrupts cost the kernel ~20 ms where the i440FX's ACPI interrupt links
 # cost ~150-200 ms per PCI device, docs/image.md; VM_MACHINE=pc for the
-# old one), virtio disk (raw, cache=writeback:
+# old one), CPU $VM_CPU (default max), virtio disk (raw, cache=writeback:
 # a guest write QEMU has performed is in the image file even if QEMU is
 # killed, so vm_kill is an honest power cut for what the guest had sent),
 # virtio NIC on QEMU's user network with the API forwarded to 127.0.0.1,
@@ -38,6 +38,7 @@
 
 VM_MEMORY=${VM_MEMORY:-1024}
 VM_MACHINE=${VM_MACHINE:-q35}
+VM_CPU=${VM_CPU:-max}
 VM_SMP=${VM_SMP:-2}
 VM_BOOT=${VM_BOOT:-uefi}
 VM_OVMF_CODE=${VM_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
@@ -109,7 +110,7 @@ vm_start() {
   qemu-system-x86_64 -help | grep -q '^-action' || wd=(-watchdog-action reset)
   date +%s.%N >"$dir/started_at"
   qemu-system-x86_64 \
-    -name maticos -machine "$VM_MACHINE,accel=tcg" -cpu max -smp "$VM_SMP" -m "$VM_MEMORY" \
+    -name maticos -machine "$VM_MACHINE,accel=tcg" -cpu "$VM_CPU" -smp "$VM_SMP" -m "$VM_MEMORY" \
     -display none -monitor none -serial "file:$dir/console.log" \
     "${boot[@]}" \
     -drive "file=$disk,if=virtio,format=raw,cache=writeback" \
