@@ -60,8 +60,7 @@ check_try_cut_off_address() {
   # agent sends it from an address it no longer has); osctl waits 20 s for
   # a trial's reply, then says what happens next. The generation is read
   # after the revert.
-  OSCTL_CONFIG=$MATIC_PKI/osctlconfig "$MATIC_RELEASE/osctl" --endpoints "127.0.0.1:$E2E_PORT" \
-    -o json config apply "$E2E_DIR/unreachable.toml" --try "${E2E_TRY_ADDR_WINDOW}s" \
+  vm_osctl "$E2E_VM" -o json config apply "$E2E_DIR/unreachable.toml" --try "${E2E_TRY_ADDR_WINDOW}s" \
     >"$E2E_DIR/unreachable.out" 2>&1 &
   local apply_pid=$!
   # The address goes while the apply is being handled: the first failed call.
