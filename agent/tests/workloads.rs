@@ -439,6 +439,49 @@ async fn standin_pods_through_cri() {
         ids: Vec::new(),
     };
     let logs = dir.join("pods");
+
+    // A failed attempt leaves no test pod behind: the next attempt (a
+    // restarted stand-in) runs them all, it does not read "ran before".
+    // Its logs stay as its evidence until the next attempt starts: twice
+    // the same failure, one attempt's logs.
+    let mut told = pods::PodSpec::workload("standin-told", "matic-standin: exiting 5", 5);
+    told.exit = 0;
+    let failing = [pods::PodSpec::workload("standin-first", "first", 0), told];
+    let log_dirs = |name: &str| {
+        std::fs::read_dir(&logs)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .contains(&format!("_{name}_"))
+            })
+            .count()
+    };
+    for attempt in 1..=2 {
+        let mut failed_lines = Vec::new();
+        let e = pods::run_once(&ch, &failing, &logs, &mut |l| {
+            failed_lines.push(l.to_owned())
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            e.contains("standin-told") && e.contains("exited 5"),
+            "attempt {attempt}: {e}\n{failed_lines:?}"
+        );
+        assert_eq!(failed_lines.len(), 2, "{failed_lines:?}");
+        assert_eq!(
+            pods::labelled(&ch, pods::TEST_RUN).await.unwrap(),
+            Vec::<String>::new(),
+            "attempt {attempt} left test pods"
+        );
+        assert_eq!(
+            (log_dirs("standin-first"), log_dirs("standin-told")),
+            (1, 1),
+            "attempt {attempt}"
+        );
+    }
+
     let mut lines = Vec::new();
     let runs = pods::run_test_pods(&ch, &logs, &mut |l| lines.push(l.to_owned()))
         .await

@@ -356,6 +356,21 @@ pub async fn run_test_pods(
     log_root: &Path,
     out: &mut dyn FnMut(&str),
 ) -> Result<Option<Vec<PodRun>>, String> {
+    run_once(ch, &test_pods(), log_root, out).await
+}
+
+/// [`run_test_pods`] with the pods given. A run that fails leaves no pod
+/// labelled [`TEST_RUN`]: a pod left behind would read as "ran before" to
+/// the restarted stand-in, which would then report nothing instead of
+/// trying again. The failed pods' log directories stay until the next
+/// attempt starts (the failure's evidence), then go: one attempt's logs,
+/// however often the stand-in is restarted.
+pub async fn run_once(
+    ch: &Channel,
+    specs: &[PodSpec],
+    log_root: &Path,
+    out: &mut dyn FnMut(&str),
+) -> Result<Option<Vec<PodRun>>, String> {
     let there = labelled(ch, TEST_RUN).await?;
     if !there.is_empty() {
         out(&format!(
@@ -364,19 +379,52 @@ pub async fn run_test_pods(
         ));
         return Ok(None);
     }
+    for spec in specs {
+        remove_log_dirs(&spec.name, log_root);
+    }
     let mut runs = Vec::new();
-    for spec in test_pods() {
-        let r = run_pod(ch, &spec, TEST_RUN, log_root, EXIT_WAIT).await?;
-        out(&r.line());
-        if r.exit_code != spec.exit {
-            return Err(format!(
-                "pod {}: exited {}, its workload was told {}",
-                r.name, r.exit_code, spec.exit
-            ));
+    for spec in specs {
+        let failed = match run_pod(ch, spec, TEST_RUN, log_root, EXIT_WAIT).await {
+            Err(e) => Some(e),
+            Ok(r) => {
+                out(&r.line());
+                let code = r.exit_code;
+                runs.push(r);
+                (code != spec.exit).then(|| {
+                    format!(
+                        "pod {}: exited {code}, its workload was told {}",
+                        spec.name, spec.exit
+                    )
+                })
+            }
+        };
+        if let Some(e) = failed {
+            for id in labelled(ch, TEST_RUN).await.unwrap_or_default() {
+                if let Err(r) = remove(ch, &id).await {
+                    out(&format!("pods: after the failure, {r}"));
+                }
+            }
+            return Err(e);
         }
-        runs.push(r);
     }
     Ok(Some(runs))
+}
+
+/// Removes the log directories of pod `name` (any UID) under `log_root`;
+/// what cannot be read or removed is left (the next attempt tries again).
+fn remove_log_dirs(name: &str, log_root: &Path) {
+    let prefix = format!("{NAMESPACE}_{name}_");
+    let Ok(entries) = std::fs::read_dir(log_root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The spread of pod-start latencies.

@@ -52,6 +52,10 @@ die() {
     [ -f "$c" ] || continue
     echo "  --- last 40 console lines ($c) ---" >&2
     tail -n 40 "$c" | sed 's/^/  | /' >&2
+    # Where the vCPUs are, twice a second apart (QEMU still running).
+    local state=()
+    mapfile -t state < <(vm_cpu_state "$(dirname "$c")"; sleep 1; vm_cpu_state "$(dirname "$c")")
+    ((${#state[@]} == 0)) || { echo "  --- vCPUs (info registers -a, twice) ---"; printf '  | %s\n' "${state[@]}"; } >&2
   done
   exit 1
 }
