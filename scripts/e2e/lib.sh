@@ -56,6 +56,7 @@ die() {
     local state=()
     mapfile -t state < <(vm_cpu_state "$(dirname "$c")"; sleep 1; vm_cpu_state "$(dirname "$c")")
     ((${#state[@]} == 0)) || { echo "  --- vCPUs (info registers -a, twice) ---"; printf '  | %s\n' "${state[@]}"; } >&2
+    [ ! -s "$(dirname "$c")/stalls.log" ] || { echo "  --- stall resets ---"; sed 's/^/  | /' "$(dirname "$c")/stalls.log"; } >&2
   done
   exit 1
 }
