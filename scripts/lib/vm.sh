@@ -22,8 +22,7 @@
 #   port         the host port forwarded to the node's API (TCP 50051)
 #
 # Machine: software emulation (no KVM), $VM_MACHINE (default q35: its
-# kernel reaches /init ~1.4 s sooner than the i440FX's, and its PCIe
-# interrupts cost ~20 ms where the i440FX's ACPI interrupt links cost
+# PCIe interrupts cost ~20 ms where the i440FX's ACPI interrupt links cost
 # ~150-200 ms per PCI device, docs/image.md; one q35 boot in CI hung in
 # the kernel before /init, which vm_watch_stalls below gets past,
 # docs/e2e.md "q35, and the kernel that hung"; VM_MACHINE=pc for the
