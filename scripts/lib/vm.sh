@@ -155,18 +155,21 @@ vm_watch_stalls() {
   # Its own process (vm_start's `&`): a grep that finds nothing yet must
   # not end it under the caller's `set -e`.
   set +e
-  local dir=$1 pid=$2 resets=0 last idle
+  local dir=$1 pid=$2 resets=0 last idle since=0
   while [ "$(vm_pid "$dir" 2>/dev/null)" = "$pid" ]; do
     sleep 5
     last=$(grep -a -e '^\[ *0\.000000\] Linux version' -e 'Run /init as init process' "$dir/console.log" 2>/dev/null | tail -n 1)
     [[ $last == *"Linux version"* ]] || continue
+    # Silence counts from the last reset too: until the firmware and the
+    # next kernel print, the old banner is still the console's last one.
     idle=$(($(date +%s) - $(stat -c %Y "$dir/console.log")))
+    ((idle <= $(date +%s) - since)) || idle=$(($(date +%s) - since))
     ((idle >= VM_STALL_SECS)) || continue
     if ((resets >= VM_STALL_RESETS)); then
       echo "$(date -u +%T) QEMU $pid: the kernel is silent again before /init; no more resets"
       return 0
     fi
-    resets=$((resets + 1))
+    resets=$((resets + 1)) since=$(date +%s)
     echo "$(date -u +%T) QEMU $pid: the kernel printed nothing for ${idle} s before /init (last line: $(tail -n 1 "$dir/console.log" | tr -d '\r' | cut -c1-120)); vCPUs: $(vm_cpu_state "$dir" | tr '\n' ' '); system_reset $resets of $VM_STALL_RESETS"
     vm_qmp "$dir" system_reset >/dev/null 2>&1 || true
     vm_qmp "$dir" cont >/dev/null 2>&1 || true
