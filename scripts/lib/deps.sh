@@ -22,12 +22,13 @@ deps_missing() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 }
+deps_install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >&2; }
 deps_missing
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  deps_install "${missing[@]}"
   # An install may remove a listed package that was there (seen: Debian's
   # qemu-system-x86 took away a newer qemu-utils from backports): a second
   # pass puts it back at the version that fits, and what is still missing
@@ -35,7 +36,7 @@ if ((${#missing[@]})); then
   deps_missing
   if ((${#missing[@]})); then
     echo "deps: installing ${missing[*]} again (an install removed them)" >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    deps_install "${missing[@]}"
     deps_missing
     ((${#missing[@]} == 0)) || { echo "deps: still not installed: ${missing[*]}" >&2; exit 1; }
   fi

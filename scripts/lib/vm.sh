@@ -144,9 +144,8 @@ vm_start() {
 # before starting /init, at most $VM_STALL_RESETS times, and says so in
 # VMDIR/stalls.log. Why: one boot of the suite on q35 hung for good in the
 # kernel's ACPI scan, before /init (docs/e2e.md, "q35, and the kernel
-# that hung"): an
-# emulator or kernel fault before any MaticOS code runs, which a reset
-# gets past. Only that window is watched (from the kernel's banner to its
+# that hung"): an emulator or kernel fault before any MaticOS code runs,
+# which a reset gets past. Only that window is watched (from the kernel's banner to its
 # `Run /init` line, at loglevel 7 a line every few ms): a stage 1, an
 # agent or a panic of ours is never reset by it, and the slot's boot
 # counting (stage 1, after /init) never sees the hung boot. A kernel that
@@ -162,8 +161,8 @@ vm_watch_stalls() {
     [[ $last == *"Linux version"* ]] || continue
     # Silence counts from the last reset too: until the firmware and the
     # next kernel print, the old banner is still the console's last one.
-    idle=$(($(date +%s) - $(stat -c %Y "$dir/console.log")))
-    ((idle <= $(date +%s) - since)) || idle=$(($(date +%s) - since))
+    last=$(stat -c %Y "$dir/console.log")
+    idle=$(($(date +%s) - (last > since ? last : since)))
     ((idle >= VM_STALL_SECS)) || continue
     if ((resets >= VM_STALL_RESETS)); then
       echo "$(date -u +%T) QEMU $pid: the kernel is silent again before /init; no more resets"
@@ -171,8 +170,8 @@ vm_watch_stalls() {
     fi
     resets=$((resets + 1)) since=$(date +%s)
     echo "$(date -u +%T) QEMU $pid: the kernel printed nothing for ${idle} s before /init (last line: $(tail -n 1 "$dir/console.log" | tr -d '\r' | cut -c1-120)); vCPUs: $(vm_cpu_state "$dir" | tr '\n' ' '); system_reset $resets of $VM_STALL_RESETS"
-    vm_qmp "$dir" system_reset >/dev/null 2>&1 || true
-    vm_qmp "$dir" cont >/dev/null 2>&1 || true
+    vm_qmp "$dir" system_reset >/dev/null 2>&1
+    vm_qmp "$dir" cont >/dev/null 2>&1
   done
 }
 
