@@ -4,8 +4,8 @@
 #
 # Boot modes ($VM_BOOT):
 #   uefi (default)  the disk alone, as a real machine boots it: OVMF
-#                   (Debian's ovmf: read-only OVMF_CODE_4M.fd pflash, a copy
-#                   of OVMF_VARS_4M.fd per VM) starts the ESP's loader,
+#                   (Debian's ovmf: read-only OVMF_CODE_4M.fd pflash, its
+#                   variables in DISK.vars, below) starts the ESP's loader,
 #                   whose kernel, initramfs and command line are the disk's
 #                   (scripts/build-disk --append adds to the command line)
 #   direct          QEMU's -kernel/-initrd/-append with $VM_KERNEL and
@@ -15,7 +15,6 @@
 #
 # A VM lives in a directory VMDIR holding:
 #   qemu.pid     QEMU's pid (QEMU is daemonized)
-#   ovmf-vars.fd the VM's UEFI variables (uefi mode; fresh each vm_start)
 #   qmp.sock     the QMP socket (vm_qmp): tests reset or stop the machine
 #   console.log  the serial console, across reboots
 #   started_at   host clock (date +%s.%N) just before QEMU started
@@ -35,9 +34,14 @@
 # an i6300esb watchdog whose expiry resets the machine, an ACPI ERST device
 # (the firmware's error record store: the kernel's pstore keeps a panic's
 # log there across the reset; the agent moves it into the boot history,
-# docs/history.md) backed by DISK.erst beside the disk image — the disk
-# and its .erst are one machine: whoever makes or copies a disk removes
-# the copy's .erst, a power cut keeps it — and no -no-reboot: reboots and
+# docs/history.md) backed by DISK.erst beside the disk image, the UEFI
+# variables (the firmware's NVRAM: boot entries, and whatever the OS stores
+# there) in DISK.vars, a copy of OVMF_VARS_4M.fd made at the disk's first
+# start — the disk, its .erst and its .vars are one machine: whoever makes
+# or copies a disk removes the copy's .erst and .vars, a power cut keeps
+# them, as a real machine's NVRAM survives one (and OVMF's first start on
+# fresh variables, which sets them up, is paid once per machine, not at
+# every power-on: ~0.7 s under emulation) — and no -no-reboot: reboots and
 # panics (panic=5) restart the VM, as rollback needs.
 
 VM_MEMORY=${VM_MEMORY:-1024}
@@ -67,11 +71,11 @@ vm_disk_guid() {
 }
 
 # vm_copy_disk SRC DST: DST becomes a new machine's disk: a sparse copy of
-# SRC, without DST's old .erst (the disk and its .erst are one machine, see
-# the header: a copy that kept a crash record of another boot would report
-# that crash as its own).
+# SRC, without DST's old .erst and .vars (the disk and its NVRAM are one
+# machine, see the header: a copy that kept a crash record of another boot
+# would report that crash as its own).
 vm_copy_disk() {
-  cp --sparse=always "$1" "$2" && rm -f "$2.erst"
+  cp --sparse=always "$1" "$2" && rm -f "$2.erst" "$2.vars"
 }
 
 # vm_start VMDIR DISK PORT [EXTRA_APPEND] [-- QEMU_ARGS...]: boot a node in
@@ -94,7 +98,7 @@ vm_start() {
       [ -f "$VM_OVMF_CODE" ] && [ -f "$VM_OVMF_VARS" ] ||
         matic_die "OVMF firmware ($VM_OVMF_CODE, $VM_OVMF_VARS) missing: install Debian's ovmf (scripts/lib/deps.sh)"
       boot=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$VM_OVMF_CODE"
-        -drive "if=pflash,format=raw,unit=1,file=$dir/ovmf-vars.fd")
+        -drive "if=pflash,format=raw,unit=1,file=$disk.vars")
       ;;
     direct)
       local kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz} initrd=${VM_INITRD:-$MATIC_OUT/initramfs} guid
@@ -108,10 +112,11 @@ vm_start() {
   esac
   vm_stop "$dir"
   rm -f "$dir/qmp.sock" "$dir/qemu.pid"
-  # A fresh copy each start: the firmware finds the loader at the removable
-  # media path, EFI/BOOT/BOOTX64.EFI, with no boot entry of its own.
+  # The machine's first start: fresh variables, so the firmware finds the
+  # loader at the removable media path, EFI/BOOT/BOOTX64.EFI, with no boot
+  # entry of its own (and adds one for the disk, which later starts use).
   # (`command`: the end-to-end suite has a shell function named install.)
-  [ "$VM_BOOT" != uefi ] || command install -m 0644 "$VM_OVMF_VARS" "$dir/ovmf-vars.fd"
+  [ "$VM_BOOT" != uefi ] || [ -s "$disk.vars" ] || command install -m 0644 "$VM_OVMF_VARS" "$disk.vars"
   : >"$dir/console.log"
   echo "$port" >"$dir/port"
   # -action is QEMU >= 6.0; older ones spell it -watchdog-action.
