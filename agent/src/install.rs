@@ -163,7 +163,7 @@ fn prepare(
         Ok(m) => m.counter,
         // No manifest that verifies: an image from before signed releases
         // or a damaged tail. It fixes no counter (docs/api.md).
-        Err(e) if e.manifest().is_some() => {
+        Err(e) if e.slot_has_none() => {
             eprintln!(
                 "matic-agent: install: running slot {} has no valid manifest ({e}); its security counter counts as 0",
                 ctx.running

@@ -6,7 +6,11 @@
 //! A slot without a manifest that verifies has no release: BootStatus says
 //! why, and for anti-rollback its security counter is 0 (an image from
 //! before signed releases, or a damaged tail, can be replaced by any signed
-//! release).
+//! release). A manifest block of zeros is its own case, [`ReleaseError::Empty`]:
+//! a slot never written (a new disk's B), or one whose install did not
+//! finish (an install zeroes the block before the payload's first byte and
+//! writes the manifest last) — nothing there, rather than "an unsigned
+//! image".
 //!
 //! Must never: hand out a [`Manifest`] that has not been verified with a
 //! trusted key, write anywhere but a slot's manifest block, or change slot
@@ -43,6 +47,10 @@ pub enum ReleaseError {
     NoKeys(PathBuf),
     #[error("{0}")]
     Trust(#[from] TrustError),
+    /// The manifest block is all zeros: nothing installed, or an install
+    /// that did not finish.
+    #[error("nothing installed (no release, or an install that did not finish)")]
+    Empty,
 }
 
 impl ReleaseError {
@@ -52,6 +60,13 @@ impl ReleaseError {
             ReleaseError::Trust(TrustError::Manifest(m)) => Some(m),
             _ => None,
         }
+    }
+
+    /// The slot holds no manifest that verifies, for a reason in its bytes
+    /// (none at all, or one refused) rather than the node's: such a slot
+    /// fixes no security counter.
+    pub fn slot_has_none(&self) -> bool {
+        matches!(self, ReleaseError::Empty) || self.manifest().is_some()
     }
 }
 
@@ -96,6 +111,9 @@ pub fn read_slot(
             path: path.to_owned(),
             source,
         })?;
+    if block.iter().all(|&b| b == 0) {
+        return Err(ReleaseError::Empty);
+    }
     verify(keys, &block)
 }
 
@@ -169,6 +187,55 @@ mod tests {
         // With the key's file in place the same block verifies.
         key.trust_in(&dir);
         assert_eq!(verify(&keys, &r.block).unwrap(), r.manifest);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_slot_of_zeros_holds_nothing_and_one_changed_byte_is_not_a_manifest() {
+        use matic_tests::release::{Release, TestKey};
+        let dir = std::env::temp_dir().join(format!("matic-release-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = TestKey::from_seed(5);
+        key.trust_in(&dir);
+        let keys = TrustedKeys::new(&dir);
+        let disk = dir.join("disk");
+        let info = SlotInfo {
+            attrs: matic_boot::SlotAttrs::new(0, 0, false).unwrap(),
+            offset: 4096,
+            len: 4 * 65536,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&disk)
+            .unwrap();
+        file.set_len(info.offset + info.len).unwrap();
+        // Never written (a new disk's B, or an install cut after it zeroed
+        // the block): nothing there, and no counter.
+        let e = read_slot(&file, &disk, Slot::B, &info, &keys).unwrap_err();
+        assert!(matches!(e, ReleaseError::Empty), "{e}");
+        assert!(e.to_string().starts_with("nothing installed"), "{e}");
+        assert!(e.slot_has_none());
+        // One byte that is not zero: a block that is not a manifest.
+        let at = tail_offset(Slot::B, &info).unwrap();
+        file.write_all_at(&[1], at + 100).unwrap();
+        let e = read_slot(&file, &disk, Slot::B, &info, &keys).unwrap_err();
+        assert!(matches!(e.manifest(), Some(ManifestError::Magic)), "{e}");
+        assert!(e.slot_has_none());
+        // A real one, written as an install writes it, reads back verified.
+        let r = Release::build(&key, "2.1", 3, &[7u8; 5000]);
+        write_slot(&file, &disk, Slot::B, &info, &r.block).unwrap();
+        assert_eq!(
+            read_slot(&file, &disk, Slot::B, &info, &keys).unwrap(),
+            r.manifest
+        );
+        // A node without keys is the node's reason, not the slot's.
+        let none = TrustedKeys::new(dir.join("absent"));
+        let e = read_slot(&file, &disk, Slot::B, &info, &none).unwrap_err();
+        assert!(!e.slot_has_none(), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
