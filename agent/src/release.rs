@@ -205,14 +205,8 @@ mod tests {
             offset: 4096,
             len: 4 * 65536,
         };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&disk)
-            .unwrap();
-        file.set_len(info.offset + info.len).unwrap();
+        std::fs::write(&disk, vec![0u8; (info.offset + info.len) as usize]).unwrap();
+        let file = File::options().read(true).write(true).open(&disk).unwrap();
         // Never written (a new disk's B, or an install cut after it zeroed
         // the block): nothing there, and no counter.
         let e = read_slot(&file, &disk, Slot::B, &info, &keys).unwrap_err();
