@@ -321,9 +321,10 @@ boot_ended() {
     die "osctl boots: the boot $1 before the running one should have ended as $2${3:+ ($3)}; the list: $(jq -c '[.[0].result.boots[] | {number, slot, ending_kind, ending}]' <<<"$j")"
 }
 
-# The console lines since boot number N+1 of this QEMU.
+# console_since_boot N [CONSOLE]: the console lines since boot number N+1
+# of this QEMU (CONSOLE: another node's console.log, default the suite's).
 console_since_boot() {
-  awk -v n="$1" '/Run \/init as init process/ { c++ } c > n' "$E2E_VM/console.log"
+  awk -v n="$1" '/Run \/init as init process/ { c++ } c > n' "${2:-$E2E_VM/console.log}"
 }
 
 # 2. Bad image whose agent exits at start: backoff, boot deadline, tries
@@ -888,7 +889,7 @@ scenario_13() {
   # scenario 2's checks, which the default run makes here only.
   local bad
   bad=$(($(fleet_boots 1) - b0[1] - 1))
-  agent_exits_rollback "$(awk -v n="${b0[1]}" '/Run \/init as init process/ { c++ } c > n' "$(fleet_vm 1)/console.log")" "$bad" "$E2E_TRIES"
+  agent_exits_rollback "$(console_since_boot "${b0[1]}" "$(fleet_vm 1)/console.log")" "$bad" "$E2E_TRIES"
   say "   node 1: failed (rolled-back) after $(jq -r '.nodes[0].elapsed_s | . * 10 | round / 10' <<<"$UPGRADE_SUMMARY") s: $bad boots of A, each ended by its boot deadline, then B; back on e2e-2 from B, A given up"
   for i in 2 3; do
     (($(fleet_boots "$i") == b0[i])) || die "node $i rebooted during the halted rollout ($(($(fleet_boots "$i") - b0[i])) boots)"
