@@ -98,7 +98,8 @@ vm_start() {
       [ -f "$VM_OVMF_CODE" ] && [ -f "$VM_OVMF_VARS" ] ||
         matic_die "OVMF firmware ($VM_OVMF_CODE, $VM_OVMF_VARS) missing: install Debian's ovmf (scripts/lib/deps.sh)"
       boot=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$VM_OVMF_CODE"
-        -drive "if=pflash,format=raw,unit=1,file=$disk.vars")
+        -drive "if=pflash,format=raw,unit=1,file=$disk.vars"
+        -global virtio-blk-pci.bootindex=0)
       ;;
     direct)
       local kernel=${VM_KERNEL:-$MATIC_OUT/kernel/vmlinuz} initrd=${VM_INITRD:-$MATIC_OUT/initramfs} guid
@@ -106,6 +107,7 @@ vm_start() {
       [ -f "$initrd" ] || matic_die "initramfs $initrd missing: run scripts/build-image"
       guid=$(vm_disk_guid "$disk")
       [ -n "$guid" ] || matic_die "$disk has no GPT disk GUID (blkid): not a MaticOS disk?"
+      # No bootindex here: QEMU's -kernel option ROM takes index 0.
       boot=(-kernel "$kernel" -initrd "$initrd" -append "$VM_APPEND_BASE matic.disk_guid=$guid${extra:+ $extra}")
       ;;
     *) matic_die "VM_BOOT=$VM_BOOT: uefi or direct" ;;
@@ -127,7 +129,7 @@ vm_start() {
     -name maticos -machine "$VM_MACHINE,accel=tcg" -cpu "$VM_CPU" -smp "$VM_SMP" -m "$VM_MEMORY" \
     -display none -monitor none -serial "file:$dir/console.log" \
     "${boot[@]}" \
-    -drive "file=$disk,if=virtio,format=raw,cache=writeback" -global virtio-blk-pci.bootindex=0 \
+    -drive "file=$disk,if=virtio,format=raw,cache=writeback" \
     -netdev "user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:$port-:50051" \
     -device virtio-net-pci,netdev=n0 \
     -device i6300esb "${wd[@]}" \
