@@ -22,8 +22,8 @@
 #
 # Machine: software emulation (no KVM), $VM_MACHINE (default q35: its
 # PCIe interrupts cost ~20 ms where the i440FX's ACPI interrupt links cost
-# ~150-200 ms per PCI device, docs/image.md; one q35 boot in CI hung in
-# the kernel before /init, which vm_watch_stalls below gets past,
+# ~150-200 ms per PCI device, docs/image.md; a few q35 boots in CI hung
+# in the kernel before /init, which vm_watch_stalls below gets past,
 # docs/e2e.md "q35, and the kernel that hung"; VM_MACHINE=pc for the
 # i440FX), CPU $VM_CPU (default max), the virtio disk first in the
 # firmware's boot order (bootindex: OVMF no longer tries QEMU's empty DVD
@@ -50,9 +50,11 @@ VM_CPU=${VM_CPU:-max}
 VM_SMP=${VM_SMP:-2}
 VM_BOOT=${VM_BOOT:-uefi}
 # The emulator's own hangs (vm_watch_stalls): how long a kernel may print
-# nothing before it has started /init, and how many such resets one QEMU
-# process gets (0: none, the stall is left to the caller's timeout).
-VM_STALL_SECS=${VM_STALL_SECS:-90}
+# nothing before it has started /init (at loglevel 7 it prints every few
+# ms; the longest gap in the suite's consoles was 2.2 s, three nodes on
+# two cores), and how many resets in a row one QEMU process gets (0: none,
+# the stall is left to the caller's timeout).
+VM_STALL_SECS=${VM_STALL_SECS:-30}
 VM_STALL_RESETS=${VM_STALL_RESETS:-1}
 VM_OVMF_CODE=${VM_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 VM_OVMF_VARS=${VM_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
@@ -147,39 +149,70 @@ vm_start() {
 }
 
 # vm_watch_stalls VMDIR PID (background, one per QEMU process PID): resets
-# the machine when its kernel has printed nothing for $VM_STALL_SECS
-# before starting /init, at most $VM_STALL_RESETS times, and says so in
-# VMDIR/stalls.log. Why: one boot of the suite on q35 hung for good in the
-# kernel's ACPI scan, before /init (docs/e2e.md, "q35, and the kernel
-# that hung"): an emulator or kernel fault before any MaticOS code runs,
-# which a reset gets past. Only that window is watched (from the kernel's banner to its
-# `Run /init` line, at loglevel 7 a line every few ms): a stage 1, an
-# agent or a panic of ours is never reset by it, and the slot's boot
-# counting (stage 1, after /init) never sees the hung boot. A kernel that
-# hangs again after its reset is left hanging: the caller's timeout fails.
+# the machine when its kernel hangs before starting /init, and says so in
+# VMDIR/stalls.log. A hang is either a kernel that has printed nothing for
+# $VM_STALL_SECS, or one that reported an RCU stall (vm_console_boot: a
+# CPU, or RCU's own thread, made no progress for the kernel's 21 s, in a
+# kernel start that takes 1-3 s). Why: boots of the suite on q35 hung for
+# good in the kernel, before /init (docs/e2e.md, "q35, and the kernel
+# that hung"): silent in the ACPI scan or after the clocksource switch,
+# and in CI's run of e9242ba with RCU stall reports every 21-63 s while
+# vCPU 0 sat halted and its timer never fired: emulator faults before any
+# MaticOS code runs, which a reset gets past. Only that window is watched
+# (from the kernel's banner to its `Run /init` line): a stage 1, an agent
+# or a panic of ours is never reset by it, and the slot's boot counting
+# (stage 1, after /init) never sees the hung boot. At most
+# $VM_STALL_RESETS resets in a row: a boot after a reset that hangs again
+# is left hanging (the caller's timeout fails), and a boot that reaches
+# /init starts the count again (scenarios boot one QEMU many times).
 vm_watch_stalls() {
-  # Its own process (vm_start's `&`): a grep that finds nothing yet must
-  # not end it under the caller's `set -e`.
+  # Its own process (vm_start's `&`): a command that fails must not end it
+  # under the caller's `set -e`.
   set +e
-  local dir=$1 pid=$2 resets=0 last idle since=0
+  local dir=$1 pid=$2 banners inits state why idle
+  local resets=0 reset_banners=0 reset_inits=0
   while [ "$(vm_pid "$dir" 2>/dev/null)" = "$pid" ]; do
     sleep 5
-    last=$(grep -a -e '^\[ *0\.000000\] Linux version' -e 'Run /init as init process' "$dir/console.log" 2>/dev/null | tail -n 1)
-    [[ $last == *"Linux version"* ]] || continue
-    # Silence counts from the last reset too: until the firmware and the
-    # next kernel print, the old banner is still the console's last one.
-    last=$(stat -c %Y "$dir/console.log")
-    idle=$(($(date +%s) - (last > since ? last : since)))
-    ((idle >= VM_STALL_SECS)) || continue
+    read -r banners inits state < <(vm_console_boot "$dir/console.log")
+    # A boot since the last reset reached /init: the next hang is a new one.
+    if ((inits > reset_inits)); then resets=0 reset_inits=$inits; fi
+    [ "$state" = kernel ] || [ "$state" = rcu-stall ] || continue
+    # After a reset, the hung boot stays the console's last one until the
+    # firmware has run and the next kernel prints its banner.
+    ((resets == 0 || banners > reset_banners)) || continue
+    if [ "$state" = rcu-stall ]; then
+      why="the kernel reported an RCU stall before /init ($(grep -a -m 1 -o 'rcu: INFO: .*' <(tail -n 200 "$dir/console.log") | tr -d '\r' | cut -c1-80))"
+    else
+      idle=$(($(date +%s) - $(stat -c %Y "$dir/console.log")))
+      ((idle >= VM_STALL_SECS)) || continue
+      why="the kernel printed nothing for ${idle} s before /init"
+    fi
     if ((resets >= VM_STALL_RESETS)); then
-      echo "$(date -u +%T) QEMU $pid: the kernel is silent again before /init; no more resets"
+      echo "$(date -u +%T) QEMU $pid: $why, again after $resets reset(s); no more resets"
       return 0
     fi
-    resets=$((resets + 1)) since=$(date +%s)
-    echo "$(date -u +%T) QEMU $pid: the kernel printed nothing for ${idle} s before /init (last line: $(tail -n 1 "$dir/console.log" | tr -d '\r' | cut -c1-120)); vCPUs: $(vm_cpu_state "$dir" | tr '\n' ' '); system_reset $resets of $VM_STALL_RESETS"
+    resets=$((resets + 1)) reset_banners=$banners
+    echo "$(date -u +%T) QEMU $pid: $why (last line: $(tail -n 1 "$dir/console.log" | tr -d '\r' | cut -c1-120)); vCPUs: $(vm_cpu_state "$dir" | tr '\n' ' '); system_reset $resets of $VM_STALL_RESETS"
     vm_qmp "$dir" system_reset >/dev/null 2>&1
     vm_qmp "$dir" cont >/dev/null 2>&1
   done
+}
+
+# vm_console_boot CONSOLE: where the last boot on a serial console log is,
+# for vm_watch_stalls. Prints "BANNERS INITS STATE": how many kernel
+# banners and `Run /init` lines the log holds, and the last boot's state:
+# none (no kernel yet), kernel (started, not yet at /init), rcu-stall (not
+# at /init, and its kernel reported an RCU stall: `rcu: INFO: rcu_preempt
+# detected stalls on CPUs/tasks` or `... self-detected stall on CPU`) or
+# init (it ran /init; whatever the kernel reports later is not the
+# watcher's business).
+vm_console_boot() {
+  LC_ALL=C awk '
+    /^\[ *0\.000000\] Linux version/ { banners++; state = "kernel"; next }
+    /Run \/init as init process/ { inits++; state = "init"; next }
+    state == "kernel" && /rcu: INFO: rcu_[a-z]+ (detected stalls|self-detected stall)/ { state = "rcu-stall" }
+    END { print banners + 0, inits + 0, (state == "" ? "none" : state) }' "$1" 2>/dev/null ||
+    echo "0 0 none"
 }
 
 # vm_pid VMDIR: print QEMU's pid if it is running; fail otherwise.
