@@ -44,6 +44,7 @@ pub fn main() {
     // The timeline's `agent-main`: what exec, the dynamic loader and Rust's
     // start-up cost comes before it; the agent's own start after.
     let main_ms = history::facts::boottime_ms();
+    abort_on_panic();
     // First, while descriptors 3 on are still the ones init handed over.
     let handed = history::service_logs::take_handed();
     // Then our own lines: on to init as before, and stamped for the record
@@ -128,6 +129,22 @@ pub fn main() {
         eprintln!("matic-agent: {e}");
         std::process::exit(1);
     }
+}
+
+/// A panic anywhere in the agent, a tokio task's or a helper thread's too,
+/// ends the process with SIGABRT once the message is out, and init
+/// restarts it (docs/api.md, docs/init.md): a half-dead agent whose panicked task held
+/// a lock or left a state half written would answer wrongly for good.
+/// Release builds get this from `panic = "abort"`; the hook makes it the
+/// program's own rule, so the agent the tests start behaves the same
+/// whatever their build's panic strategy (scripts/test builds the test
+/// tree unwinding: one dependency build for test harnesses and binaries).
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
 }
 
 /// The API server, configured the same for both lanes.

@@ -31,6 +31,9 @@ pub const HISTORY_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// Name that makes `ServiceRestart` abort the agent (feature `fault-injection`).
 pub const FAULT_ABORT: &str = "fault:abort-agent";
+/// Name that makes `ServiceRestart` panic in a tokio task after the reply
+/// (feature `fault-injection`): the agent must end as it would on abort.
+pub const FAULT_PANIC: &str = "fault:panic-task";
 
 /// Shared state of the running agent.
 #[derive(Debug, Clone)]
@@ -414,6 +417,15 @@ impl MachineService for Agent {
             tokio::spawn(async {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 std::process::abort();
+            });
+            return Ok(Response::new(ServiceRestartResponse {}));
+        }
+        #[cfg(feature = "fault-injection")]
+        if name == FAULT_PANIC {
+            eprintln!("matic-agent: fault injection: a task panics after the reply");
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                panic!("fault injection: {FAULT_PANIC}");
             });
             return Ok(Response::new(ServiceRestartResponse {}));
         }

@@ -1,6 +1,9 @@
 //! The `fault-injection` feature (test images only): `ServiceRestart
-//! fault:abort-agent` from an admin replies, then aborts the agent. Run by
-//! `scripts/test.d/30-api-fault-injection` (`--features fault-injection`).
+//! fault:abort-agent` from an admin replies, then aborts the agent;
+//! `fault:panic-task` replies, then panics in a tokio task, which must end
+//! the agent the same way (its panic hook), even in this test build, which
+//! unwinds (scripts/test). Run by `scripts/test.d/30-api-fault-injection`
+//! (`--features fault-injection`).
 #![cfg(feature = "fault-injection")]
 mod common;
 
@@ -8,16 +11,24 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use common::*;
+use matic_agent::service::{FAULT_ABORT, FAULT_PANIC};
 use matic_proto::v1::ServiceRestartRequest;
 use osctl::pki::Role;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_agent_replies_then_aborts() {
-    let mut node = Node::start("fault", NodeOpts::default());
-    let req = || ServiceRestartRequest {
-        name: "fault:abort-agent".into(),
-    };
+    replies_then_aborts("fault", FAULT_ABORT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicked_task_aborts_the_agent() {
+    replies_then_aborts("fault-panic", FAULT_PANIC).await;
+}
+
+async fn replies_then_aborts(test: &str, fault: &str) {
+    let mut node = Node::start(test, NodeOpts::default());
+    let req = || ServiceRestartRequest { name: fault.into() };
     // Not for operators (ServiceRestart is admin-only).
     let mut op = node.client(Role::Operator).await;
     let e = op.service_restart(req()).await.unwrap_err();

@@ -179,6 +179,9 @@ pub fn static_programs() -> (PathBuf, PathBuf) {
             .arg("--manifest-path")
             .arg(&manifest)
             .args(["--", "-C", "target-feature=+crt-static"])
+            // no_std programs: no unwinder, whatever the test build uses
+            // (scripts/test builds the tests with CARGO_PROFILE_DEV_PANIC=unwind).
+            .env("CARGO_PROFILE_DEV_PANIC", "abort")
             .status()
             .expect("running cargo");
         assert!(st.success(), "building {bin} static failed");
