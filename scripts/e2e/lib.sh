@@ -217,7 +217,7 @@ wait_until() {
   shift 2
   until "$@" >/dev/null 2>&1; do
     node_up || die "QEMU exited while waiting for: $what"
-    (($(date +%s) < until)) || die "not within $secs s: $what (last: $("$@" 2>&1 | tail -c 600))"
+    (($(date +%s) < until)) || die "not within $secs s: $what (last: $("$@" 2>&1 | tail -c 1200))"
     sleep 1
   done
 }

@@ -51,8 +51,17 @@ service_state() { osctl_json services | jq -er --arg s "$1" '.[0].result.service
 kubelet_is() { [ "$(service_state kubelet)" = "$1" ]; }
 # running_boot: the running boot's number in the node's boot history.
 running_boot() { osctl_json boots | jq -er '.[0].result.boots[] | select(.running) | .number'; }
-# kubelet_logged TEXT: the stand-in kubelet's log on the node holds TEXT.
-kubelet_logged() { vm_osctl "$E2E_VM" logs kubelet | grep -qF -- "$1"; }
+# kubelet_logged TEXT: the stand-in kubelet's log on the node holds TEXT;
+# when it does not, its last lines and the node's containers are printed
+# (wait_until shows them when its time runs out).
+kubelet_logged() {
+  local log
+  log=$(vm_osctl "$E2E_VM" logs kubelet 2>&1) && grep -qF -- "$1" <<<"$log" && return 0
+  echo "osctl logs kubelet, last lines:"
+  tail -n 6 <<<"$log"
+  echo "osctl containers: $(vm_osctl "$E2E_VM" containers 2>&1 | tail -n 4)"
+  return 1
+}
 node_hostname() { osctl_json version | jq -er '.[0].result.hostname'; }
 hostname_is_not() { [ "$(node_hostname)" != "$1" ]; }
 same_boot() { (($(boots) == $1)) && [ "$(running_boot)" = "$2" ]; }
