@@ -133,8 +133,9 @@ pub fn main() {
 
 /// A panic anywhere in the agent, a tokio task's or a helper thread's too,
 /// ends the process with SIGABRT once the message is out, and init
-/// restarts it (docs/api.md, docs/init.md): a half-dead agent whose panicked task held
-/// a lock or left a state half written would answer wrongly for good.
+/// restarts it (docs/api.md, docs/init.md): a half-dead agent whose
+/// panicked task held a lock or left a state half written would answer
+/// wrongly for good.
 /// Release builds get this from `panic = "abort"`; the hook makes it the
 /// program's own rule, so the agent the tests start behaves the same
 /// whatever their build's panic strategy (scripts/test builds the test
